@@ -1,0 +1,5 @@
+import sys
+
+from ritm_qgis.cli import main
+
+sys.exit(main())

@@ -1,0 +1,55 @@
+"""``ritm-qgis`` (also ``python -m ritm_qgis``): the command line.
+
+Each subcommand lives in its own module of ``ritm_qgis.commands`` and provides ``HELP``,
+``add_arguments(parser)`` and ``run(args) -> int``; the list below is the whole registry.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+
+from ritm_qgis import __version__
+from ritm_qgis.engine.errors import RitmError
+
+# subcommand name -> module in ritm_qgis.commands
+COMMANDS = {
+    "noc-report": "noc_report",
+}
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="ritm-qgis",
+        description="Interactive building segmentation (RITM) for aerial imagery, and the "
+        "evaluation protocol of Marchesoni-Acland et al. (IPOL 2024).",
+    )
+    parser.add_argument("--version", action="version", version=f"ritm-qgis {__version__}")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    for name, module_name in COMMANDS.items():
+        module = importlib.import_module(f"ritm_qgis.commands.{module_name}")
+        p = sub.add_parser(name, help=module.HELP, description=module.HELP)
+        module.add_arguments(p)
+        p.set_defaults(_run=module.run)
+    return parser
+
+
+def main(argv=None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if not getattr(args, "_run", None):
+        parser.print_help()
+        return 2
+    try:
+        return int(args._run(args) or 0)
+    except RitmError as exc:
+        print(f"ritm-qgis {args.command}: error: {exc}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        print(f"ritm-qgis {args.command}: interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())
