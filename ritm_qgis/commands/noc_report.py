@@ -1,0 +1,82 @@
+"""``ritm-qgis noc-report``: Table 1 and Figure 1 of the paper from per-sample IoU arrays."""
+
+from __future__ import annotations
+
+import json
+import os
+
+import numpy as np
+
+from ritm_qgis.engine.errors import RitmError
+from ritm_qgis.engine.noc import DEFAULT_THRESHOLDS, noc_report
+from ritm_qgis.engine.report_table import TABLE_NOTES, text_table
+
+HELP = "Print NoC / >=max / Avg IoU (the paper's Table 1) from per-sample IoU arrays (.npy, samples x clicks)."
+
+
+def parse_thresholds(text: str) -> tuple[float, ...]:
+    try:
+        values = tuple(float(v) for v in text.split(",") if v.strip())
+    except ValueError:
+        raise RitmError(f"--thresholds takes comma-separated numbers such as 0.8,0.85,0.9, not '{text}'") from None
+    if not values:
+        raise RitmError("--thresholds needs at least one value, such as 0.8,0.85,0.9")
+    return values
+
+
+def parse_named_file(spec: str) -> tuple[str, str]:
+    name, sep, path = spec.partition("=")
+    if not sep:
+        path = spec
+        name = os.path.splitext(os.path.basename(spec))[0]
+    if not name or not path:
+        raise RitmError(f"--ious takes NAME=FILE.npy, not '{spec}'")
+    return name, path
+
+
+def load_iou_array(path: str) -> np.ndarray:
+    if not os.path.isfile(path):
+        raise RitmError(f"no IoU array at '{path}'; give the path of a .npy file written by 'evaluate' or by RITM")
+    try:
+        return np.load(path, allow_pickle=False)
+    except (ValueError, OSError) as exc:
+        raise RitmError(f"'{path}' is not a readable .npy array ({exc})") from None
+
+
+def add_arguments(p):
+    p.add_argument("--ious", action="append", required=True, metavar="NAME=FILE.npy",
+                   help="per-sample IoU array of one model (repeat for several models)")
+    p.add_argument("--thresholds", default=",".join(str(t) for t in DEFAULT_THRESHOLDS),
+                   help="IoU thresholds, comma-separated (default 0.8,0.85,0.9)")
+    p.add_argument("--max-clicks", type=int, default=None,
+                   help="click budget (default: all clicks in the arrays, 20 for the paper's)")
+    p.add_argument("--json", action="store_true", help="print one JSON object per model instead of the table")
+    p.add_argument("--plot", metavar="CURVE.png", help="also write the IoU-vs-clicks figure")
+
+
+def build_reports(args):
+    thresholds = parse_thresholds(args.thresholds)
+    reports = []
+    for spec in args.ious:
+        name, path = parse_named_file(spec)
+        reports.append(noc_report(name, load_iou_array(path), thresholds, args.max_clicks))
+    if len({r.max_clicks for r in reports}) > 1:
+        raise RitmError("the arrays hold different numbers of clicks; pass --max-clicks to compare them on one budget")
+    return reports
+
+
+def run(args) -> int:
+    reports = build_reports(args)
+    if args.json:
+        print(json.dumps({r.name: r.to_json() for r in reports}, indent=2))
+    else:
+        print(text_table(reports))
+        print()
+        print(TABLE_NOTES)
+    if args.plot:
+        from ritm_qgis.engine.figures import plot_iou_curves
+
+        plot_iou_curves(reports, args.plot)
+        if not args.json:
+            print(f"\nfigure written to {args.plot}")
+    return 0
