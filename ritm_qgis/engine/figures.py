@@ -2,10 +2,9 @@
 
 from __future__ import annotations
 
-import os
-import tempfile
-
 import numpy as np
+
+from ritm_qgis.engine.atomic import atomic_path
 
 # The paper's Figure 1: state-of-the-art supervised (non-interactive) models on INRIA reach 0.80-0.82 IoU.
 SUPERVISED_BAND = (0.80, 0.82)
@@ -27,17 +26,8 @@ def _pyplot():
 
 def save_figure_atomically(fig, path: str, dpi: int = 120):
     """Write a figure to a temporary file beside ``path`` and rename it into place."""
-    folder = os.path.dirname(os.path.abspath(path))
-    os.makedirs(folder, exist_ok=True)
-    suffix = os.path.splitext(path)[1] or ".png"
-    fd, tmp = tempfile.mkstemp(suffix=suffix, dir=folder, prefix=".tmp-")
-    os.close(fd)
-    try:
-        fig.savefig(tmp, dpi=dpi, bbox_inches="tight")
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
+    with atomic_path(path) as tmp:
+        fig.savefig(tmp, dpi=dpi, bbox_inches="tight", format=(path.rsplit(".", 1)[-1] if "." in path else "png"))
 
 
 def plot_iou_curves(reports, path: str, baseline_band=SUPERVISED_BAND, title="IoU vs number of clicks"):
