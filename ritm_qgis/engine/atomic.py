@@ -7,6 +7,12 @@ import os
 import tempfile
 
 
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
 @contextlib.contextmanager
 def atomic_path(path: str, suffix: str | None = None):
     """Yield a temporary path beside ``path``; rename it into place only if the block succeeds."""
@@ -14,6 +20,7 @@ def atomic_path(path: str, suffix: str | None = None):
     os.makedirs(folder, exist_ok=True)
     fd, tmp = tempfile.mkstemp(suffix=suffix if suffix is not None else os.path.splitext(path)[1], dir=folder, prefix=".tmp-")
     os.close(fd)
+    os.chmod(tmp, 0o666 & ~_umask())  # mkstemp makes 0600; the final file gets the usual permissions
     try:
         yield tmp
         os.replace(tmp, path)

@@ -1,0 +1,47 @@
+#!/usr/bin/env bash
+# Builds the installable QGIS plugin zip with qgis-plugin-ci: dist/ritm_qgis.<version>.zip
+#
+# The repository keeps the top-level folders ritm_qgis/, models/ and algorithms/; QGIS needs a
+# single folder named ritm_qgis holding metadata.txt. This script assembles that folder from
+# the committed files (ritm_qgis/ + models/ -> ritm_qgis/models + algorithms/ ->
+# ritm_qgis/algorithms + metadata.txt + LICENSE) in a throw-away git repository under build/,
+# and runs `qgis-plugin-ci package` there (it archives committed files only).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+ROOT=$(pwd)
+VERSION=${1:-$(sed -n 's/^version=//p' metadata.txt)}
+QPC="$ROOT/.venv/bin/qgis-plugin-ci"
+[ -x "$QPC" ] || QPC=qgis-plugin-ci
+STAGE="$ROOT/build/plugin"
+rm -rf "$STAGE"
+mkdir -p "$STAGE/ritm_qgis" "$ROOT/dist"
+
+copy_tracked() {  # copy_tracked SRC_DIR DEST_DIR: the git-tracked files of SRC_DIR
+    git ls-files -z -- "$1" | while IFS= read -r -d '' f; do
+        rel=${f#"$1"/}
+        mkdir -p "$2/$(dirname "$rel")"
+        cp "$f" "$2/$rel"
+    done
+}
+copy_tracked ritm_qgis "$STAGE/ritm_qgis"
+copy_tracked models "$STAGE/ritm_qgis/models"
+copy_tracked algorithms "$STAGE/ritm_qgis/algorithms"
+cp metadata.txt "$STAGE/ritm_qgis/metadata.txt"
+[ -f LICENSE ] && cp LICENSE "$STAGE/ritm_qgis/LICENSE"
+cat > "$STAGE/pyproject.toml" <<'TOML'
+[tool.qgis-plugin-ci]
+plugin_path = "ritm_qgis"
+github_organization_slug = "ritm-qgis"
+project_slug = "ritm_qgis"
+TOML
+(
+    cd "$STAGE"
+    git init -q
+    git add -A
+    git -c user.name=ritm_qgis -c user.email=build@localhost commit -qm "plugin $VERSION"
+    "$QPC" package "$VERSION" 2>&1 | grep -v "WARNING: Location" || true
+)
+ZIP="$STAGE/ritm_qgis.$VERSION.zip"
+[ -f "$ZIP" ] || { echo "package: qgis-plugin-ci did not produce $ZIP" >&2; exit 1; }
+mv "$ZIP" "$ROOT/dist/"
+echo "package: dist/ritm_qgis.$VERSION.zip"

@@ -1,0 +1,39 @@
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
+
+ROOT = Path(__file__).resolve().parent.parent
+SHARED_DATA = Path(os.environ.get("RITM_SHARED_DATA", ROOT.parent / "shared" / "data"))
+
+
+def shared_path(*parts) -> Path:
+    """A file of ../shared/data, or skip the test with a clear reason when that folder is absent."""
+    path = SHARED_DATA.joinpath(*parts)
+    if not path.exists():
+        pytest.skip(f"reference data not found at {path} (../shared/data is absent on this machine)")
+    return path
+
+
+@pytest.fixture(scope="session")
+def plugin_zip(tmp_path_factory):
+    """The plugin zip built by `make package` (scripts/package_plugin.sh), once per test session."""
+    if shutil.which("git") is None:
+        pytest.skip("git is needed to build the plugin zip")
+    out = subprocess.run(["bash", str(ROOT / "scripts" / "package_plugin.sh")], cwd=ROOT,
+                         capture_output=True, text=True)
+    assert out.returncode == 0, out.stdout + out.stderr
+    version = next(line.split("=", 1)[1].strip() for line in (ROOT / "metadata.txt").read_text().splitlines()
+                   if line.startswith("version="))
+    zip_path = ROOT / "dist" / f"ritm_qgis.{version}.zip"
+    assert zip_path.is_file()
+    return zip_path
+
+
+def venv_python() -> str:
+    return sys.executable
