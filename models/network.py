@@ -94,8 +94,15 @@ class RitmHRNet(nn.Module):
             width=config.width, ocr_width=config.ocr_width, small=config.small
         )
         # Normalisation constants are buffers that follow .to(device) but are not saved.
-        self.register_buffer("mean", torch.tensor(IMAGENET_MEAN).view(1, 3, 1, 1), persistent=False)
-        self.register_buffer("std", torch.tensor(IMAGENET_STD).view(1, 3, 1, 1), persistent=False)
+        self.register_buffer("mean", torch.empty(1, 3, 1, 1), persistent=False)
+        self.register_buffer("std", torch.empty(1, 3, 1, 1), persistent=False)
+        self.reset_constants()
+
+    def reset_constants(self) -> None:
+        """(Re)fill the non-saved buffers, e.g. after building on the 'meta' device."""
+        device = self.mean.device if self.mean.device.type != "meta" else torch.device("cpu")
+        self.mean = torch.tensor(IMAGENET_MEAN, device=device).view(1, 3, 1, 1)
+        self.std = torch.tensor(IMAGENET_STD, device=device).view(1, 3, 1, 1)
 
     @property
     def input_channels(self) -> int:

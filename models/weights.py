@@ -1,0 +1,235 @@
+"""The official RITM weights and a small, careful HTTP(S) downloader.
+
+Files go to a cache directory (``$RITM_QGIS_CACHE``, else ``~/.cache/ritm_qgis``) as
+``<name>.pth``. A download is written to ``<name>.pth.part`` and renamed into place only once it
+is complete and (when a checksum is known) verified; an interrupted download is resumed with an
+HTTP ``Range`` request when the server supports it.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import http.client
+import os
+import urllib.error
+import urllib.parse
+import urllib.request
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable, Dict, Optional
+
+from ritm_qgis.engine.errors import RitmError
+
+__all__ = [
+    "WeightsEntry",
+    "OFFICIAL_WEIGHTS",
+    "DownloadResult",
+    "cache_dir",
+    "cached_path",
+    "download",
+    "download_weights",
+    "file_sha256",
+]
+
+_RELEASE = "https://github.com/saic-vul/ritm_interactive_segmentation/releases/download/v1.0/"
+
+
+@dataclass(frozen=True)
+class WeightsEntry:
+    name: str
+    url: str
+    arch: str  # registry name of the backbone
+    training_data: str
+    description: str
+    size_hint: Optional[str] = None  # as advertised in RITM's README (not exact bytes)
+    sha256: Optional[str] = None  # None: not published; the CLI prints the computed hash
+
+
+def _entry(name, arch, data, description, size_hint):
+    return WeightsEntry(name, _RELEASE + name + ".pth", arch, data, description, size_hint)
+
+
+# The one table of official checkpoints (RITM README, "Interactive segmentation models").
+OFFICIAL_WEIGHTS: Dict[str, WeightsEntry] = {
+    e.name: e
+    for e in (
+        _entry("coco_lvis_h18s_itermask", "hrnet18s", "COCO+LVIS", "HRNet18s, iterative training with mask", "16.5 MB"),
+        _entry("coco_lvis_h18_itermask", "hrnet18", "COCO+LVIS", "HRNet18, iterative training with mask", "38.8 MB"),
+        _entry("coco_lvis_h32_itermask", "hrnet32", "COCO+LVIS", "HRNet32, iterative training with mask", "119 MB"),
+        _entry("sbd_h18_itermask", "hrnet18", "SBD", "HRNet18, iterative training with mask", "38.8 MB"),
+        _entry("coco_lvis_h18_baseline", "hrnet18", "COCO+LVIS", "HRNet18 baseline without previous-mask input", "38.8 MB"),
+    )
+}
+
+Progress = Callable[[int, Optional[int]], None]
+
+
+@dataclass
+class DownloadResult:
+    path: Path
+    sha256: str
+    size: int
+    resumed_from: int = 0  # bytes already present in a partial file when this call started
+    skipped: bool = False  # the final file already existed (and matched the checksum if known)
+
+
+def cache_dir() -> Path:
+    env = os.environ.get("RITM_QGIS_CACHE")
+    return Path(env).expanduser() if env else Path.home() / ".cache" / "ritm_qgis"
+
+
+def cached_path(name: str, directory: Optional[os.PathLike] = None) -> Path:
+    return Path(directory if directory is not None else cache_dir()) / f"{name}.pth"
+
+
+def file_sha256(path: os.PathLike, chunk: int = 1 << 20) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for block in iter(lambda: fh.read(chunk), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
+def _norm_hex(value: Optional[str]) -> Optional[str]:
+    if value is None:
+        return None
+    value = value.strip().lower()
+    if len(value) != 64 or any(c not in "0123456789abcdef" for c in value):
+        raise RitmError(f"{value!r} is not a SHA-256 checksum (64 hexadecimal digits expected).")
+    return value
+
+
+def _parse_content_range(header: Optional[str]):
+    """``'bytes 100-199/200'`` -> (100, 200); total None when '*'; None if unparsable."""
+    if not header or not header.startswith("bytes "):
+        return None
+    try:
+        span, total = header[6:].split("/")
+        start = int(span.split("-")[0])
+        return start, (None if total.strip() == "*" else int(total))
+    except ValueError:
+        return None
+
+
+def download(
+    url: str,
+    dest: os.PathLike,
+    *,
+    sha256: Optional[str] = None,
+    progress: Optional[Progress] = None,
+    timeout: float = 60.0,
+    chunk_size: int = 1 << 16,
+) -> DownloadResult:
+    """Download ``url`` to ``dest`` (temp ``.part`` file, resume, verify, atomic rename).
+
+    ``progress(done_bytes, total_bytes_or_None)`` is called as data arrives. On a checksum
+    mismatch the partial file is deleted and :class:`RitmError` raised; after a network error
+    the partial file is kept so that the next call resumes it.
+    """
+    scheme = urllib.parse.urlsplit(url).scheme.lower()
+    if scheme not in ("http", "https"):
+        raise RitmError(f"Only http:// and https:// URLs can be downloaded, not {url!r}.")
+    expected = _norm_hex(sha256)
+    dest = Path(dest)
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    part = dest.with_name(dest.name + ".part")
+
+    offset = part.stat().st_size if part.is_file() else 0
+    hasher = hashlib.sha256()
+    request = urllib.request.Request(url, headers={"User-Agent": "ritm-qgis"})
+    if offset:
+        request.add_header("Range", f"bytes={offset}-")
+    try:
+        response = urllib.request.urlopen(request, timeout=timeout)
+    except urllib.error.HTTPError as exc:
+        if exc.code == 416 and offset:  # our partial file is not a prefix the server accepts
+            part.unlink()
+            return download(url, dest, sha256=sha256, progress=progress, timeout=timeout,
+                            chunk_size=chunk_size)
+        raise RitmError(f"Download of {url} failed: HTTP {exc.code} {exc.reason}.") from None
+    except (urllib.error.URLError, OSError, http.client.HTTPException) as exc:
+        reason = getattr(exc, "reason", exc)
+        raise RitmError(
+            f"Could not reach {url} ({reason}); check the network connection or pass --url."
+        ) from None
+
+    with response:
+        status = getattr(response, "status", 200)
+        length = response.headers.get("Content-Length")
+        length = int(length) if length and length.isdigit() else None
+        resumed_from = 0
+        if offset and status == 206:
+            span = _parse_content_range(response.headers.get("Content-Range"))
+            if span is None or span[0] != offset:
+                raise RitmError(f"Download of {url} failed: the server answered an unexpected byte range.")
+            resumed_from = offset
+            mode = "ab"
+            with open(part, "rb") as fh:  # hash what we already have
+                for block in iter(lambda: fh.read(1 << 20), b""):
+                    hasher.update(block)
+        else:  # fresh start (or the server ignored Range): overwrite any partial file
+            mode = "wb"
+        total = resumed_from + length if length is not None else None
+        done = resumed_from
+        if progress:
+            progress(done, total)
+        try:
+            with open(part, mode) as out:
+                while True:
+                    block = response.read(chunk_size)
+                    if not block:
+                        break
+                    out.write(block)
+                    hasher.update(block)
+                    done += len(block)
+                    if progress:
+                        progress(done, total)
+        except (http.client.IncompleteRead, OSError, http.client.HTTPException) as exc:
+            raise RitmError(
+                f"Download of {url} was interrupted after {done} bytes ({type(exc).__name__}); "
+                "run the command again to resume it."
+            ) from None
+    if total is not None and done != total:
+        raise RitmError(
+            f"Download of {url} is incomplete: received {done} of {total} bytes; run the "
+            "command again to resume it."
+        )
+    digest = hasher.hexdigest()
+    if expected is not None and digest != expected:
+        part.unlink()
+        raise RitmError(
+            f"The file downloaded from {url} is not the expected one (SHA-256 {digest}, "
+            f"expected {expected}); it was deleted. Check the URL and checksum, then retry."
+        )
+    os.replace(part, dest)
+    return DownloadResult(dest, digest, done, resumed_from=resumed_from)
+
+
+def download_weights(
+    name: str,
+    *,
+    url: Optional[str] = None,
+    sha256: Optional[str] = None,
+    directory: Optional[os.PathLike] = None,
+    progress: Optional[Progress] = None,
+    force: bool = False,
+) -> DownloadResult:
+    """Fetch the weights ``name`` into the cache (skipped when already there and valid).
+
+    ``name`` is a key of :data:`OFFICIAL_WEIGHTS`, or any file stem when ``url`` is given.
+    """
+    entry = OFFICIAL_WEIGHTS.get(name)
+    if entry is None and url is None:
+        raise RitmError(
+            f"Unknown weights {name!r}; choose one of {', '.join(OFFICIAL_WEIGHTS)} or give --url."
+        )
+    if not name or any(c in name for c in "/\\") or name.startswith("."):
+        raise RitmError(f"{name!r} cannot be used as a file name; choose a plain name.")
+    url = url or entry.url
+    expected = _norm_hex(sha256) or (entry.sha256 if entry and url == entry.url else None)
+    dest = cached_path(name, directory)
+    if dest.is_file() and not force:
+        digest = file_sha256(dest)
+        if expected is None or digest == expected:
+            return DownloadResult(dest, digest, dest.stat().st_size, skipped=True)
+    return download(url, dest, sha256=expected, progress=progress)
