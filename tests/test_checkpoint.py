@@ -329,3 +329,26 @@ def test_save_ritm_checkpoint_matches_ritm_config(tmp_path):
     assert ritm_config_dict(model.config)["params"]["norm_layer"]["type"] == "class"
     _, info = load_model(path)
     assert info.source_format == "ritm"
+
+
+def test_cli_model_info(tmp_path, capsys):
+    from ritm_qgis import cli
+
+    path = tmp_path / "ours.pth"
+    save_checkpoint(path, randomize_(create_model("hrnet_tiny")), metadata={"training_data": "Inria AIL"}, half=True)
+    assert cli.main(["model-info", str(path)]) == 0
+    out = capsys.readouterr().out
+    assert "architecture:  hrnet_tiny" in out and "parameters:    412,859" in out
+    assert "training_data: Inria AIL" in out and "float16" in out
+    assert cli.main(["model-info", "--list"]) == 0
+    out = capsys.readouterr().out
+    for name, count in [("hrnet18s", "4,220,047"), ("hrnet18", "10,032,019"), ("hrnet32", "30,951,363"),
+                        ("hrnet48", "67,812,867")]:
+        assert any(line.split()[:2] == [name, count] for line in out.splitlines()), name
+    assert cli.main(["model-info", "--json", str(path)]) == 0
+    import json
+
+    data = json.loads(capsys.readouterr().out)
+    assert data["arch"] == "hrnet_tiny" and data["config"]["ocr_width"] == 8
+    assert cli.main(["model-info", str(tmp_path / "missing.pth")]) == 1
+    assert "does not exist" in capsys.readouterr().err

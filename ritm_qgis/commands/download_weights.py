@@ -1,0 +1,62 @@
+"""``ritm-qgis download-weights``: fetch official RITM weights (or any URL) into the cache."""
+
+from __future__ import annotations
+
+import sys
+import time
+
+HELP = "Download RITM model weights into the cache (resumable, SHA-256 verified)."
+
+
+def add_arguments(p):
+    from ritm_qgis.models.weights import OFFICIAL_WEIGHTS
+
+    p.add_argument("name", metavar="NAME",
+                   help="weights name: " + ", ".join(OFFICIAL_WEIGHTS) + " (or any name with --url)")
+    p.add_argument("--url", help="download from this http(s) URL instead of the official one")
+    p.add_argument("--sha256", metavar="HEX", help="expected SHA-256 of the file (checked; mismatch deletes it)")
+    p.add_argument("--cache-dir", metavar="DIR",
+                   help="where to store NAME.pth (default $RITM_QGIS_CACHE or ~/.cache/ritm_qgis)")
+    p.add_argument("--force", action="store_true", help="download again even if the file is already there")
+    p.add_argument("--quiet", action="store_true", help="no progress output")
+
+
+class _Progress:
+    """Prints at most ~10 updates a second to stderr."""
+
+    def __init__(self, stream):
+        self.stream = stream
+        self.last = 0.0
+
+    def __call__(self, done, total):
+        now = time.monotonic()
+        if now - self.last < 0.1 and done != total:
+            return
+        self.last = now
+        mib = done / 2**20
+        if total:
+            self.stream.write(f"\r  {mib:8.1f} / {total / 2**20:.1f} MiB ({100 * done / total:5.1f}%)")
+        else:
+            self.stream.write(f"\r  {mib:8.1f} MiB")
+        self.stream.flush()
+
+
+def run(args) -> int:
+    from ritm_qgis.models.weights import OFFICIAL_WEIGHTS, download_weights
+
+    progress = None if args.quiet else _Progress(sys.stderr)
+    result = download_weights(args.name, url=args.url, sha256=args.sha256, directory=args.cache_dir,
+                              progress=progress, force=args.force)
+    if progress is not None and not result.skipped:
+        sys.stderr.write("\n")
+    entry = OFFICIAL_WEIGHTS.get(args.name)
+    state = "already present" if result.skipped else "downloaded"
+    if result.resumed_from:
+        state += f" (resumed after {result.resumed_from} bytes)"
+    print(f"{result.path}: {state}, {result.size} bytes")
+    print(f"sha256 {result.sha256}")
+    known = args.sha256 or (entry.sha256 if entry else None)
+    if not known:
+        print("note: no published checksum for this file; keep the sha256 above to verify it later "
+              "(--sha256).")
+    return 0

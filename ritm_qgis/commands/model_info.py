@@ -1,0 +1,69 @@
+"""``ritm-qgis model-info``: what a checkpoint contains, or the list of architectures."""
+
+from __future__ import annotations
+
+import json
+
+HELP = "Show a checkpoint's architecture, parameter count and metadata (or --list the architectures)."
+
+
+def add_arguments(p):
+    p.add_argument("checkpoint", nargs="?", metavar="FILE|NAME",
+                   help="a .pth file, or the name of downloaded official weights")
+    p.add_argument("--list", action="store_true", help="list the architectures with their parameter counts")
+    p.add_argument("--json", action="store_true", help="print JSON instead of text")
+
+
+def _list(as_json: bool) -> int:
+    import torch
+
+    from ritm_qgis.models import count_parameters, create_model, get_config, list_models
+    from ritm_qgis.models.weights import OFFICIAL_WEIGHTS, cached_path
+
+    rows = []
+    for name in list_models():
+        with torch.device("meta"):  # shapes only: no memory, no initialisation
+            params = count_parameters(create_model(name))
+        rows.append({"arch": name, "parameters": params, **get_config(name).as_dict()})
+    weights = [{"name": e.name, "arch": e.arch, "training_data": e.training_data,
+                "downloaded": cached_path(e.name).is_file(), "url": e.url} for e in OFFICIAL_WEIGHTS.values()]
+    if as_json:
+        print(json.dumps({"architectures": rows, "weights": weights}, indent=2))
+        return 0
+    print(f"{'architecture':<12} {'parameters':>12}  width  ocr_width  small")
+    for r in rows:
+        print(f"{r['arch']:<12} {r['parameters']:>12,}  {r['width']:>5}  {r['ocr_width']:>9}  {'yes' if r['small'] else 'no'}")
+    print()
+    print(f"{'official weights':<26} {'arch':<9} {'data':<10} downloaded")
+    for w in weights:
+        print(f"{w['name']:<26} {w['arch']:<9} {w['training_data']:<10} {'yes' if w['downloaded'] else 'no'}")
+    return 0
+
+
+def run(args) -> int:
+    from ritm_qgis.engine.errors import RitmError
+
+    if args.list:
+        return _list(args.json)
+    if not args.checkpoint:
+        raise RitmError("Give a checkpoint file or weights name, or --list for the architectures.")
+    from ritm_qgis.models import load_model
+
+    _, info = load_model(args.checkpoint)
+    d = info.as_dict()
+    if args.json:
+        print(json.dumps(d, indent=2, default=str))
+        return 0
+    c = info.config
+    print(f"file:          {info.path}")
+    print(f"format:        {info.source_format}")
+    print(f"architecture:  {info.arch} (width {c.width}, ocr_width {c.ocr_width}, small {c.small})")
+    print(f"inputs:        {'RGB + previous mask' if c.with_prev_mask else 'RGB'}, clicks as disks of radius {c.norm_radius}")
+    print(f"parameters:    {info.num_parameters:,}")
+    print(f"weights:       {info.weights_dtype}, sha256 {info.weights_sha256}")
+    for key, value in sorted(info.metadata.items()):
+        if key in ("weights_sha256", "weights_dtype"):
+            continue
+        text = json.dumps(value) if isinstance(value, (dict, list)) else str(value)
+        print(f"{key + ':':<14} {text}")
+    return 0
