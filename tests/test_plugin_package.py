@@ -1,0 +1,84 @@
+"""`make package` gives a zip that installs into a fresh QGIS profile and runs from qgis_process."""
+
+import os
+import shutil
+import subprocess
+import zipfile
+
+import pytest
+
+from conftest import ROOT, shared_path
+
+QGIS_PROCESS = "/usr/bin/qgis_process.bin"  # Debian's wrapper passes a flag 3.22 rejects
+SYSTEM_PYTHON = "/usr/bin/python3"
+
+pytestmark = pytest.mark.skipif(not os.path.exists(QGIS_PROCESS), reason="QGIS (qgis_process) is not installed")
+
+
+@pytest.fixture(scope="module")
+def profile(plugin_zip, tmp_path_factory):
+    """A fresh QGIS settings folder with the zip unpacked into its default profile's plugins."""
+    config = tmp_path_factory.mktemp("qgis-config")
+    plugins = config / "profiles" / "default" / "python" / "plugins"
+    plugins.mkdir(parents=True)
+    with zipfile.ZipFile(plugin_zip) as zf:
+        zf.extractall(plugins)
+    return config, plugins
+
+
+def qgis_process(config, *args):
+    env = dict(os.environ, QT_QPA_PLATFORM="offscreen", QGIS_CUSTOM_CONFIG_PATH=str(config))
+    # the venv's python3 first on PATH makes its packages (torch, rasterio...) visible to the embedded Python
+    env["PATH"] = os.path.dirname(os.path.abspath(os.sys.executable)) + os.pathsep + env.get("PATH", "")
+    return subprocess.run([QGIS_PROCESS, *args], capture_output=True, text=True, env=env, cwd=config, timeout=300)
+
+
+def test_zip_has_one_plugin_folder_with_engine_models_and_algorithms(plugin_zip):
+    names = zipfile.ZipFile(plugin_zip).namelist()
+    assert all(n.startswith("ritm_qgis/") for n in names)
+    for required in ("ritm_qgis/metadata.txt", "ritm_qgis/__init__.py", "ritm_qgis/engine/noc.py",
+                     "ritm_qgis/models/__init__.py", "ritm_qgis/algorithms/noc_report.py", "ritm_qgis/LICENSE"):
+        assert required in names
+    assert not any("__pycache__" in n or n.startswith("ritm_qgis/tests") for n in names)
+
+
+def test_qgis_process_enables_the_plugin_and_lists_the_provider(profile):
+    config, _ = profile
+    enable = qgis_process(config, "plugins", "enable", "ritm_qgis")
+    assert enable.returncode == 0, enable.stdout + enable.stderr
+    listing = qgis_process(config, "list")
+    assert listing.returncode == 0, listing.stderr
+    assert "RITM building segmentation" in listing.stdout
+    assert "ritm_qgis:noc_report" in listing.stdout
+
+
+def test_qgis_process_runs_an_algorithm_of_the_installed_plugin(profile, tmp_path):
+    config, _ = profile
+    qgis_process(config, "plugins", "enable", "ritm_qgis")
+    ious = shared_path("paper_ious", "all_ious_finetune.npy")
+    html = tmp_path / "report.html"
+    out = qgis_process(config, "run", "ritm_qgis:noc_report", "--", f"IOUS={ious}", f"OUTPUT_HTML={html}")
+    assert out.returncode == 0, out.stdout + out.stderr
+    page = html.read_text()
+    assert "5.66" in page and "14.58" in page and "data:image/png;base64," in page
+
+
+@pytest.mark.skipif(not os.path.exists(SYSTEM_PYTHON), reason="Debian's python3 is absent")
+def test_plugin_loads_without_torch_and_says_what_to_install(profile):
+    """Debian's own Python has PyQGIS but no torch: the plugin must load and name what is missing."""
+    _, plugins = profile
+    probe = subprocess.run([SYSTEM_PYTHON, "-c", "import torch"], capture_output=True)
+    if probe.returncode == 0:
+        pytest.skip("this machine's system Python has torch, so it cannot show the missing-package path")
+    env = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "VIRTUAL_ENV")}
+    env.update(QT_QPA_PLATFORM="offscreen", PYTHONPATH=str(plugins), PATH="/usr/bin:/bin")
+    out = subprocess.run([SYSTEM_PYTHON, str(ROOT / "tests" / "qgis_scripts" / "load_plugin.py")],
+                         capture_output=True, text=True, env=env, timeout=120)
+    assert out.returncode == 0, out.stdout + out.stderr
+    lines = out.stdout.splitlines()
+    assert f"IMPORTED_FROM:{plugins / 'ritm_qgis'}" in lines  # the packaged copy, not the source tree
+    assert "PROVIDER:True" in lines and "UNLOADED:True" in lines
+    messages = [line for line in lines if line.startswith("MESSAGE:")]
+    assert len(messages) == 1, out.stdout
+    assert "torch" in messages[0]
+    assert "-m pip install" in messages[0] and SYSTEM_PYTHON in messages[0]
