@@ -187,18 +187,24 @@ def config_from_ritm(config: Mapping, source: str = "checkpoint") -> ModelConfig
         raise RitmError(
             f"The {source} normalises images with {mean_std!r}; only ImageNet mean/std is supported."
         )
+    return _typed_config(values, source)
+
+
+def _typed_config(values: Mapping, source: str) -> ModelConfig:
+    """ModelConfig from the mapped fields of ``values``, with type and range checks."""
     kwargs = {}
     for name, kinds in _MAPPED.items():
-        value = values[name]
+        value = values.get(name)
         if isinstance(value, bool) and kinds is not bool:
             value = None  # bool is an int subclass; never accept it as a width
         if value is None or not isinstance(value, kinds):
-            raise RitmError(f"The {source} has an invalid value for {name}: {values[name]!r}.")
+            raise RitmError(f"The {source} has an invalid value for {name}: {values.get(name)!r}.")
         kwargs[name] = value
-    if kwargs["width"] <= 0 or kwargs["ocr_width"] <= 0:
+    if kwargs["width"] <= 0 or kwargs["ocr_width"] <= 0 or kwargs["norm_radius"] <= 0:
         raise RitmError(
-            f"The {source} describes width={kwargs['width']}, ocr_width={kwargs['ocr_width']}; "
-            "both must be positive (models without the OCR head are not supported)."
+            f"The {source} describes width={kwargs['width']}, ocr_width={kwargs['ocr_width']}, "
+            f"norm_radius={kwargs['norm_radius']}; all must be positive (models without the OCR "
+            "head are not supported)."
         )
     return ModelConfig(**kwargs)
 
@@ -294,10 +300,10 @@ def inspect_checkpoint(path: PathLike) -> Tuple[dict, ModelConfig, str, str]:
                 f"{name} was written by a newer ritm_qgis (format version {version!r}); "
                 "update the plugin to read it."
             )
-        try:
-            config = ModelConfig(**data["model_config"])
-        except (KeyError, TypeError) as exc:
-            raise RitmError(f"{name} has a damaged 'model_config' entry ({exc}).") from None
+        raw = data.get("model_config")
+        if not isinstance(raw, Mapping) or set(raw) - set(_MAPPED):
+            raise RitmError(f"{name} has a damaged 'model_config' entry; write it again.")
+        config = _typed_config(raw, name)
         arch = data.get("arch") if isinstance(data.get("arch"), str) else None
         return data, config, arch or arch_name_for(config) or "custom", "ritm_qgis"
     config = config_from_ritm(data.get("config"), source=name)

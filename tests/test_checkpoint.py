@@ -352,3 +352,16 @@ def test_cli_model_info(tmp_path, capsys):
     assert data["arch"] == "hrnet_tiny" and data["config"]["ocr_width"] == 8
     assert cli.main(["model-info", str(tmp_path / "missing.pth")]) == 1
     assert "does not exist" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("model_config", [{"width": "4", "ocr_width": 8}, {"evil": 1}, None])
+def test_damaged_project_model_config_is_refused(tmp_path, model_config):
+    path = tmp_path / "p.pth"
+    save_checkpoint(path, create_model("hrnet_tiny"))
+    raw = torch.load(str(path), weights_only=True)
+    if model_config is not None and "width" in model_config:
+        model_config = dict(raw["model_config"], **model_config)
+    raw["model_config"] = model_config
+    torch.save(raw, str(path))
+    with pytest.raises(RitmError, match="invalid value for width|damaged 'model_config'"):
+        load_model(path)
