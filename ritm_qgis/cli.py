@@ -16,6 +16,8 @@ from ritm_qgis.engine.errors import RitmError
 # subcommand name -> module in ritm_qgis.commands
 COMMANDS = {
     "noc-report": "noc_report",
+    "evaluate": "evaluate",
+    "predict": "predict",
     "model-info": "model_info",
     "download-weights": "download_weights",
 }

@@ -1,0 +1,109 @@
+"""``ritm-qgis predict``: segment one object of an image from a sequence of clicks."""
+
+from __future__ import annotations
+
+import os
+
+import numpy as np
+
+from ritm_qgis.engine.errors import RitmError
+
+HELP = ("Segment one object from clicks with a RITM network (or the weight-free GrabCut backend) "
+        "and write the mask (0/255 PNG) and optionally the probability map (.npy).")
+
+_POSITIVE = {"+", "pos", "positive", "fg", "1"}
+_NEGATIVE = {"-", "neg", "negative", "bg", "0"}
+
+
+def parse_click(text: str) -> tuple[int, int, bool]:
+    """'X,Y,+' or 'X,Y,-' -> (row, col, positive); x is the column, y the row, origin top-left."""
+    parts = [p.strip() for p in text.split(",")]
+    if len(parts) != 3:
+        raise RitmError(f"--click takes X,Y,+ or X,Y,- (pixel column, row, sign), not '{text}'.")
+    try:
+        x, y = float(parts[0]), float(parts[1])
+    except ValueError:
+        raise RitmError(f"--click '{text}': X and Y must be pixel numbers, such as 120,45,+.") from None
+    if x != int(x) or y != int(y):
+        raise RitmError(f"--click '{text}': X and Y must be whole pixels.")
+    sign = parts[2].lower()
+    if sign in _POSITIVE:
+        positive = True
+    elif sign in _NEGATIVE:
+        positive = False
+    else:
+        raise RitmError(f"--click '{text}': the sign must be + (object) or - (background).")
+    return int(y), int(x), positive
+
+
+def read_image(path: str) -> np.ndarray:
+    import cv2
+
+    if not os.path.isfile(path):
+        raise RitmError(f"No image at '{path}'; give the path of a PNG, JPEG or TIFF file.")
+    img = cv2.imread(path, cv2.IMREAD_UNCHANGED)
+    if img is None:
+        raise RitmError(f"'{path}' could not be read as an image; convert it to PNG, JPEG or TIFF.")
+    if img.ndim == 3 and img.shape[2] == 3:
+        img = cv2.cvtColor(img, cv2.COLOR_BGR2RGB)
+    elif img.ndim == 3 and img.shape[2] == 4:
+        img = cv2.cvtColor(img, cv2.COLOR_BGRA2RGBA)
+    return img
+
+
+def build_backend(checkpoint: str, device: str, precision: str = "fp32"):
+    if checkpoint.strip().lower() == "grabcut":
+        from ritm_qgis.engine.grabcut_backend import GrabCutBackend
+
+        return GrabCutBackend()
+    from ritm_qgis.engine.predictor import NetworkBackend
+
+    return NetworkBackend.from_checkpoint(checkpoint, device=device, precision=precision)
+
+
+def add_arguments(p):
+    p.add_argument("--checkpoint", required=True, metavar="FILE|NAME",
+                   help="network checkpoint (.pth file or name of a downloaded official model), "
+                        "or 'grabcut' for the weight-free GrabCut backend")
+    p.add_argument("--image", required=True, metavar="IMG", help="the image (PNG, JPEG, TIFF)")
+    p.add_argument("--click", action="append", default=[], metavar="X,Y,+|-",
+                   help="a click in pixels (X = column, Y = row, origin top-left) and its sign: "
+                        "+ on the object, - on the background; repeat, in order")
+    p.add_argument("--no-zoom-in", action="store_true", help="always run on the whole image")
+    p.add_argument("--no-flip", action="store_true", help="skip the mirrored second pass")
+    p.add_argument("--threshold", type=float, default=0.49, help="mask = probability > this (default 0.49)")
+    p.add_argument("--device", default="auto", help="auto (default: CUDA if available), cpu, cuda or cuda:N")
+    p.add_argument("--precision", default="fp32", choices=("fp32", "fp16", "bf16"),
+                   help="autocast precision on CUDA (default fp32)")
+    p.add_argument("--out-mask", required=True, metavar="MASK.png", help="output mask, 0/255 PNG")
+    p.add_argument("--out-prob", metavar="PROB.npy", help="also write the probability map (float32, image size)")
+
+
+def run(args) -> int:
+    import cv2
+
+    from ritm_qgis.engine.predictor import Predictor
+
+    clicks = [parse_click(c) for c in args.click]
+    if not clicks:
+        raise RitmError("Give at least one --click X,Y,+ on the object.")
+    if not 0.0 <= args.threshold <= 1.0:
+        raise RitmError(f"--threshold must lie between 0 and 1, not {args.threshold}.")
+    image = read_image(args.image)
+    backend = build_backend(args.checkpoint, args.device, args.precision)
+    session = Predictor(backend, zoom_in=not args.no_zoom_in, flip=not args.no_flip, threshold=args.threshold)
+    session.set_image(image)
+    pred = None
+    for row, col, positive in clicks:
+        pred = session.add_click(row, col, positive)
+    out_dir = os.path.dirname(os.path.abspath(args.out_mask))
+    if not os.path.isdir(out_dir):
+        raise RitmError(f"The folder of --out-mask, '{out_dir}', does not exist; create it first.")
+    if not cv2.imwrite(args.out_mask, pred.mask.astype(np.uint8) * 255):
+        raise RitmError(f"Could not write the mask to '{args.out_mask}'; use a .png path in a writable folder.")
+    if args.out_prob:
+        np.save(args.out_prob, pred.prob.astype(np.float32))
+    h, w = pred.mask.shape
+    print(f"{backend.name}: {len(clicks)} click(s) on a {w}x{h} image, {int(pred.mask.sum())} object pixels "
+          f"-> {args.out_mask}" + (f", {args.out_prob}" if args.out_prob else ""))
+    return 0
