@@ -1,0 +1,153 @@
+"""``ritm-qgis evaluate``: the paper's protocol for one or more models on a dataset, side by side."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import os
+import re
+import sys
+import time
+
+import numpy as np
+
+from ritm_qgis.commands.noc_report import parse_thresholds
+from ritm_qgis.engine.atomic import atomic_path, write_text_atomically
+from ritm_qgis.engine.errors import RitmError
+
+HELP = ("Evaluate models with simulated clicks (NoC, >=max, Avg IoU, per-click IoU) on a dataset and write "
+        "IoU arrays, per-sample CSVs, report.json, a Markdown table and figures.")
+
+
+def add_arguments(p):
+    p.add_argument("--model", action="append", required=True, metavar="NAME|FILE",
+                   help="a checkpoint file, a model name, or 'grabcut' (repeat for several models)")
+    p.add_argument("--dataset", required=True, metavar="SPEC",
+                   help="grabcut:DIR, davis:DIR, folder:DIR, inria:DIR[:test|train], or "
+                        "raster:IMAGE.tif:FOOTPRINTS.gpkg[:tiles|buildings]")
+    p.add_argument("--max-clicks", type=int, default=20, help="click budget per sample (default 20)")
+    p.add_argument("--thresholds", default="0.8,0.85,0.9", help="IoU thresholds for NoC (default 0.8,0.85,0.9)")
+    p.add_argument("--out", required=True, metavar="DIR", help="output folder")
+    p.add_argument("--batch-size", type=int, default=8, help="samples that go through the network together")
+    p.add_argument("--device", default="auto", help="auto (CUDA if available), cpu, cuda or cuda:N")
+    p.add_argument("--limit", type=int, default=None, help="evaluate only the first N samples")
+    p.add_argument("--no-figures", action="store_true", help="skip the best/worst sample figures")
+
+
+def model_label(spec: str) -> str:
+    base = os.path.splitext(os.path.basename(spec))[0] if os.path.sep in spec or spec.endswith((".pth", ".pt")) else spec
+    return re.sub(r"[^A-Za-z0-9._-]+", "_", base) or "model"
+
+
+class ProgressBar:
+    def __init__(self, label: str, stream=sys.stderr):
+        self.label, self.stream, self.start = label, stream, time.perf_counter()
+
+    def __call__(self, done: int, total: int):
+        elapsed = time.perf_counter() - self.start
+        eta = elapsed / done * (total - done) if done else 0.0
+        width = 30
+        filled = int(width * done / max(total, 1))
+        self.stream.write(f"\r{self.label} [{'#' * filled}{'.' * (width - filled)}] {done}/{total} samples, "
+                          f"{elapsed:5.0f}s elapsed, ETA {eta:5.0f}s")
+        if done >= total:
+            self.stream.write("\n")
+        self.stream.flush()
+
+
+def write_sample_outputs(folder: str, result, thresholds):
+    """ious.npy (samples x clicks, NaN rows = empty samples) and samples.csv, each written atomically."""
+    from ritm_qgis.engine.noc import noc_per_sample
+
+    os.makedirs(folder, exist_ok=True)
+    arr = result.iou_array
+    with atomic_path(os.path.join(folder, "ious.npy")) as tmp:
+        with open(tmp, "wb") as f:
+            np.save(f, arr)
+    buf = io.StringIO()
+    w = csv.writer(buf)
+    w.writerow(["sample", "empty", "n_clicks"] + [f"noc@{t:g}" for t in thresholds]
+               + [f"iou_{k + 1}" for k in range(result.max_clicks)])
+    for name, row, clicks in zip(result.names, arr, result.clicks):
+        empty = bool(np.isnan(row).any())
+        nocs = ["" if empty else int(noc_per_sample(row[None], t)[0]) for t in thresholds]
+        w.writerow([name, int(empty), len(clicks)] + nocs + ["" if np.isnan(v) else f"{v:.6f}" for v in row])
+    write_text_atomically(os.path.join(folder, "samples.csv"), buf.getvalue())
+
+
+def write_extreme_figures(folder: str, dataset, result, make_session, how_many: int = 2):
+    """Overlay + error map of the best and worst samples (by IoU at the last click), replaying their clicks."""
+    from ritm_qgis.engine.visualize import error_map, overlay, save_rgb_png
+
+    arr = result.iou_array
+    valid = [i for i in range(len(arr)) if not np.isnan(arr[i]).any()]
+    if not valid:
+        return []
+    ranked = sorted(valid, key=lambda i: (arr[i, -1], result.names[i]))
+    picks = [("worst", i) for i in ranked[:how_many]] + [("best", i) for i in ranked[::-1][:how_many]]
+    written = []
+    index = {n: k for k, n in enumerate(dataset.names)}
+    for tag, i in picks:
+        sample = dataset[index[result.names[i]]]
+        session = make_session()
+        session.set_image(sample.image)
+        for c in result.clicks[i]:
+            session.add_click(c.row, c.col, c.is_positive)
+        pred = session.mask
+        panel = np.concatenate([overlay(sample.image, pred, result.clicks[i]),
+                                np.full((pred.shape[0], 8, 3), 255, np.uint8),
+                                error_map(sample.gt, pred, sample.ignore)], axis=1)
+        path = os.path.join(folder, f"{tag}_{result.names[i]}.png")
+        written.append(save_rgb_png(path, panel))
+    return written
+
+
+def run(args) -> int:
+    from ritm_qgis.commands.predict import build_backend
+    from ritm_qgis.engine.datasets import parse_dataset_spec
+    from ritm_qgis.engine.evaluation import evaluate
+    from ritm_qgis.engine.figures import plot_iou_curves
+    from ritm_qgis.engine.noc import noc_report
+    from ritm_qgis.engine.predictor import Predictor
+    from ritm_qgis.engine.report_table import TABLE_NOTES, markdown_table, text_table
+
+    thresholds = parse_thresholds(args.thresholds)
+    if args.max_clicks < 1:
+        raise RitmError("--max-clicks must be at least 1")
+    dataset = parse_dataset_spec(args.dataset)
+    indices = range(min(len(dataset), args.limit)) if args.limit else None
+    labels = [model_label(m) for m in args.model]
+    if len(set(labels)) != len(labels):
+        raise RitmError("two --model values have the same name; rename one of the files")
+    os.makedirs(args.out, exist_ok=True)
+    reports, summary = [], {}
+    for spec, label in zip(args.model, labels):
+        backend = build_backend(spec, args.device)
+
+        def make_session(backend=backend):
+            return Predictor(backend)
+
+        folder = os.path.join(args.out, label)
+        result = evaluate(dataset, make_session, label, args.max_clicks, args.batch_size,
+                          progress=ProgressBar(label), indices=indices,
+                          on_batch=lambda r, folder=folder: write_sample_outputs(folder, r, thresholds))
+        report = noc_report(label, result.iou_array, thresholds)
+        reports.append(report)
+        summary[label] = dict(report.to_json(), model=spec, seconds=result.seconds,
+                              n_clicks=result.n_clicks, seconds_per_click=result.seconds_per_click,
+                              ious_file=os.path.join(label, "ious.npy"))
+        if not args.no_figures:
+            write_extreme_figures(folder, dataset, result, make_session)
+    meta = {"dataset": args.dataset, "n_dataset_samples": len(dataset), "max_clicks": args.max_clicks,
+            "thresholds": list(thresholds), "batch_size": args.batch_size, "models": summary}
+    write_text_atomically(os.path.join(args.out, "report.json"), json.dumps(meta, indent=2))
+    table = markdown_table(reports)
+    spc = "\n".join(f"- {k}: {v['seconds_per_click']:.3f} s per click ({v['n_clicks']} clicks)" for k, v in summary.items())
+    write_text_atomically(os.path.join(args.out, "table.md"),
+                          f"Dataset: `{args.dataset}`\n\n{table}\n\n{TABLE_NOTES}\n\nSeconds per click (RITM's SPC):\n{spc}\n")
+    plot_iou_curves(reports, os.path.join(args.out, "iou_vs_clicks.png"), title=f"IoU vs clicks: {dataset.name}")
+    print(text_table(reports))
+    print(spc)
+    print(f"\nevaluate: outputs in {args.out}/ (report.json, table.md, iou_vs_clicks.png, <model>/ious.npy, samples.csv)")
+    return 0
