@@ -25,7 +25,6 @@ a tile-index GeoPackage (one polygon per tile, fields name/row/col/path).
 from __future__ import annotations
 
 import os
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Sequence
@@ -136,8 +135,7 @@ def _tile_profile(src, grid: RasterGrid, tile: Tile, nodata, compress: str | Non
 
 
 def _write_atomic(path: Path, profile: dict, data: np.ndarray, colorinterp, descriptions) -> None:
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.stem}.", suffix=".part.tif", dir=path.parent)
-    os.close(fd)
+    tmp = str(path.parent / f".{path.stem}.{os.getpid()}.part.tif")
     try:
         with rasterio.open(tmp, "w", **profile) as dst:
             dst.write(data)

@@ -48,7 +48,8 @@ __all__ = [
 ]
 
 DEFAULT_THRESHOLD = 0.49  # the paper's probability threshold
-_BAND_PIXELS = 32_000_000  # trace at most this many source pixels at once (x4 after upsampling)
+_SINGLE_PASS_PIXELS = 32_000_000  # masks up to this size are traced in one pass
+_BAND_PIXELS = 8_000_000  # larger ones in bands of about this many pixels (x4 after upsampling)
 
 
 def binarize(mask: np.ndarray, threshold: float | None = None, invalid: np.ndarray | None = None):
@@ -163,7 +164,10 @@ def _trace_banded(
 ) -> np.ndarray:
     """Trace ``read_band(r0, r1)`` (0/1 uint8 rows r0..r1) band by band, merging seam pieces."""
     if band_rows is None:
-        band_rows = max(256, _BAND_PIXELS // max(width, 1))
+        if height * width <= _SINGLE_PASS_PIXELS:
+            band_rows = height
+        else:
+            band_rows = max(256, _BAND_PIXELS // max(width, 1))
     if band_rows >= height:
         return trace_polygons(read_band(0, height))
     inner, edge = [], []
