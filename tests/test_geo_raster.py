@@ -190,3 +190,25 @@ def test_spacenet_chip():
     mw = read_window(mask)
     with rasterio.open(mask) as ds:
         assert np.array_equal(mw.invalid, ds.read(1) == 0)
+
+
+def test_internal_mask_band_marks_invalid(tmp_path):
+    p = tmp_path / "masked.tif"
+    with rasterio.open(p, "w", driver="GTiff", width=20, height=10, count=3, dtype="uint8",
+                       crs=UTM, transform=T) as dst:
+        dst.write(np.full((3, 10, 20), 90, dtype="uint8"))
+        m = np.full((10, 20), 255, dtype="uint8")
+        m[:, 15:] = 0
+        dst.write_mask(m)
+    assert raster_meta(p).has_dataset_mask
+    w = read_rgb(p)
+    assert w.invalid[:, 15:].all() and not w.invalid[:, :15].any()
+
+
+def test_inria_png_needs_pixel_space():
+    png = shared_path("aerial", "inria_kitsap11_1.5m", "kitsap11_rgb.png")
+    with pytest.raises(RitmError, match="no georeference"):
+        read_rgb(png, Window(0, 0, 10, 10))
+    w = read_rgb(png, Window(990, 990, 20, 20), pixel_space=True)
+    assert w.rgb.shape == (20, 20, 3) and w.invalid[10:, :].all() and not w.invalid[:10, :10].any()
+    assert w.grid.crs is None and w.grid.transform.c == 990

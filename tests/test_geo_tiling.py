@@ -130,3 +130,16 @@ def test_spacenet_chip_tiles(tmp_path):
         assert t.transform == src.transform * Affine.translation(400, 400)
         # 438 x 406 px: the last tile holds 38 x 6 real pixels, the rest is padding
         assert np.array_equal(t.read()[:, :6, :38], src.read(window=((400, 406), (400, 438))))
+
+
+def test_skip_empty_tiles_of_real_masks(tmp_path):
+    empty = shared_path("aerial", "spacenet_rio", "masks", "3band_013022223130_Public_img58.tif")
+    res = write_tiles(empty, tmp_path / "e", size=100, edge="pad", skip_empty=True)
+    assert res.paths == () and not res.cancelled
+    busy = shared_path("aerial", "spacenet_rio", "masks", "3band_013022223130_Public_img50.tif")
+    every = write_tiles(busy, tmp_path / "all", size=100, edge="pad")
+    some = write_tiles(busy, tmp_path / "some", size=100, edge="pad", skip_empty=True)
+    assert 0 < len(some.paths) < len(every.paths) == 5 * 5
+    for p in some.paths:
+        with rasterio.open(p) as ds:
+            assert (ds.read(1) == 255).any()

@@ -182,3 +182,20 @@ def test_vectorize_raster_reads_in_bands(tmp_path):
     assert iou(out.geometry.values, truth.geometry.values) > 0.95
     with pytest.raises(RitmError, match="Band 2"):
         vectorize_raster(path, band=2)
+
+
+def test_regularise_in_geographic_crs_gives_ground_right_angles():
+    ell = shapely.Polygon([(0, 0), (30, 0), (30, 10), (10, 10), (10, 25), (0, 25)])
+    ell = affinity.translate(affinity.rotate(ell, 25, origin=(0, 0)), 500060, 5000080)
+    truth_geo = gpd.GeoSeries([ell], crs=UTM).to_crs(4326)
+    geo_grid_t = Affine(6e-6, 0, truth_geo.total_bounds[0] - 6e-5, 0, -4.5e-6,
+                        truth_geo.total_bounds[3] + 6e-5)
+    grid = RasterGrid(CRS.from_epsg(4326), geo_grid_t, 120, 120)
+    mask = rasterize_footprints(gpd.GeoDataFrame(geometry=truth_geo), grid).mask
+    tol_deg = 1.5e-5  # about 1.1 m of longitude at 45 N
+    out = vectorize_mask(mask, grid, regularize=tol_deg)
+    assert out.regularized.tolist() == [True]
+    on_ground = gpd.GeoSeries(out.geometry, crs=4326).to_crs(UTM).iloc[0]
+    assert np.allclose(_angles(on_ground), 90, atol=0.05)
+    raw = vectorize_mask(mask, grid).geometry.iloc[0]
+    assert within_tolerance(out.geometry.iloc[0], raw, tol_deg)

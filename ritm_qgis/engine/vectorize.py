@@ -13,7 +13,8 @@ Then, in this order: ``min_pixels`` / ``min_area`` (map units^2) drop specks (on
 outline), the outline goes to map coordinates through the affine transform, ``simplify`` (map
 units, topology-preserving Douglas-Peucker: rings stay valid, holes are kept unless they vanish),
 optional ``regularize`` (``regularize.regularize_polygon``: squares outlines within a tolerance;
-falls back to the simplified polygon), and the attributes:
+falls back to the simplified polygon; in a geographic CRS the squaring is done on the local UTM
+zone so that the right angles are right angles on the ground), and the attributes:
 ``area_m2``, ``perimeter_m``: metres where the CRS allows it (projected CRS: its linear unit
 converted to metres; geographic CRS: computed on the local UTM zone of the data via pyproj; no CRS:
 NaN), ``pixels``: the building's pixel count, ``regularized``: whether squaring was applied.
@@ -242,6 +243,32 @@ def metric_area_perimeter(geoms: np.ndarray, crs) -> tuple[np.ndarray, np.ndarra
 # Public entry points
 
 
+def _regularize(raw: np.ndarray, tolerance: float, crs) -> tuple[np.ndarray, np.ndarray]:
+    """Square outlines; in a geographic CRS on the local UTM zone, so right angles are on the ground.
+
+    There the tolerance (degrees) becomes metres with the length of a degree of longitude at the
+    data's latitude (the shorter one), so no point moves more than ``tolerance`` degrees.
+    """
+    from .regularize import regularize_polygons
+
+    pcrs = None if crs is None else pyproj.CRS.from_user_input(crs.to_wkt() if hasattr(crs, "to_wkt") else crs)
+    if pcrs is None or not pcrs.is_geographic:
+        return regularize_polygons(raw, tolerance)
+    minx, miny, maxx, maxy = shapely.total_bounds(raw)
+    lon, lat = (minx + maxx) / 2, (miny + maxy) / 2
+    utm = _utm_crs(lon, lat)
+    fwd = pyproj.Transformer.from_crs(pcrs, utm, always_xy=True)
+    inv = pyproj.Transformer.from_crs(utm, pcrs, always_xy=True)
+    geod = pyproj.Geod(ellps="WGS84")
+    _, _, metres_per_degree = geod.inv(lon - 0.5, lat, lon + 0.5, lat)
+    local = shapely.transform(raw, lambda c: np.column_stack(fwd.transform(c[:, 0], c[:, 1])))
+    squared, flags = regularize_polygons(local, tolerance * metres_per_degree)
+    if flags.any():
+        squared[flags] = shapely.transform(
+            squared[flags], lambda c: np.column_stack(inv.transform(c[:, 0], c[:, 1])))
+    return squared, flags
+
+
 def _finish(
     pix_geoms: np.ndarray,
     grid: RasterGrid,
@@ -256,25 +283,18 @@ def _finish(
     keep = (pixels >= min_pixels) & (pixels * pixel_area >= min_area)
     pix_geoms, pixels = pix_geoms[keep], pixels[keep]
     t = grid.transform
-    geoms = shapely.transform(
+    raw = shapely.transform(
         pix_geoms,
         lambda c: np.column_stack(
             (t.a * c[:, 0] + t.b * c[:, 1] + t.c, t.d * c[:, 0] + t.e * c[:, 1] + t.f)
         ),
     ) if len(pix_geoms) else pix_geoms
+    geoms = raw
     if simplify and simplify > 0 and len(geoms):
         geoms = simplify_polygons(geoms, simplify)
     regularized = np.zeros(len(geoms), dtype=bool)
     if regularize is not None and regularize > 0 and len(geoms):
-        from .regularize import regularize_polygons
-
-        raw = shapely.transform(
-            pix_geoms,
-            lambda c: np.column_stack(
-                (t.a * c[:, 0] + t.b * c[:, 1] + t.c, t.d * c[:, 0] + t.e * c[:, 1] + t.f)
-            ),
-        )
-        squared, regularized = regularize_polygons(raw, regularize)
+        squared, regularized = _regularize(raw, regularize, grid.crs)
         geoms = np.where(regularized, squared, geoms)
     area, perim = metric_area_perimeter(geoms, grid.crs)
     return gpd.GeoDataFrame(
