@@ -212,3 +212,12 @@ def test_inria_png_needs_pixel_space():
     w = read_rgb(png, Window(990, 990, 20, 20), pixel_space=True)
     assert w.rgb.shape == (20, 20, 3) and w.invalid[10:, :].all() and not w.invalid[:10, :10].any()
     assert w.grid.crs is None and w.grid.transform.c == 990
+
+
+def test_to_rgb_does_not_touch_the_input():
+    data = np.full((3, 4, 4), 200, dtype="uint8")
+    invalid = np.zeros((4, 4), bool)
+    invalid[0, 0] = True
+    rgb, _ = to_rgb(data, invalid)
+    assert (rgb[0, 0] == 0).all() and (rgb[1, 1] == 200).all()
+    assert (data == 200).all()

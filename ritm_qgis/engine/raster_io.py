@@ -34,7 +34,7 @@ from __future__ import annotations
 
 import os
 import warnings
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from typing import Sequence, Union
 
 import numpy as np
@@ -454,10 +454,8 @@ def to_rgb(
                 out[i] = np.where(b > lo, 255, 0).astype(np.uint8)
     if out.shape[0] == 1:
         out = np.repeat(out, 3, axis=0)
-    rgb = np.ascontiguousarray(np.moveaxis(out, 0, -1))
-    if invalid.any():
-        rgb = rgb.copy() if rgb.base is not None or rgb is data else rgb
-        rgb[invalid] = 0
+    rgb = np.moveaxis(out, 0, -1).copy(order="C")  # never a view of the caller's array
+    rgb[invalid] = 0
     return rgb, invalid
 
 
@@ -497,8 +495,3 @@ def read_rgb(
     rgb, invalid = to_rgb(rw.data, rw.invalid, st, percentiles)
     return RgbWindow(rgb=rgb, invalid=invalid, window=rw.window, grid=rw.grid)
 
-
-def with_pixel_space(meta: RasterMeta) -> RasterMeta:
-    """The same raster described in pixel space (identity transform, no CRS)."""
-    return replace(meta, grid=RasterGrid(None, Affine.identity(), meta.width, meta.height),
-                   pixel_space=True)
