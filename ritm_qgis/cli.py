@@ -17,9 +17,13 @@ from ritm_qgis.engine.errors import RitmError
 COMMANDS = {
     "noc-report": "noc_report",
     "evaluate": "evaluate",
+    "demo": "demo",
+    "make-scene": "make_scene",
     "predict": "predict",
     "model-info": "model_info",
     "download-weights": "download_weights",
+    "prepare-inria": "prepare_inria",
+    "train": "train",
 }
 
 

@@ -1,0 +1,37 @@
+"""``ritm-qgis prepare-inria``: the paper's 500x500 crops and test/train split from INRIA's official layout."""
+
+from __future__ import annotations
+
+import sys
+
+HELP = ("Cut INRIA Aerial Image Labeling tiles (AerialImageDataset/train/{images,gt}/{city}{n}.tif) into "
+        "non-overlapping crops: OUT/test (n = 1..5 of each city) and OUT/train (the rest), with a manifest; "
+        "resumable.")
+
+
+def add_arguments(p):
+    p.add_argument("--src", required=True, metavar="DIR", help="AerialImageDataset (or its train folder)")
+    p.add_argument("--out", required=True, metavar="DIR", help="output folder (read with --dataset inria:DIR)")
+    p.add_argument("--crop-size", type=int, default=500, help="crop side in pixels (default 500, the paper's)")
+    p.add_argument("--test-ids", default="1,2,3,4,5",
+                   help="tile numbers of each city that go to the test split (default 1,2,3,4,5)")
+
+
+def run(args) -> int:
+    from ritm_qgis.engine.errors import RitmError
+    from ritm_qgis.engine.inria import prepare_inria
+
+    try:
+        test_ids = [int(v) for v in args.test_ids.split(",") if v.strip()]
+    except ValueError:
+        raise RitmError(f"--test-ids takes comma-separated numbers, not '{args.test_ids}'") from None
+
+    def progress(fraction, message):
+        sys.stderr.write(f"\r[{fraction * 100:5.1f}%] {message:<60}")
+        sys.stderr.flush()
+
+    res = prepare_inria(args.src, args.out, args.crop_size, test_ids, progress=progress)
+    sys.stderr.write("\n")
+    print(f"{res.crops} crops ({res.written} written, {res.skipped} already there, {res.empty} empty); "
+          f"manifest: {res.manifest}")
+    return 0
