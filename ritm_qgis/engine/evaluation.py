@@ -137,3 +137,31 @@ def evaluate(dataset: Dataset, make_session: Callable[[], object], model_name: s
         if progress is not None:
             progress(len(result.names), len(indices))
     return result
+
+
+@dataclass
+class Annotation:
+    """The demo's outcome on one image: the clicks made, the IoU after each, the final maps."""
+
+    clicks: list
+    ious: list
+    prob: np.ndarray
+    mask: np.ndarray
+
+    @property
+    def n_clicks(self) -> int:
+        return len(self.clicks)
+
+
+def annotate(sample: Sample, session, target_iou: float = 0.9, max_clicks: int = 20) -> Annotation:
+    """The paper's demo: simulated clicks on one image until ``target_iou`` or ``max_clicks``."""
+    if not sample.gt.any():
+        raise ValueError("the target mask has no foreground pixel; there is nothing to annotate")
+    session.set_image(sample.image)
+    run = _Run(sample, session, ClickHistory(sample.gt.shape), np.full(max_clicks, np.nan))
+    for k in range(max_clicks):
+        if run.done:
+            break
+        _step([run], k, target_iou)
+    n = len(run.history)
+    return Annotation(list(run.history.clicks), [float(v) for v in run.ious[:n]], session.prob, session.mask)

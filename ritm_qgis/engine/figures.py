@@ -57,3 +57,23 @@ def plot_iou_curves(reports, path: str, baseline_band=SUPERVISED_BAND, title="Io
     save_figure_atomically(fig, path)
     plt.close(fig)
     return path
+
+
+def plot_iou_per_click(ious, path: str, target_iou: float | None = None, title: str = "IoU after each click"):
+    """The demo's curve for one image: IoU after each click, with the target line."""
+    plt = _pyplot()
+    fig, ax = plt.subplots(figsize=(4.8, 3.2))
+    clicks = np.arange(1, len(ious) + 1)
+    ax.plot(clicks, ious, marker="o")
+    if target_iou is not None:
+        ax.axhline(target_iou, color="red", linestyle="--", linewidth=1, label=f"target {target_iou:g}")
+        ax.legend(loc="lower right", fontsize=8)
+    ax.set_xlabel("click")
+    ax.set_ylabel("IoU")
+    ax.set_ylim(0, 1)
+    ax.set_xticks(clicks if len(clicks) <= 20 else clicks[::2])
+    ax.grid(True, alpha=0.3)
+    ax.set_title(title)
+    save_figure_atomically(fig, path)
+    plt.close(fig)
+    return path
