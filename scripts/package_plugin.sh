@@ -3,7 +3,8 @@
 #
 # The repository keeps the top-level folders ritm_qgis/, models/ and algorithms/; QGIS needs a
 # single folder named ritm_qgis holding metadata.txt. This script assembles that folder from
-# the committed files (ritm_qgis/ + models/ -> ritm_qgis/models + algorithms/ ->
+# the source files git knows of (tracked, plus new files not ignored; in a fresh clone that is
+# exactly the committed tree) (ritm_qgis/ + models/ -> ritm_qgis/models + algorithms/ ->
 # ritm_qgis/algorithms + metadata.txt + LICENSE) in a throw-away git repository under build/,
 # and runs `qgis-plugin-ci package` there (it archives committed files only).
 set -euo pipefail
@@ -16,8 +17,9 @@ STAGE="$ROOT/build/plugin"
 rm -rf "$STAGE"
 mkdir -p "$STAGE/ritm_qgis" "$ROOT/dist"
 
-copy_tracked() {  # copy_tracked SRC_DIR DEST_DIR: the git-tracked files of SRC_DIR
-    git ls-files -z -- "$1" | while IFS= read -r -d '' f; do
+copy_tracked() {  # copy_tracked SRC_DIR DEST_DIR: the source files of SRC_DIR (no build outputs, no caches)
+    git ls-files -z --cached --others --exclude-standard -- "$1" | while IFS= read -r -d '' f; do
+        [ -f "$f" ] || continue  # deleted in the working tree
         rel=${f#"$1"/}
         mkdir -p "$2/$(dirname "$rel")"
         cp "$f" "$2/$rel"
