@@ -126,3 +126,30 @@ def test_bad_dataset_specs_are_explained(tmp_path):
         parse_dataset_spec(f"grabcut:{tmp_path}")
     with pytest.raises(RitmError, match="prepare-inria"):
         parse_dataset_spec(f"inria:{tmp_path}")
+
+
+def test_torchrun_with_two_cpu_processes_gives_the_single_process_arrays(tmp_path, tiny_net_file):
+    import os
+    import shutil
+
+    torchrun = os.path.join(os.path.dirname(sys.executable), "torchrun")
+    if not os.path.exists(torchrun):
+        torchrun = shutil.which("torchrun")
+    data = write_scene_folder(tmp_path / "scene", n=5)
+    common = ["evaluate", "--model", str(tiny_net_file), "--dataset", f"folder:{data}", "--max-clicks", "2",
+              "--device", "cpu", "--no-figures", "--batch-size", "2"]
+    single = subprocess.run([sys.executable, "-m", "ritm_qgis", *common, "--out", str(tmp_path / "one")],
+                            capture_output=True, text=True, cwd=ROOT)
+    assert single.returncode == 0, single.stderr
+    env = dict(os.environ, OMP_NUM_THREADS="1")
+    double = subprocess.run([torchrun, "--standalone", "--nproc_per_node", "2", "-m", "ritm_qgis", *common,
+                             "--out", str(tmp_path / "two")], capture_output=True, text=True, cwd=ROOT, env=env,
+                            timeout=300)
+    assert double.returncode == 0, double.stdout + double.stderr
+    a = np.load(tmp_path / "one" / "tiny" / "ious.npy")
+    b = np.load(tmp_path / "two" / "tiny" / "ious.npy")
+    assert a.shape == b.shape == (5, 2)
+    np.testing.assert_allclose(a, b, atol=1e-6)
+    assert json.loads((tmp_path / "two" / "report.json").read_text())["processes"] == 2
+    names = [line.split(",")[0] for line in (tmp_path / "two" / "tiny" / "samples.csv").read_text().splitlines()[1:]]
+    assert names == sorted(names)  # merged back in dataset order

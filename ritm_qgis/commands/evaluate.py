@@ -103,35 +103,67 @@ def write_extreme_figures(folder: str, dataset, result, make_session, how_many: 
     return written
 
 
+def _distributed(device: str):
+    """This process's place when launched by torchrun (one shard of the samples per process)."""
+    from ritm_qgis.engine.device import resolve_device
+    from ritm_qgis.engine.training.distributed import setup
+
+    dev = resolve_device(device)
+    info = setup(dev.type)
+    if info.enabled and dev.type == "cuda":
+        device = f"cuda:{info.local_rank}"
+    return info, device
+
+
 def run(args) -> int:
-    from ritm_qgis.commands.predict import build_backend
     from ritm_qgis.engine.datasets import parse_dataset_spec
-    from ritm_qgis.engine.evaluation import evaluate
-    from ritm_qgis.engine.figures import plot_iou_curves
-    from ritm_qgis.engine.noc import noc_report
-    from ritm_qgis.engine.predictor import Predictor
-    from ritm_qgis.engine.report_table import TABLE_NOTES, markdown_table, text_table
+    from ritm_qgis.engine.training.distributed import cleanup
 
     thresholds = parse_thresholds(args.thresholds)
     if args.max_clicks < 1:
         raise RitmError("--max-clicks must be at least 1")
     dataset = parse_dataset_spec(args.dataset)
-    indices = range(min(len(dataset), args.limit)) if args.limit else None
+    indices = list(range(min(len(dataset), args.limit) if args.limit else len(dataset)))
+    info, device = _distributed(args.device)
+    try:
+        return _evaluate_all(args, dataset, indices, info, device, thresholds)
+    finally:
+        cleanup()
+
+
+def _evaluate_all(args, dataset, indices, info, device, thresholds) -> int:
+    from ritm_qgis.commands.predict import build_backend
+    from ritm_qgis.engine.evaluation import evaluate, merge_results, shard
+    from ritm_qgis.engine.figures import plot_iou_curves
+    from ritm_qgis.engine.noc import noc_report
+    from ritm_qgis.engine.predictor import Predictor
+    from ritm_qgis.engine.report_table import TABLE_NOTES, markdown_table, text_table
+    from ritm_qgis.engine.training.distributed import all_gather_objects
+
     labels = [model_label(m) for m in args.model]
     if len(set(labels)) != len(labels):
         raise RitmError("two --model values have the same name; rename one of the files")
     os.makedirs(args.out, exist_ok=True)
     reports, summary = [], {}
     for spec, label in zip(args.model, labels):
-        backend = build_backend(spec, args.device)
+        backend = build_backend(spec, device)
 
         def make_session(backend=backend):
             return Predictor(backend)
 
         folder = os.path.join(args.out, label)
-        result = evaluate(dataset, make_session, label, args.max_clicks, args.batch_size,
-                          progress=ProgressBar(label), indices=indices,
-                          on_batch=lambda r, folder=folder: write_sample_outputs(folder, r, thresholds))
+        if info.enabled:  # each process evaluates its shard; rank 0 merges them in dataset order and writes
+            part = evaluate(dataset, make_session, label, args.max_clicks, args.batch_size,
+                            indices=shard(indices, info.rank, info.world_size),
+                            progress=ProgressBar(f"{label} [rank {info.rank}]") if info.is_main else None)
+            result = merge_results(all_gather_objects(info, part))
+            if not info.is_main:
+                continue
+            write_sample_outputs(folder, result, thresholds)
+        else:  # outputs are rewritten after every batch, so an interrupted run leaves readable files
+            result = evaluate(dataset, make_session, label, args.max_clicks, args.batch_size,
+                              progress=ProgressBar(label), indices=indices,
+                              on_batch=lambda r, folder=folder: write_sample_outputs(folder, r, thresholds))
         report = noc_report(label, result.iou_array, thresholds)
         reports.append(report)
         summary[label] = dict(report.to_json(), model=spec, seconds=result.seconds,
@@ -139,7 +171,9 @@ def run(args) -> int:
                               ious_file=os.path.join(label, "ious.npy"))
         if not args.no_figures:
             write_extreme_figures(folder, dataset, result, make_session)
-    meta = {"dataset": args.dataset, "n_dataset_samples": len(dataset), "max_clicks": args.max_clicks,
+    if not info.is_main:
+        return 0
+    meta = {"dataset": args.dataset, "processes": info.world_size, "n_dataset_samples": len(dataset), "max_clicks": args.max_clicks,
             "thresholds": list(thresholds), "batch_size": args.batch_size, "models": summary}
     write_text_atomically(os.path.join(args.out, "report.json"), json.dumps(meta, indent=2))
     table = markdown_table(reports)

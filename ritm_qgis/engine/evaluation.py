@@ -165,3 +165,26 @@ def annotate(sample: Sample, session, target_iou: float = 0.9, max_clicks: int =
         _step([run], k, target_iou)
     n = len(run.history)
     return Annotation(list(run.history.clicks), [float(v) for v in run.ious[:n]], session.prob, session.mask)
+
+
+def shard(indices, rank: int, world_size: int) -> list:
+    """The contiguous block of ``indices`` that process ``rank`` of ``world_size`` evaluates."""
+    indices = list(indices)
+    n = len(indices)
+    start, stop = n * rank // world_size, n * (rank + 1) // world_size
+    return indices[start:stop]
+
+
+def merge_results(parts: list) -> EvalResult:
+    """Results of contiguous shards, in rank order -> one result in dataset order.
+
+    Elapsed time is the slowest shard's (they ran side by side); clicks add up.
+    """
+    first = parts[0]
+    merged = EvalResult(first.model, first.dataset, first.max_clicks)
+    for p in parts:
+        merged.names += p.names
+        merged.ious += p.ious
+        merged.clicks += p.clicks
+    merged.seconds = max(p.seconds for p in parts)
+    return merged
