@@ -10,6 +10,10 @@ import importlib
 # module name -> class name
 ALGORITHMS = {
     "noc_report": "NocReportAlgorithm",
+    "tile_raster": "TileRasterAlgorithm",
+    "segment_from_points": "SegmentFromPointsAlgorithm",
+    "vectorize_mask": "VectorizeMaskAlgorithm",
+    "evaluate_noc": "EvaluateNocAlgorithm",
 }
 
 

@@ -1,0 +1,81 @@
+"""QGIS-side helpers shared by the algorithms: QGIS layers in, engine values out.
+
+Only adapters live here (a raster layer -> its file, a vector layer -> a GeoDataFrame, the
+engine's RitmError -> QgsProcessingException); the work itself is done by ``ritm_qgis.engine``.
+Heavy imports (geopandas, shapely) happen inside the functions, so the provider loads without them.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+
+from qgis.core import QgsCoordinateReferenceSystem, QgsProcessingException
+
+
+@contextlib.contextmanager
+def engine_errors():
+    """Turn the engine's RitmError (a sentence for the user) into a QgsProcessingException."""
+    from ritm_qgis.engine.errors import RitmError
+
+    try:
+        yield
+    except RitmError as exc:
+        raise QgsProcessingException(str(exc)) from None
+
+
+def raster_file(alg, parameters, name, context) -> str:
+    """The file behind a raster parameter; a layer that is not a GDAL file is refused in words."""
+    layer = alg.parameterAsRasterLayer(parameters, name, context)
+    if layer is None:
+        raise QgsProcessingException(f"Choose a raster for '{alg.parameterDefinition(name).description()}'.")
+    path = layer.source()
+    if layer.providerType() != "gdal" or not os.path.isfile(path):
+        raise QgsProcessingException(
+            f"The raster '{layer.name()}' is not a local file GDAL can read ({layer.providerType()}: {path}); "
+            "save it as a GeoTIFF first.")
+    return path
+
+
+def crs_text(crs: QgsCoordinateReferenceSystem) -> str | None:
+    """A QGIS CRS as text pyproj understands (authority id, else WKT2), or None when unset."""
+    if not crs.isValid():
+        return None
+    auth = crs.authid()
+    if auth and ":" in auth and not auth.upper().startswith("USER:"):
+        return auth
+    return crs.toWkt(QgsCoordinateReferenceSystem.WKT_PREFERRED)
+
+
+def python_value(value):
+    """A QVariant attribute -> a plain Python value (NULL -> None)."""
+    try:
+        from qgis.PyQt.QtCore import QVariant
+
+        if isinstance(value, QVariant):
+            return None if value.isNull() else value.value()
+    except ImportError:  # pragma: no cover
+        pass
+    return value
+
+
+def layer_to_frame(layer, fields=(), what="layer"):
+    """A QGIS vector layer -> GeoDataFrame (geometry, ``fid`` and the named fields), CRS kept.
+
+    Geometries are taken as stored: invalid ones are passed on for the engine to repair, empty
+    ones become None. No geometry-validity filter applies (unlike Processing feature sources).
+    """
+    import geopandas as gpd
+    import shapely
+
+    if layer is None:
+        raise QgsProcessingException(f"Choose a {what}.")
+    geoms, fids, cols = [], [], {f: [] for f in fields}
+    for feat in layer.getFeatures():
+        g = feat.geometry()
+        geoms.append(None if g is None or g.isNull() or g.isEmpty() else shapely.from_wkb(bytes(g.asWkb())))
+        fids.append(int(feat.id()))
+        for f in fields:
+            cols[f].append(python_value(feat[f]))
+    data = {"fid": fids, **cols}
+    return gpd.GeoDataFrame(data, geometry=gpd.GeoSeries(geoms, dtype="geometry"), crs=crs_text(layer.crs()))
