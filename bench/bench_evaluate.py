@@ -1,0 +1,59 @@
+"""Batched evaluation vs the same evaluation with batch size 1, in one process.
+
+Samples x clicks per second for hrnet18s (random weights: speed does not depend on them) on
+synthetic 500x500 aerial-like tiles, RITM's default inference (zoom-in 400, flip). Also prints
+the extrapolated time of the paper's full protocol (1940 tiles x 20 clicks) on this device.
+Target: not slower on a CPU, >= 3x on a GPU.
+Run: .venv/bin/python bench/bench_evaluate.py [--device cuda] [--arch hrnet18] [--tiles 8] [--clicks 3]
+"""
+
+import argparse
+import time
+
+import numpy as np
+
+from ritm_qgis.engine.datasets import Dataset, Sample
+from ritm_qgis.engine.evaluation import evaluate
+from ritm_qgis.engine.predictor import NetworkBackend, Predictor
+from ritm_qgis.engine.synthetic_scene import make_scene
+from ritm_qgis.models import create_model
+from ritm_qgis.models.testing import randomize_
+
+
+def tiles_dataset(n):
+    scenes = [make_scene(500, 4, seed=i) for i in range(n)]
+    return Dataset("synthetic", [f"t{i}" for i in range(n)], lambda i: Sample(f"t{i}", scenes[i].rgb, scenes[i].mask))
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--arch", default="hrnet18s")
+    ap.add_argument("--device", default="auto")
+    ap.add_argument("--tiles", type=int, default=8)
+    ap.add_argument("--clicks", type=int, default=3)
+    ap.add_argument("--batch-size", type=int, default=8)
+    ap.add_argument("--precision", default="fp32")
+    args = ap.parse_args()
+    backend = NetworkBackend(randomize_(create_model(args.arch), seed=0), device=args.device, precision=args.precision)
+    ds = tiles_dataset(args.tiles)
+    make = lambda: Predictor(backend)  # noqa: E731
+    evaluate(ds, make, max_clicks=1, batch_size=args.batch_size, indices=[0, 1])  # warm-up
+    rates, arrays = {}, {}
+    for bs in (1, args.batch_size, 1, args.batch_size):  # interleaved, best of two
+        t0 = time.perf_counter()
+        r = evaluate(ds, make, max_clicks=args.clicks, batch_size=bs)
+        rate = r.n_clicks / (time.perf_counter() - t0)
+        rates[bs] = max(rates.get(bs, 0.0), rate)
+        arrays[bs] = r.iou_array
+    diff = float(np.nanmax(np.abs(arrays[1] - arrays[args.batch_size])))
+    print(f"device {backend.device}, {args.arch}, {args.tiles} tiles x {args.clicks} clicks, precision {args.precision}")
+    print(f"  batch size 1          : {rates[1]:7.2f} sample-clicks/s")
+    print(f"  batch size {args.batch_size:<11d}: {rates[args.batch_size]:7.2f} sample-clicks/s")
+    print(f"  speed-up              : {rates[args.batch_size] / rates[1]:.2f}x (target: >= 1 on CPU, >= 3 on GPU)")
+    print(f"  max |IoU difference|  : {diff:.2e}")
+    full = 1940 * 20 / rates[args.batch_size]
+    print(f"  paper protocol (1940 tiles x 20 clicks) extrapolated on this device: {full / 60:.1f} min")
+
+
+if __name__ == "__main__":
+    main()
