@@ -13,6 +13,18 @@ import os
 from qgis.core import QgsCoordinateReferenceSystem, QgsProcessingException
 
 
+def _align_geos():
+    try:
+        from ritm_qgis.engine.geos_compat import align_with_runtime_geos
+
+        align_with_runtime_geos()
+    except ImportError:  # shapely missing: the dependency check of the plugin says so
+        pass
+
+
+_align_geos()  # see ritm_qgis/engine/geos_compat.py: QGIS's GEOS answers shapely's calls
+
+
 @contextlib.contextmanager
 def engine_errors():
     """Turn the engine's RitmError (a sentence for the user) into a QgsProcessingException."""

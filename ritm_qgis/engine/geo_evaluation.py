@@ -13,7 +13,8 @@ polygons, one per tile.
 NoC@t..., IoU per click), the IoU array (.npy, for ``noc_report``) and the HTML report with the
 Table-1 metrics and the IoU-vs-clicks figure; each file is written atomically.
 ``area_of_interest`` may be a shapely geometry in the raster's CRS or a GeoDataFrame/GeoSeries in
-any CRS (reprojected and unioned).
+any CRS (reprojected and unioned); a tile or building is kept when it overlaps it by more than a
+hundredth of a pixel, so the tiles that only touch a tile-index polygon's border are not.
 """
 
 from __future__ import annotations
@@ -39,8 +40,12 @@ class GeoEvaluation:
     n_samples: int
 
 
-def aoi_geometry(aoi, crs):
-    """A GeoDataFrame/GeoSeries (any CRS) or shapely geometry -> one geometry in ``crs`` (None stays None)."""
+def aoi_geometry(aoi, crs, shrink: float = 0.0):
+    """A GeoDataFrame/GeoSeries (any CRS) or shapely geometry -> one polygon geometry in ``crs``.
+
+    ``shrink`` (map units) erodes it slightly so that tiles that merely touch its border (e.g. the
+    neighbours of a tile-index polygon) do not count as inside. None stays None.
+    """
     if aoi is None:
         return None
     import geopandas as gpd
@@ -52,8 +57,12 @@ def aoi_geometry(aoi, crs):
         if aoi.crs is None:
             raise RitmError("The area of interest layer has no CRS; assign one.")
         geoms = aoi.to_crs(crs).geometry.values if aoi.crs != crs else aoi.geometry.values
-        geoms = shapely.make_valid(np.asarray(geoms, dtype=object))
-        return shapely.union_all(geoms)
+        geoms = np.asarray([g for g in geoms if g is not None and not g.is_empty], dtype=object)
+        aoi = shapely.union_all(shapely.make_valid(geoms))
+    if shrink > 0:
+        aoi = aoi.buffer(-shrink)
+    if aoi.is_empty:
+        raise RitmError("The area of interest has no area; choose polygons that cover part of the raster.")
     return aoi
 
 
@@ -82,7 +91,8 @@ def evaluate_raster(
     from .raster_io import raster_meta
 
     grid = raster_meta(str(raster)).grid
-    aoi = aoi_geometry(area_of_interest, grid.crs)
+    # a tile/building counts when it overlaps the area of interest by more than 1/100 of a pixel
+    aoi = aoi_geometry(area_of_interest, grid.crs, shrink=0.01 * min(grid.res))
     dataset = raster_footprint_dataset(str(raster), footprints, mode=mode, tile_size=tile_size,
                                        area_of_interest=aoi)
     sessions: list = []
