@@ -26,6 +26,16 @@ from ritm_qgis.engine.predictor import NetworkBackend, Predictor, predict_batch
 DATA = "/work/shared/data/grabcut"
 
 
+@pytest.fixture(scope="module", autouse=True)
+def one_torch_thread():
+    """One intra-op thread: on a shared 2-core machine OpenMP's spinning threads make these
+    small forward passes several times slower (measured 52 s -> 9 s for the 20-click test)."""
+    n = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(n)
+
+
 @pytest.fixture(scope="module")
 def tiny_net():
     from ritm_qgis.models import create_model
@@ -126,11 +136,11 @@ def test_zoom_in_roi_constructed_case():
 def test_zoom_in_in_session_feeds_crop_and_previous_prob():
     rng = np.random.default_rng(1)
     img = rng.integers(0, 255, (300, 500, 3), dtype=np.uint8)
-    net = DiskNet(radius=30.0)
+    backend = NetworkBackend(DiskNet(radius=30.0), device="cpu", optimize="none")
     params = zi.ZoomInParams()
-    session = Predictor(NetworkBackend(net, device="cpu"), zoom_in=True, flip=False)
+    session = Predictor(backend, zoom_in=True, flip=False)
     session.set_image(img)
-    rec = InputRecorder(net)
+    rec = InputRecorder(backend.model)
     try:
         p1 = session.add_click(150, 250, True)
         p2 = session.add_click(100, 200, True)
@@ -152,6 +162,7 @@ def test_zoom_in_in_session_feeds_crop_and_previous_prob():
                       torch.from_numpy(p1.prob)[None, None]], dim=1)
     expected_input = zi.crop_resize(full, expected_roi, hw)
     assert torch.allclose(x2, expected_input, atol=1e-6)
+    assert p2.mask[100, 200] and p2.mask[150, 250]  # both clicks' disks, mapped back from the crop
     t = zi.transform_clicks(session.clicks, expected_roi, hw)
     assert pts2[0, :2, :2].numpy() == pytest.approx(np.array([[t[0].row, t[0].col], [t[1].row, t[1].col]]))
     # outside the box the probability is 0 (RITM pastes the crop into zeros)
@@ -167,8 +178,9 @@ def test_flip_average_is_mean_of_both_passes(tiny_net):
     rng = np.random.default_rng(2)
     img = rng.integers(0, 255, (64, 96, 3), dtype=np.uint8)
     clicks = [Click(30, 20, True)]
-    flipped = Predictor(NetworkBackend(tiny_net, device="cpu"), zoom_in=False, flip=True)
-    plain = Predictor(NetworkBackend(tiny_net, device="cpu"), zoom_in=False, flip=False)
+    backend = NetworkBackend(tiny_net, device="cpu", optimize="none")
+    flipped = Predictor(backend, zoom_in=False, flip=True)
+    plain = Predictor(backend, zoom_in=False, flip=False)
     for s in (flipped, plain):
         s.set_image(img)
     pf = flipped.add_click(30, 20, True)
@@ -189,12 +201,13 @@ def test_flip_average_is_mean_of_both_passes(tiny_net):
 def test_twenty_simulated_clicks_with_undo(tiny_net):
     img, gt, ignore = grabcut_sample("teddy.jpg")
     h, w = gt.shape
-    session = Predictor(NetworkBackend(tiny_net, device="cpu"), zoom_in=True, flip=True)
+    backend = NetworkBackend(tiny_net, device="cpu", optimize="none")  # hooks need an nn.Module
+    session = Predictor(backend, zoom_in=True, flip=True)
     session.set_image(img)
     hist = ClickHistory(gt.shape)
     pred = np.zeros_like(gt)
     preds = []
-    rec = InputRecorder(tiny_net)
+    rec = InputRecorder(backend.model)
     try:
         for _ in range(20):
             click = next_click(gt, pred, ignore, hist.not_clicked)
@@ -230,6 +243,47 @@ def test_twenty_simulated_clicks_with_undo(tiny_net):
     assert session.clicks == [] and not session.mask.any()
 
 
+def test_optimised_backends_agree_with_the_plain_network(tiny_net):
+    rng = np.random.default_rng(5)
+    img = rng.integers(0, 255, (150, 230, 3), dtype=np.uint8)
+    clicks = [Click(70, 100, True), Click(20, 30, False), Click(100, 150, True)]
+    results = {}
+    for mode in ("none", "fold"):
+        backend = NetworkBackend(tiny_net, device="cpu", optimize=mode)
+        assert backend.optimize == mode
+        # zoom-in with a low object threshold so that later clicks run on crops of other sizes
+        session = Predictor(backend, zoom_in=zi.ZoomInParams(prob_thresh=0.2, min_crop_size=60), flip=True)
+        session.set_image(img)
+        results[mode] = [session.add_click(c.row, c.col, c.is_positive) for c in clicks]
+        if mode == "fold":
+            assert not any(isinstance(m, torch.nn.BatchNorm2d) for m in backend.model.modules())
+    assert any(p.roi is not None for p in results["none"])  # the crops were exercised
+    for a, b in zip(results["none"], results["fold"]):
+        assert a.roi == b.roi
+        assert np.abs(a.prob - b.prob).max() < 1e-4
+    assert NetworkBackend(tiny_net, device="cpu").optimize == "fold"  # 'auto'
+    with pytest.raises(RitmError, match="optimisation"):
+        NetworkBackend(tiny_net, device="cpu", optimize="fast")
+
+
+@pytest.mark.slow
+def test_jit_backend_agrees_with_the_plain_network(tiny_net):
+    # slow: tracing + oneDNN compilation take ~10 s of CPU even for the tiny network
+    rng = np.random.default_rng(6)
+    img = rng.integers(0, 255, (120, 160, 3), dtype=np.uint8)
+    clicks = [Click(60, 80, True), Click(10, 10, False), Click(100, 40, True)]
+    out = {}
+    for mode in ("none", "jit"):
+        backend = NetworkBackend(tiny_net, device="cpu", optimize=mode)
+        session = Predictor(backend, zoom_in=zi.ZoomInParams(prob_thresh=0.2, min_crop_size=60), flip=False)
+        session.set_image(img)
+        out[mode] = [session.add_click(c.row, c.col, c.is_positive) for c in clicks]
+        if mode == "jit":
+            assert isinstance(backend._traced, torch.jit.ScriptModule)
+    for a, b in zip(out["none"], out["jit"]):
+        assert a.roi == b.roi and np.abs(a.prob - b.prob).max() < 1e-4
+
+
 def test_click_outside_image_is_a_clear_error(tiny_net):
     session = Predictor(NetworkBackend(tiny_net, device="cpu"))
     with pytest.raises(RitmError, match="set_image"):
@@ -247,7 +301,7 @@ def test_predict_batch_matches_single_sessions(tiny_net):
     rng = np.random.default_rng(3)
     imgs = [rng.integers(0, 255, (80, 120, 3), dtype=np.uint8) for _ in range(3)]
     clicks = [Click(40, 60, True), Click(10, 10, True), Click(70, 100, True)]
-    backend = NetworkBackend(tiny_net, device="cpu")
+    backend = NetworkBackend(tiny_net, device="cpu", optimize="fold")
     singles, batched = [], []
     for img in imgs:
         a, b = Predictor(backend), Predictor(backend)
@@ -315,7 +369,7 @@ def test_cli_predict_with_checkpoint_and_grabcut(tiny_net, tmp_path):
     assert prob.shape == (90, 130) and prob.dtype == np.float32
     assert np.array_equal(mask == 255, prob > 0.49)
     # the same clicks through the Python API give the same map (x = column, y = row)
-    session = Predictor(NetworkBackend(tiny_net, device="cpu"))
+    session = Predictor(NetworkBackend(tiny_net, device="cpu", optimize="none"))
     session.set_image(cv2.cvtColor(img, cv2.COLOR_BGR2RGB))
     session.add_click(45, 60, True)
     assert np.allclose(session.add_click(5, 5, False).prob, prob, atol=1e-5)

@@ -88,3 +88,82 @@ def empty_cuda_cache() -> None:
 
     if torch.cuda.is_available():
         torch.cuda.empty_cache()
+
+
+# ---------------------------------------------------------------------------- inference speed-ups
+def fold_batchnorms(model):
+    """A copy of ``model`` (eval mode) with each BatchNorm2d folded into the convolution before it.
+
+    Two wirings are recognised: a Conv2d directly followed by a BatchNorm2d (or by a Sequential
+    that starts with one) inside an ``nn.Sequential``, and sibling attributes ``convK`` /
+    ``bnK`` (the residual blocks and the stem of HRNet), whose forward applies ``bnK``
+    directly to ``convK``'s output. Folded BatchNorms become ``nn.Identity``. The caller checks
+    the result numerically (``optimize_model`` does) since the attribute rule trusts names.
+    """
+    import copy
+
+    import torch
+    from torch import nn
+
+    model = copy.deepcopy(model).eval()
+
+    def fold(conv: nn.Conv2d, bn: nn.BatchNorm2d) -> bool:
+        if not isinstance(conv, nn.Conv2d) or not isinstance(bn, nn.BatchNorm2d):
+            return False
+        if conv.out_channels != bn.num_features or bn.running_var is None or not bn.affine:
+            return False
+        with torch.no_grad():
+            scale = bn.weight / torch.sqrt(bn.running_var + bn.eps)
+            conv.weight.copy_(conv.weight * scale.view(-1, 1, 1, 1))
+            bias = conv.bias if conv.bias is not None else torch.zeros_like(bn.running_mean)
+            new_bias = (bias - bn.running_mean) * scale + bn.bias
+            if conv.bias is None:
+                conv.bias = nn.Parameter(new_bias, requires_grad=False)
+            else:
+                conv.bias.copy_(new_bias)
+        return True
+
+    for module in list(model.modules()):
+        if isinstance(module, nn.Sequential):
+            items = list(module._modules.items())
+            for (_, a), (kb, b) in zip(items, items[1:]):
+                if isinstance(b, nn.Sequential) and len(b) and isinstance(b[0], nn.BatchNorm2d):
+                    if fold(a, b[0]):
+                        b[0] = nn.Identity()
+                elif fold(a, b):
+                    module._modules[kb] = nn.Identity()
+        for name, child in list(module._modules.items()):
+            if name.startswith("conv") and name[4:].isdigit():
+                bn_name = "bn" + name[4:]
+                if fold(child, module._modules.get(bn_name)):
+                    module._modules[bn_name] = nn.Identity()
+    return model
+
+
+def optimize_model(model, device, channels_last: bool = True, fold_bn: bool = True,
+                   example=None, atol: float = 1e-3):
+    """The model prepared for fast inference on ``device``: BatchNorms folded into the
+    convolutions and weights in channels-last layout. With ``example`` = (image, points),
+    the optimised model is checked against the original (max |logit difference| <= atol) and
+    the original is returned, with a warning, if it disagrees."""
+    import torch
+
+    fast = fold_batchnorms(model) if fold_bn else model
+    fast = fast.to(device)
+    if channels_last:
+        fast = fast.to(memory_format=torch.channels_last)
+    if example is not None and fast is not model:
+        image, points = (t.to(device) for t in example)
+        with torch.inference_mode():
+            ref = model.to(device)(image, points)["instances"]
+            got = fast(image.contiguous(memory_format=torch.channels_last) if channels_last else image,
+                       points)["instances"]
+        err = float((ref - got).abs().max())
+        if not err <= atol:
+            msg = f"BatchNorm folding changed the outputs by {err:.2e} (> {atol}); using the unmodified network."
+            log.warning(msg)
+            warnings.warn(msg, RuntimeWarning, stacklevel=2)
+            fast = model.to(device)
+            if channels_last:
+                fast = fast.to(memory_format=torch.channels_last)
+    return fast
