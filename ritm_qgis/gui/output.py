@@ -1,0 +1,130 @@
+"""The output footprint layer: a GeoPackage layer, created when missing, appended through the edit buffer.
+
+Default path: ``footprints.gpkg`` beside the saved project; for a project never saved,
+``~/ritm_qgis/footprints.gpkg`` (the home folder, created when needed). The layer is named
+``footprints`` with fields area_m2, perimeter_m, n_clicks, model, created, and the CRS of the
+raster the first building was drawn on (later buildings are transformed to the layer's CRS).
+
+Appends go through QGIS's edit buffer (``beginEditCommand`` / ``addFeatures``): when the layer is
+already in edit mode it stays so (the user saves, or undoes with QGIS's own undo); otherwise the
+tool opens an edit session, adds, and commits, so the features are on disk at once.
+"""
+
+from __future__ import annotations
+
+import os
+
+from qgis.core import (QgsCoordinateReferenceSystem, QgsCoordinateTransform, QgsFeature, QgsField, QgsFields,
+                       QgsProject, QgsVectorFileWriter, QgsVectorLayer, QgsWkbTypes)
+from qgis.PyQt.QtCore import QDateTime, QVariant
+
+from ritm_qgis.engine.errors import RitmError
+
+LAYER_NAME = "footprints"
+
+
+def default_output_path(project: QgsProject | None = None) -> str:
+    project = project or QgsProject.instance()
+    home = project.homePath() if project.fileName() else ""
+    folder = home or os.path.join(os.path.expanduser("~"), "ritm_qgis")
+    return os.path.join(folder, "footprints.gpkg")
+
+
+def output_fields() -> QgsFields:
+    fields = QgsFields()
+    fields.append(QgsField("area_m2", QVariant.Double))
+    fields.append(QgsField("perimeter_m", QVariant.Double))
+    fields.append(QgsField("n_clicks", QVariant.Int))
+    fields.append(QgsField("model", QVariant.String))
+    fields.append(QgsField("created", QVariant.DateTime))
+    return fields
+
+
+def _create(path: str, crs: QgsCoordinateReferenceSystem) -> None:
+    os.makedirs(os.path.dirname(os.path.abspath(path)) or ".", exist_ok=True)
+    options = QgsVectorFileWriter.SaveVectorOptions()
+    options.driverName = "GPKG"
+    options.layerName = LAYER_NAME
+    if os.path.exists(path):
+        options.actionOnExistingFile = QgsVectorFileWriter.CreateOrOverwriteLayer
+    writer = QgsVectorFileWriter.create(path, output_fields(), QgsWkbTypes.Polygon, crs,
+                                        QgsProject.instance().transformContext(), options)
+    err = writer.hasError()
+    msg = writer.errorMessage()
+    del writer  # closes the file
+    if err != QgsVectorFileWriter.NoError:
+        raise RitmError(f"Could not create the footprint layer in '{path}': {msg}")
+
+
+def open_output_layer(path: str, crs: QgsCoordinateReferenceSystem, add_to_project: bool = True) -> QgsVectorLayer:
+    """The ``footprints`` layer of ``path`` (created with ``crs`` when absent), the project's copy if loaded."""
+    path = os.path.abspath(path)
+    source = f"{path}|layername={LAYER_NAME}"
+    for layer in QgsProject.instance().mapLayers().values():
+        if isinstance(layer, QgsVectorLayer) and _same_source(layer.source(), path):
+            return layer
+    has_layer = False
+    if os.path.exists(path):
+        probe = QgsVectorLayer(source, LAYER_NAME, "ogr")
+        has_layer = probe.isValid()
+    if not has_layer:
+        _create(path, crs)
+    layer = QgsVectorLayer(source, LAYER_NAME, "ogr")
+    if not layer.isValid():
+        raise RitmError(f"'{path}' has no usable '{LAYER_NAME}' layer; choose another output file in the dock.")
+    missing = [f.name() for f in output_fields() if layer.fields().indexOf(f.name()) < 0]
+    if missing:
+        raise RitmError(f"The layer '{LAYER_NAME}' of '{path}' lacks the field(s) {', '.join(missing)}; "
+                        "choose another output file in the dock.")
+    if add_to_project:
+        QgsProject.instance().addMapLayer(layer)
+    return layer
+
+
+def _same_source(source: str, path: str) -> bool:
+    parts = source.split("|")
+    if os.path.abspath(parts[0]) != path:
+        return False
+    names = [p.split("=", 1)[1] for p in parts[1:] if p.startswith("layername=")]
+    return not names or names[0] == LAYER_NAME
+
+
+def append_footprints(layer: QgsVectorLayer, geometries, src_crs: QgsCoordinateReferenceSystem, *,
+                      area_m2, perimeter_m, n_clicks: int, model: str) -> list[QgsFeature]:
+    """Add one feature per polygon through the edit buffer (see module doc); returns the features."""
+    transform = None
+    if src_crs.isValid() and layer.crs().isValid() and src_crs != layer.crs():
+        transform = QgsCoordinateTransform(src_crs, layer.crs(), QgsProject.instance())
+    now = QDateTime.currentDateTime()
+    feats = []
+    for geom, area, perim in zip(geometries, area_m2, perimeter_m):
+        g = type(geom)(geom)
+        if transform is not None:
+            g.transform(transform)
+        f = QgsFeature(layer.fields())
+        f.setGeometry(g)
+        f["area_m2"] = float(area)
+        f["perimeter_m"] = float(perim)
+        f["n_clicks"] = int(n_clicks)
+        f["model"] = str(model)
+        f["created"] = now
+        feats.append(f)
+    if not feats:
+        return []
+    was_editing = layer.isEditable()
+    if not was_editing and not layer.startEditing():
+        raise RitmError(f"The layer '{layer.name()}' cannot be edited; choose another output file in the dock.")
+    layer.beginEditCommand("RITM building")
+    ok = layer.addFeatures(feats)
+    if not ok:
+        layer.destroyEditCommand()
+        if not was_editing:
+            layer.rollBack()
+        raise RitmError(f"Could not add the building to '{layer.name()}'.")
+    layer.endEditCommand()
+    if not was_editing and not layer.commitChanges():
+        errors = "; ".join(layer.commitErrors())
+        layer.rollBack()
+        raise RitmError(f"Could not save the building to '{layer.name()}': {errors}")
+    layer.triggerRepaint()
+    return feats

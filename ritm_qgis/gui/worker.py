@@ -1,0 +1,188 @@
+"""Inference off the GUI thread: one worker thread running the jobs of the map tool in order.
+
+The GUI thread puts jobs (load a model, open a raster, click, undo, discard, accept) on a queue;
+the worker runs them one after another and emits ``finished(job)`` for each, which Qt delivers
+to the GUI thread (queued connection). Clicks made while a prediction runs therefore wait in
+the queue and are applied in the order they were made; the canvas never waits for the model.
+
+``pending`` counts jobs submitted and not yet handed back; ``wait_idle`` (for tests and the
+benchmark) processes Qt events until it is zero, or raises after a timeout.
+"""
+
+from __future__ import annotations
+
+import queue
+import time
+import traceback
+from dataclasses import dataclass, field
+
+from qgis.PyQt.QtCore import QCoreApplication, QEventLoop, QThread, pyqtSignal
+
+from ritm_qgis.engine.errors import RitmError
+
+
+@dataclass
+class Job:
+    kind: str  # model | raster | click | undo | discard | accept | refresh
+    args: dict = field(default_factory=dict)
+    object_id: int = 0
+    t_submit: float = field(default_factory=time.perf_counter)
+    # filled in by the worker
+    result: object = None
+    error: str | None = None
+    predict_s: float = 0.0
+    run_s: float = 0.0
+
+
+class WorkerState:
+    """What lives on the worker thread: the model factory and the raster session."""
+
+    def __init__(self):
+        self.session = None
+        self.backend = None
+        self.backend_name = "grabcut"
+        self.device_name = "cpu"
+        self.factory = None
+
+    # --------------------------------------------------------------------- jobs
+    def run(self, job: Job):
+        return getattr(self, "_" + job.kind)(job, **job.args)
+
+    def _model(self, job, spec: str, device: str, threshold: float):
+        """Build the backend; on failure fall back to GrabCut and say why (job.error)."""
+        from ritm_qgis.engine.grabcut_backend import GrabCutBackend
+        from ritm_qgis.engine.predictor import Predictor
+
+        spec = (spec or "grabcut").strip() or "grabcut"
+        error = None
+        backend = None
+        if spec.lower() != "grabcut":
+            try:
+                from ritm_qgis.commands.predict import build_backend
+
+                backend = build_backend(spec, device)
+            except RitmError as exc:
+                error = str(exc)
+            except Exception as exc:  # noqa: BLE001 - a broken checkpoint can raise anything
+                error = f"{type(exc).__name__}: {exc}"
+        if backend is None:
+            backend = GrabCutBackend()
+            self.backend_name, self.device_name = "grabcut", "cpu"
+        else:
+            self.backend_name = getattr(backend, "name", spec)
+            self.device_name = str(backend.device)
+        self.backend = backend
+        if backend.is_network:
+            self.factory = lambda: Predictor(backend, zoom_in=True, flip=True, threshold=threshold)
+        else:
+            self.factory = lambda: Predictor(backend, threshold=threshold)
+        if self.session is not None:
+            self.session.predictor_factory = self.factory  # used from the next window or object on
+        job.result = {"backend": self.backend_name, "device": self.device_name, "spec": spec}
+        if error:
+            raise RitmError(f"Could not load the model '{spec}' ({error}); using the weight-free GrabCut "
+                            "backend instead.")
+        return job.result
+
+    def _raster(self, job, path: str, min_size: int | None = None):
+        from ritm_qgis.engine.raster_session import RasterSession
+
+        kwargs = {} if min_size is None else {"min_size": int(min_size)}
+        self.session = None
+        self.session = RasterSession(path, self.factory, **kwargs)
+        return {"path": path, "crs": str(self.session.grid.crs)}
+
+    def _outline(self, outline):
+        gdf = self.session.outline(outline)
+        return {
+            "wkb": [g.wkb for g in gdf.geometry],
+            "area_m2": [float(a) for a in gdf["area_m2"]],
+            "perimeter_m": [float(p) for p in gdf["perimeter_m"]],
+            "n_clicks": len(self.session.clicks),
+            "clicks": self.session.clicks,
+        }
+
+    def _need_session(self):
+        if self.session is None:
+            raise RitmError("No raster layer is set for the RITM tool; select a raster layer first.")
+
+    def _click(self, job, x: float, y: float, positive: bool, outline):
+        self._need_session()
+        step = self.session.add_click(x, y, positive)
+        job.predict_s = step.predict_s
+        return self._outline(outline)
+
+    def _undo(self, job, outline):
+        self._need_session()
+        self.session.undo()
+        return self._outline(outline)
+
+    def _refresh(self, job, outline):
+        self._need_session()
+        return self._outline(outline)
+
+    def _discard(self, job):
+        if self.session is not None:
+            self.session.reset()
+        return None
+
+    def _accept(self, job, outline):
+        self._need_session()
+        out = self._outline(outline)
+        self.session.reset()
+        return out
+
+
+class InferenceWorker(QThread):
+    """One thread, one queue; ``jobFinished`` is emitted once per submitted job, in order."""
+
+    jobFinished = pyqtSignal(object)  # noqa: N815 (Qt naming)
+
+    def __init__(self, parent=None):
+        super().__init__(parent)
+        self._queue: queue.Queue = queue.Queue()
+        self.state = WorkerState()
+        self.pending = 0  # GUI thread only: submitted, not yet handled
+        self.jobFinished.connect(self._handed_back)
+
+    def submit(self, job: Job) -> Job:
+        if not self.isRunning():
+            self.start()
+        self.pending += 1
+        self._queue.put(job)
+        return job
+
+    def _handed_back(self, job):
+        self.pending -= 1
+
+    def run(self):  # the worker thread
+        while True:
+            job = self._queue.get()
+            if job is None:
+                return
+            t0 = time.perf_counter()
+            try:
+                job.result = self.state.run(job)
+            except RitmError as exc:
+                job.error = str(exc)
+            except Exception as exc:  # noqa: BLE001 - reported in the message bar, the thread lives on
+                job.error = f"{type(exc).__name__}: {exc}"
+                traceback.print_exc()
+            job.run_s = time.perf_counter() - t0
+            self.jobFinished.emit(job)
+
+    def stop(self, timeout_ms: int = 10000) -> None:
+        if self.isRunning():
+            self._queue.put(None)
+            self.wait(timeout_ms)
+
+    def wait_idle(self, timeout: float = 30.0) -> None:
+        """Process Qt events until every submitted job has been handed back (TimeoutError after timeout s)."""
+        deadline = time.monotonic() + timeout
+        while self.pending > 0:
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"{self.pending} RITM job(s) still running after {timeout} s")
+            QCoreApplication.processEvents(QEventLoop.AllEvents, 20)
+            if self.pending > 0:
+                QThread.msleep(2)
+        QCoreApplication.processEvents(QEventLoop.AllEvents, 20)
