@@ -13,16 +13,14 @@ import os
 from qgis.core import QgsCoordinateReferenceSystem, QgsProcessingException
 
 
-def _align_geos():
-    try:
-        from ritm_qgis.engine.geos_compat import align_with_runtime_geos
+def _isolate_geo_stack():
+    from ritm_qgis.engine.geos_compat import load_geo_stack_isolated
 
-        align_with_runtime_geos()
-    except ImportError:  # shapely missing: the dependency check of the plugin says so
-        pass
+    load_geo_stack_isolated()
 
 
-_align_geos()  # see ritm_qgis/engine/geos_compat.py: QGIS's GEOS answers shapely's calls
+# see ritm_qgis/engine/geos_compat.py: inside QGIS, the pip wheels must not bind to QGIS's GDAL/PROJ/GEOS
+_isolate_geo_stack()
 
 
 @contextlib.contextmanager

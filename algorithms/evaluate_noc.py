@@ -104,6 +104,7 @@ class EvaluateNocAlgorithm(QgsProcessingAlgorithm):
             self.addOutput(QgsProcessingOutputNumber(key, label))
 
     def processAlgorithm(self, parameters, context, feedback):  # noqa: N802
+        from ._layers import engine_errors, layer_to_frame, raster_file  # first: isolates the geo stack
         from ritm_qgis.commands.evaluate import model_label
         from ritm_qgis.commands.noc_report import parse_thresholds
         from ritm_qgis.commands.predict import build_backend
@@ -111,8 +112,6 @@ class EvaluateNocAlgorithm(QgsProcessingAlgorithm):
         from ritm_qgis.engine.output_paths import check_writable, gpkg_path
         from ritm_qgis.engine.predictor import Predictor
         from ritm_qgis.engine.vector_io import write_gpkg
-
-        from ._layers import engine_errors, layer_to_frame, raster_file
 
         raster = raster_file(self, parameters, self.INPUT, context)
         ref_layer = self.parameterAsVectorLayer(parameters, self.REFERENCE, context)

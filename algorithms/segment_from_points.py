@@ -89,6 +89,7 @@ class SegmentFromPointsAlgorithm(QgsProcessingAlgorithm):
             self.OUTPUT_MASK, "Mask raster (0/255)", optional=True, createByDefault=False))
 
     def processAlgorithm(self, parameters, context, feedback):  # noqa: N802
+        from ._layers import crs_text, engine_errors, python_value, raster_file  # first: isolates the geo stack
         from ritm_qgis.commands.evaluate import model_label
         from ritm_qgis.commands.predict import build_backend
         from ritm_qgis.engine.click_points import ClickPoint, group_clicks, parse_sign, segment_objects
@@ -96,8 +97,6 @@ class SegmentFromPointsAlgorithm(QgsProcessingAlgorithm):
         from ritm_qgis.engine.predictor import Predictor
         from ritm_qgis.engine.raster_io import raster_meta
         from ritm_qgis.engine.vector_io import write_gpkg
-
-        from ._layers import crs_text, engine_errors, python_value, raster_file
 
         raster = raster_file(self, parameters, self.INPUT, context)
         layer = self.parameterAsVectorLayer(parameters, self.POINTS, context)

@@ -77,10 +77,9 @@ class TileRasterAlgorithm(QgsProcessingAlgorithm):
         self.addOutput(QgsProcessingOutputNumber(self.TILE_COUNT, "Number of tiles written"))
 
     def processAlgorithm(self, parameters, context, feedback):  # noqa: N802
+        from ._layers import engine_errors, raster_file  # first: isolates the geo stack
         from ritm_qgis.engine.output_paths import check_writable, gpkg_path
         from ritm_qgis.engine.tiling import write_tiles
-
-        from ._layers import engine_errors, raster_file
 
         raster = raster_file(self, parameters, self.INPUT, context)
         size = self.parameterAsInt(parameters, self.TILE_SIZE, context)

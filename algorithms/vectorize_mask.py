@@ -78,11 +78,10 @@ class VectorizeMaskAlgorithm(QgsProcessingAlgorithm):
             self.OUTPUT, "Buildings (GeoPackage)", QgsProcessing.TypeVectorPolygon))
 
     def processAlgorithm(self, parameters, context, feedback):  # noqa: N802
+        from ._layers import engine_errors, raster_file  # first: isolates the geo stack
         from ritm_qgis.engine.output_paths import gpkg_path
         from ritm_qgis.engine.vector_io import write_gpkg
         from ritm_qgis.engine.vectorize import vectorize_raster
-
-        from ._layers import engine_errors, raster_file
 
         raster = raster_file(self, parameters, self.INPUT, context)
         band = self.parameterAsInt(parameters, self.BAND, context) or 1

@@ -1,27 +1,46 @@
-"""Make shapely aware of the GEOS library its calls really reach inside QGIS.
+"""Keep the pip geo stack on its own GDAL / PROJ / GEOS inside QGIS processes.
 
-Inside ``qgis_process`` and the QGIS desktop, the executable links Debian's ``libgeos_c`` (3.11), so
-its symbols sit in the process's global namespace and the dynamic linker resolves shapely's GEOS
-calls to it instead of the newer GEOS bundled in the shapely wheel (3.14). Most of the C API is
-the same, but shapely picks some defaults from the version it was *built* with: ``to_wkb`` asks
-for 4-dimensional WKB on GEOS >= 3.12, which 3.11 refuses ("WKB output dimension must be 2 or 3"),
-so every GeoPackage write failed there. ``align_with_runtime_geos`` reads the version of the GEOS
-found in the global namespace (none in a plain Python process: then nothing changes) and, when
-it is older, tells ``shapely.io`` so, which makes it choose what that GEOS supports.
+Inside ``qgis_process`` and the QGIS desktop, the executable links Debian's ``libgdal``,
+``libproj.so.25`` and ``libgeos_c``, so their symbols sit in the process's global namespace. The
+extension modules of the pip wheels (rasterio, pyproj, pyogrio, shapely) link their own bundled
+copies, but by default the dynamic linker resolves their calls to the global copies first. Two
+failures were measured with ``qgis_process run``: shapely asked Debian's GEOS 3.11 for 4-D WKB
+(chosen for the GEOS 3.14 it was built with) and every GeoPackage write failed ("WKB output
+dimension must be 2 or 3"); and the process aborted at exit ("double free or corruption" in
+``libproj.so.25``'s destructors), because both PROJ copies had registered destructors for the
+same (interposed) C++ globals.
+
+``load_geo_stack_isolated`` imports every extension module of those packages with
+``RTLD_DEEPBIND``, so each resolves symbols in its own bundled libraries first. It must run before
+anything else imports them (the algorithms call it first); in a plain Python process (no GDAL in
+the global namespace) it does nothing. If they were already imported, ``align_with_runtime_geos``
+at least makes shapely choose WKB that the runtime GEOS accepts.
 """
 
 from __future__ import annotations
 
 import ctypes
+import importlib
+import os
 
-__all__ = ["runtime_geos_version", "align_with_runtime_geos"]
+import sys
+
+__all__ = ["runtime_geos_version", "align_with_runtime_geos", "load_geo_stack_isolated"]
+
+GEO_PACKAGES = ("shapely", "pyproj", "rasterio", "pyogrio")
+
+
+def _global_symbol(name: str):
+    try:
+        return getattr(ctypes.CDLL(None), name)
+    except (AttributeError, OSError):
+        return None
 
 
 def runtime_geos_version() -> tuple[int, int, int] | None:
     """The version of a GEOS C library already in the process's global namespace, or None."""
-    try:
-        fn = ctypes.CDLL(None).GEOSversion
-    except (AttributeError, OSError):
+    fn = _global_symbol("GEOSversion")
+    if fn is None:
         return None
     fn.restype = ctypes.c_char_p
     text = fn().decode("ascii", "replace").split("-", 1)[0]
@@ -33,7 +52,7 @@ def runtime_geos_version() -> tuple[int, int, int] | None:
 
 
 def align_with_runtime_geos() -> tuple[int, int, int] | None:
-    """Lower ``shapely.io``'s notion of the GEOS version to the runtime one when it is older."""
+    """Lower ``shapely.io``'s notion of the GEOS version to the global one when it is older."""
     runtime = runtime_geos_version()
     if runtime is None:
         return None
@@ -42,3 +61,53 @@ def align_with_runtime_geos() -> tuple[int, int, int] | None:
     if tuple(shapely.io.geos_version) > runtime:
         shapely.io.geos_version = runtime
     return runtime
+
+
+def _extension_modules(package: str) -> list[str]:
+    spec = importlib.util.find_spec(package)
+    if spec is None or not spec.submodule_search_locations:
+        return []
+    names = []
+    for root in spec.submodule_search_locations:
+        for folder, _, files in os.walk(root):
+            rel = os.path.relpath(folder, root)
+            prefix = package if rel == "." else package + "." + rel.replace(os.sep, ".")
+            for f in files:
+                if f.endswith(".so") and "." in f:
+                    names.append(prefix + "." + f.split(".", 1)[0])
+    return sorted(set(names))
+
+
+def load_geo_stack_isolated() -> bool:
+    """Import the geo wheels' extension modules with RTLD_DEEPBIND when GDAL/PROJ/GEOS are global.
+
+    Returns True when the isolation was applied, False when not needed or too late (then the
+    GEOS version is aligned instead).
+    """
+    if not hasattr(os, "RTLD_DEEPBIND"):
+        return False
+    if all(_global_symbol(s) is None for s in ("GDALAllRegister", "proj_context_create", "GEOSversion")):
+        return False
+    if any(p in sys.modules for p in GEO_PACKAGES):
+        if "shapely" in sys.modules:
+            align_with_runtime_geos()
+        return False
+    flags = sys.getdlopenflags()
+    sys.setdlopenflags(flags | os.RTLD_DEEPBIND)
+    try:
+        for package in GEO_PACKAGES:
+            for name in _extension_modules(package):
+                try:
+                    importlib.import_module(name)
+                except Exception:  # noqa: BLE001 - optional parts (e.g. tests) may not import alone
+                    pass
+            try:
+                importlib.import_module(package)
+            except ImportError:
+                pass
+    finally:
+        sys.setdlopenflags(flags)
+    return True
+
+
+
