@@ -173,6 +173,11 @@ class RitmMapTool(QgsMapTool):
         e.accept()
 
     def eventFilter(self, obj, event):  # noqa: N802 - the canvas keeps Space for panning; take it first
+        if event.type() == QEvent.ShortcutOverride and self.canvas().mapTool() is self and (
+                event.key() in (Qt.Key_Backspace, Qt.Key_Escape, Qt.Key_Return, Qt.Key_Enter, Qt.Key_Space)
+                or (event.key() == Qt.Key_Z and event.modifiers() & Qt.ControlModifier)):
+            event.accept()  # QGIS's own Ctrl+Z (undo) shortcut must not take the tool's keys
+            return True
         if (event.type() == QEvent.KeyPress and event.key() == Qt.Key_Space and not event.isAutoRepeat()
                 and self.canvas().mapTool() is self):
             self.accept()
