@@ -14,6 +14,7 @@ ALGORITHMS = {
     "segment_from_points": "SegmentFromPointsAlgorithm",
     "vectorize_mask": "VectorizeMaskAlgorithm",
     "evaluate_noc": "EvaluateNocAlgorithm",
+    "auto_annotate": "AutoAnnotateAlgorithm",
 }
 
 

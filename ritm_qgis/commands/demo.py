@@ -68,22 +68,11 @@ def load_demo_inputs(image_path: str, target_path: str):
 
 def write_geo_outputs(folder: str, ann, grid, model: str):
     """footprints.gpkg (the final mask as polygons) and clicks.gpkg (sign, order) in the raster's CRS."""
-    import geopandas as gpd
-    from shapely.geometry import Point
-
-    from ritm_qgis.engine.raster_io import pixel_to_map
+    from ritm_qgis.engine.annotation_outputs import annotation_frames
     from ritm_qgis.engine.vector_io import write_gpkg
-    from ritm_qgis.engine.vectorize import vectorize_mask
 
-    polys = vectorize_mask(ann.mask, grid, min_pixels=4)
-    polys["model"] = model
-    polys["n_clicks"] = ann.n_clicks
+    polys, clicks = annotation_frames(ann, grid, model)
     write_gpkg(polys, os.path.join(folder, "footprints.gpkg"), layer="footprints")
-    xs, ys = pixel_to_map(grid.transform, np.array([c.col for c in ann.clicks]), np.array([c.row for c in ann.clicks]))
-    clicks = gpd.GeoDataFrame({"order": list(range(1, ann.n_clicks + 1)),
-                               "positive": [bool(c.is_positive) for c in ann.clicks],
-                               "iou_after": ann.ious},
-                              geometry=[Point(x, y) for x, y in zip(np.atleast_1d(xs), np.atleast_1d(ys))], crs=grid.crs)
     write_gpkg(clicks, os.path.join(folder, "clicks.gpkg"), layer="clicks")
 
 
@@ -91,10 +80,9 @@ def run(args) -> int:
     from ritm_qgis.commands.evaluate import model_label
     from ritm_qgis.commands.predict import build_backend
     from ritm_qgis.engine.datasets import Sample
+    from ritm_qgis.engine.annotation_outputs import write_annotation_figures
     from ritm_qgis.engine.evaluation import annotate
-    from ritm_qgis.engine.figures import plot_iou_per_click
     from ritm_qgis.engine.predictor import Predictor
-    from ritm_qgis.engine.visualize import error_map, overlay, save_rgb_png
 
     if not 0 < args.target_iou <= 1:
         raise RitmError("--target-iou must lie in (0, 1]")
@@ -108,9 +96,10 @@ def run(args) -> int:
         folder = os.path.join(args.out, label)
         os.makedirs(folder, exist_ok=True)
         ann = annotate(sample, Predictor(build_backend(spec, args.device)), args.target_iou, args.max_clicks)
-        save_rgb_png(os.path.join(folder, "overlay.png"), overlay(rgb, ann.mask, ann.clicks))
-        save_rgb_png(os.path.join(folder, "error_map.png"), error_map(sample.gt, ann.mask, invalid))
-        plot_iou_per_click(ann.ious, os.path.join(folder, "iou_per_click.png"), args.target_iou, title=label)
+        write_annotation_figures(rgb, sample.gt, ann, invalid, overlay_path=os.path.join(folder, "overlay.png"),
+                                 error_map_path=os.path.join(folder, "error_map.png"),
+                                 curve_path=os.path.join(folder, "iou_per_click.png"),
+                                 target_iou=args.target_iou, title=label)
         if grid is not None:
             write_geo_outputs(folder, ann, grid, label)
         reached = bool(ann.ious and ann.ious[-1] >= args.target_iou)
