@@ -366,6 +366,11 @@ def _resolve(path_or_name) -> Path:
     text = str(path_or_name)
     from .weights import OFFICIAL_WEIGHTS, cached_path  # local import: avoids a cycle
 
+    # the project's own small models, shipped in models/weights/NAME.pth (docs/training.md)
+    shipped = Path(__file__).resolve().parent / "weights" / f"{text}.pth"
+    if os.sep not in text and "/" not in text and shipped.is_file():
+        return shipped
+
     if text in OFFICIAL_WEIGHTS:
         cached = cached_path(text)
         if cached.is_file():

@@ -35,6 +35,7 @@ def add_arguments(p):
     p.add_argument("--val-exclude", help="regex on validation sample names")
     p.add_argument("--val-limit", type=int, help="validate on the first N held-out samples only")
     p.add_argument("--val-max-clicks", type=int, default=20)
+    p.add_argument("--val-every", type=int, default=1, help="validate every N epochs (default 1)")
     p.add_argument("--init", default="none", metavar="none|NAME|FILE",
                    help="'none' to train from scratch (random weights), or a checkpoint / weights name to fine-tune")
     p.add_argument("--arch", default="hrnet18s", help="architecture when --init none (default hrnet18s)")
@@ -71,7 +72,7 @@ def run(args) -> int:
         arch=args.arch, regime=args.regime, epochs=args.epochs, epoch_len=args.epoch_len,
         batch_size=args.batch_size, lr=args.lr, backbone_lr_mult=args.backbone_lr_mult, milestones=milestones,
         crop_size=_pair(args.crop_size, "--crop-size"), aerial_aug=args.aerial_aug,
-        max_next_clicks=args.max_next_clicks, val_max_clicks=args.val_max_clicks, val_limit=args.val_limit,
+        max_next_clicks=args.max_next_clicks, val_max_clicks=args.val_max_clicks, val_limit=args.val_limit, val_every=args.val_every,
         device=args.device, amp=not args.no_amp, channels_last=not args.no_amp, num_workers=args.workers,
         cache=not args.no_cache, seed=args.seed, resume=not args.no_resume, max_steps=args.max_steps,
     )
