@@ -1,0 +1,191 @@
+"""Per-click latency of the interactive session, next to one plain forward pass of the network.
+
+For each network (random weights: timing only) a 500 x 500 synthetic scene (one bright
+"building" on textured ground) is segmented with 20 clicks of the simulated user, through
+``Predictor(NetworkBackend(net, optimize=MODE), zoom_in=True, flip=...)``. From the second click
+on, RITM's zoom-in feeds the network a crop resized to 400 on its longer side; the first
+click runs on the whole 500 x 500 image. Each mode first runs one untimed warm-up session with
+the same clicks (so TorchScript/oneDNN have seen every input shape; its wall time is reported
+as "warm-up"), then the timed one.
+
+The reference is one plain forward pass of the unmodified network, fp32, eager, under
+torch.no_grad, at 400 x 400 (the zoom-in's resolution) and at 500 x 500 (the whole image,
+what every click would cost without the zoom-in).
+
+"ratio" = plain 400 x 400 forward (median) / per-click p95: the speed-up of a click over a
+plain forward at the same resolution. On a shared machine wall-clock times swing with the
+load, so a plain forward is also timed right after every click (same load) and CPU times
+(``time.process_time``, robust to other processes when torch runs one thread) are printed
+in brackets, with their own ratio. "max |dprob|" compares each mode's probability maps
+with the 'none' session's, click by click (same click sequence); "max |dlogit|" compares the
+optimised network's logits at 400 x 400 with the plain network's.
+
+Also printed: the share of a forward pass spent in the image-only stem (conv1 + bn1 + relu of
+the HRNet, before the click features are added): the part that could be cached per image.
+
+    .venv/bin/python bench/bench_click_latency.py [--models hrnet18s,hrnet18] [--modes none,fold,jit]
+        [--threads N] [--flip] [--clicks 20] [--size 500]
+"""
+
+from __future__ import annotations
+
+import argparse
+import platform
+import time
+import warnings
+
+import numpy as np
+import torch
+
+from ritm_qgis.engine import zoom_in as zi
+from ritm_qgis.engine.clicker import ClickHistory, next_click
+from ritm_qgis.engine.predictor import NetworkBackend, Predictor
+from ritm_qgis.models import create_model
+from ritm_qgis.models.testing import randomize_
+
+
+def scene(size: int, seed: int = 0):
+    rng = np.random.default_rng(seed)
+    img = rng.normal(90, 25, (size, size, 3))
+    img += np.linspace(0, 30, size)[None, :, None]
+    gt = np.zeros((size, size), bool)
+    r0, c0 = int(size * 0.36), int(size * 0.40)
+    gt[r0:r0 + int(size * 0.24), c0:c0 + int(size * 0.18)] = True
+    img[gt] = rng.normal(200, 10, (gt.sum(), 3))
+    return np.clip(img, 0, 255).astype(np.uint8), gt
+
+
+def pct(values, q):
+    return float(np.percentile(np.asarray(values), q))
+
+
+def time_plain(model, hw, repeats):
+    x = torch.rand(1, 4, *hw, generator=torch.Generator().manual_seed(1))
+    pts = torch.tensor([[[hw[0] / 2, hw[1] / 2, 0.0], [-1.0, -1.0, -1.0]]])
+    times = []
+    with torch.no_grad():
+        for _ in range(3):
+            model(x, pts)
+        for _ in range(repeats):
+            t = time.perf_counter()
+            model(x, pts)
+            times.append(time.perf_counter() - t)
+    return times
+
+
+def time_stem(model, hw, repeats):
+    fe = model.feature_extractor
+    x = torch.rand(1, 3, *hw)
+    times = []
+    with torch.no_grad():
+        for _ in range(2):
+            fe.relu(fe.bn1(fe.conv1(x)))
+        for _ in range(repeats):
+            t = time.perf_counter()
+            fe.relu(fe.bn1(fe.conv1(x)))
+            times.append(time.perf_counter() - t)
+    return times
+
+
+def simulated_clicks(backend, img, gt, n, flip):
+    """The click sequence of the simulated user on this backend's predictions."""
+    session = Predictor(backend, zoom_in=True, flip=flip)
+    session.set_image(img)
+    hist = ClickHistory(gt.shape)
+    pred = np.zeros_like(gt)
+    for _ in range(n):
+        c = next_click(gt, pred, None, hist.not_clicked)
+        if c is None:
+            break
+        hist.add(c)
+        pred = session.add_click(c.row, c.col, c.is_positive).mask
+    return hist.clicks
+
+
+def run_session(backend, img, clicks, flip, plain=None):
+    """Times each click (wall, CPU); with ``plain`` = (net, x, pts), a plain forward pass is
+    timed right after each click too, so that both series see the same machine load."""
+    session = Predictor(backend, zoom_in=True, flip=flip)
+    session.set_image(img)
+    wall, cpu, ref_wall, ref_cpu, probs, shapes = [], [], [], [], [], []
+    for c in clicks:
+        t, tc = time.perf_counter(), time.process_time()
+        p = session.add_click(c.row, c.col, c.is_positive)
+        wall.append(time.perf_counter() - t)
+        cpu.append(time.process_time() - tc)
+        probs.append(p.prob)
+        shapes.append(zi.crop_size(p.roi, 400) if p.roi is not None else img.shape[:2])
+        if plain is not None:
+            net, x, pts = plain
+            t, tc = time.perf_counter(), time.process_time()
+            with torch.no_grad():
+                net(x, pts)
+            ref_wall.append(time.perf_counter() - t)
+            ref_cpu.append(time.process_time() - tc)
+    return wall, cpu, ref_wall, ref_cpu, probs, shapes
+
+
+def logits_gap(plain, backend, hw=(400, 400)):
+    x = torch.rand(1, 4, *hw, generator=torch.Generator().manual_seed(2))
+    pts = torch.tensor([[[200.0, 180.0, 0.0], [120.0, 300.0, 2.0], [50.0, 60.0, 1.0], [-1.0, -1.0, -1.0]]])
+    with torch.no_grad():
+        ref = plain(x, pts)["instances"]
+    got = backend.forward(x, pts)
+    return float((ref - got).abs().max())
+
+
+def main(argv=None):
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--models", default="hrnet18s,hrnet18")
+    ap.add_argument("--modes", default="none,fold,jit")
+    ap.add_argument("--size", type=int, default=500)
+    ap.add_argument("--clicks", type=int, default=20)
+    ap.add_argument("--repeats", type=int, default=20, help="plain forward passes timed")
+    ap.add_argument("--threads", type=int, default=None, help="torch intra-op threads (default: torch's)")
+    ap.add_argument("--flip", action="store_true", help="with RITM's flip averaging (a batch of 2 per click)")
+    args = ap.parse_args(argv)
+    warnings.filterwarnings("ignore")
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    modes = args.modes.split(",")
+    img, gt = scene(args.size)
+    print(f"torch {torch.__version__}, {platform.processor() or platform.machine()}, "
+          f"{torch.get_num_threads()} thread(s), image {args.size}x{args.size}, {args.clicks} clicks, "
+          f"zoom-in on (target 400), flip {'on' if args.flip else 'off'}")
+    for name in args.models.split(","):
+        net = randomize_(create_model(name), seed=0).eval()
+        plain400 = time_plain(net, (400, 400), args.repeats)
+        plain_full = time_plain(net, (args.size, args.size), max(5, args.repeats // 2))
+        stem = time_stem(net, (400, 400), args.repeats)
+        base = NetworkBackend(net, device="cpu", optimize="none")
+        clicks = simulated_clicks(base, img, gt, args.clicks, args.flip)
+        print(f"\n== {name}: plain fp32 eager forward 400x400 p50 {np.median(plain400) * 1e3:.0f} ms "
+              f"p95 {pct(plain400, 95) * 1e3:.0f} ms; {args.size}x{args.size} p50 "
+              f"{np.median(plain_full) * 1e3:.0f} ms; image-only stem (cacheable) "
+              f"{np.median(stem) * 1e3:.1f} ms = {100 * np.median(stem) / np.median(plain400):.1f}% of a pass")
+        print("per click, wall ms (CPU ms); 'plain' = a plain 400x400 forward timed right after each click")
+        print(f"{'mode':6} {'warm-up':>8} {'click p50':>14} {'click p95':>14} {'plain p50':>14} "
+              f"{'ratio wall':>10} {'ratio cpu':>9} {'1st click':>9} {'max|dprob|':>10} {'max|dlogit|':>11}  inputs")
+        x = torch.rand(1, 4, 400, 400, generator=torch.Generator().manual_seed(1))
+        pts = torch.tensor([[[200.0, 200.0, 0.0], [-1.0, -1.0, -1.0]]])
+        ref_probs = None
+        for mode in modes:
+            backend = NetworkBackend(net, device="cpu", optimize=mode)
+            t = time.perf_counter()
+            run_session(backend, img, clicks, args.flip)  # warm-up (same shapes)
+            warm = time.perf_counter() - t
+            wall, cpu, rwall, rcpu, probs, shapes = run_session(backend, img, clicks, args.flip, (net, x, pts))
+            if ref_probs is None:
+                ref_probs = probs
+            dprob = max(float(np.abs(a - b).max()) for a, b in zip(ref_probs, probs))
+            dlogit = logits_gap(net, backend)
+            sizes = sorted({f"{h}x{w}" for h, w in shapes})
+            ms = lambda v: f"{v * 1e3:5.0f}"  # noqa: E731
+            print(f"{mode:6} {warm:7.1f}s {ms(np.median(wall))} ({ms(np.median(cpu))}) "
+                  f"{ms(pct(wall, 95))} ({ms(pct(cpu, 95))}) {ms(np.median(rwall))} ({ms(np.median(rcpu))}) "
+                  f"{np.median(rwall) / pct(wall, 95):10.2f} {np.median(rcpu) / pct(cpu, 95):9.2f} "
+                  f"{ms(wall[0])}ms {dprob:10.1e} {dlogit:11.1e}  {', '.join(sizes)}")
+
+
+if __name__ == "__main__":
+    main()
