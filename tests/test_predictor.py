@@ -284,6 +284,26 @@ def test_jit_backend_agrees_with_the_plain_network(tiny_net):
         assert a.roi == b.roi and np.abs(a.prob - b.prob).max() < 1e-4
 
 
+def test_max_size_and_three_channel_networks():
+    from ritm_qgis.models import create_model
+    from ritm_qgis.models.testing import randomize_
+
+    net = randomize_(create_model("hrnet_tiny", with_prev_mask=False), seed=1)
+    backend = NetworkBackend(net, device="cpu", optimize="none")
+    assert backend.with_prev_mask is False
+    session = Predictor(backend, zoom_in=False, flip=False, max_size=100)
+    session.set_image(np.random.default_rng(0).integers(0, 255, (150, 200, 3), dtype=np.uint8))
+    rec = InputRecorder(backend.model)
+    try:
+        p = session.add_click(75, 100, True)
+    finally:
+        rec.close()
+    x, pts = rec.calls[0]
+    assert tuple(x.shape) == (1, 3, 75, 100)  # longer side limited to 100, RGB only
+    assert pts[0, 0, :2].tolist() == pytest.approx([75 * 75 / 150, 100 * 100 / 200])
+    assert p.prob.shape == (150, 200) and p.roi == (0, 149, 0, 199)
+
+
 def test_click_outside_image_is_a_clear_error(tiny_net):
     session = Predictor(NetworkBackend(tiny_net, device="cpu"))
     with pytest.raises(RitmError, match="set_image"):
