@@ -11,6 +11,8 @@ cd "$(dirname "$0")/.."
 ROOT=$(pwd)
 VENV="$ROOT/.venv"
 say() { printf '[bootstrap] %s\n' "$*"; }
+# pip's own errors still show; this machine's pip configuration adds one harmless warning per package
+quiet_pip() { "$VENV/bin/python" -m pip "$@" 2>&1 | { grep -v -e "WARNING: Location 'file://" || true; }; }
 
 if /usr/bin/python3 -c "import qgis.core" >/dev/null 2>&1 && command -v Xvfb >/dev/null 2>&1; then
     say "QGIS and PyQGIS already installed ($(/usr/bin/python3 -c 'from qgis.core import Qgis; print(Qgis.QGIS_VERSION)' 2>/dev/null))"
@@ -33,9 +35,9 @@ if [ "$(cat "$STAMP" 2>/dev/null)" = "$WANT" ] && "$VENV/bin/python" -c "import 
     say "Python dependencies already installed in .venv"
 else
     say "installing Python dependencies into .venv (pip; about 2 minutes on a cold machine)"
-    "$VENV/bin/python" -m pip install -q --upgrade pip >/dev/null
-    "$VENV/bin/python" -m pip install -q -r requirements.txt
-    "$VENV/bin/python" -m pip install -q --no-deps -e .
+    quiet_pip install -q --upgrade pip >/dev/null
+    quiet_pip install -q -r requirements.txt
+    quiet_pip install -q --no-deps -e . >/dev/null
     echo "$WANT" > "$STAMP"
 fi
 say "ready: $("$VENV/bin/python" -c 'import torch, numpy, rasterio, shapely, qgis.core as q; print(f"torch {torch.__version__}, numpy {numpy.__version__}, rasterio {rasterio.__version__} (GDAL {rasterio.__gdal_version__}), shapely {shapely.__version__}, QGIS {q.Qgis.QGIS_VERSION}")')"
