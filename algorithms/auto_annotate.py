@@ -92,7 +92,7 @@ class AutoAnnotateAlgorithm(QgsProcessingAlgorithm):
     def processAlgorithm(self, parameters, context, feedback):  # noqa: N802
         from ._layers import engine_errors, layer_to_frame, raster_file  # first: isolates the geo stack
         from ritm_qgis.commands.evaluate import model_label
-        from ritm_qgis.commands.predict import build_backend
+        from ritm_qgis.engine.backends import build_backend
         from ritm_qgis.engine.annotation_outputs import annotation_frames, write_annotation_figures
         from ritm_qgis.engine.geo_annotate import annotate_raster
         from ritm_qgis.engine.output_paths import check_writable, gpkg_path

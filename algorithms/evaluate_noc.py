@@ -107,7 +107,7 @@ class EvaluateNocAlgorithm(QgsProcessingAlgorithm):
         from ._layers import engine_errors, layer_to_frame, raster_file  # first: isolates the geo stack
         from ritm_qgis.commands.evaluate import model_label
         from ritm_qgis.commands.noc_report import parse_thresholds
-        from ritm_qgis.commands.predict import build_backend
+        from ritm_qgis.engine.backends import build_backend
         from ritm_qgis.engine.geo_evaluation import evaluate_raster, write_evaluation_outputs
         from ritm_qgis.engine.output_paths import check_writable, gpkg_path
         from ritm_qgis.engine.predictor import Predictor

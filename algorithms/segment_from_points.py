@@ -91,7 +91,7 @@ class SegmentFromPointsAlgorithm(QgsProcessingAlgorithm):
     def processAlgorithm(self, parameters, context, feedback):  # noqa: N802
         from ._layers import crs_text, engine_errors, python_value, raster_file  # first: isolates the geo stack
         from ritm_qgis.commands.evaluate import model_label
-        from ritm_qgis.commands.predict import build_backend
+        from ritm_qgis.engine.backends import build_backend
         from ritm_qgis.engine.click_points import ClickPoint, group_clicks, parse_sign, segment_objects
         from ritm_qgis.engine.output_paths import check_writable, gpkg_path
         from ritm_qgis.engine.predictor import Predictor

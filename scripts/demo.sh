@@ -24,7 +24,7 @@ else
     TARGET="$OUT/scene/scene_mask.tif"
 fi
 
-models=(--model grabcut)
+models=(--model grabcut-multi)
 for name in $(.venv/bin/python -c "from ritm_qgis.models.weights import shipped_names; print(' '.join(shipped_names()))" 2>/dev/null); do
     models+=(--model "$name")
 done

@@ -78,7 +78,7 @@ def write_geo_outputs(folder: str, ann, grid, model: str):
 
 def run(args) -> int:
     from ritm_qgis.commands.evaluate import model_label
-    from ritm_qgis.commands.predict import build_backend
+    from ritm_qgis.engine.backends import build_backend
     from ritm_qgis.engine.datasets import Sample
     from ritm_qgis.engine.annotation_outputs import write_annotation_figures
     from ritm_qgis.engine.evaluation import annotate

@@ -132,7 +132,7 @@ def run(args) -> int:
 
 
 def _evaluate_all(args, dataset, indices, info, device, thresholds) -> int:
-    from ritm_qgis.commands.predict import build_backend
+    from ritm_qgis.engine.backends import build_backend
     from ritm_qgis.engine.evaluation import evaluate, merge_results, shard
     from ritm_qgis.engine.figures import plot_iou_curves
     from ritm_qgis.engine.noc import noc_report

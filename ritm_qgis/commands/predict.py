@@ -6,6 +6,7 @@ import os
 
 import numpy as np
 
+from ritm_qgis.engine.backends import build_backend
 from ritm_qgis.engine.errors import RitmError
 
 HELP = ("Segment one object from clicks with a RITM network (or the weight-free GrabCut backend) "
@@ -51,20 +52,10 @@ def read_image(path: str) -> np.ndarray:
     return img
 
 
-def build_backend(checkpoint: str, device: str, precision: str = "fp32", optimize: str = "fold"):
-    if checkpoint.strip().lower() == "grabcut":
-        from ritm_qgis.engine.grabcut_backend import GrabCutBackend
-
-        return GrabCutBackend()
-    from ritm_qgis.engine.predictor import NetworkBackend
-
-    return NetworkBackend.from_checkpoint(checkpoint, device=device, precision=precision, optimize=optimize)
-
-
 def add_arguments(p):
     p.add_argument("--checkpoint", required=True, metavar="FILE|NAME",
                    help="network checkpoint (.pth file or name of a downloaded official model), "
-                        "or 'grabcut' for the weight-free GrabCut backend")
+                        "or 'grabcut' for the weight-free GrabCut backend ('grabcut-multi' for many objects per image)")
     p.add_argument("--image", required=True, metavar="IMG", help="the image (PNG, JPEG, TIFF)")
     p.add_argument("--click", action="append", default=[], metavar="X,Y,+|-",
                    help="a click in pixels (X = column, Y = row, origin top-left) and its sign: "

@@ -6,9 +6,16 @@ For each click the whole sequence is turned into a GrabCut label map:
   of the previous mask (probability > 0.5), grown by ``expansion`` (1.2) about its centre to
   at least ``min_box`` pixels a side (default ``min_box_fraction`` = half of the image's
   shorter side, at least 32), clamped to the image: GrabCut's rectangle, placed by the clicks;
-* inside it, probable foreground (``box_foreground=True``, GrabCut's own rectangle prior; with
+* inside it, with ``prior="box"`` (the default, for one object per image as in the GrabCut
+  benchmark): probable foreground (``box_foreground=True``, GrabCut's own rectangle prior; with
   False: probable foreground on the previous mask and probable background elsewhere, which
-  measured worse on the GrabCut data set);
+  measured worse on the GrabCut data set); with ``prior="clicks"`` (for many objects per image,
+  such as the paper's 500x500 tiles with every building of the tile as the target): probable
+  background, except probable foreground on the previous mask and on disks around the positive
+  clicks (radius a quarter of the box's shorter side for the first click, an eighth after). The
+  box prior collapses on such tiles: once positive clicks on far-apart buildings make the box
+  the whole image, nothing is left to learn the background colours from, and the ground joins
+  the buildings (measured on the synthetic scene: IoU 0.21 after 20 clicks, against 0.92);
 * disks of ``radius`` pixels around positive clicks: definite foreground; around negative
   clicks: definite background (later clicks overwrite earlier ones).
 
@@ -17,7 +24,8 @@ for its colour models), downscaled so the longer side is at most ``work_size`` p
 speed (about 0.1 s a click on one CPU core). Foreground regions that touch no positive click are dropped (the user
 points at one object). With no positive click there is no object: the map is all zeros.
 
-The result is hard labels; the map returned is made probability-like with a logistic of the
+OpenCV's random generator (GrabCut's k-means start) is reseeded before every cut, so the same
+clicks always give the same mask. The result is hard labels; the map returned is made probability-like with a logistic of the
 signed distance to the label boundary (``softness`` pixels), so that prob > 0.49 is exactly
 the GrabCut foreground and values fall off smoothly across the edge.
 """
@@ -39,7 +47,11 @@ class GrabCutBackend(Backend):
     def __init__(self, radius: int = 5, iterations: int = 3, expansion: float = 1.2,
                  min_box: int | None = None, min_box_fraction: float = 0.5, work_size: int = 200,
                  margin: int = 16, softness: float = 2.0, box_foreground: bool = True,
-                 keep_clicked_components: bool = True):
+                 keep_clicked_components: bool = True, prior: str = "box", seed: int = 0):
+        if prior not in ("box", "clicks"):
+            raise ValueError(f"prior must be 'box' or 'clicks', not {prior!r}")
+        self.prior = prior
+        self.seed = int(seed)
         self.radius = int(radius)
         self.iterations = int(iterations)
         self.expansion = float(expansion)
@@ -76,7 +88,16 @@ class GrabCutBackend(Backend):
         lab = np.full(shape, cv2.GC_BGD, np.uint8)
         r0, r1, c0, c1 = self._box(shape, clicks, prev_mask)
         inside = lab[r0:r1 + 1, c0:c1 + 1]
-        if self.box_foreground:
+        if self.prior == "clicks":
+            inside[...] = cv2.GC_PR_BGD
+            prior = prev_mask.astype(np.uint8)
+            frac = 0.25 if len(clicks) <= 1 and not prev_mask.any() else 0.125
+            big = max(2 * self.radius, int(frac * min(r1 - r0 + 1, c1 - c0 + 1)))
+            for c in clicks:
+                if c.is_positive:
+                    cv2.circle(prior, (int(c.col), int(c.row)), big, 1, thickness=-1)
+            inside[prior[r0:r1 + 1, c0:c1 + 1] > 0] = cv2.GC_PR_FGD
+        elif self.box_foreground:
             inside[...] = cv2.GC_PR_FGD
         else:
             inside[...] = cv2.GC_PR_BGD
@@ -124,6 +145,7 @@ class GrabCutBackend(Backend):
             bgd = np.zeros((1, 65), np.float64)
             fgd = np.zeros((1, 65), np.float64)
             out = seeds_w.copy()
+            cv2.setRNGSeed(self.seed)
             cv2.grabCut(np.ascontiguousarray(img_w), out, None, bgd, fgd, self.iterations, cv2.GC_INIT_WITH_MASK)
             fg_w = np.isin(out, (cv2.GC_FGD, cv2.GC_PR_FGD)).astype(np.uint8)
         else:

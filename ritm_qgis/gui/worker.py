@@ -58,7 +58,7 @@ class WorkerState:
         backend = None
         if spec.lower() != "grabcut":
             try:
-                from ritm_qgis.commands.predict import build_backend
+                from ritm_qgis.engine.backends import build_backend
 
                 backend = build_backend(spec, device)
             except RitmError as exc:
@@ -70,7 +70,7 @@ class WorkerState:
             self.backend_name, self.device_name = "grabcut", "cpu"
         else:
             self.backend_name = getattr(backend, "name", spec)
-            self.device_name = str(backend.device)
+            self.device_name = str(getattr(backend, "device", "cpu"))
         self.backend = backend
         if backend.is_network:
             self.factory = lambda: Predictor(backend, zoom_in=True, flip=True, threshold=threshold)
