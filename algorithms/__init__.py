@@ -15,6 +15,7 @@ ALGORITHMS = {
     "vectorize_mask": "VectorizeMaskAlgorithm",
     "evaluate_noc": "EvaluateNocAlgorithm",
     "auto_annotate": "AutoAnnotateAlgorithm",
+    "train_model": "TrainModelAlgorithm",
 }
 
 
