@@ -25,8 +25,8 @@ else
 fi
 
 models=(--model grabcut-multi)
-for name in $(.venv/bin/python -c "from ritm_qgis.models.weights import shipped_names; print(' '.join(shipped_names()))" 2>/dev/null); do
-    models+=(--model "$name")
+for f in models/weights/*.pth; do  # the project's shipped models, loadable by name
+    [ -f "$f" ] && models+=(--model "$(basename "$f" .pth)")
 done
 $CLI demo --image "$IMAGE" --target "$TARGET" "${models[@]}" --target-iou 0.9 --max-clicks 20 --device auto --out "$OUT"
 
