@@ -12,7 +12,7 @@ OUT=${2:-out/demo}
 CLI=.venv/bin/ritm-qgis
 mkdir -p "$OUT"
 
-CHIP="$DATA/aerial/spacenet_rio/images/3band_013022223130_Public_img51.tif"
+CHIP="$DATA/aerial/spacenet_rio/images/3band_013022223130_Public_img50.tif"
 if [ -f "$CHIP" ]; then
     IMAGE=$CHIP
     TARGET="$DATA/aerial/spacenet_rio/masks/$(basename "$CHIP")"

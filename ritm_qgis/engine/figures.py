@@ -71,7 +71,7 @@ def plot_iou_per_click(ious, path: str, target_iou: float | None = None, title: 
     ax.set_xlabel("click")
     ax.set_ylabel("IoU")
     ax.set_ylim(0, 1)
-    ax.set_xticks(clicks if len(clicks) <= 20 else clicks[::2])
+    ax.set_xticks(clicks if len(clicks) <= 10 else clicks[::2])
     ax.grid(True, alpha=0.3)
     ax.set_title(title)
     save_figure_atomically(fig, path)
