@@ -5,12 +5,12 @@ measured in the same process. Target: the batched version is not slower (ratio >
 Run: .venv/bin/python bench/bench_clicker.py
 """
 
-import time
 
 import cv2
 import numpy as np
 
 from ritm_qgis.engine.clicker import next_click, next_clicks
+from timing import best_of_interleaved
 
 N, H, W = 256, 500, 500
 
@@ -33,21 +33,10 @@ def make_masks(rng, localized=False):
     return gt, pred
 
 
-def interleaved_best(fns, repeats=5):
-    """Best time of each function, running them in turn so that load on the machine hits both alike."""
-    best = [float("inf")] * len(fns)
-    outs = [None] * len(fns)
-    for _ in range(repeats):
-        for k, fn in enumerate(fns):
-            t0 = time.perf_counter()
-            outs[k] = fn()
-            best[k] = min(best[k], time.perf_counter() - t0)
-    return best, outs
-
-
 def compare(label, gt, pred):
-    (loop_t, batch_t), (loop_out, batch_out) = interleaved_best(
-        [lambda: [next_click(gt[i], pred[i]) for i in range(N)], lambda: next_clicks(gt, pred)])
+    best, outs = best_of_interleaved({"loop": lambda: [next_click(gt[i], pred[i]) for i in range(N)],
+                                      "batch": lambda: next_clicks(gt, pred)}, repeat=5)
+    (loop_t, batch_t), (loop_out, batch_out) = (best["loop"], best["batch"]), (outs["loop"], outs["batch"])
     assert all(batch_out[i] == loop_out[i] for i in range(N)), "batched and per-mask clicks differ"
     print(f"{label}")
     print(f"  per-mask loop : {loop_t * 1e3:8.1f} ms for {N} masks of {H}x{W} ({loop_t / N * 1e3:.2f} ms/mask)")

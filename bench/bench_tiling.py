@@ -21,7 +21,6 @@ import shutil
 import subprocess
 import sys
 import tempfile
-import time
 from pathlib import Path
 
 import numpy as np
@@ -33,6 +32,8 @@ sys.path.insert(0, str(ROOT))
 
 from ritm_qgis.engine.tiling import write_tiles  # noqa: E402
 
+from timing import best_of_interleaved  # noqa: E402
+
 
 def make_scene(path: Path, n: int) -> None:
     yy, xx = np.mgrid[0:n, 0:n].astype("float32")
@@ -42,18 +43,6 @@ def make_scene(path: Path, n: int) -> None:
         for b, f in enumerate((0.01, 0.013, 0.017), start=1):
             band = 127 + 120 * np.sin(xx * f) * np.cos(yy * f * 0.7)
             dst.write(band.astype("uint8"), b)
-
-
-def best_of_interleaved(fns: dict, repeat: int) -> dict:
-    """Best time of each function over ``repeat`` rounds, the functions taking turns in a round
-    (so that a busy spell on the machine hits all of them alike)."""
-    best = {k: float("inf") for k in fns}
-    for _ in range(repeat):
-        for k, fn in fns.items():
-            t0 = time.perf_counter()
-            fn()
-            best[k] = min(best[k], time.perf_counter() - t0)
-    return best
 
 
 def main() -> None:
@@ -96,7 +85,7 @@ def main() -> None:
             fresh("proc")
             subprocess.run([sys.executable, "-c", code], check=True)
 
-        t = best_of_interleaved(
+        t, _ = best_of_interleaved(
             {"gdal": gdal, "ours": ours, "idx": ours_index, "proc": ours_process}, args.repeat)
         t_gdal, t_ours, t_idx, t_proc = t["gdal"], t["ours"], t["idx"], t["proc"]
         n_gdal = len(list((tmp / "gdal").glob("*.tif")))

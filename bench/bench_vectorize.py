@@ -22,7 +22,6 @@ import shutil
 import subprocess
 import sys
 import tempfile
-import time
 from pathlib import Path
 
 import cv2
@@ -35,6 +34,8 @@ sys.path.insert(0, str(ROOT))
 
 from ritm_qgis.engine.vector_io import write_gpkg  # noqa: E402
 from ritm_qgis.engine.vectorize import vectorize_raster  # noqa: E402
+
+from timing import best_of_interleaved  # noqa: E402
 
 SIMPLIFY = 0.3  # metres (1 pixel)
 
@@ -53,18 +54,6 @@ def make_mask(n: int, count: int, seed: int = 0) -> np.ndarray:
             pts = cv2.boxPoints((c, (w / 2, h * 1.5), a))
             cv2.fillPoly(m, [np.round(pts).astype(np.int32)], 255)
     return m
-
-
-def best_of_interleaved(fns: dict, repeat: int) -> dict:
-    """Best time of each function over ``repeat`` rounds, the functions taking turns in a round
-    (so that a busy spell on the machine hits all of them alike)."""
-    best = {k: float("inf") for k in fns}
-    for _ in range(repeat):
-        for k, fn in fns.items():
-            t0 = time.perf_counter()
-            fn()
-            best[k] = min(best[k], time.perf_counter() - t0)
-    return best
 
 
 def main() -> None:
@@ -118,7 +107,7 @@ def main() -> None:
         gdf = ours()
         import pyogrio
 
-        t = best_of_interleaved(
+        t, _ = best_of_interleaved(
             {"a": gdal_a, "b": gdal_b, "ours": ours, "proc": ours_process}, args.repeat)
         t_a, t_b, t_ours, t_proc = t["a"], t["b"], t["ours"], t["proc"]
         n_gdal = pyogrio.read_info(tmp / "gdal.gpkg")["features"]

@@ -5,25 +5,9 @@ import json
 import pytest
 
 from conftest import shared_path
+from data_builders import provider  # noqa: F401 (fixture)
 
 qgis_core = pytest.importorskip("qgis.core", reason="PyQGIS (Debian's python3-qgis) is not installed")
-
-
-@pytest.fixture(scope="module")
-def provider(qgis_app, qgis_processing):
-    from qgis.core import QgsApplication
-
-    from ritm_qgis.provider import RitmProvider
-
-    registry = QgsApplication.processingRegistry()
-    existing = registry.providerById("ritm_qgis")
-    if existing is not None:
-        yield existing
-        return
-    p = RitmProvider()
-    assert registry.addProvider(p)
-    yield p
-    registry.removeProvider(p)
 
 
 def test_report_and_json_match_the_engine(provider, tmp_path):

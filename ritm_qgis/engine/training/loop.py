@@ -31,7 +31,6 @@ from __future__ import annotations
 import copy
 import json
 import math
-import os
 import random
 import time
 from dataclasses import asdict, dataclass, field
@@ -394,7 +393,6 @@ def train(config: TrainConfig, progress: Optional[Callable[[float, str], None]] 
     returns True the weights are saved and the path returned (metadata ``complete: false``;
     run again with the same ``out`` to resume). Ctrl+C saves too, then re-raises.
     """
-    import torch
     from torch.utils.data import DataLoader, DistributedSampler
 
     from . import distributed as dist_mod
