@@ -21,13 +21,13 @@ import hashlib
 import math
 import os
 import pickle
-import tempfile
 from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any, Dict, Mapping, Optional, Tuple, Union
 
 import torch
 
+from ritm_qgis.engine.atomic import atomic_path
 from ritm_qgis.engine.errors import RitmError
 
 from .network import IMAGENET_MEAN, IMAGENET_STD, ModelConfig, RitmHRNet
@@ -410,20 +410,11 @@ def _check_plain(value, where: str = "metadata"):
 
 
 def _atomic_torch_save(obj, path: PathLike) -> None:
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=str(path.parent))
-    try:
-        os.chmod(tmp, 0o644)  # mkstemp creates 0600; checkpoints are ordinary shared files
-        with os.fdopen(fd, "wb") as fh:
+    with atomic_path(str(path)) as tmp:
+        with open(tmp, "wb") as fh:
             torch.save(obj, fh)
             fh.flush()
             os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
 
 
 def save_checkpoint(

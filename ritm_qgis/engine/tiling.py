@@ -33,6 +33,7 @@ import numpy as np
 import rasterio
 from rasterio.windows import Window
 
+from .atomic import atomic_path
 from .errors import RitmError
 from .raster_io import RasterGrid, clip_window, open_raster, raster_meta
 
@@ -135,8 +136,7 @@ def _tile_profile(src, grid: RasterGrid, tile: Tile, nodata, compress: str | Non
 
 
 def _write_atomic(path: Path, profile: dict, data: np.ndarray, colorinterp, descriptions) -> None:
-    tmp = str(path.parent / f".{path.stem}.{os.getpid()}.part.tif")
-    try:
+    with atomic_path(str(path), suffix=".tif") as tmp:
         with rasterio.open(tmp, "w", **profile) as dst:
             dst.write(data)
             if colorinterp is not None:
@@ -147,11 +147,6 @@ def _write_atomic(path: Path, profile: dict, data: np.ndarray, colorinterp, desc
             for i, d in enumerate(descriptions, start=1):
                 if d:
                     dst.set_band_description(i, d)
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.remove(tmp)
-        raise
 
 
 def write_tiles(
