@@ -248,40 +248,25 @@ def test_optimised_backends_agree_with_the_plain_network(tiny_net):
     img = rng.integers(0, 255, (150, 230, 3), dtype=np.uint8)
     clicks = [Click(70, 100, True), Click(20, 30, False), Click(100, 150, True)]
     results = {}
-    for mode in ("none", "fold"):
+    for mode in ("none", "fold", "onednn"):
         backend = NetworkBackend(tiny_net, device="cpu", optimize=mode)
         assert backend.optimize == mode
         # zoom-in with a low object threshold so that later clicks run on crops of other sizes
         session = Predictor(backend, zoom_in=zi.ZoomInParams(prob_thresh=0.2, min_crop_size=60), flip=True)
         session.set_image(img)
         results[mode] = [session.add_click(c.row, c.col, c.is_positive) for c in clicks]
-        if mode == "fold":
+        if mode != "none":
             assert not any(isinstance(m, torch.nn.BatchNorm2d) for m in backend.model.modules())
+        if mode == "onednn":  # every convolution now runs as a fused oneDNN kernel
+            assert not any(isinstance(m, torch.nn.Conv2d) for m in backend.model.modules())
     assert any(p.roi is not None for p in results["none"])  # the crops were exercised
-    for a, b in zip(results["none"], results["fold"]):
-        assert a.roi == b.roi
-        assert np.abs(a.prob - b.prob).max() < 1e-4
-    assert NetworkBackend(tiny_net, device="cpu").optimize == "fold"  # 'auto'
+    for mode in ("fold", "onednn"):
+        for a, b in zip(results["none"], results[mode]):
+            assert a.roi == b.roi
+            assert np.abs(a.prob - b.prob).max() < 1e-4
+    assert NetworkBackend(tiny_net, device="cpu").optimize == "onednn"  # 'auto' on the CPU
     with pytest.raises(RitmError, match="optimisation"):
         NetworkBackend(tiny_net, device="cpu", optimize="fast")
-
-
-@pytest.mark.slow
-def test_jit_backend_agrees_with_the_plain_network(tiny_net):
-    # slow: tracing + oneDNN compilation take ~10 s of CPU even for the tiny network
-    rng = np.random.default_rng(6)
-    img = rng.integers(0, 255, (120, 160, 3), dtype=np.uint8)
-    clicks = [Click(60, 80, True), Click(10, 10, False), Click(100, 40, True)]
-    out = {}
-    for mode in ("none", "jit"):
-        backend = NetworkBackend(tiny_net, device="cpu", optimize=mode)
-        session = Predictor(backend, zoom_in=zi.ZoomInParams(prob_thresh=0.2, min_crop_size=60), flip=False)
-        session.set_image(img)
-        out[mode] = [session.add_click(c.row, c.col, c.is_positive) for c in clicks]
-        if mode == "jit":
-            assert isinstance(backend._traced, torch.jit.ScriptModule)
-    for a, b in zip(out["none"], out["jit"]):
-        assert a.roi == b.roi and np.abs(a.prob - b.prob).max() < 1e-4
 
 
 def test_max_size_and_three_channel_networks():
@@ -321,7 +306,7 @@ def test_predict_batch_matches_single_sessions(tiny_net):
     rng = np.random.default_rng(3)
     imgs = [rng.integers(0, 255, (80, 120, 3), dtype=np.uint8) for _ in range(3)]
     clicks = [Click(40, 60, True), Click(10, 10, True), Click(70, 100, True)]
-    backend = NetworkBackend(tiny_net, device="cpu", optimize="fold")
+    backend = NetworkBackend(tiny_net, device="cpu", optimize="onednn")  # weights prepacked for batch 1
     singles, batched = [], []
     for img in imgs:
         a, b = Predictor(backend), Predictor(backend)

@@ -66,10 +66,10 @@ def add_arguments(p):
     p.add_argument("--device", default="auto", help="auto (default: CUDA if available), cpu, cuda or cuda:N")
     p.add_argument("--precision", default="fp32", choices=("fp32", "fp16", "bf16"),
                    help="autocast precision on CUDA (default fp32)")
-    p.add_argument("--optimize", default="fold", choices=("fold", "jit", "none", "auto"),
-                   help="network speed-up: fold (default; BatchNorm folding + channels-last), jit "
-                        "(TorchScript + oneDNN fusion: faster per click on the CPU but about 2 s to "
-                        "trace first, worth it from ~10 clicks), none")
+    p.add_argument("--optimize", default="auto", choices=("auto", "onednn", "fold", "none"),
+                   help="network speed-up: auto (default: onednn on the CPU, fold elsewhere), onednn "
+                        "(fold + oneDNN fused convolutions on prepacked weights, CPU), fold (BatchNorm "
+                        "folding + channels-last), none")
     p.add_argument("--out-mask", required=True, metavar="MASK.png", help="output mask, 0/255 PNG")
     p.add_argument("--out-prob", metavar="PROB.npy", help="also write the probability map (float32, image size)")
 

@@ -15,7 +15,7 @@ def is_grabcut(spec: str) -> bool:
     return spec.strip().lower() in GRABCUT_SPECS
 
 
-def build_backend(spec: str, device: str = "auto", precision: str = "fp32", optimize: str = "fold"):
+def build_backend(spec: str, device: str = "auto", precision: str = "fp32", optimize: str = "auto"):
     key = spec.strip().lower()
     if key in GRABCUT_SPECS:
         from ritm_qgis.engine.grabcut_backend import GrabCutBackend

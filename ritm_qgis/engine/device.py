@@ -141,17 +141,33 @@ def fold_batchnorms(model):
 
 
 def optimize_model(model, device, channels_last: bool = True, fold_bn: bool = True,
-                   example=None, atol: float = 1e-3):
+                   example=None, atol: float = 1e-3, onednn_example=None):
     """The model prepared for fast inference on ``device``: BatchNorms folded into the
-    convolutions and weights in channels-last layout. With ``example`` = (image, points),
-    the optimised model is checked against the original (max |logit difference| <= atol) and
-    the original is returned, with a warning, if it disagrees."""
+    convolutions and weights in channels-last layout; with ``onednn_example`` = (image, points)
+    of a typical input size (CPU only), convolutions replaced by oneDNN's fused kernels on
+    weights prepacked for that size (``onednn_fusion``; other sizes run too). With ``example`` = (image, points), the optimised model is checked
+    against the original (max |logit difference| <= atol) and the original is returned, with
+    a warning, if it disagrees."""
     import torch
 
     fast = fold_batchnorms(model) if fold_bn else model
     fast = fast.to(device)
     if channels_last:
         fast = fast.to(memory_format=torch.channels_last)
+    if onednn_example is not None and torch.device(device).type == "cpu":
+        from . import onednn_fusion
+
+        if onednn_fusion.available():
+            import copy
+
+            image, points = onednn_example
+            if channels_last:
+                image = image.contiguous(memory_format=torch.channels_last)
+            try:
+                fast, _ = onednn_fusion.fuse_model(fast if fast is not model else copy.deepcopy(model),
+                                                   (image, points))
+            except RuntimeError as exc:  # a layer oneDNN cannot run: keep the folded network
+                log.warning("oneDNN convolution fusion skipped: %s", exc)
     if example is not None and fast is not model:
         image, points = (t.to(device) for t in example)
         with torch.inference_mode():
@@ -160,7 +176,7 @@ def optimize_model(model, device, channels_last: bool = True, fold_bn: bool = Tr
                        points)["instances"]
         err = float((ref - got).abs().max())
         if not err <= atol:
-            msg = f"BatchNorm folding changed the outputs by {err:.2e} (> {atol}); using the unmodified network."
+            msg = f"The optimised network changed the outputs by {err:.2e} (> {atol}); using the unmodified network."
             log.warning(msg)
             warnings.warn(msg, RuntimeWarning, stacklevel=2)
             fast = model.to(device)

@@ -30,7 +30,6 @@ here that click simply uses the whole image.
 
 from __future__ import annotations
 
-import logging
 from dataclasses import dataclass, field
 from typing import Sequence
 
@@ -42,7 +41,6 @@ from .clicker import Click
 from .errors import RitmError
 from .image_norm import to_rgb_float, to_rgb_uint8
 
-log = logging.getLogger(__name__)
 
 DEFAULT_THRESHOLD = 0.49
 
@@ -77,20 +75,18 @@ class NetworkBackend(Backend):
     * 'fold': BatchNorms folded into the convolutions, channels-last layout (checked against
       the unmodified network on a small input; outputs agree to about 1e-5). Cheap, no
       warm-up.
-    * 'jit' (CPU only): traced and frozen with TorchScript with oneDNN Graph fusion, the
-      fastest per click on the CPU once warm (see bench/bench_click_latency.py), but the trace
-      costs seconds at the first pass and oneDNN recompiles for every new input shape (two
-      slow profiling passes each): worth it for long sessions on stable crop sizes, not for
-      an evaluation over many images. Checked against the eager network on its first input.
+    * 'onednn' (CPU only; elsewhere 'fold'): 'fold', then every convolution run by oneDNN's
+      fused kernel on weights prepacked once, with its ReLU and residual addition absorbed
+      (``onednn_fusion``). Any input size, no warm-up; checked like 'fold'.
     * 'none': the network as given.
-    * 'auto' (default): 'fold'.
+    * 'auto' (default): 'onednn' on the CPU in fp32, else 'fold'.
 
     net_clicks_limit: feed only the first N clicks to the network (RITM's option; None = all).
     A CUDA out-of-memory error moves the network to the CPU with a warning and retries.
     """
 
     is_network = True
-    OPTIMIZE = ("auto", "none", "fold", "jit")
+    OPTIMIZE = ("auto", "none", "fold", "onednn")
 
     def __init__(self, model, device="auto", precision: str = "fp32", optimize: str = "auto",
                  net_clicks_limit: int | None = None, name: str | None = None):
@@ -107,6 +103,8 @@ class NetworkBackend(Backend):
         if optimize not in self.OPTIMIZE:
             raise RitmError(f"Unknown optimisation '{optimize}'; use one of {', '.join(self.OPTIMIZE)}.")
         if optimize == "auto":
+            optimize = "onednn" if self.device.type == "cpu" and self.precision == "fp32" else "fold"
+        if optimize == "onednn" and self.device.type != "cpu":
             optimize = "fold"
         self.optimize = optimize
         self.net_clicks_limit = net_clicks_limit
@@ -115,25 +113,18 @@ class NetworkBackend(Backend):
         model = model.eval()
         for p in model.parameters():
             p.requires_grad_(False)
-        self.channels_last = optimize == "fold"
-        if optimize == "fold":
+        self.channels_last = optimize in ("fold", "onednn")
+        if self.channels_last:
             channels = 4 if self.with_prev_mask else 3
-            example = (torch.rand(1, channels, 64, 64, generator=torch.Generator().manual_seed(0)),
-                       torch.tensor([[[32.0, 32.0, 0.0], [-1.0, -1.0, -1.0]]]))
-            model = optimize_model(model, self.device, channels_last=True, fold_bn=True, example=example)
-        self.model = model.to(self.device)
-        self._traced = None
 
-    def _jit_forward(self, images, points):
-        """The traced network's logits; traced (and checked) on the first call."""
-        if self._traced is None:
-            eager = self.model(images, points)["instances"]
-            self._traced = _trace_network(self.model, images, points, eager)
-            if self._traced is False:
-                return eager
-        if self._traced is False:
-            return self.model(images, points)["instances"]
-        return self._traced(images, points)
+            def example(size):
+                return (torch.rand(1, channels, size, size, generator=torch.Generator().manual_seed(0)),
+                        torch.tensor([[[size / 2, size / 2, 0.0], [-1.0, -1.0, -1.0]]]))
+
+            # oneDNN lays the weights out for one input size: the zoom-in's 400 is the usual one.
+            model = optimize_model(model, self.device, channels_last=True, fold_bn=True, example=example(64),
+                                   onednn_example=example(400) if optimize == "onednn" else None)
+        self.model = model.to(self.device)
 
     @classmethod
     def from_checkpoint(cls, path_or_name, device="auto", **kwargs) -> "NetworkBackend":
@@ -170,12 +161,8 @@ class NetworkBackend(Backend):
         points = points.to(self.device)
         if self.channels_last:
             images = images.contiguous(memory_format=torch.channels_last)
-        if self.optimize == "jit" and self.device.type == "cpu":
-            with torch.no_grad():  # TorchScript graphs run under no_grad, not inference_mode
-                out = self._jit_forward(images, points)
-        else:
-            with torch.inference_mode(), autocast(self.device, self.precision):
-                out = self.model(images, points)["instances"]
+        with torch.inference_mode(), autocast(self.device, self.precision):
+            out = self.model(images, points)["instances"]
         return out.float().contiguous()
 
     def forward(self, images, points):
@@ -193,7 +180,6 @@ class NetworkBackend(Backend):
             self.device = torch.device("cpu")
             self.model.to(self.device)
             self.precision = "fp32"
-            self.optimize = "none" if self.optimize == "jit" else self.optimize
             empty_cuda_cache()
             return self._run(images, points)
 
@@ -208,38 +194,6 @@ def _takes_prev_mask(model) -> bool:
     if hasattr(model, "input_channels"):
         return int(model.input_channels) == 4
     return True
-
-
-def _trace_network(model, images, points, eager_logits, atol: float = 1e-3):
-    """TorchScript trace of ``model`` returning the logits, frozen, with oneDNN Graph fusion;
-    False (with a warning) when tracing fails or the traced logits differ from the eager ones."""
-    import warnings
-
-    import torch
-
-    class LogitsOnly(torch.nn.Module):
-        def __init__(self, net):
-            super().__init__()
-            self.net = net
-
-        def forward(self, image, pts):
-            return self.net(image, pts)["instances"]
-
-    try:
-        torch.jit.enable_onednn_fusion(True)
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")  # TracerWarnings about shape checks in the model
-            traced = torch.jit.trace(LogitsOnly(model).eval(), (images, points), check_trace=False)
-            traced = torch.jit.freeze(traced)
-            got = traced(images, points)
-        err = float((got - eager_logits).abs().max())
-    except Exception as exc:  # noqa: BLE001 - any tracing problem: stay eager
-        log.warning("TorchScript tracing failed (%s); running the network eagerly.", exc)
-        return False
-    if not err <= atol:
-        log.warning("The traced network differs from the eager one by %.2e; running it eagerly.", err)
-        return False
-    return traced
 
 
 @dataclass
