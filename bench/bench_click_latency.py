@@ -23,7 +23,7 @@ Also printed: the share of a forward pass spent in the image-only stem (conv1 + 
 the HRNet, before the click features are added): the part that could be cached per image.
 
     .venv/bin/python bench/bench_click_latency.py [--models hrnet18s,hrnet18] [--modes none,fold,onednn]
-        [--threads N] [--flip] [--clicks 20] [--size 500]
+        [--threads N] [--flip] [--clicks 20] [--size 500] [--device cuda --precision fp16]
 """
 
 from __future__ import annotations
@@ -58,23 +58,34 @@ def pct(values, q):
     return float(np.percentile(np.asarray(values), q))
 
 
-def time_plain(model, hw, repeats):
-    x = torch.rand(1, 4, *hw, generator=torch.Generator().manual_seed(1))
-    pts = torch.tensor([[[hw[0] / 2, hw[1] / 2, 0.0], [-1.0, -1.0, -1.0]]])
+def sync(device):
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
+def plain_input(hw, device):
+    return (torch.rand(1, 4, *hw, generator=torch.Generator().manual_seed(1)).to(device),
+            torch.tensor([[[hw[0] / 2, hw[1] / 2, 0.0], [-1.0, -1.0, -1.0]]], device=device))
+
+
+def time_plain(model, hw, repeats, device):
+    x, pts = plain_input(hw, device)
     times = []
     with torch.no_grad():
         for _ in range(3):
             model(x, pts)
         for _ in range(repeats):
+            sync(device)
             t = time.perf_counter()
             model(x, pts)
+            sync(device)
             times.append(time.perf_counter() - t)
     return times
 
 
 def time_stem(model, hw, repeats):
     fe = model.feature_extractor
-    x = torch.rand(1, 3, *hw)
+    x = torch.rand(1, 3, *hw, device=next(model.parameters()).device)
     times = []
     with torch.no_grad():
         for _ in range(2):
@@ -116,20 +127,23 @@ def run_session(backend, img, clicks, flip, plains=()):
         probs.append(p.prob)
         shapes.append(zi.crop_size(p.roi, 400) if p.roi is not None else img.shape[:2])
         for (net, x, pts), (rw, rc) in zip(plains, ref):
+            sync(x.device)
             t, tc = time.perf_counter(), time.process_time()
             with torch.no_grad():
                 net(x, pts)
+            sync(x.device)
             rw.append(time.perf_counter() - t)
             rc.append(time.process_time() - tc)
     return wall, cpu, ref, probs, shapes
 
 
-def logits_gap(plain, backend, hw=(400, 400)):
-    x = torch.rand(1, 4, *hw, generator=torch.Generator().manual_seed(2))
-    pts = torch.tensor([[[200.0, 180.0, 0.0], [120.0, 300.0, 2.0], [50.0, 60.0, 1.0], [-1.0, -1.0, -1.0]]])
+def logits_gap(plain, backend, device, hw=(400, 400)):
+    x = torch.rand(1, 4, *hw, generator=torch.Generator().manual_seed(2)).to(device)
+    pts = torch.tensor([[[200.0, 180.0, 0.0], [120.0, 300.0, 2.0], [50.0, 60.0, 1.0], [-1.0, -1.0, -1.0]]],
+                       device=device)
     with torch.no_grad():
         ref = plain(x, pts)["instances"]
-    got = backend.forward(x, pts)
+    got = backend.forward(x, pts).to(device)
     return float((ref - got).abs().max())
 
 
@@ -142,7 +156,11 @@ def main(argv=None):
     ap.add_argument("--repeats", type=int, default=20, help="plain forward passes timed")
     ap.add_argument("--threads", type=int, default=None, help="torch intra-op threads (default: torch's)")
     ap.add_argument("--flip", action="store_true", help="with RITM's flip averaging (a batch of 2 per click)")
+    ap.add_argument("--device", default="cpu", help="cpu (default) or cuda[:N]")
+    ap.add_argument("--precision", default="fp32", choices=("fp32", "fp16", "bf16"),
+                    help="autocast precision of the optimised modes on CUDA ('none' stays fp32: the baseline)")
     args = ap.parse_args(argv)
+    device = torch.device(args.device)
     warnings.filterwarnings("ignore")
     if args.threads:
         torch.set_num_threads(args.threads)
@@ -150,13 +168,14 @@ def main(argv=None):
     img, gt = scene(args.size)
     print(f"torch {torch.__version__}, {platform.processor() or platform.machine()}, "
           f"{torch.get_num_threads()} thread(s), image {args.size}x{args.size}, {args.clicks} clicks, "
-          f"zoom-in on (target 400), flip {'on' if args.flip else 'off'}")
+          f"zoom-in on (target 400), flip {'on' if args.flip else 'off'}, device {device}"
+          + (f" ({torch.cuda.get_device_name(device)})" if device.type == "cuda" else ""))
     for name in args.models.split(","):
-        net = randomize_(create_model(name), seed=0).eval()
-        plain400 = time_plain(net, (400, 400), args.repeats)
-        plain_full = time_plain(net, (args.size, args.size), max(5, args.repeats // 2))
+        net = randomize_(create_model(name), seed=0).eval().to(device)
+        plain400 = time_plain(net, (400, 400), args.repeats, device)
+        plain_full = time_plain(net, (args.size, args.size), max(5, args.repeats // 2), device)
         stem = time_stem(net, (400, 400), args.repeats)
-        base = NetworkBackend(net, device="cpu", optimize="none")
+        base = NetworkBackend(net, device=device, optimize="none")
         clicks = simulated_clicks(base, img, gt, args.clicks, args.flip)
         print(f"\n== {name}: plain fp32 eager forward 400x400 p50 {np.median(plain400) * 1e3:.0f} ms "
               f"p95 {pct(plain400, 95) * 1e3:.0f} ms; {args.size}x{args.size} p50 "
@@ -166,15 +185,11 @@ def main(argv=None):
               "timed right after each click; ratios = plain p50 / click p95")
         print(f"{'mode':6} {'warm-up':>8} {'click p50':>14} {'click p95':>14} {'plain image':>14} {'plain 400':>14} "
               f"{'vs image':>12} {'vs 400':>12} {'1st click':>9} {'max|dprob|':>10} {'max|dlogit|':>11}  inputs")
-
-        def plain_input(hw):
-            return (torch.rand(1, 4, *hw, generator=torch.Generator().manual_seed(1)),
-                    torch.tensor([[[hw[0] / 2, hw[1] / 2, 0.0], [-1.0, -1.0, -1.0]]]))
-
-        plains = [(net, *plain_input((args.size, args.size))), (net, *plain_input((400, 400)))]
+        plains = [(net, *plain_input((args.size, args.size), device)), (net, *plain_input((400, 400), device))]
         ref_probs = None
         for mode in modes:
-            backend = NetworkBackend(net, device="cpu", optimize=mode)
+            backend = NetworkBackend(net, device=device, optimize=mode,
+                                     precision="fp32" if mode == "none" else args.precision)
             t = time.perf_counter()
             run_session(backend, img, clicks, args.flip)  # warm-up (same shapes)
             warm = time.perf_counter() - t
@@ -182,7 +197,7 @@ def main(argv=None):
             if ref_probs is None:
                 ref_probs = probs
             dprob = max(float(np.abs(a - b).max()) for a, b in zip(ref_probs, probs))
-            dlogit = logits_gap(net, backend)
+            dlogit = logits_gap(net, backend, device)
             sizes = sorted({f"{h}x{w}" for h, w in shapes})
             ms = lambda v: f"{v * 1e3:5.0f}"  # noqa: E731
             cols = [f"{ms(np.median(w))} ({ms(np.median(c))})" for w, c in ref]
