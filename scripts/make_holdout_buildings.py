@@ -17,10 +17,11 @@ per *building*, that building alone is the target, its neighbours are background
    - ``OUT/test``  -- held-out chips img50-img54 (the same chips as the tile-level held-out set);
    - ``OUT/train`` -- the training chips with buildings (img55-57, img63, img64); never a held-out chip;
    - ``OUT/train-zoom`` -- the same training windows resized so that their longer side is
-     ``--zoom`` pixels (320; image bilinear, mask nearest). At evaluation, from the second click on,
-     RITM's zoom-in shows the network the window resized to a longer side of 400 px, so a
-     building appears at about that scale; training on these copies (with the resize augmentation
-     0.75-1.40) shows the network buildings at the scale it sees them then.
+     ``--zoom`` pixels (160; image bilinear, mask nearest). At evaluation, from the second click
+     on, RITM's zoom-in shows the network the whole (small) window enlarged to a longer side of
+     400 px; these copies show the network building windows larger than at 0.5 m and still whole
+     inside a 160x160 training crop. (A first try with 320 px, where the building filled the crop,
+     gave a model that marked the whole window as building; see docs/training.md.)
 
 Evaluate with ``ritm-qgis evaluate --dataset grabcut:OUT/test ...``; train with
 ``--data grabcut:OUT/train``. Usage::
@@ -79,7 +80,7 @@ def zoomed(image: np.ndarray, mask: np.ndarray, longer: int):
 
 
 def export_buildings(image_path: str, gpkg: str, out: str, prefix: str, zoom_out: str | None = None,
-                     zoom: int = 320) -> int:
+                     zoom: int = 160) -> int:
     """One image/mask pair per building of ``gpkg`` on ``image_path`` into OUT/{images,masks}
     (and a copy resized to a longer side of ``zoom`` px into ZOOM_OUT/{images,masks})."""
     import cv2
@@ -107,7 +108,7 @@ def export_buildings(image_path: str, gpkg: str, out: str, prefix: str, zoom_out
     return n
 
 
-def build(data: str, out: str, min_pixels: int = 16, zoom: int = 320) -> dict:
+def build(data: str, out: str, min_pixels: int = 16, zoom: int = 160) -> dict:
     root = os.path.join(data, "aerial", "spacenet_rio")
     masks = sorted(glob.glob(os.path.join(root, "masks", "*.tif")))
     if not masks:
@@ -132,7 +133,7 @@ def main(argv=None) -> int:
     p.add_argument("--data", default="../shared/data")
     p.add_argument("--out", default="out/aerial-buildings")
     p.add_argument("--min-pixels", type=int, default=16)
-    p.add_argument("--zoom", type=int, default=320, help="longer side of the train-zoom copies (px)")
+    p.add_argument("--zoom", type=int, default=160, help="longer side of the train-zoom copies (px)")
     a = p.parse_args(argv)
     for split in ("test", "train", "train-zoom"):  # rebuild from nothing: no stale samples
         for sub in ("images", "masks"):
