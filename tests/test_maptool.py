@@ -7,6 +7,7 @@ reaching only 0.1-0.6 with one click there) and are asserted a little below.
 
 import os
 import sqlite3
+import time
 
 import cv2
 import geopandas as gpd
@@ -16,7 +17,7 @@ import rasterio
 import shapely
 from qgis.core import (Qgis, QgsCoordinateReferenceSystem, QgsCoordinateTransform, QgsPointXY, QgsProject,
                        QgsRasterLayer, QgsRectangle, QgsVectorLayer)
-from qgis.PyQt.QtCore import QPoint, Qt
+from qgis.PyQt.QtCore import QObject, QPoint, Qt
 from qgis.PyQt.QtTest import QTest
 
 from conftest import shared_path
@@ -25,6 +26,7 @@ from ritm_qgis.engine.vectorize import vectorize_mask
 from ritm_qgis.engine.raster_io import raster_meta
 from ritm_qgis.gui.maptool import RitmMapTool
 from ritm_qgis.gui.settings import ToolSettings
+from ritm_qgis.gui.worker import InferenceWorker, Job
 
 pytestmark = pytest.mark.qgis
 
@@ -54,11 +56,27 @@ def deepest_pixel(mask: np.ndarray) -> tuple[float, float]:
     return c + 0.5, r + 0.5
 
 
-def building_point(sc, k):
+def building_mask(sc, k) -> np.ndarray:
     m = np.zeros(sc.mask.shape, np.uint8)
     cv2.fillPoly(m, [sc.polygons_px[k].round().astype(np.int32)], 1)
-    c, r = deepest_pixel(m.astype(bool))
+    return m.astype(bool)
+
+
+def building_point(sc, k):
+    c, r = deepest_pixel(building_mask(sc, k))
     return QgsPointXY(*(sc.transform * (c, r)))
+
+
+def second_inside_point(sc, k, depth_px: float = 8.0):
+    """A point of building ``k`` at least ``depth_px`` inside its edge and as far as possible from
+    ``building_point(sc, k)``: where a negative click is a well-posed request (not on the positive
+    click's own pixel)."""
+    m = building_mask(sc, k)
+    dist = cv2.distanceTransform(np.pad(m.astype(np.uint8), 1), cv2.DIST_L2, 5)[1:-1, 1:-1]
+    c0, r0 = deepest_pixel(m)
+    rows, cols = np.nonzero(dist >= depth_px)
+    i = int(np.argmax((cols + 0.5 - c0) ** 2 + (rows + 0.5 - r0) ** 2))
+    return QgsPointXY(*(sc.transform * (cols[i] + 0.5, rows[i] + 0.5)))
 
 
 def show(canvas, layer, crs=None):
@@ -122,6 +140,45 @@ def canvas_tool(qgis_iface, qgis_canvas, qgis_new_project):
 
 
 # ---------------------------------------------------------------------------------------------
+# the worker's hand-back
+
+
+class _Receiver(QObject):
+    """A GUI-thread receiver of ``jobFinished``, like the map tool."""
+
+    def __init__(self):
+        super().__init__()
+        self.jobs = []
+
+    def on_job(self, job):
+        self.jobs.append(job)
+
+
+def test_wait_idle_returns_only_after_the_receivers_have_handled_every_job(qgis_app):
+    """``wait_idle`` must not return before the GUI-thread receivers (the map tool) ran for every job.
+
+    Regression: ``pending`` used to drop in a queued receiver of its own, connected before the map
+    tool's; each receiver of a cross-thread signal gets its own event, posted one after the other,
+    so ``wait_idle`` could return with the map tool's event not yet posted (an outline not yet
+    drawn: the intermittent canvas-test failures). A slow receiver connected in between makes that
+    gap wide enough to fail every time."""
+    worker = InferenceWorker()
+    worker.jobFinished.connect(lambda job: time.sleep(0.05), Qt.DirectConnection)  # runs on the emitting thread
+    receiver = _Receiver()
+    worker.jobFinished.connect(receiver.on_job)
+    try:
+        for n in range(1, 4):
+            job = worker.submit(Job("discard"))
+            worker.wait_idle(10)
+            assert len(receiver.jobs) == n and receiver.jobs[-1] is job
+        jobs = [worker.submit(Job("discard")) for _ in range(3)]  # queued behind each other
+        worker.wait_idle(10)
+        assert receiver.jobs[-3:] == jobs and worker.pending == 0
+    finally:
+        worker.stop()
+
+
+# ---------------------------------------------------------------------------------------------
 # the synthetic scene
 
 
@@ -166,18 +223,26 @@ def test_undo_restores_the_previous_outline_exactly_and_esc_leaves_nothing(scene
     tool.wait_idle()
     first = list(tool.outline_wkb)
     first_overlay = [g.asWkb() for g in tool.overlay.geometries]
-    # a negative click inside the building cuts a hole / changes the outline
-    click(qgis_canvas, inside, layer, Qt.RightButton)
+    assert len(first) == 1
+    first_shape = shapely.from_wkb(first[0])
+    # a negative click elsewhere inside the first outline: its disk is background whatever GrabCut
+    # says, so the outline must change (a hole or a cut-off part), and the click's point leaves it
+    negative = second_inside_point(sc, 4)
+    assert first_shape.contains(shapely.Point(negative.x(), negative.y()))
+    click(qgis_canvas, negative, layer, Qt.RightButton)
     tool.wait_idle()
     assert [m[1] for m in tool.markers] == [True, False]
     assert tool.outline_wkb != first
+    second_shape = shapely.union_all(shapely.from_wkb(tool.outline_wkb))
+    assert not second_shape.contains(shapely.Point(negative.x(), negative.y()))
     key(qgis_canvas, Qt.Key_Backspace)
     tool.wait_idle()
     assert tool.outline_wkb == first and [g.asWkb() for g in tool.overlay.geometries] == first_overlay
     assert len(tool.markers) == 1
     # Ctrl+Z does the same
-    click(qgis_canvas, inside, layer, Qt.RightButton)
+    click(qgis_canvas, negative, layer, Qt.RightButton)
     tool.wait_idle()
+    assert tool.outline_wkb != first
     key(qgis_canvas, Qt.Key_Z, Qt.ControlModifier)
     tool.wait_idle()
     assert tool.outline_wkb == first

@@ -63,6 +63,7 @@ def test_button_starts_the_tool_on_the_active_raster_and_dock_settings_persist(
         dock.regularize.setChecked(True)
         dock.min_area.setValue(12.5)
         dock.output.setFilePath(str(tmp_path / "mine.gpkg"))
+        tool.wait_idle()  # the model reload the new threshold queued: handled here, not during a later test
         assert tool.settings.threshold == pytest.approx(0.7) and tool.settings.regularize
         assert tool.settings.output_path == str(tmp_path / "mine.gpkg")
         assert float(QgsSettings().value(PREFIX + "threshold")) == pytest.approx(0.7)

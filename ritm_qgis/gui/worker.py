@@ -1,12 +1,17 @@
 """Inference off the GUI thread: one worker thread running the jobs of the map tool in order.
 
 The GUI thread puts jobs (load a model, open a raster, click, undo, discard, accept) on a queue;
-the worker runs them one after another and emits ``finished(job)`` for each, which Qt delivers
-to the GUI thread (queued connection). Clicks made while a prediction runs therefore wait in
-the queue and are applied in the order they were made; the canvas never waits for the model.
+the worker runs them one after another and hands each back to the GUI thread through one queued
+connection; there ``jobFinished(job)`` is emitted, so its receivers (the map tool) run on the GUI
+thread. Clicks made while a prediction runs therefore wait in the queue and are applied in the
+order they were made; the canvas never waits for the model.
 
-``pending`` counts jobs submitted and not yet handed back; ``wait_idle`` (for tests and the
-benchmark) processes Qt events until it is zero, or raises after a timeout.
+``pending`` counts jobs submitted and not yet handled: it drops only after every receiver of
+``jobFinished`` has run for the job. ``wait_idle`` (for tests and the benchmark) processes Qt events
+until it is zero, or raises after a timeout. (Counting down in a receiver of its own, beside the
+map tool's, was a race: each receiver of a cross-thread signal gets its own queued event, posted
+one after the other, so ``pending`` could reach zero before the map tool's event was even posted
+and ``wait_idle`` returned with the outline not yet drawn.)
 """
 
 from __future__ import annotations
@@ -16,7 +21,7 @@ import time
 import traceback
 from dataclasses import dataclass, field
 
-from qgis.PyQt.QtCore import QCoreApplication, QEventLoop, QThread, pyqtSignal
+from qgis.PyQt.QtCore import QCoreApplication, QEventLoop, Qt, QThread, pyqtSignal
 
 from ritm_qgis.engine.errors import RitmError
 
@@ -134,16 +139,18 @@ class WorkerState:
 
 
 class InferenceWorker(QThread):
-    """One thread, one queue; ``jobFinished`` is emitted once per submitted job, in order."""
+    """One thread, one queue; ``jobFinished`` is emitted on the GUI thread once per submitted job, in order."""
 
-    jobFinished = pyqtSignal(object)  # noqa: N815 (Qt naming)
+    jobFinished = pyqtSignal(object)  # noqa: N815 (Qt naming) - GUI thread
+    _handedBack = pyqtSignal(object)  # noqa: N815 - worker thread -> GUI thread, the only cross-thread connection
 
     def __init__(self, parent=None):
         super().__init__(parent)
         self._queue: queue.Queue = queue.Queue()
         self.state = WorkerState()
-        self.pending = 0  # GUI thread only: submitted, not yet handled
-        self.jobFinished.connect(self._handed_back)
+        self.pending = 0  # GUI thread only: submitted, not yet handled by every jobFinished receiver
+        # this object lives on the GUI thread (only run() executes on the worker's), so _handed_back runs there
+        self._handedBack.connect(self._handed_back, Qt.QueuedConnection)
 
     def submit(self, job: Job) -> Job:
         if not self.isRunning():
@@ -152,8 +159,11 @@ class InferenceWorker(QThread):
         self._queue.put(job)
         return job
 
-    def _handed_back(self, job):
-        self.pending -= 1
+    def _handed_back(self, job):  # GUI thread
+        try:
+            self.jobFinished.emit(job)  # same thread: the receivers run now, before the count drops
+        finally:
+            self.pending -= 1
 
     def run(self):  # the worker thread
         while True:
@@ -169,7 +179,7 @@ class InferenceWorker(QThread):
                 job.error = f"{type(exc).__name__}: {exc}"
                 traceback.print_exc()
             job.run_s = time.perf_counter() - t0
-            self.jobFinished.emit(job)
+            self._handedBack.emit(job)
 
     def stop(self, timeout_ms: int = 10000) -> None:
         if self.isRunning():
@@ -177,7 +187,9 @@ class InferenceWorker(QThread):
             self.wait(timeout_ms)
 
     def wait_idle(self, timeout: float = 30.0) -> None:
-        """Process Qt events until every submitted job has been handed back (TimeoutError after timeout s)."""
+        """Process Qt events until every submitted job has been handled on the GUI thread.
+
+        TimeoutError after ``timeout`` seconds."""
         deadline = time.monotonic() + timeout
         while self.pending > 0:
             if time.monotonic() > deadline:
