@@ -145,9 +145,9 @@ def optimize_model(model, device, channels_last: bool = True, fold_bn: bool = Tr
     """The model prepared for fast inference on ``device``: BatchNorms folded into the
     convolutions and weights in channels-last layout; with ``onednn_example`` = (image, points)
     of a typical input size (CPU only), convolutions replaced by oneDNN's fused kernels on
-    weights prepacked for that size (``onednn_fusion``; other sizes run too). With ``example`` = (image, points), the optimised model is checked
-    against the original (max |logit difference| <= atol) and the original is returned, with
-    a warning, if it disagrees."""
+    weights prepacked for that size (``onednn_fusion``; other sizes run too). With ``example``
+    = (image, points), the optimised model is checked against the original (max |logit
+    difference| <= atol) and the original is returned, with a warning, if it disagrees."""
     import torch
 
     fast = fold_batchnorms(model) if fold_bn else model

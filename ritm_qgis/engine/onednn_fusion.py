@@ -48,11 +48,12 @@ def _activation(node, modules):
 
 
 def _is_add(node) -> bool:
+    """An out-of-place ``a + b`` (an in-place one mutates a tensor other nodes may still read)."""
     import torch
 
-    if node.op == "call_function" and node.target in (operator.add, torch.add, operator.iadd):
+    if node.op == "call_function" and node.target in (operator.add, torch.add):
         return len(node.args) == 2 and not node.kwargs
-    return node.op == "call_method" and node.target in ("add", "add_") and len(node.args) == 2 and not node.kwargs
+    return node.op == "call_method" and node.target == "add" and len(node.args) == 2 and not node.kwargs
 
 
 def _sole_user(node):
