@@ -335,11 +335,14 @@ def test_cli_model_info(tmp_path, capsys):
     from ritm_qgis import cli
 
     path = tmp_path / "ours.pth"
-    save_checkpoint(path, randomize_(create_model("hrnet_tiny")), metadata={"training_data": "Inria AIL"}, half=True)
+    history = [{"epoch": e, "mean_loss": 1.0 / e} for e in range(1, 51)]
+    save_checkpoint(path, randomize_(create_model("hrnet_tiny")),
+                    metadata={"training_data": "Inria AIL", "history": history}, half=True)
     assert cli.main(["model-info", str(path)]) == 0
     out = capsys.readouterr().out
     assert "architecture:  hrnet_tiny" in out and "parameters:    412,859" in out
     assert "training_data: Inria AIL" in out and "float16" in out
+    assert "history:       50 entries, first {\"epoch\": 1," in out and '"epoch": 25' not in out
     assert cli.main(["model-info", "--list"]) == 0
     out = capsys.readouterr().out
     for name, count in [("hrnet18s", "4,220,047"), ("hrnet18", "10,032,019"), ("hrnet32", "30,951,363"),
@@ -350,6 +353,7 @@ def test_cli_model_info(tmp_path, capsys):
 
     data = json.loads(capsys.readouterr().out)
     assert data["arch"] == "hrnet_tiny" and data["config"]["ocr_width"] == 8
+    assert len(data["metadata"]["history"]) == 50  # --json keeps everything
     assert cli.main(["model-info", str(tmp_path / "missing.pth")]) == 1
     assert "does not exist" in capsys.readouterr().err
 

@@ -64,6 +64,10 @@ def run(args) -> int:
     for key, value in sorted(info.metadata.items()):
         if key in ("weights_sha256", "weights_dtype"):
             continue
-        text = json.dumps(value) if isinstance(value, (dict, list)) else str(value)
+        if isinstance(value, list) and len(value) > 3:  # e.g. the per-epoch history: its ends only
+            text = (f"{len(value)} entries, first {json.dumps(value[0], default=str)}, "
+                    f"last {json.dumps(value[-1], default=str)} (all of them: --json)")
+        else:
+            text = json.dumps(value, default=str) if isinstance(value, (dict, list)) else str(value)
         print(f"{key + ':':<14} {text}")
     return 0
