@@ -72,7 +72,8 @@ def run(args) -> int:
         arch=args.arch, regime=args.regime, epochs=args.epochs, epoch_len=args.epoch_len,
         batch_size=args.batch_size, lr=args.lr, backbone_lr_mult=args.backbone_lr_mult, milestones=milestones,
         crop_size=_pair(args.crop_size, "--crop-size"), aerial_aug=args.aerial_aug,
-        max_next_clicks=args.max_next_clicks, val_max_clicks=args.val_max_clicks, val_limit=args.val_limit, val_every=args.val_every,
+        max_next_clicks=args.max_next_clicks, val_max_clicks=args.val_max_clicks, val_limit=args.val_limit,
+        val_every=args.val_every,
         device=args.device, amp=not args.no_amp, channels_last=not args.no_amp, num_workers=args.workers,
         cache=not args.no_cache, seed=args.seed, resume=not args.no_resume, max_steps=args.max_steps,
     )

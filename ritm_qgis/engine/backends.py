@@ -11,10 +11,6 @@ from __future__ import annotations
 GRABCUT_SPECS = {"grabcut": "box", "grabcut-multi": "clicks"}
 
 
-def is_grabcut(spec: str) -> bool:
-    return spec.strip().lower() in GRABCUT_SPECS
-
-
 def build_backend(spec: str, device: str = "auto", precision: str = "fp32", optimize: str = "auto"):
     key = spec.strip().lower()
     if key in GRABCUT_SPECS:

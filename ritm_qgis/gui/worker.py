@@ -55,27 +55,21 @@ class WorkerState:
 
     def _model(self, job, spec: str, device: str, threshold: float):
         """Build the backend; on failure fall back to GrabCut and say why (job.error)."""
-        from ritm_qgis.engine.grabcut_backend import GrabCutBackend
+        from ritm_qgis.engine.backends import build_backend
         from ritm_qgis.engine.predictor import Predictor
 
         spec = (spec or "grabcut").strip() or "grabcut"
         error = None
-        backend = None
-        if spec.lower() != "grabcut":
-            try:
-                from ritm_qgis.engine.backends import build_backend
-
-                backend = build_backend(spec, device)
-            except RitmError as exc:
-                error = str(exc)
-            except Exception as exc:  # noqa: BLE001 - a broken checkpoint can raise anything
-                error = f"{type(exc).__name__}: {exc}"
-        if backend is None:
-            backend = GrabCutBackend()
-            self.backend_name, self.device_name = "grabcut", "cpu"
-        else:
-            self.backend_name = getattr(backend, "name", spec)
-            self.device_name = str(getattr(backend, "device", "cpu"))
+        try:
+            backend = build_backend(spec, device)
+        except RitmError as exc:
+            error = str(exc)
+        except Exception as exc:  # noqa: BLE001 - a broken checkpoint can raise anything
+            error = f"{type(exc).__name__}: {exc}"
+        if error:
+            backend = build_backend("grabcut")
+        self.backend_name = getattr(backend, "name", spec)
+        self.device_name = str(getattr(backend, "device", "cpu"))
         self.backend = backend
         if backend.is_network:
             self.factory = lambda: Predictor(backend, zoom_in=True, flip=True, threshold=threshold)

@@ -371,10 +371,8 @@ class Trainer:
         if self.val_set is None:
             return None
         model = copy.deepcopy(self.model).float().to(memory_format=__import__("torch").contiguous_format)
-        try:  # no TorchScript tracing / BN folding: the weights change every epoch
-            backend = NetworkBackend(model, device=self.device, optimize="none")
-        except TypeError:  # a NetworkBackend without that option
-            backend = NetworkBackend(model, device=self.device)
+        # the network as trained, run unmodified (no BatchNorm folding or oneDNN prepacking)
+        backend = NetworkBackend(model, device=self.device, optimize="none")
         n = len(self.val_set) if not self.cfg.val_limit else min(len(self.val_set), self.cfg.val_limit)
         t0 = time.perf_counter()
         res = evaluate(self.val_set, lambda: Predictor(backend), "val", self.cfg.val_max_clicks, batch_size=8,
