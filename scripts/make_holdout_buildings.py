@@ -16,6 +16,9 @@ per *building*, that building alone is the target, its neighbours are background
 
    - ``OUT/test``  -- held-out chips img50-img54 (the same chips as the tile-level held-out set);
    - ``OUT/train`` -- the training chips with buildings (img55-57, img63, img64); never a held-out chip;
+   - ``OUT/val``   -- the windows of img63 and img64 again, at 0.5 m: the validation set on which
+     hyperparameters (the training scale) are chosen, by runs that train on img55-57 only
+     (``--include '^img5[5-7]_'``); the final model is then refit on all training chips;
    - ``OUT/train-zoom`` -- the same training windows resized so that their longer side is
      ``--zoom`` pixels (240; image bilinear, mask nearest). At evaluation, from the second click
      on, RITM's zoom-in shows the network the whole (small) window enlarged to a longer side of
@@ -42,6 +45,7 @@ import sys
 import numpy as np
 
 HELD_OUT = re.compile(r"img5[0-4]$")  # the fixed held-out SpaceNet chips (docs/training.md)
+VALIDATION = re.compile(r"img6[34]$")  # training chips set aside to choose hyperparameters
 PREFIX = "3band_013022223130_Public_"
 
 
@@ -116,7 +120,7 @@ def build(data: str, out: str, min_pixels: int = 16, zoom: int = 240) -> dict:
     if not masks:
         raise SystemExit(f"no SpaceNet masks under '{root}/masks'")
     os.makedirs(os.path.join(out, "footprints"), exist_ok=True)
-    counts = {"test": {}, "train": {}}
+    counts = {"test": {}, "train": {}, "val": {}}
     for mask_path in masks:
         chip = chip_name(mask_path)
         gpkg = os.path.join(out, "footprints", chip + ".gpkg")
@@ -127,6 +131,8 @@ def build(data: str, out: str, min_pixels: int = 16, zoom: int = 240) -> dict:
         image_path = os.path.join(root, "images", os.path.basename(mask_path))
         zoom_out = os.path.join(out, "train-zoom") if split == "train" else None  # never the test chips
         counts[split][chip] = export_buildings(image_path, gpkg, os.path.join(out, split), chip, zoom_out, zoom)
+        if VALIDATION.search(chip):
+            counts["val"][chip] = export_buildings(image_path, gpkg, os.path.join(out, "val"), chip)
     return counts
 
 
@@ -137,7 +143,7 @@ def main(argv=None) -> int:
     p.add_argument("--min-pixels", type=int, default=16)
     p.add_argument("--zoom", type=int, default=240, help="longer side of the train-zoom copies (px)")
     a = p.parse_args(argv)
-    for split in ("test", "train", "train-zoom"):  # rebuild from nothing: no stale samples
+    for split in ("test", "train", "train-zoom", "val"):  # rebuild from nothing: no stale samples
         for sub in ("images", "masks"):
             for f in glob.glob(os.path.join(a.out, split, sub, "*.png")):
                 os.remove(f)

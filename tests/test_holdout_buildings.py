@@ -43,6 +43,9 @@ def test_build_from_shared_data(tmp_path):
     test = parse_dataset_spec(f"grabcut:{tmp_path / 'test'}")
     train = parse_dataset_spec(f"grabcut:{tmp_path / 'train-zoom'}")
     assert len(test) == 186 and len(train) == 329
+    val = parse_dataset_spec(f"grabcut:{tmp_path / 'val'}")
+    assert set(counts["val"]) == {"img63", "img64"} and len(val) == sum(counts["val"].values()) == 198
+    assert set(val.names) <= set(train.names) and not set(val.names) & set(test.names)
     assert not any(mod.HELD_OUT.search(n.split("_b")[0]) for n in train.names)
     s = test[0]
     assert s.gt.any() and s.gt.shape == s.image.shape[:2] and min(s.gt.shape) >= 64

@@ -1,0 +1,96 @@
+#!/usr/bin/env bash
+# Everything this project measures on a leased GPU machine, in one time-boxed run:
+# the CUDA tests, the GPU benchmarks (docs/benchmarks.md) and the hrnet18s training runs
+# (docs/training.md). Run from the repository root on a CUDA machine, after
+# `scripts/pack_gpu_data.py` here (its folder travels in the lease's `carry`):
+#
+#   OUT=/some/dir DATA=.gpu-data BUDGET=540 bash scripts/gpu_checks.sh
+#
+# Every step is capped so the whole run ends within BUDGET seconds; a failed step does not stop
+# the next. Logs go to $OUT/gpu.log; trained fp16 weights to $OUT/*.pth; evaluation outputs to
+# $OUT/results.tgz. The machine's own python3 is used (torch with CUDA); the package is imported
+# from this tree (the two top-level packages are linked into it, as the install does).
+set -u
+OUT=${OUT:?set OUT to the output folder}
+DATA=${DATA:-.gpu-data}
+BUDGET=${BUDGET:-540}
+PY=${PY:-python3}
+DEV=${DEV:-cuda}  # cpu only to try the script itself on a machine without a GPU
+WORK=${WORK:-/tmp/ritm-gpu}
+export PYTHONUNBUFFERED=1 PYTHONPATH=$PWD${PYTHONPATH:+:$PYTHONPATH}
+mkdir -p "$OUT" "$WORK"
+[ -e ritm_qgis/models ] || ln -s ../models ritm_qgis/models
+[ -e ritm_qgis/algorithms ] || ln -s ../algorithms ritm_qgis/algorithms
+LOG=$OUT/gpu.log
+START=$SECONDS
+
+# step NAME CAP_SECONDS CMD...: run with at most CAP seconds (less if the budget is running out);
+# SIGINT first so a training run saves its weights, SIGKILL 15 s later.
+step() {
+    local name=$1 cap=$2 left
+    shift 2
+    [[ $name =~ ${ONLY:-.} ]] || return 0  # ONLY=regex: run just the matching steps
+    left=$((BUDGET - (SECONDS - START) - 20))
+    [ "$left" -lt "$cap" ] && cap=$left
+    if [ "$cap" -lt 10 ]; then echo "=== $name skipped: out of time" | tee -a "$LOG"; return 1; fi
+    echo "=== $name (cap ${cap}s, at $((SECONDS - START))s): $*" | tee -a "$LOG"
+    timeout -s INT -k 15 "$cap" "$@" >"$WORK/$name.log" 2>&1
+    local rc=$?
+    tr '\r' '\n' <"$WORK/$name.log" | grep -v '^\[ *[0-9.]*%\]' >>"$LOG"
+    echo "=== $name rc=$rc after $((SECONDS - START))s" | tee -a "$LOG"
+    tr '\r' '\n' <"$WORK/$name.log" | grep -v '^\[ *[0-9.]*%\]' | tail -n "${TAIL:-12}"
+    return $rc
+}
+
+nvidia-smi -L | tee -a "$LOG"
+$PY -c "import torch, numpy, cv2; print('torch', torch.__version__, 'numpy', numpy.__version__, 'cv2', cv2.__version__, torch.cuda.get_device_name(0))" | tee -a "$LOG"
+
+step tests 100 $PY -m pytest -q -p no:cacheprovider tests/test_cuda.py tests/test_predictor.py tests/test_evaluation.py
+step bench_evaluate_fp32 100 $PY bench/bench_evaluate.py --device $DEV --arch hrnet18 --tiles 64 --clicks 5 --batch-size 32
+step bench_evaluate_fp16 70 $PY bench/bench_evaluate.py --device $DEV --arch hrnet18 --tiles 64 --clicks 5 --batch-size 32 --precision fp16
+step bench_train_step 80 $PY bench/bench_train_step.py --arch hrnet18s --batch-size 32 --crop 320,480 --steps 10 --warmup 3 --device $DEV
+step bench_click_fp16 60 $PY bench/bench_click_latency.py --device $DEV --models hrnet18s,hrnet18 --modes none,fold --precision fp16
+step bench_click_bf16 45 $PY bench/bench_click_latency.py --device $DEV --models hrnet18s,hrnet18 --modes none,fold --precision bf16
+
+# Training: steps sized from the measured throughput so each run fits its time box
+# (a run cut short by the box still saves its weights, marked incomplete).
+RATE=$(cat "$WORK/bench_train_step.log" 2>/dev/null | tr '\r' '\n' | $PY -c "
+import json, sys
+rows = [json.loads(l) for l in sys.stdin if l.startswith('{')]
+print(next((r['images_per_s'] for r in rows if r.get('variant') == 'project'), 60))" 2>/dev/null || echo 60)
+steps_for() { $PY -c "print(max(20, int($RATE * $1 * 0.7 / 32) // 10 * 10))"; }
+NAT_STEPS=$(steps_for "${NATURAL_SECONDS:-130}")
+FT_STEPS=$(steps_for "${FINETUNE_SECONDS:-90}")
+echo "train-step rate ${RATE} images/s -> natural ${NAT_STEPS} steps, fine-tune ${FT_STEPS} steps" | tee -a "$LOG"
+
+TRAIN="$PY -m ritm_qgis train --device $DEV --batch-size 32 --epoch-len 320 --workers 10 --no-resume"
+step train_natural $((${NATURAL_SECONDS:-130} + 60)) $TRAIN --data "davis:$DATA/davis" --init none --arch hrnet18s \
+    --regime natural --out "$WORK/natural-h18s" --epochs $((NAT_STEPS / 10)) --milestones $((NAT_STEPS * 85 / 1000)) \
+    --crop-size 320,480 --lr 2e-3 --export-half "$OUT/natural-h18s.pth"
+[ -f "$WORK/natural-h18s/last.pth" ] &&
+step train_finetune $((${FINETUNE_SECONDS:-90} + 45)) $TRAIN --data "grabcut:$DATA/aerial/train-zoom" \
+    --init "$WORK/natural-h18s/last.pth" --regime finetune --out "$WORK/aerial-finetuned-h18s" \
+    --epochs $((FT_STEPS / 10)) --milestones $((FT_STEPS * 85 / 1000)) --crop-size 160,240 --lr 5e-4 --aerial-aug \
+    --export-half "$OUT/aerial-finetuned-h18s.pth"
+
+# a run stopped by its time box saved last.pth but wrote no fp16 copy: write it here
+export_half() {
+    [ -f "$OUT/$1.pth" ] || [ ! -f "$WORK/$1/last.pth" ] || $PY -c "
+import sys
+from ritm_qgis.models import load_model, save_checkpoint
+model, info = load_model(sys.argv[1])
+meta = {k: v for k, v in info.metadata.items() if k not in ('weights_sha256', 'weights_dtype')}
+save_checkpoint(sys.argv[2], model, metadata=meta, half=True)" "$WORK/$1/last.pth" "$OUT/$1.pth"
+}
+export_half natural-h18s
+export_half aerial-finetuned-h18s
+MODELS=(--model natural-tiny --model aerial-finetuned-tiny)
+for m in natural-h18s aerial-finetuned-h18s; do [ -f "$OUT/$m.pth" ] && MODELS+=(--model "$OUT/$m.pth"); done
+TAIL=30 step evaluate_test 120 $PY -m ritm_qgis evaluate "${MODELS[@]}" --dataset "grabcut:$DATA/aerial/test" \
+    --max-clicks 20 --thresholds 0.8,0.85,0.9 --out "$WORK/eval-test" --device $DEV --batch-size 32 --no-figures
+
+for r in natural-h18s aerial-finetuned-h18s; do
+    [ -f "$WORK/$r/history.json" ] && cp "$WORK/$r/history.json" "$WORK/eval-test/history-$r.json" 2>/dev/null
+done
+[ -d "$WORK/eval-test" ] && tar czf "$OUT/results.tgz" -C "$WORK" eval-test
+echo "total $((SECONDS - START))s" | tee -a "$LOG"

@@ -1,0 +1,87 @@
+"""The CUDA code paths: inference, batched evaluation, AMP training, checkpoints across devices.
+
+Skipped where torch sees no GPU (CI); run on a GPU machine with
+``python -m pytest tests/test_cuda.py`` (scripts/gpu_checks.sh does).
+"""
+
+import os
+
+import cv2
+import numpy as np
+import pytest
+import torch
+
+from ritm_qgis.engine.datasets import Dataset, Sample
+from ritm_qgis.engine.evaluation import evaluate
+from ritm_qgis.engine.predictor import NetworkBackend, Predictor
+from ritm_qgis.engine.synthetic_scene import make_scene
+from ritm_qgis.engine.training import TrainConfig, train
+from ritm_qgis.models import create_model, load_model, read_checkpoint
+from ritm_qgis.models.testing import randomize_
+
+pytestmark = pytest.mark.skipif(not torch.cuda.is_available(), reason="no CUDA device visible to torch")
+
+
+def _net(arch="hrnet_tiny", seed=0):
+    return randomize_(create_model(arch), seed=seed)
+
+
+def _session_probs(backend, rgb, clicks):
+    p = Predictor(backend)
+    p.set_image(rgb)
+    return [p.add_click(r, c, pos).prob.copy() for r, c, pos in clicks]
+
+
+@pytest.mark.parametrize("precision,tol", [("fp32", 1e-3), ("fp16", 2e-2), ("bf16", 6e-2)])
+def test_cuda_session_matches_cpu(precision, tol):
+    scene = make_scene(160, 2, seed=3)
+    ys, xs = np.nonzero(scene.mask)
+    clicks = [(int(ys[len(ys) // 2]), int(xs[len(xs) // 2]), True), (5, 5, False)]
+    cpu = _session_probs(NetworkBackend(_net(), device="cpu", optimize="none"), scene.rgb, clicks)
+    gpu_backend = NetworkBackend(_net(), device="cuda", precision=precision)
+    assert gpu_backend.device.type == "cuda" and gpu_backend.optimize == "fold"
+    gpu = _session_probs(gpu_backend, scene.rgb, clicks)
+    for a, b in zip(cpu, gpu):
+        assert float(np.abs(a - b).max()) < tol
+
+
+def test_cuda_batched_evaluation_equals_batch_size_one():
+    scenes = [make_scene(200, 3, seed=i) for i in range(6)]
+    ds = Dataset("s", [f"t{i}" for i in range(6)], lambda i: Sample(f"t{i}", scenes[i].rgb, scenes[i].mask))
+    backend = NetworkBackend(_net(), device="cuda")
+    one = evaluate(ds, lambda: Predictor(backend), max_clicks=4, batch_size=1).iou_array
+    many = evaluate(ds, lambda: Predictor(backend), max_clicks=4, batch_size=4).iou_array
+    assert one.shape == many.shape == (6, 4)
+    assert float(np.nanmax(np.abs(one - many))) < 1e-3
+
+
+def _folder(root):
+    os.makedirs(root / "images")
+    os.makedirs(root / "masks")
+    rng = np.random.default_rng(0)
+    for i in range(8):
+        img = rng.integers(0, 60, (72, 96, 3), dtype=np.uint8)
+        mask = np.zeros((72, 96), np.uint8)
+        mask[10 + 3 * i:40 + 3 * i, 12 + 4 * i:48 + 4 * i] = 255
+        img[mask > 0] = (200, 180, 40)
+        cv2.imwrite(str(root / "images" / f"s{i}.png"), img)
+        cv2.imwrite(str(root / "masks" / f"s{i}.png"), mask)
+    return f"folder:{root}"
+
+
+def test_amp_training_on_cuda_saves_a_checkpoint_that_loads_on_cpu(tmp_path):
+    data = _folder(tmp_path / "data")
+    cfg = TrainConfig(train_data=[data], val_data=[data], val_limit=2, val_max_clicks=2, out=str(tmp_path / "run"),
+                      arch="hrnet_tiny", epochs=2, epoch_len=8, batch_size=4, crop_size=(64, 80), device="cuda",
+                      seed=0)
+    path = train(cfg)
+    meta = read_checkpoint(path)["metadata"]
+    assert meta["amp"] is True and meta["device"].startswith("cuda") and meta["complete"]
+    assert all(np.isfinite(h["mean_loss"]) for h in meta["history"]) and meta["steps"] == 4
+    state = torch.load(str(tmp_path / "run" / "last_state.pth"), weights_only=True)
+    assert state["scaler"] is not None and state["scaler"]["scale"] > 0
+    model, _ = load_model(path, device="cpu")
+    assert all(p.device.type == "cpu" and torch.isfinite(p).all() for p in model.parameters())
+    # resume on the GPU continues from the saved step with the scaler restored
+    cfg.epochs = 3
+    assert read_checkpoint(train(cfg))["metadata"]["steps"] == 6
