@@ -4,7 +4,7 @@
 # (docs/training.md). Run from the repository root on a CUDA machine, after
 # `scripts/pack_gpu_data.py` here (its folder travels in the lease's `carry`):
 #
-#   OUT=/some/dir DATA=.gpu-data BUDGET=540 bash scripts/gpu_checks.sh
+#   OUT=/some/dir DATA=.device-data BUDGET=540 bash scripts/gpu_checks.sh
 #
 # Every step is capped so the whole run ends within BUDGET seconds; a failed step does not stop
 # the next. Logs go to $OUT/gpu.log; trained fp16 weights to $OUT/*.pth; evaluation outputs to
@@ -12,7 +12,7 @@
 # from this tree (the two top-level packages are linked into it, as the install does).
 set -u
 OUT=${OUT:?set OUT to the output folder}
-DATA=${DATA:-.gpu-data}
+DATA=${DATA:-.device-data}
 BUDGET=${BUDGET:-540}
 PY=${PY:-python3}
 DEV=${DEV:-cuda}  # cpu only to try the script itself on a machine without a GPU

@@ -11,7 +11,7 @@ so ``scripts/gpu_checks.sh`` reads its data from this folder (ignored by git, na
   (``out/aerial-buildings-zZOOM/train-zoom`` from ``scripts/make_holdout_buildings.py --zoom ZOOM``),
   images as JPEG quality 95, masks PNG unchanged.
 
-    .venv/bin/python scripts/pack_gpu_data.py --zoom 240 [--out .gpu-data]
+    .venv/bin/python scripts/pack_gpu_data.py --zoom 240 [--out .device-data]
 """
 
 from __future__ import annotations
@@ -47,7 +47,7 @@ def main(argv=None) -> int:
     p.add_argument("--zoom", type=int, required=True, help="training scale chosen on the validation set (px)")
     p.add_argument("--data", default="../shared/data")
     p.add_argument("--buildings", default="out/aerial-buildings", help="make_holdout_buildings.py output")
-    p.add_argument("--out", default=".gpu-data")
+    p.add_argument("--out", default=".device-data")
     a = p.parse_args(argv)
     zoomed = f"{a.buildings}-z{a.zoom}/train-zoom"
     for folder in (os.path.join(a.data, "davis"), os.path.join(a.buildings, "test"), zoomed):
