@@ -93,6 +93,22 @@ def test_next_points_clicks_the_deepest_error_in_the_free_slot():
     assert neg[0, 6, 2] == 2 and neg[0, 6, 1] >= 36
 
 
+def test_next_points_on_threads_draws_the_same_clicks_as_in_sequence():
+    rng = np.random.default_rng(5)
+    label = np.zeros((12, 60, 80), np.int8)
+    prob = np.zeros((12, 60, 80), np.float32)
+    for b in range(12):
+        label[b, 5 + b:40 + b, 10:30 + 3 * b] = 1
+        label[b, :, :3] = -1
+        prob[b, 10:50, 20 + b:60] = rng.random()
+    prob[3] = label[3]  # no error: that sample keeps its clicks
+    pts = np.full((12, 8, 3), -1, np.float32)
+    seq = next_points(prob, label, pts, 1, np.random.default_rng(1), parallel=False)
+    par = next_points(prob, label, pts, 1, np.random.default_rng(1), parallel=True)
+    assert (seq == par).all() and (seq[3] == pts[3]).all()
+    assert (seq[:, :, 2] == 1).sum() == 11
+
+
 # ----------------------------------------------------------------------------- losses
 
 

@@ -25,6 +25,7 @@ convention as RITM).
 
 from __future__ import annotations
 
+import os
 from functools import lru_cache
 
 import cv2
@@ -106,34 +107,54 @@ class MultiPointSampler:
         return points
 
 
+def _error_candidates(prob: np.ndarray, label: np.ndarray, threshold: float):
+    """(positive?, pixels deeper than half the deepest error) for one sample, or None without errors."""
+    valid = label != IGNORE
+    gt = (label > 0.5) & valid
+    pred = prob > threshold
+    fn = np.pad((gt & ~pred).astype(np.uint8), 1)
+    fp = np.pad((~gt & pred & valid).astype(np.uint8), 1)
+    fn_dt = cv2.distanceTransform(fn, cv2.DIST_L2, 5)[1:-1, 1:-1]
+    fp_dt = cv2.distanceTransform(fp, cv2.DIST_L2, 5)[1:-1, 1:-1]
+    fn_max, fp_max = float(fn_dt.max()), float(fp_dt.max())
+    if max(fn_max, fp_max) <= 0:
+        return None
+    positive = fn_max > fp_max
+    inner = np.argwhere((fn_dt if positive else fp_dt) > max(fn_max, fp_max) / 2.0)
+    return (positive, inner) if len(inner) else None
+
+
+@lru_cache(maxsize=1)
+def _pool():
+    from concurrent.futures import ThreadPoolExecutor
+
+    return ThreadPoolExecutor(max_workers=min(16, os.cpu_count() or 1), thread_name_prefix="next_points")
+
+
 def next_points(prob: np.ndarray, label: np.ndarray, points: np.ndarray, click_index: int,
-                rng: np.random.Generator, threshold: float = 0.49) -> np.ndarray:
+                rng: np.random.Generator, threshold: float = 0.49, parallel: bool = True) -> np.ndarray:
     """One more click per sample on the errors of ``prob`` (see the module doc).
 
     prob: (B, H, W) probabilities; label: (B, H, W) in {1, 0, -1 ignored}; points: (B, 2N, 3).
     click_index counts from 1; the click goes to row N - click_index (positive) or
     2N - click_index (negative). Returns a new array; samples without errors are unchanged.
+    parallel: the distance transforms of the samples run on a thread pool (OpenCV and NumPy
+    release the GIL; on a GPU this CPU work is otherwise a large part of a training step); the
+    random draws stay in sample order, so the clicks are the same either way.
     """
     points = np.array(points, dtype=np.float32, copy=True)
     n = points.shape[1] // 2
     if not 1 <= click_index <= n:
         raise ValueError(f"click_index must be in 1..{n}")
-    for b in range(prob.shape[0]):
-        valid = label[b] != IGNORE
-        gt = (label[b] > 0.5) & valid
-        pred = prob[b] > threshold
-        fn = np.pad((gt & ~pred).astype(np.uint8), 1)
-        fp = np.pad((~gt & pred & valid).astype(np.uint8), 1)
-        fn_dt = cv2.distanceTransform(fn, cv2.DIST_L2, 5)[1:-1, 1:-1]
-        fp_dt = cv2.distanceTransform(fp, cv2.DIST_L2, 5)[1:-1, 1:-1]
-        fn_max, fp_max = float(fn_dt.max()), float(fp_dt.max())
-        if max(fn_max, fp_max) <= 0:
+    args = [(prob[b], label[b], threshold) for b in range(prob.shape[0])]
+    if parallel and len(args) > 1 and (os.cpu_count() or 1) > 1:
+        found = list(_pool().map(lambda a: _error_candidates(*a), args))
+    else:
+        found = [_error_candidates(*a) for a in args]
+    for b, cand in enumerate(found):
+        if cand is None:
             continue
-        positive = fn_max > fp_max
-        dt = fn_dt if positive else fp_dt
-        inner = np.argwhere(dt > max(fn_max, fp_max) / 2.0)
-        if not len(inner):
-            continue
+        positive, inner = cand
         y, x = inner[rng.integers(0, len(inner))]
         row = n - click_index if positive else 2 * n - click_index
         points[b, row] = (y, x, click_index)
