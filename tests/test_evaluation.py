@@ -96,15 +96,54 @@ def test_cancel_raises_after_handing_out_finished_batches(tmp_path, tiny_net_fil
     assert seen == [2]
 
 
+def test_common_zoom_in_size_makes_each_click_step_one_forward_pass(tmp_path):
+    from ritm_qgis.engine.predictor import NetworkBackend, Predictor
+    from ritm_qgis.engine.zoom_in import ZoomInParams
+
+    class CountingBackend(NetworkBackend):
+        shapes: list = []
+
+        def forward(self, images, points):
+            self.shapes.append(tuple(images.shape))
+            return super().forward(images, points)
+
+    ds = mask_folder(str(write_scene_folder(tmp_path / "scene", n=9, size=120, seed=3)), "folder")
+    backend = CountingBackend.from_checkpoint("natural-tiny", device="cpu")  # trained: its masks give zoom boxes
+    runs = {}
+    for size in (96, (96, 96)):
+        zoom = ZoomInParams(target_size=size, min_crop_size=48)
+        for bs in (1, 9):
+            CountingBackend.shapes = []
+            arr = evaluate(ds, lambda: Predictor(backend, zoom_in=zoom), max_clicks=3, batch_size=bs).iou_array
+            runs[size, bs] = arr, list(CountingBackend.shapes)
+    # RITM's zoom-in (longer side): crops of different shapes go through in several passes per step
+    assert len(runs[96, 9][1]) > 6
+    # one common size: after the whole-image first click, each step is one pass of the 8 non-empty
+    # samples with their flipped copies
+    assert runs[(96, 96), 9][1][1:] == [(16, 4, 96, 96)] * 2
+    np.testing.assert_allclose(runs[(96, 96), 1][0], runs[(96, 96), 9][0], atol=1e-6)
+    assert not np.allclose(np.nan_to_num(runs[96, 9][0]), np.nan_to_num(runs[(96, 96), 9][0]))
+
+
+def test_zoom_in_size_option_is_parsed_and_checked():
+    from ritm_qgis.commands.evaluate import parse_zoom_in_size
+
+    assert parse_zoom_in_size("400") == 400 and parse_zoom_in_size("320x480") == (320, 480)
+    for bad in ("big", "400x", "8", "1x2x3"):
+        with pytest.raises(RitmError, match="zoom-in-size"):
+            parse_zoom_in_size(bad)
+
+
 def test_evaluate_command_outputs_agree_with_noc_report(tmp_path, tiny_net_file):
     data = write_scene_folder(tmp_path / "scene", n=5)
     out = tmp_path / "out"
     cmd = [sys.executable, "-m", "ritm_qgis", "evaluate", "--model", str(tiny_net_file), "--model", "grabcut",
-           "--dataset", f"folder:{data}", "--max-clicks", "2", "--out", str(out), "--batch-size", "4"]
+           "--dataset", f"folder:{data}", "--max-clicks", "2", "--out", str(out), "--batch-size", "4",
+           "--zoom-in-size", "96x96"]
     run = subprocess.run(cmd, capture_output=True, text=True, cwd=ROOT)
     assert run.returncode == 0, run.stderr
     report = json.loads((out / "report.json").read_text())
-    assert set(report["models"]) == {"tiny", "grabcut"}
+    assert set(report["models"]) == {"tiny", "grabcut"} and report["zoom_in_size"] == [96, 96]
     for name, m in report["models"].items():
         arr = np.load(out / m["ious_file"])
         assert arr.shape == (5, 2) and np.isnan(arr[3]).all()

@@ -33,6 +33,23 @@ def add_arguments(p):
     p.add_argument("--device", default="auto", help="auto (CUDA if available), cpu, cuda or cuda:N")
     p.add_argument("--limit", type=int, default=None, help="evaluate only the first N samples")
     p.add_argument("--no-figures", action="store_true", help="skip the best/worst sample figures")
+    p.add_argument("--zoom-in-size", default="400", metavar="N|HxW",
+                   help="network input of RITM's zoom-in: N (default 400) resizes each crop to N on its longer "
+                        "side, as RITM does; HxW (e.g. 400x400) resizes every crop to that one size, so each "
+                        "batch is a single forward pass (faster on a GPU; crops are stretched)")
+
+
+def parse_zoom_in_size(text: str):
+    """'400' -> 400 (longer side); '400x400' -> (400, 400) (one common size)."""
+    parts = str(text).lower().split("x")
+    try:
+        sizes = [int(v) for v in parts]
+    except ValueError:
+        sizes = []
+    if len(sizes) not in (1, 2) or min(sizes, default=0) < 16:
+        raise RitmError(f"--zoom-in-size '{text}' is not a size: give N (e.g. 400) or HxW (e.g. 400x400), "
+                        "at least 16 pixels")
+    return sizes[0] if len(sizes) == 1 else tuple(sizes)
 
 
 def model_label(spec: str) -> str:
@@ -120,6 +137,7 @@ def run(args) -> int:
     from ritm_qgis.engine.training.distributed import cleanup
 
     thresholds = parse_thresholds(args.thresholds)
+    args.zoom_in_size = parse_zoom_in_size(args.zoom_in_size)
     if args.max_clicks < 1:
         raise RitmError("--max-clicks must be at least 1")
     dataset = parse_dataset_spec(args.dataset)
@@ -139,6 +157,7 @@ def _evaluate_all(args, dataset, indices, info, device, thresholds) -> int:
     from ritm_qgis.engine.predictor import Predictor
     from ritm_qgis.engine.report_table import TABLE_NOTES, markdown_table, text_table
     from ritm_qgis.engine.training.distributed import all_gather_objects
+    from ritm_qgis.engine.zoom_in import ZoomInParams
 
     labels = [model_label(m) for m in args.model]
     if len(set(labels)) != len(labels):
@@ -148,8 +167,8 @@ def _evaluate_all(args, dataset, indices, info, device, thresholds) -> int:
     for spec, label in zip(args.model, labels):
         backend = build_backend(spec, device)
 
-        def make_session(backend=backend):
-            return Predictor(backend)
+        def make_session(backend=backend, zoom=ZoomInParams(target_size=args.zoom_in_size)):
+            return Predictor(backend, zoom_in=zoom)
 
         folder = os.path.join(args.out, label)
         if info.enabled:  # each process evaluates its shard; rank 0 merges them in dataset order and writes
@@ -174,7 +193,8 @@ def _evaluate_all(args, dataset, indices, info, device, thresholds) -> int:
     if not info.is_main:
         return 0
     meta = {"dataset": args.dataset, "processes": info.world_size, "n_dataset_samples": len(dataset), "max_clicks": args.max_clicks,
-            "thresholds": list(thresholds), "batch_size": args.batch_size, "models": summary}
+            "thresholds": list(thresholds), "batch_size": args.batch_size,
+            "zoom_in_size": args.zoom_in_size, "models": summary}
     write_text_atomically(os.path.join(args.out, "report.json"), json.dumps(meta, indent=2))
     table = markdown_table(reports)
     spc = "\n".join(f"- {k}: {v['seconds_per_click']:.3f} s per click ({v['n_clicks']} clicks)" for k, v in summary.items())
