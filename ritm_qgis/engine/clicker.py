@@ -11,7 +11,10 @@ positive when the missed foreground is deeper than the false foreground, negativ
 error masks are cropped to the bounding box of its errors and stacked, each in its own zero
 frame, so one distance transform serves both with exactly the distances each would get alone
 (a zero frame is always nearer than anything beyond it). ``next_click`` is the plain per-mask
-reference: two full-size distance transforms.
+reference: two full-size distance transforms. The distances agree, but where several error pixels
+tie at the maximum, OpenCV's float results on the crop can differ in the last bit from the
+full-size ones, so a tie can break differently (31 of 3000 random cases). The evaluation uses
+``next_click``, which computes as RITM's evaluation does.
 """
 
 from __future__ import annotations

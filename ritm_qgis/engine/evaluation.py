@@ -22,6 +22,7 @@ import numpy as np
 from ritm_qgis.engine.clicker import ClickHistory, next_click
 from ritm_qgis.engine.datasets import Dataset, Sample
 from ritm_qgis.engine.metrics import mask_iou
+from ritm_qgis.engine.threads import map_samples
 
 
 class Cancelled(Exception):
@@ -68,10 +69,12 @@ def _step(runs: list[_Run], k: int, stop_iou: float | None):
     """Click k+1 on every unfinished run: simulated clicks, one batched prediction, IoUs."""
     from ritm_qgis.engine.predictor import predict_batch
 
-    steps = []
-    for run in runs:
+    def user_click(run):  # full-size distance transforms, as RITM: float ties break as in its evaluation
         s = run.sample
-        click = next_click(s.gt, run.session.mask, s.ignore, run.history.not_clicked)
+        return next_click(s.gt, run.session.mask, s.ignore, run.history.not_clicked)
+
+    steps = []
+    for run, click in zip(runs, map_samples(user_click, runs)):
         if click is None:  # perfect already: nothing left to click, the IoU stays
             run.ious[k:] = run.ious[k - 1] if k else 1.0
             run.done = True
@@ -83,9 +86,15 @@ def _step(runs: list[_Run], k: int, stop_iou: float | None):
         preds = predict_batch([(run.session, click) for run, click in steps])
     else:
         preds = [run.session.add_click(click.row, click.col, click.is_positive) for run, click in steps]
-    for (run, click), pred in zip(steps, preds):
+
+    def sample_iou(step_and_pred):
+        (run, _), pred = step_and_pred
+        return mask_iou(run.sample.gt, pred.mask, run.sample.ignore)
+
+    ious = map_samples(sample_iou, zip(steps, preds))
+    for (run, click), iou in zip(steps, ious):
         run.history.add(click)
-        run.ious[k] = mask_iou(run.sample.gt, pred.mask, run.sample.ignore)
+        run.ious[k] = iou
         if stop_iou is not None and run.ious[k] >= stop_iou:
             run.done = True
 

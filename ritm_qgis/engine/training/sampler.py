@@ -25,11 +25,12 @@ convention as RITM).
 
 from __future__ import annotations
 
-import os
 from functools import lru_cache
 
 import cv2
 import numpy as np
+
+from ritm_qgis.engine.threads import map_samples
 
 __all__ = ["MultiPointSampler", "click_count_probs", "next_points", "IGNORE"]
 
@@ -124,13 +125,6 @@ def _error_candidates(prob: np.ndarray, label: np.ndarray, threshold: float):
     return (positive, inner) if len(inner) else None
 
 
-@lru_cache(maxsize=1)
-def _pool():
-    from concurrent.futures import ThreadPoolExecutor
-
-    return ThreadPoolExecutor(max_workers=min(16, os.cpu_count() or 1), thread_name_prefix="next_points")
-
-
 def next_points(prob: np.ndarray, label: np.ndarray, points: np.ndarray, click_index: int,
                 rng: np.random.Generator, threshold: float = 0.49, parallel: bool = True) -> np.ndarray:
     """One more click per sample on the errors of ``prob`` (see the module doc).
@@ -146,11 +140,7 @@ def next_points(prob: np.ndarray, label: np.ndarray, points: np.ndarray, click_i
     n = points.shape[1] // 2
     if not 1 <= click_index <= n:
         raise ValueError(f"click_index must be in 1..{n}")
-    args = [(prob[b], label[b], threshold) for b in range(prob.shape[0])]
-    if parallel and len(args) > 1 and (os.cpu_count() or 1) > 1:
-        found = list(_pool().map(lambda a: _error_candidates(*a), args))
-    else:
-        found = [_error_candidates(*a) for a in args]
+    found = map_samples(lambda b: _error_candidates(prob[b], label[b], threshold), range(prob.shape[0]), parallel)
     for b, cand in enumerate(found):
         if cand is None:
             continue
