@@ -45,7 +45,7 @@ step() {
 nvidia-smi -L | tee -a "$LOG"
 $PY -c "import torch, numpy, cv2; print('torch', torch.__version__, 'numpy', numpy.__version__, 'cv2', cv2.__version__, torch.cuda.get_device_name(0))" | tee -a "$LOG"
 
-step tests 90 $PY -m pytest -q -p no:cacheprovider tests/test_cuda.py
+TAIL=25 step tests 90 $PY -m pytest -q -s -p no:cacheprovider tests/test_cuda.py
 step bench_evaluate_fp32 100 $PY bench/bench_evaluate.py --device $DEV --arch hrnet18 --tiles 64 --clicks 5 --batch-size 32
 step bench_evaluate_square 90 $PY bench/bench_evaluate.py --device $DEV --arch hrnet18 --tiles 64 --clicks 5 --batch-size 32 --zoom-square
 step bench_evaluate_square_fp16 70 $PY bench/bench_evaluate.py --device $DEV --arch hrnet18 --tiles 64 --clicks 5 --batch-size 32 --zoom-square --precision fp16

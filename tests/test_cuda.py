@@ -32,8 +32,11 @@ def _session_probs(backend, rgb, clicks):
     return [p.add_click(r, c, pos).prob.copy() for r, c, pos in clicks]
 
 
-@pytest.mark.parametrize("precision,tol", [("fp32", 1e-3), ("fp16", 2e-2), ("bf16", 6e-2)])
-def test_cuda_session_matches_cpu(precision, tol):
+@pytest.mark.parametrize("precision,tf32,tol", [("fp32", False, 1e-4), ("fp32", True, 2e-2), ("fp16", True, 2e-2),
+                                                ("bf16", True, 6e-2)])
+def test_cuda_session_matches_cpu(precision, tf32, tol, monkeypatch):
+    # PyTorch runs fp32 convolutions on CUDA in TF32 unless told otherwise (cudnn.allow_tf32)
+    monkeypatch.setattr(torch.backends.cudnn, "allow_tf32", tf32)
     scene = make_scene(160, 2, seed=3)
     ys, xs = np.nonzero(scene.mask)
     clicks = [(int(ys[len(ys) // 2]), int(xs[len(xs) // 2]), True), (5, 5, False)]
@@ -41,8 +44,9 @@ def test_cuda_session_matches_cpu(precision, tol):
     gpu_backend = NetworkBackend(_net(), device="cuda", precision=precision)
     assert gpu_backend.device.type == "cuda" and gpu_backend.optimize == "fold"
     gpu = _session_probs(gpu_backend, scene.rgb, clicks)
-    for a, b in zip(cpu, gpu):
-        assert float(np.abs(a - b).max()) < tol
+    gaps = [float(np.abs(a - b).max()) for a, b in zip(cpu, gpu)]
+    print(f"{precision} tf32={tf32}: max |prob gap| per click {gaps}")
+    assert max(gaps) < tol
 
 
 def test_cuda_batched_evaluation_equals_batch_size_one():
@@ -52,7 +56,9 @@ def test_cuda_batched_evaluation_equals_batch_size_one():
     one = evaluate(ds, lambda: Predictor(backend), max_clicks=4, batch_size=1).iou_array
     many = evaluate(ds, lambda: Predictor(backend), max_clicks=4, batch_size=4).iou_array
     assert one.shape == many.shape == (6, 4)
-    assert float(np.nanmax(np.abs(one - many))) < 1e-3
+    gap = float(np.nanmax(np.abs(one - many)))
+    print(f"batch 1 vs 4 on CUDA: max |IoU gap| {gap}")
+    assert gap < 1e-3
 
 
 def _folder(root):
