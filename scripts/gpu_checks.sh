@@ -62,11 +62,11 @@ import json, sys
 rows = [json.loads(l) for l in sys.stdin if l.startswith('{')]
 print(next((r['images_per_s'] for r in rows if r.get('variant') == 'project'), 60))" 2>/dev/null || echo 60)
 FT_STEPS=${FT_STEPS:-100}
-SCRATCH_STEPS=${SCRATCH_STEPS:-200}
+SCRATCH_STEPS=${SCRATCH_STEPS:-150}
 seconds_for() { $PY -c "print(int($1 * 32 / ($RATE * 0.7)) + 25)"; }  # + start-up (data cache, workers)
 FT_SECONDS=$(seconds_for $FT_STEPS)
 SCRATCH_SECONDS=$(seconds_for $SCRATCH_STEPS)
-LEFT=$((BUDGET - (SECONDS - START) - ${EVAL_SECONDS:-110} - FT_SECONDS - SCRATCH_SECONDS))
+LEFT=$((BUDGET - (SECONDS - START) - ${EVAL_SECONDS:-150} - FT_SECONDS - SCRATCH_SECONDS))
 NAT_STEPS=$($PY -c "print(max(20, int($RATE * ($LEFT - 25) * 0.7 / 32) // 10 * 10))")
 echo "train-step rate ${RATE} images/s -> natural ${NAT_STEPS} steps in ${LEFT}s, fine-tune ${FT_STEPS}, scratch ${SCRATCH_STEPS}" | tee -a "$LOG"
 
@@ -97,11 +97,14 @@ export_half aerial-finetuned-h18s
 export_half aerial-scratch-h18s
 MODELS=(--model natural-tiny --model aerial-finetuned-tiny)
 for m in natural-h18s aerial-finetuned-h18s aerial-scratch-h18s; do [ -f "$OUT/$m.pth" ] && MODELS+=(--model "$OUT/$m.pth"); done
-TAIL=30 step evaluate_test $((${EVAL_SECONDS:-110} - 5)) $PY -m ritm_qgis evaluate "${MODELS[@]}" --dataset "grabcut:$DATA/aerial/test" \
+TAIL=30 step evaluate_test 100 $PY -m ritm_qgis evaluate "${MODELS[@]}" --dataset "grabcut:$DATA/aerial/test" \
     --max-clicks 20 --thresholds 0.8,0.85,0.9 --out "$WORK/eval-test" --device $DEV --batch-size 32 --no-figures
+TAIL=30 step evaluate_test_square 45 $PY -m ritm_qgis evaluate "${MODELS[@]:0:4}" --dataset "grabcut:$DATA/aerial/test" \
+    --max-clicks 20 --thresholds 0.8,0.85,0.9 --out "$WORK/eval-test-square" --device $DEV --batch-size 32 --no-figures \
+    --zoom-in-size 400x400
 
 for r in natural-h18s aerial-finetuned-h18s aerial-scratch-h18s; do
     [ -f "$WORK/$r/history.json" ] && cp "$WORK/$r/history.json" "$WORK/eval-test/history-$r.json" 2>/dev/null
 done
-[ -d "$WORK/eval-test" ] && tar czf "$OUT/results.tgz" -C "$WORK" eval-test
+[ -d "$WORK/eval-test" ] && tar czf "$OUT/results.tgz" -C "$WORK" eval-test $(cd "$WORK" && ls -d eval-test-square 2>/dev/null)
 echo "total $((SECONDS - START))s" | tee -a "$LOG"
