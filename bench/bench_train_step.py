@@ -5,9 +5,9 @@
 
 Both loops run the full RITM step (the same iterative no-grad click passes, drawn from the same
 random sequence, the NFL + aux loss, Adam). "project" is ``Trainer.train_step`` (fp16 autocast
-+ GradScaler + channels_last on CUDA; on the CPU it is fp32 as well, so there the two should
++ GradScaler + channels_last, fused Adam and cuDNN's autotuner on CUDA; on the CPU it is fp32 as well, so there the two should
 match and the number shows the loop's own overhead). "plain fp32" is the textbook loop written
-out here. Data: synthetic images with one rectangle each, prepared once (augmentation and the
+out here, with PyTorch's defaults (fp32 convolutions on CUDA may use TF32, as by default). Data: synthetic images with one rectangle each, prepared once (augmentation and the
 initial click sampler are data-loader work, outside the timed step). Prints one JSON line per
 variant with images/s.
 """
@@ -92,8 +92,10 @@ def main(argv=None):
         opt.step()
 
     results = []
+    project_benchmark = torch.backends.cudnn.benchmark  # the Trainer turns the autotuner on for CUDA
     for name, fn in (("plain fp32", run_plain), ("project", run_project),
                      ("plain fp32 (again)", run_plain)):
+        torch.backends.cudnn.benchmark = project_benchmark if name == "project" else False  # plain: defaults
         rng = np.random.default_rng(123)
         for _ in range(args.warmup):
             fn(rng)

@@ -91,3 +91,19 @@ def test_amp_training_on_cuda_saves_a_checkpoint_that_loads_on_cpu(tmp_path):
     # resume on the GPU continues from the saved step with the scaler restored
     cfg.epochs = 3
     assert read_checkpoint(train(cfg))["metadata"]["steps"] == 6
+
+
+def test_cuda_graph_replay_matches_the_eager_pass():
+    eager = NetworkBackend(_net(), device="cuda", cuda_graphs=False)
+    graphed = NetworkBackend(_net(), device="cuda")
+    g = torch.Generator().manual_seed(0)
+    for n_clicks in (1, 2, 3, 5):  # one shape for the network: click rows padded to 8 per sign
+        x = torch.rand(1, 4, 120, 96, generator=g)
+        pts = torch.full((1, 2 * n_clicks, 3), -1.0)
+        pts[0, :n_clicks, :2] = torch.rand(n_clicks, 2, generator=g) * 90
+        pts[0, :n_clicks, 2] = torch.arange(n_clicks)
+        a, b = eager.forward(x, pts), graphed.forward(x, pts)
+        gap = float((a - b).abs().max())
+        assert gap < 1e-4, gap
+    runner = graphed._graphs
+    assert runner.enabled and len(runner.graphs) == 1  # captured at the second call, replayed after

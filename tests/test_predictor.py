@@ -390,3 +390,19 @@ def test_cli_predict_with_checkpoint_and_grabcut(tiny_net, tmp_path):
     # a click outside the image is reported, not raised
     assert main(["predict", "--checkpoint", "grabcut", "--image", str(img_path), "--click", "130,10,+",
                  "--out-mask", str(mask_path)]) == 1
+
+
+def test_padded_click_rows_change_nothing(tiny_net):
+    from ritm_qgis.engine.cuda_graphs import pad_points
+
+    pts = torch.tensor([[[10.0, 12.0, 0], [30.0, 5.0, 1], [-1, -1, -1], [20.0, 40.0, 2], [-1, -1, -1], [-1, -1, -1]]])
+    padded = pad_points(pts, bucket=8)
+    assert padded.shape == (1, 16, 3)
+    assert torch.equal(padded[0, :3], pts[0, :3]) and torch.equal(padded[0, 8:11], pts[0, 3:])
+    assert (padded[0, 3:8] == -1).all() and (padded[0, 11:] == -1).all()
+    assert pad_points(padded, bucket=8) is padded
+    x = torch.rand(1, 4, 48, 64)
+    with torch.no_grad():
+        a = tiny_net(x, pts)["instances"]
+        b = tiny_net(x, padded)["instances"]
+    assert torch.equal(a, b)

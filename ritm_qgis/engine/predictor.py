@@ -82,6 +82,8 @@ class NetworkBackend(Backend):
     * 'auto' (default): 'onednn' on the CPU in fp32, else 'fold'.
 
     net_clicks_limit: feed only the first N clicks to the network (RITM's option; None = all).
+    cuda_graphs: on CUDA, replay the forward pass from CUDA graphs once an input shape repeats
+    (``cuda_graphs``; at batch 1 the GPU is otherwise bound by kernel launches).
     A CUDA out-of-memory error moves the network to the CPU with a warning and retries.
     """
 
@@ -89,7 +91,7 @@ class NetworkBackend(Backend):
     OPTIMIZE = ("auto", "none", "fold", "onednn")
 
     def __init__(self, model, device="auto", precision: str = "fp32", optimize: str = "auto",
-                 net_clicks_limit: int | None = None, name: str | None = None):
+                 net_clicks_limit: int | None = None, name: str | None = None, cuda_graphs: bool = True):
         import torch
 
         from .device import check_precision, optimize_model, resolve_device
@@ -125,6 +127,11 @@ class NetworkBackend(Backend):
             model = optimize_model(model, self.device, channels_last=True, fold_bn=True, example=example(64),
                                    onednn_example=example(400) if optimize == "onednn" else None)
         self.model = model.to(self.device)
+        self._graphs = None
+        if cuda_graphs and self.device.type == "cuda":
+            from .cuda_graphs import CudaGraphRunner
+
+            self._graphs = CudaGraphRunner(self._eager)
 
     @classmethod
     def from_checkpoint(cls, path_or_name, device="auto", **kwargs) -> "NetworkBackend":
@@ -155,12 +162,20 @@ class NetworkBackend(Backend):
     def _run(self, images, points):
         import torch
 
-        from .device import autocast
-
         images = images.to(self.device)
         points = points.to(self.device)
         if self.channels_last:
             images = images.contiguous(memory_format=torch.channels_last)
+        if self._graphs is not None and self.device.type == "cuda":
+            with torch.inference_mode():
+                return self._graphs(images, points)
+        return self._eager(images, points)
+
+    def _eager(self, images, points):
+        import torch
+
+        from .device import autocast
+
         with torch.inference_mode(), autocast(self.device, self.precision):
             out = self.model(images, points)["instances"]
         return out.float().contiguous()
@@ -177,6 +192,7 @@ class NetworkBackend(Backend):
             if self.device.type != "cuda" or not is_out_of_memory(exc):
                 raise
             warn_cpu_fallback(self.device, exc)
+            self._graphs = None
             self.device = torch.device("cpu")
             self.model.to(self.device)
             self.precision = "fp32"

@@ -8,10 +8,13 @@ building footprints as polygons in map coordinates and as a mask on the raster's
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import cv2
 import numpy as np
-from affine import Affine
+
+if TYPE_CHECKING:
+    from affine import Affine
 
 CRS = "EPSG:32618"
 PIXEL_SIZE = 0.5
@@ -23,8 +26,13 @@ class Scene:
     rgb: np.ndarray  # (H, W, 3) uint8
     mask: np.ndarray  # (H, W) bool, union of buildings
     polygons_px: list  # per building, (N, 2) float array of (col, row) vertices
-    transform: Affine
     crs: str = CRS
+
+    @property
+    def transform(self) -> Affine:
+        from affine import Affine  # the geo stack only where a georeference is used
+
+        return Affine.translation(*ORIGIN) * Affine.scale(PIXEL_SIZE, -PIXEL_SIZE)
 
 
 def _building_outline(rng, cx, cy, size):
@@ -71,8 +79,7 @@ def make_scene(size: int = 512, n_buildings: int = 9, seed: int = 0) -> Scene:
         c = rng.integers(0, size, 2)
         cv2.circle(img, (int(c[0]), int(c[1])), int(rng.integers(5, 12)), (60, 95, 50), -1)
     img += rng.normal(0, 4, img.shape).astype(np.float32)
-    transform = Affine.translation(*ORIGIN) * Affine.scale(PIXEL_SIZE, -PIXEL_SIZE)
-    return Scene(np.clip(img, 0, 255).astype(np.uint8), mask.astype(bool), polys, transform)
+    return Scene(np.clip(img, 0, 255).astype(np.uint8), mask.astype(bool), polys)
 
 
 def write_scene(scene: Scene, raster_path: str, footprints_path: str | None = None, mask_path: str | None = None):
