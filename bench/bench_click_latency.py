@@ -135,7 +135,10 @@ def logits_gap(plain, backend, device, hw=(400, 400)):
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--models", default="hrnet18s,hrnet18")
-    ap.add_argument("--modes", default="none,fold,onednn")
+    ap.add_argument("--modes", default="none,fold,onednn",
+                    help="optimize modes; MODE+graphs replays CUDA graphs (CUDA only; without it they are off)")
+    ap.add_argument("--warmup-sessions", type=int, default=1,
+                    help="untimed sessions before the timed one (2 on CUDA: shapes captured, steady state)")
     ap.add_argument("--size", type=int, default=500)
     ap.add_argument("--clicks", type=int, default=20)
     ap.add_argument("--repeats", type=int, default=20, help="stem passes timed")
@@ -158,20 +161,21 @@ def main(argv=None):
     for name in args.models.split(","):
         net = randomize_(create_model(name), seed=0).eval().to(device)
         stem = time_stem(net, (400, 400), args.repeats)
-        base = NetworkBackend(net, device=device, optimize="none")
+        base = NetworkBackend(net, device=device, optimize="none", cuda_graphs=False)
         clicks = simulated_clicks(base, img, gt, args.clicks, args.flip)
         print(f"\n== {name}: image-only stem (cacheable) {np.median(stem) * 1e3:.1f} ms at 400x400")
         print(f"per click, wall ms (CPU ms); 'plain' = plain forwards at {args.size}x{args.size} and 400x400 "
               "timed right after each click; ratios = plain p50 / click p95")
-        print(f"{'mode':6} {'warm-up':>8} {'click p50':>14} {'click p95':>14} {'plain image':>14} {'plain 400':>14} "
+        print(f"{'mode':12} {'warm-up':>8} {'click p50':>14} {'click p95':>14} {'plain image':>14} {'plain 400':>14} "
               f"{'vs image':>12} {'vs 400':>12} {'1st click':>9} {'max|dprob|':>10} {'max|dlogit|':>11}  inputs")
         plains = [(net, *plain_input((args.size, args.size), device)), (net, *plain_input((400, 400), device))]
         ref_probs, plain400 = None, None
         for mode in modes:
-            backend = NetworkBackend(net, device=device, optimize=mode,
+            backend = NetworkBackend(net, device=device, optimize=mode.split("+")[0], cuda_graphs="+graphs" in mode,
                                      precision="fp32" if mode == "none" else args.precision)
             t = time.perf_counter()
-            run_session(backend, img, clicks, args.flip)  # warm-up (same shapes)
+            for _ in range(args.warmup_sessions):  # warm-up (same shapes)
+                run_session(backend, img, clicks, args.flip)
             warm = time.perf_counter() - t
             wall, cpu, ref, probs, shapes = run_session(backend, img, clicks, args.flip, plains)
             if ref_probs is None:
@@ -182,7 +186,7 @@ def main(argv=None):
             ms = lambda v: f"{v * 1e3:5.0f}"  # noqa: E731
             cols = [f"{ms(np.median(w))} ({ms(np.median(c))})" for w, c in ref]
             ratios = [f"{np.median(w) / pct(wall, 95):5.2f} ({np.median(c) / pct(cpu, 95):4.2f})" for w, c in ref]
-            print(f"{mode:6} {warm:7.1f}s {ms(np.median(wall))} ({ms(np.median(cpu))}) "
+            print(f"{mode:12} {warm:7.1f}s {ms(np.median(wall))} ({ms(np.median(cpu))}) "
                   f"{ms(pct(wall, 95))} ({ms(pct(cpu, 95))}) {cols[0]:>14} {cols[1]:>14} "
                   f"{ratios[0]:>12} {ratios[1]:>12} {ms(wall[0])}ms {dprob:10.1e} {dlogit:11.1e}  {', '.join(sizes)}")
             plain400 = plain400 or np.median(ref[1][0])

@@ -50,7 +50,7 @@ step bench_evaluate_fp32 100 $PY bench/bench_evaluate.py --device $DEV --arch hr
 step bench_evaluate_square 90 $PY bench/bench_evaluate.py --device $DEV --arch hrnet18 --tiles 64 --clicks 5 --batch-size 32 --zoom-square
 step bench_evaluate_square_fp16 70 $PY bench/bench_evaluate.py --device $DEV --arch hrnet18 --tiles 64 --clicks 5 --batch-size 32 --zoom-square --precision fp16
 step bench_train_step 80 $PY bench/bench_train_step.py --arch hrnet18s --batch-size 32 --crop 320,480 --steps 10 --warmup 3 --device $DEV
-step bench_click_fp16 60 $PY bench/bench_click_latency.py --device $DEV --models hrnet18s,hrnet18 --modes none,fold --precision fp16
+step bench_click_fp16 80 $PY bench/bench_click_latency.py --device $DEV --models hrnet18s,hrnet18 --modes none,fold,none+graphs,fold+graphs --precision fp16 --warmup-sessions 2
 
 # Training, the paper's regimes at hrnet18s: natural images from scratch (DAVIS), then aerial
 # fine-tuned from it and aerial from scratch (the training buildings at the chosen scale). The aerial

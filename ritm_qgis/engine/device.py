@@ -170,10 +170,16 @@ def optimize_model(model, device, channels_last: bool = True, fold_bn: bool = Tr
                 log.warning("oneDNN convolution fusion skipped: %s", exc)
     if example is not None and fast is not model:
         image, points = (t.to(device) for t in example)
-        with torch.inference_mode():
-            ref = model.to(device)(image, points)["instances"]
-            got = fast(image.contiguous(memory_format=torch.channels_last) if channels_last else image,
-                       points)["instances"]
+        # in true fp32: CUDA's default TF32 convolutions alone differ by ~1e-3 between two layouts
+        tf32 = torch.backends.cudnn.allow_tf32, torch.backends.cuda.matmul.allow_tf32
+        torch.backends.cudnn.allow_tf32 = torch.backends.cuda.matmul.allow_tf32 = False
+        try:
+            with torch.inference_mode():
+                ref = model.to(device)(image, points)["instances"]
+                got = fast(image.contiguous(memory_format=torch.channels_last) if channels_last else image,
+                           points)["instances"]
+        finally:
+            torch.backends.cudnn.allow_tf32, torch.backends.cuda.matmul.allow_tf32 = tf32
         err = float((ref - got).abs().max())
         if not err <= atol:
             msg = f"The optimised network changed the outputs by {err:.2e} (> {atol}); using the unmodified network."
