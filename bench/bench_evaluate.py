@@ -38,8 +38,10 @@ def main():
     ap.add_argument("--batch-size", type=int, default=8)
     ap.add_argument("--precision", default="fp32")
     ap.add_argument("--zoom-square", action="store_true", help="zoom-in crops resized to 400x400")
+    ap.add_argument("--no-cuda-graphs", action="store_true", help="eager forward passes on CUDA")
     args = ap.parse_args()
-    backend = NetworkBackend(randomize_(create_model(args.arch), seed=0), device=args.device, precision=args.precision)
+    backend = NetworkBackend(randomize_(create_model(args.arch), seed=0), device=args.device, precision=args.precision,
+                             cuda_graphs=not args.no_cuda_graphs)
     ds = tiles_dataset(args.tiles)
     zoom = ZoomInParams(target_size=(400, 400)) if args.zoom_square else ZoomInParams()
     make = lambda: Predictor(backend, zoom_in=zoom)  # noqa: E731
@@ -53,7 +55,8 @@ def main():
         arrays[bs] = r.iou_array
     diff = float(np.nanmax(np.abs(arrays[1] - arrays[args.batch_size])))
     print(f"device {backend.device}, {args.arch}, {args.tiles} tiles x {args.clicks} clicks, precision {args.precision}, "
-          f"zoom-in to {'400x400' if args.zoom_square else '400 on the longer side'}")
+          f"zoom-in to {'400x400' if args.zoom_square else '400 on the longer side'}, "
+          f"CUDA graphs {'off' if args.no_cuda_graphs else 'on'}")
     print(f"  batch size 1          : {rates[1]:7.2f} sample-clicks/s")
     print(f"  batch size {args.batch_size:<11d}: {rates[args.batch_size]:7.2f} sample-clicks/s")
     print(f"  speed-up              : {rates[args.batch_size] / rates[1]:.2f}x (target: >= 1 on CPU, >= 3 on GPU)")

@@ -59,6 +59,10 @@ def main(argv=None):
     ap.add_argument("--warmup", type=int, default=2)
     ap.add_argument("--device", default="auto")
     ap.add_argument("--threads", type=int, default=None, help="torch CPU threads")
+    ap.add_argument("--variants", default="project",
+                    help="comma-separated: project (the Trainer as it is), project-no-autotune (cuDNN autotuner "
+                         "off), project-foreach-adam (Adam's multi-tensor path instead of the fused kernel), "
+                         "project-compile (the training pass through torch.compile; compile time in the warm-up)")
     args = ap.parse_args(argv)
     if args.threads:
         torch.set_num_threads(args.threads)
@@ -76,6 +80,20 @@ def main(argv=None):
     def run_project(rng):
         trainer.train_step(batch, rng)
 
+    autotune = torch.backends.cudnn.benchmark  # the Trainer turns the autotuner on for CUDA
+    fused_adam = trainer.optimizer
+
+    def configure(variant):
+        """Set the Trainer (and PyTorch's global cuDNN flag) up for one variant."""
+        torch.backends.cudnn.benchmark = autotune and variant.startswith("project") and variant != "project-no-autotune"
+        trainer.optimizer = fused_adam
+        trainer.net = trainer.model
+        if variant == "project-foreach-adam":
+            trainer.optimizer = torch.optim.Adam([{"params": g["params"], "lr": g["lr"]} for g in fused_adam.param_groups],
+                                                 foreach=True)
+        elif variant == "project-compile":
+            trainer.net = torch.compile(trainer.model)
+
     # the plain loop: its own copy of the same initial weights, fp32, default memory layout
     plain = type(trainer.model)(trainer.model.config)
     plain.load_state_dict({k: v.float().contiguous() for k, v in trainer.model.state_dict().items()})
@@ -92,12 +110,12 @@ def main(argv=None):
         opt.step()
 
     results = []
-    project_benchmark = torch.backends.cudnn.benchmark  # the Trainer turns the autotuner on for CUDA
-    for name, fn in (("plain fp32", run_plain), ("project", run_project),
-                     ("plain fp32 (again)", run_plain)):
-        torch.backends.cudnn.benchmark = project_benchmark if name == "project" else False  # plain: defaults
+    variants = [v for v in args.variants.split(",") if v]
+    for name in ["plain fp32"] + variants + ["plain fp32 (again)"]:
+        configure(name)  # plain: PyTorch's defaults
+        fn = run_plain if name.startswith("plain") else run_project
         rng = np.random.default_rng(123)
-        for _ in range(args.warmup):
+        for _ in range(args.warmup + (3 if name == "project-compile" else 0)):
             fn(rng)
         rng = np.random.default_rng(7)  # the same extra-click counts for every variant
         sync(device)
@@ -108,16 +126,17 @@ def main(argv=None):
         dt = time.perf_counter() - t0
         r = {"variant": name, "device": str(device),
              "gpu": torch.cuda.get_device_name(device) if device.type == "cuda" else None,
-             "amp": trainer.use_amp if name == "project" else False,
-             "channels_last": trainer.channels_last if name == "project" else False,
+             "amp": trainer.use_amp and name.startswith("project"),
+             "channels_last": trainer.channels_last and name.startswith("project"),
              "arch": args.arch, "batch_size": args.batch_size, "crop": [ch, cw], "steps": args.steps,
              "seconds_per_step": round(dt / args.steps, 4),
              "images_per_s": round(args.batch_size * args.steps / dt, 3),
              "threads": torch.get_num_threads()}
         results.append(r)
         print(json.dumps(r), flush=True)
-    base = (results[0]["images_per_s"] + results[2]["images_per_s"]) / 2
-    print(json.dumps({"speedup_project_vs_plain": round(results[1]["images_per_s"] / base, 3)}))
+    base = (results[0]["images_per_s"] + results[-1]["images_per_s"]) / 2
+    for r in results[1:-1]:
+        print(json.dumps({f"speedup_{r['variant']}_vs_plain": round(r["images_per_s"] / base, 3)}))
 
 
 if __name__ == "__main__":
