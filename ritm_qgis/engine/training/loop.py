@@ -222,13 +222,8 @@ class Trainer:
         if self.channels_last:
             self.model.to(memory_format=torch.channels_last)
         self.model.train()
-        # On CUDA: one fused kernel for the Adam update of HRNet's hundreds of small tensors, and
-        # cuDNN's autotuner (training crops have one size, so each convolution is tuned once).
-        on_cuda = device.type == "cuda"
-        if on_cuda:
-            torch.backends.cudnn.benchmark = True
         self.optimizer = torch.optim.Adam(param_groups(self.model, cfg.lr, cfg.backbone_lr_mult),
-                                          lr=cfg.lr, betas=(0.9, 0.999), eps=1e-8, fused=on_cuda or None)
+                                          lr=cfg.lr, betas=(0.9, 0.999), eps=1e-8)
         self.scheduler = torch.optim.lr_scheduler.MultiStepLR(
             self.optimizer, milestones=[int(m) for m in cfg.milestones], gamma=cfg.lr_gamma)
         self.scaler = torch.amp.GradScaler("cuda", enabled=self.use_amp)
