@@ -63,7 +63,7 @@ rows = [json.loads(l) for l in sys.stdin if l.startswith('{')]
 print(next((r['images_per_s'] for r in rows if r.get('variant') == 'project'), 60))" 2>/dev/null || echo 60)
 FT_STEPS=${FT_STEPS:-100}
 SCRATCH_STEPS=${SCRATCH_STEPS:-150}
-seconds_for() { $PY -c "print(int($1 * 32 / ($RATE * 0.7)) + 25)"; }  # + start-up (data cache, workers)
+seconds_for() { $PY -c "print(int($1 * 32 / ($RATE * 0.7)) + 25 if $1 else 0)"; }  # + start-up (data cache, workers)
 FT_SECONDS=$(seconds_for $FT_STEPS)
 SCRATCH_SECONDS=$(seconds_for $SCRATCH_STEPS)
 LEFT=$((BUDGET - (SECONDS - START) - ${EVAL_SECONDS:-150} - FT_SECONDS - SCRATCH_SECONDS))
@@ -79,6 +79,7 @@ step train_natural "$LEFT" $TRAIN --data "davis:$DATA/davis" --init none --arch 
 step train_finetune "$FT_SECONDS" $TRAIN $AERIAL --init "$WORK/natural-h18s/last.pth" --regime finetune \
     --out "$WORK/aerial-finetuned-h18s" --epochs $((FT_STEPS / 10)) --milestones $((FT_STEPS * 85 / 1000)) \
     --lr 5e-4 --export-half "$OUT/aerial-finetuned-h18s.pth"
+[ "$SCRATCH_STEPS" -gt 0 ] &&
 step train_scratch "$SCRATCH_SECONDS" $TRAIN $AERIAL --init none --arch hrnet18s --regime scratch \
     --out "$WORK/aerial-scratch-h18s" --epochs $((SCRATCH_STEPS / 10)) --milestones $((SCRATCH_STEPS * 85 / 1000)) \
     --lr 2e-3 --export-half "$OUT/aerial-scratch-h18s.pth"
@@ -96,6 +97,7 @@ export_half natural-h18s
 export_half aerial-finetuned-h18s
 export_half aerial-scratch-h18s
 MODELS=(--model natural-tiny --model aerial-finetuned-tiny)
+for m in ${EXTRA_MODELS:-}; do MODELS+=(--model "$m"); done  # e.g. other checkpoints carried along
 for m in natural-h18s aerial-finetuned-h18s aerial-scratch-h18s; do [ -f "$OUT/$m.pth" ] && MODELS+=(--model "$OUT/$m.pth"); done
 TAIL=30 step evaluate_test 100 $PY -m ritm_qgis evaluate "${MODELS[@]}" --dataset "grabcut:$DATA/aerial/test" \
     --max-clicks 20 --thresholds 0.8,0.85,0.9 --out "$WORK/eval-test" --device $DEV --batch-size 32 --no-figures
