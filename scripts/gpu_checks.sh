@@ -96,12 +96,14 @@ save_checkpoint(sys.argv[2], model, metadata=meta, half=True)" "$WORK/$1/last.pt
 export_half natural-h18s
 export_half aerial-finetuned-h18s
 export_half aerial-scratch-h18s
-MODELS=(--model natural-tiny --model aerial-finetuned-tiny)
-for m in ${EXTRA_MODELS:-}; do MODELS+=(--model "$m"); done  # e.g. other checkpoints carried along
+MODELS=()  # the networks trained here first: they are what this run is for
 for m in natural-h18s aerial-finetuned-h18s aerial-scratch-h18s; do [ -f "$OUT/$m.pth" ] && MODELS+=(--model "$OUT/$m.pth"); done
-TAIL=30 step evaluate_test 100 $PY -m ritm_qgis evaluate "${MODELS[@]}" --dataset "grabcut:$DATA/aerial/test" \
+TINY=(--model natural-tiny --model aerial-finetuned-tiny)
+for m in ${EXTRA_MODELS:-}; do TINY+=(--model "$m"); done  # e.g. other checkpoints carried along
+MODELS+=("${TINY[@]}")
+TAIL=30 step evaluate_test $((${EVAL_SECONDS:-150} - 45)) $PY -m ritm_qgis evaluate "${MODELS[@]}" --dataset "grabcut:$DATA/aerial/test" \
     --max-clicks 20 --thresholds 0.8,0.85,0.9 --out "$WORK/eval-test" --device $DEV --batch-size 32 --no-figures
-TAIL=30 step evaluate_test_square 45 $PY -m ritm_qgis evaluate "${MODELS[@]:0:4}" --dataset "grabcut:$DATA/aerial/test" \
+TAIL=30 step evaluate_test_square 45 $PY -m ritm_qgis evaluate "${TINY[@]}" --dataset "grabcut:$DATA/aerial/test" \
     --max-clicks 20 --thresholds 0.8,0.85,0.9 --out "$WORK/eval-test-square" --device $DEV --batch-size 32 --no-figures \
     --zoom-in-size 400x400
 
