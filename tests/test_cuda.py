@@ -32,8 +32,8 @@ def _session_probs(backend, rgb, clicks):
     return [p.add_click(r, c, pos).prob.copy() for r, c, pos in clicks]
 
 
-@pytest.mark.parametrize("precision,tf32,tol", [("fp32", False, 1e-4), ("fp32", True, 2e-2), ("fp16", True, 2e-2),
-                                                ("bf16", True, 6e-2)])
+@pytest.mark.parametrize("precision,tf32,tol", [("fp32", False, 1e-4), ("fp32", True, 1e-3), ("fp16", True, 5e-3),
+                                                ("bf16", True, 1e-2)])  # measured on an H200: 2e-7, 4e-5, 2e-4, 1e-3
 def test_cuda_session_matches_cpu(precision, tf32, tol, monkeypatch):
     # PyTorch runs fp32 convolutions on CUDA in TF32 unless told otherwise (cudnn.allow_tf32)
     monkeypatch.setattr(torch.backends.cudnn, "allow_tf32", tf32)

@@ -83,7 +83,7 @@ class NetworkBackend(Backend):
 
     net_clicks_limit: feed only the first N clicks to the network (RITM's option; None = all).
     cuda_graphs: on CUDA, replay the forward pass from CUDA graphs once an input shape repeats
-    (``cuda_graphs``; at batch 1 the GPU is otherwise bound by kernel launches).
+    (module ``cuda_graphs``; at batch 1 the GPU is otherwise bound by kernel launches).
     A CUDA out-of-memory error moves the network to the CPU with a warning and retries.
     """
 
@@ -166,7 +166,7 @@ class NetworkBackend(Backend):
         points = points.to(self.device)
         if self.channels_last:
             images = images.contiguous(memory_format=torch.channels_last)
-        if self._graphs is not None and self.device.type == "cuda":
+        if self._graphs is not None:  # CUDA only, dropped on a fallback to the CPU
             with torch.inference_mode():
                 return self._graphs(images, points)
         return self._eager(images, points)
