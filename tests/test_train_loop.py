@@ -128,13 +128,15 @@ def test_ddp_two_gloo_processes_keep_identical_replicas(tiny_folder, tmp_path):
     json.dumps(meta)
 
 
-@pytest.mark.parametrize("name,regime", [("natural-tiny", "natural"), ("aerial-scratch-tiny", "scratch"),
-                                         ("aerial-finetuned-tiny", "finetune")])
-def test_shipped_weights_load_by_name(name, regime):
+@pytest.mark.parametrize("name,regime,arch,max_mb", [
+    ("natural-tiny", "natural", "hrnet_tiny", 5), ("aerial-scratch-tiny", "scratch", "hrnet_tiny", 5),
+    ("aerial-finetuned-tiny", "finetune", "hrnet_tiny", 5), ("aerial-finetuned-tiles-tiny", "finetune", "hrnet_tiny", 5),
+    ("aerial-finetuned-h18s", "finetune", "hrnet18s", 10)])
+def test_shipped_weights_load_by_name(name, regime, arch, max_mb):
     model, info = load_model(name)
     assert info.path.endswith(os.path.join("models", "weights", f"{name}.pth"))
-    assert info.weights_dtype == "float16" and info.arch == "hrnet_tiny"
+    assert info.weights_dtype == "float16" and info.arch == arch
     assert info.metadata["regime"] == regime and info.metadata["complete"] is True
-    assert os.path.getsize(info.path) < 5_000_000
+    assert os.path.getsize(info.path) < max_mb * 1_000_000
     out = model(torch.rand(1, 4, 64, 64), torch.tensor([[[32.0, 32.0, 0.0], [-1.0, -1.0, -1.0]]]))
     assert out["instances"].shape == (1, 1, 64, 64) and torch.isfinite(out["instances"]).all()
