@@ -56,7 +56,8 @@ step bench_click_fp16 80 $PY bench/bench_click_latency.py --device $DEV --models
 # fine-tuned from it and aerial from scratch (the training buildings at the chosen scale). The aerial
 # runs have fixed step counts (FT_STEPS, SCRATCH_STEPS); the natural run gets what is left of the
 # budget after them and EVAL_SECONDS for the evaluation, its steps sized from the throughput
-# measured above (or RATE, images/s, when the bench ran in an earlier call). A run cut short by its time box still saves its weights, marked incomplete.
+# measured above (or RATE, images/s, when the bench ran in an earlier call). A run cut short by
+# its time box still saves its weights, marked incomplete.
 [ -n "${RATE:-}" ] || RATE=$(cat "$WORK/bench_train_step.log" 2>/dev/null | tr '\r' '\n' | $PY -c "
 import json, sys
 rows = [json.loads(l) for l in sys.stdin if l.startswith('{')]

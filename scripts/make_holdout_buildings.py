@@ -20,13 +20,12 @@ per *building*, that building alone is the target, its neighbours are background
      hyperparameters (the training scale) are chosen, by runs that train on img55-57 only
      (``--include '^img5[5-7]_'``); the final model is then refit on all training chips;
    - ``OUT/train-zoom`` -- the same training windows resized so that their longer side is
-     ``--zoom`` pixels (240; image bilinear, mask nearest). At evaluation, from the second click
-     on, RITM's zoom-in shows the network the whole (small) window enlarged to a longer side of
-     400 px, so a building is seen about 2-6x larger than at 0.5 m; with the resize augmentation
-     (0.75-1.40) these copies show the network buildings near that scale, whole inside a 160x240
-     training crop. The shipped aerial models were fine-tuned on these copies only
-     (docs/training.md: native-scale windows and copies where the building filled the crop gave
-     worse models).
+     ``--zoom`` pixels (160, the scale chosen on the validation set; image bilinear, mask nearest).
+     At evaluation, from the second click on, RITM's zoom-in shows the network the whole (small)
+     window enlarged to a longer side of 400 px, so a building is seen larger than at 0.5 m; these
+     copies show the network buildings nearer that scale, whole inside a 160x240 training crop.
+     The shipped per-building models were fine-tuned on these copies only (docs/training.md:
+     native-scale windows and copies where the building filled the crop gave worse models).
 
 Evaluate with ``ritm-qgis evaluate --dataset grabcut:OUT/test ...``; train with
 ``--data grabcut:OUT/train``. Usage::
@@ -86,7 +85,7 @@ def zoomed(image: np.ndarray, mask: np.ndarray, longer: int):
 
 
 def export_buildings(image_path: str, gpkg: str, out: str, prefix: str, zoom_out: str | None = None,
-                     zoom: int = 240) -> int:
+                     zoom: int = 160) -> int:
     """One image/mask pair per building of ``gpkg`` on ``image_path`` into OUT/{images,masks}
     (and a copy resized to a longer side of ``zoom`` px into ZOOM_OUT/{images,masks})."""
     import cv2
@@ -114,7 +113,7 @@ def export_buildings(image_path: str, gpkg: str, out: str, prefix: str, zoom_out
     return n
 
 
-def build(data: str, out: str, min_pixels: int = 16, zoom: int = 240) -> dict:
+def build(data: str, out: str, min_pixels: int = 16, zoom: int = 160) -> dict:
     root = os.path.join(data, "aerial", "spacenet_rio")
     masks = sorted(glob.glob(os.path.join(root, "masks", "*.tif")))
     if not masks:
@@ -141,7 +140,8 @@ def main(argv=None) -> int:
     p.add_argument("--data", default="../shared/data")
     p.add_argument("--out", default="out/aerial-buildings")
     p.add_argument("--min-pixels", type=int, default=16)
-    p.add_argument("--zoom", type=int, default=240, help="longer side of the train-zoom copies (px)")
+    p.add_argument("--zoom", type=int, default=160, help="longer side of the train-zoom copies (px; 160 was chosen "
+                   "on the validation set)")
     a = p.parse_args(argv)
     for split in ("test", "train", "train-zoom", "val"):  # rebuild from nothing: no stale samples
         for sub in ("images", "masks"):

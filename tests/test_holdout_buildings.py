@@ -50,4 +50,4 @@ def test_build_from_shared_data(tmp_path):
     s = test[0]
     assert s.gt.any() and s.gt.shape == s.image.shape[:2] and min(s.gt.shape) >= 64
     z = train[0]
-    assert max(z.gt.shape) == 240 and z.gt.any()
+    assert max(z.gt.shape) == 160 and z.gt.any()
