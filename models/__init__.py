@@ -15,6 +15,7 @@ from .checkpoint import (
     load_model,
     read_checkpoint,
     save_checkpoint,
+    save_half_copy,
     save_ritm_checkpoint,
     weights_sha256,
 )
@@ -42,6 +43,7 @@ __all__ = [
     "read_checkpoint",
     "register_model",
     "save_checkpoint",
+    "save_half_copy",
     "save_ritm_checkpoint",
     "weights_sha256",
 ]

@@ -462,6 +462,14 @@ def save_checkpoint(
     return meta
 
 
+def save_half_copy(src: PathLike, dst: PathLike) -> dict:
+    """Write an fp16 copy of the checkpoint ``src`` (e.g. a training run's ``last.pth``) to
+    ``dst``, metadata kept (its weight digest and dtype are those of the copy); for shipping."""
+    model, info = load_model(src)
+    meta = {k: v for k, v in info.metadata.items() if k not in ("weights_sha256", "weights_dtype")}
+    return save_checkpoint(dst, model, metadata=meta, half=True)
+
+
 def save_ritm_checkpoint(path: PathLike, model: RitmHRNet) -> None:
     """Write ``model`` exactly as RITM's trainer does: ``{'state_dict', 'config'}``."""
     state = {k: v.detach().to("cpu").clone() for k, v in model.state_dict().items()}

@@ -87,12 +87,9 @@ step train_scratch "$SCRATCH_SECONDS" $TRAIN $AERIAL --init none --arch hrnet18s
 
 # a run stopped by its time box saved last.pth but wrote no fp16 copy: write it here
 export_half() {
-    [ -f "$OUT/$1.pth" ] || [ ! -f "$WORK/$1/last.pth" ] || $PY -c "
-import sys
-from ritm_qgis.models import load_model, save_checkpoint
-model, info = load_model(sys.argv[1])
-meta = {k: v for k, v in info.metadata.items() if k not in ('weights_sha256', 'weights_dtype')}
-save_checkpoint(sys.argv[2], model, metadata=meta, half=True)" "$WORK/$1/last.pth" "$OUT/$1.pth"
+    [ -f "$OUT/$1.pth" ] || [ ! -f "$WORK/$1/last.pth" ] ||
+        $PY -c "import sys; from ritm_qgis.models import save_half_copy; save_half_copy(*sys.argv[1:])" \
+            "$WORK/$1/last.pth" "$OUT/$1.pth"
 }
 export_half natural-h18s
 export_half aerial-finetuned-h18s

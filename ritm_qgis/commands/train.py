@@ -94,10 +94,8 @@ def run(args) -> int:
     if main:
         print(f"checkpoint: {path}")
         if args.export_half:
-            from ritm_qgis.models import load_model, save_checkpoint
+            from ritm_qgis.models import save_half_copy
 
-            model, info = load_model(path)
-            meta = {k: v for k, v in info.metadata.items() if k not in ("weights_sha256", "weights_dtype")}
-            save_checkpoint(args.export_half, model, metadata=meta, half=True)
+            save_half_copy(path, args.export_half)
             print(f"fp16 copy: {args.export_half}")
     return 0
