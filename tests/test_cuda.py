@@ -4,12 +4,11 @@ Skipped where torch sees no GPU (CI); run on a GPU machine with
 ``python -m pytest tests/test_cuda.py`` (scripts/gpu_checks.sh does).
 """
 
-import os
 
-import cv2
 import numpy as np
 import pytest
 import torch
+from rectangle_folder import rectangle_folder
 
 from ritm_qgis.engine.datasets import Dataset, Sample
 from ritm_qgis.engine.evaluation import evaluate
@@ -61,22 +60,9 @@ def test_cuda_batched_evaluation_equals_batch_size_one():
     assert gap < 1e-3
 
 
-def _folder(root):
-    os.makedirs(root / "images")
-    os.makedirs(root / "masks")
-    rng = np.random.default_rng(0)
-    for i in range(8):
-        img = rng.integers(0, 60, (72, 96, 3), dtype=np.uint8)
-        mask = np.zeros((72, 96), np.uint8)
-        mask[10 + 3 * i:40 + 3 * i, 12 + 4 * i:48 + 4 * i] = 255
-        img[mask > 0] = (200, 180, 40)
-        cv2.imwrite(str(root / "images" / f"s{i}.png"), img)
-        cv2.imwrite(str(root / "masks" / f"s{i}.png"), mask)
-    return f"folder:{root}"
-
-
 def test_amp_training_on_cuda_saves_a_checkpoint_that_loads_on_cpu(tmp_path):
-    data = _folder(tmp_path / "data")
+    data = rectangle_folder(tmp_path / "data", (72, 96), [(10 + 3 * i, 40 + 3 * i, 12 + 4 * i, 48 + 4 * i)
+                                                          for i in range(8)])
     cfg = TrainConfig(train_data=[data], val_data=[data], val_limit=2, val_max_clicks=2, out=str(tmp_path / "run"),
                       arch="hrnet_tiny", epochs=2, epoch_len=8, batch_size=4, crop_size=(64, 80), device="cuda",
                       seed=0)

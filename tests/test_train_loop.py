@@ -6,10 +6,9 @@ import shutil
 import subprocess
 import sys
 
-import cv2
-import numpy as np
 import pytest
 import torch
+from rectangle_folder import rectangle_folder
 
 from ritm_qgis.cli import main
 from ritm_qgis.engine.training import TrainConfig, train
@@ -20,19 +19,8 @@ from ritm_qgis.models import create_model, load_model, read_checkpoint
 @pytest.fixture(scope="module")
 def tiny_folder(tmp_path_factory):
     """A folder:DIR dataset of 4 small images, each with one bright rectangle as the object."""
-    root = tmp_path_factory.mktemp("tiny")
-    os.makedirs(root / "images")
-    os.makedirs(root / "masks")
-    rng = np.random.default_rng(0)
-    for i in range(4):
-        img = rng.integers(0, 60, (48, 64, 3), dtype=np.uint8)
-        mask = np.zeros((48, 64), np.uint8)
-        y, x = 8 + 4 * i, 10 + 5 * i
-        mask[y:y + 20, x:x + 24] = 255
-        img[mask > 0] = (200, 180, 40)
-        cv2.imwrite(str(root / "images" / f"s{i}.png"), img)
-        cv2.imwrite(str(root / "masks" / f"s{i}.png"), mask)
-    return f"folder:{root}"
+    boxes = [(8 + 4 * i, 28 + 4 * i, 10 + 5 * i, 34 + 5 * i) for i in range(4)]
+    return rectangle_folder(tmp_path_factory.mktemp("tiny"), (48, 64), boxes)
 
 
 def _cfg(data, out, **kw):
