@@ -13,7 +13,7 @@ frame, so one distance transform serves both with exactly the distances each wou
 (a zero frame is always nearer than anything beyond it). ``next_click`` is the plain per-mask
 reference: two full-size distance transforms. The distances agree, but where several error pixels
 tie at the maximum, OpenCV's float results on the crop can differ in the last bit from the
-full-size ones, so a tie can break differently (31 of 3000 random cases). The evaluation uses
+full-size ones, so a tie can break differently (seen on random masks). The evaluation uses
 ``next_click``, which computes as RITM's evaluation does.
 """
 
