@@ -313,8 +313,8 @@ def inspect_checkpoint(path: PathLike) -> Tuple[dict, ModelConfig, str, str]:
 def load_model(path_or_name: Union[PathLike, str], device="cpu") -> Tuple[RitmHRNet, CheckpointInfo]:
     """Build the network a checkpoint describes and load its weights.
 
-    ``path_or_name`` is a file path or the name of an official weights file already in the
-    cache (see :mod:`ritm_qgis.models.weights`). Returns ``(model, info)``; the model is in
+    ``path_or_name`` is a file path, or a model name of :mod:`ritm_qgis.models.catalog`
+    (shipped, or downloaded into the cache). Returns ``(model, info)``; the model is in
     eval mode, float32, on ``device``, with gradients disabled.
     """
     path = _resolve(path_or_name)
@@ -364,25 +364,17 @@ def _resolve(path_or_name) -> Path:
     if path.is_file():
         return path
     text = str(path_or_name)
-    from .weights import OFFICIAL_WEIGHTS, cached_path  # local import: avoids a cycle
+    from .catalog import model_choices, resolve_file  # local import: the catalogue imports this module lazily
 
-    # the project's own small models, shipped in models/weights/NAME.pth (docs/training.md)
-    shipped = Path(__file__).resolve().parent / "weights" / f"{text}.pth"
-    if os.sep not in text and "/" not in text and shipped.is_file():
-        return shipped
-
-    if text in OFFICIAL_WEIGHTS:
-        cached = cached_path(text)
-        if cached.is_file():
-            return cached
-        raise RitmError(
-            f"The weights {text!r} are not downloaded yet; run `ritm-qgis download-weights {text}`."
-        )
+    if os.sep not in text and "/" not in text:
+        found = resolve_file(text)  # shipped, or downloaded (checked against its recorded SHA-256)
+        if found is not None:
+            return found
     if os.sep in text or text.endswith((".pth", ".pt")):
         raise RitmError(f"Checkpoint file {text!r} does not exist; check the path.")
     raise RitmError(
         f"{text!r} is neither a checkpoint file nor a known weights name "
-        f"({', '.join(OFFICIAL_WEIGHTS)})."
+        f"({', '.join(n for n in model_choices() if n != 'grabcut')})."
     )
 
 

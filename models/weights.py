@@ -119,12 +119,14 @@ def download(
     progress: Optional[Progress] = None,
     timeout: float = 60.0,
     chunk_size: int = 1 << 16,
+    verify: Optional[Callable[[Path], None]] = None,
 ) -> DownloadResult:
     """Download ``url`` to ``dest`` (temp ``.part`` file, resume, verify, atomic rename).
 
     ``progress(done_bytes, total_bytes_or_None)`` is called as data arrives. On a checksum
     mismatch the partial file is deleted and :class:`RitmError` raised; after a network error
-    the partial file is kept so that the next call resumes it.
+    the partial file is kept so that the next call resumes it. ``verify(part_path)``, when
+    given, checks the complete file before the rename (it deletes it and raises on a mismatch).
     """
     scheme = urllib.parse.urlsplit(url).scheme.lower()
     if scheme not in ("http", "https"):
@@ -145,7 +147,7 @@ def download(
         if exc.code == 416 and offset:  # our partial file is not a prefix the server accepts
             part.unlink()
             return download(url, dest, sha256=sha256, progress=progress, timeout=timeout,
-                            chunk_size=chunk_size)
+                            chunk_size=chunk_size, verify=verify)
         raise RitmError(f"Download of {url} failed: HTTP {exc.code} {exc.reason}.") from None
     except (urllib.error.URLError, OSError, http.client.HTTPException) as exc:
         reason = getattr(exc, "reason", exc)
@@ -201,6 +203,8 @@ def download(
             f"The file downloaded from {url} is not the expected one (SHA-256 {digest}, "
             f"expected {expected}); it was deleted. Check the URL and checksum, then retry."
         )
+    if verify is not None:
+        verify(part)
     os.replace(part, dest)
     return DownloadResult(dest, digest, done, resumed_from=resumed_from)
 
@@ -214,22 +218,7 @@ def download_weights(
     progress: Optional[Progress] = None,
     force: bool = False,
 ) -> DownloadResult:
-    """Fetch the weights ``name`` into the cache (skipped when already there and valid).
+    """Fetch the weights ``name`` into the cache (see :func:`ritm_qgis.models.catalog.download_model`)."""
+    from .catalog import download_model  # the catalogue builds on this module
 
-    ``name`` is a key of :data:`OFFICIAL_WEIGHTS`, or any file stem when ``url`` is given.
-    """
-    entry = OFFICIAL_WEIGHTS.get(name)
-    if entry is None and url is None:
-        raise RitmError(
-            f"Unknown weights {name!r}; choose one of {', '.join(OFFICIAL_WEIGHTS)} or give --url."
-        )
-    if not name or any(c in name for c in "/\\") or name.startswith("."):
-        raise RitmError(f"{name!r} cannot be used as a file name; choose a plain name.")
-    url = url or entry.url
-    expected = _norm_hex(sha256) or (entry.sha256 if entry and url == entry.url else None)
-    dest = cached_path(name, directory)
-    if dest.is_file() and not force:
-        digest = file_sha256(dest)
-        if expected is None or digest == expected:
-            return DownloadResult(dest, digest, dest.stat().st_size, skipped=True)
-    return download(url, dest, sha256=expected, progress=progress)
+    return download_model(name, url=url, sha256=sha256, directory=directory, progress=progress, force=force)

@@ -78,7 +78,8 @@ def test_normal_download_with_progress_into_env_cache(server, tmp_path, monkeypa
     assert (result.sha256, result.size, result.resumed_from, result.skipped) == (PAYLOAD_SHA, len(PAYLOAD), 0, False)
     assert seen[0] == (0, len(PAYLOAD)) and seen[-1] == (len(PAYLOAD), len(PAYLOAD))
     assert all(a[0] <= b[0] for a, b in zip(seen, seen[1:]))
-    assert sorted(p.name for p in (tmp_path / "cache").iterdir()) == ["mine.pth"]
+    # the SHA-256 note beside it lets later loads notice a damaged file
+    assert sorted(p.name for p in (tmp_path / "cache").iterdir()) == ["mine.pth", "mine.pth.sha256"]
     # second call: already there and matching -> no request
     n = len(httpd.state.requests)
     again = download_weights("mine", url=base + "/w.pth", sha256=PAYLOAD_SHA)

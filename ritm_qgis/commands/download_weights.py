@@ -5,15 +5,21 @@ from __future__ import annotations
 import sys
 import time
 
-HELP = "Download RITM model weights into the cache (resumable, SHA-256 verified)."
+HELP = ("Download a model of the list (`model-info --list`) into the cache, or import a file fetched "
+        "elsewhere with --from; verified against its published digest.")
 
 
 def add_arguments(p):
-    from ritm_qgis.models.weights import OFFICIAL_WEIGHTS
+    from ritm_qgis.models.catalog import MIRROR_ENV, downloadable_names
 
     p.add_argument("name", metavar="NAME",
-                   help="weights name: " + ", ".join(OFFICIAL_WEIGHTS) + " (or any name with --url)")
+                   help="model name: " + ", ".join(downloadable_names()) + " (or any name with --url / --from)")
     p.add_argument("--url", help="download from this http(s) URL instead of the official one")
+    p.add_argument("--from", dest="from_file", metavar="FILE",
+                   help="import FILE (fetched on another machine) instead of downloading: it is verified against "
+                        "NAME's published digest (or --sha256) and copied into the cache; a mismatch is refused")
+    p.add_argument("--mirror", metavar="URL",
+                   help=f"base URL of an internal mirror holding NAME.pth files (default ${MIRROR_ENV})")
     p.add_argument("--sha256", metavar="HEX", help="expected SHA-256 of the file (checked; mismatch deletes it)")
     p.add_argument("--cache-dir", metavar="DIR",
                    help="where to store NAME.pth (default $RITM_QGIS_CACHE or ~/.cache/ritm_qgis)")
@@ -42,20 +48,30 @@ class _Progress:
 
 
 def run(args) -> int:
-    from ritm_qgis.models.weights import OFFICIAL_WEIGHTS, download_weights
+    from ritm_qgis.engine.errors import RitmError
+    from ritm_qgis.models.catalog import download_model, entry, import_model
 
+    if args.from_file:
+        if args.url or args.mirror:
+            raise RitmError("Give either --from FILE (import) or --url / --mirror (download), not both.")
+        result = import_model(args.name, args.from_file, sha256=args.sha256, directory=args.cache_dir)
+        print(f"{result.path}: imported from {args.from_file} and verified, {result.size} bytes")
+        print(f"sha256 {result.sha256}")
+        return 0
     progress = None if args.quiet else _Progress(sys.stderr)
-    result = download_weights(args.name, url=args.url, sha256=args.sha256, directory=args.cache_dir,
-                              progress=progress, force=args.force)
+    result = download_model(args.name, url=args.url, sha256=args.sha256, directory=args.cache_dir,
+                            progress=progress, force=args.force, mirror=args.mirror)
     if progress is not None and not result.skipped:
         sys.stderr.write("\n")
-    entry = OFFICIAL_WEIGHTS.get(args.name)
+    known_entry = entry(args.name)
     state = "already present" if result.skipped else "downloaded"
     if result.resumed_from:
         state += f" (resumed after {result.resumed_from} bytes)"
     print(f"{result.path}: {state}, {result.size} bytes")
     print(f"sha256 {result.sha256}")
-    known = args.sha256 or (entry.sha256 if entry else None)
+    known = args.sha256 or (known_entry.digest if known_entry is not None else None)
+    if known and not args.sha256:
+        print(f"verified: {known}")
     if not known:
         print("note: no published checksum for this file; keep the sha256 above to verify it later "
               "(--sha256).")

@@ -4,13 +4,13 @@ from __future__ import annotations
 
 import json
 
-HELP = "Show a checkpoint's architecture, parameter count and metadata (or --list the architectures)."
+HELP = "Show a checkpoint's architecture, parameter count and metadata (or --list the architectures and models)."
 
 
 def add_arguments(p):
     p.add_argument("checkpoint", nargs="?", metavar="FILE|NAME",
-                   help="a .pth file, or the name of downloaded official weights")
-    p.add_argument("--list", action="store_true", help="list the architectures with their parameter counts")
+                   help="a .pth file, or a shipped or downloaded model name")
+    p.add_argument("--list", action="store_true", help="list the architectures and every model (shipped, downloaded, downloadable)")
     p.add_argument("--json", action="store_true", help="print JSON instead of text")
 
 
@@ -18,25 +18,36 @@ def _list(as_json: bool) -> int:
     import torch
 
     from ritm_qgis.models import count_parameters, create_model, get_config, list_models
-    from ritm_qgis.models.weights import OFFICIAL_WEIGHTS, cached_path
+    from ritm_qgis.models.catalog import default_model, model_statuses
 
     rows = []
     for name in list_models():
         with torch.device("meta"):  # shapes only: no memory, no initialisation
             params = count_parameters(create_model(name))
         rows.append({"arch": name, "parameters": params, **get_config(name).as_dict()})
-    weights = [{"name": e.name, "arch": e.arch, "training_data": e.training_data,
-                "downloaded": cached_path(e.name).is_file(), "url": e.url} for e in OFFICIAL_WEIGHTS.values()]
+    statuses = model_statuses()
+    weights = [s.as_dict() for s in statuses]
+    default, reason = default_model()
     if as_json:
-        print(json.dumps({"architectures": rows, "weights": weights}, indent=2))
+        print(json.dumps({"architectures": rows, "weights": weights,
+                          "default": {"name": default, "reason": reason}}, indent=2))
         return 0
     print(f"{'architecture':<12} {'parameters':>12}  width  ocr_width  small")
     for r in rows:
         print(f"{r['arch']:<12} {r['parameters']:>12,}  {r['width']:>5}  {r['ocr_width']:>9}  {'yes' if r['small'] else 'no'}")
     print()
-    print(f"{'official weights':<26} {'arch':<9} {'data':<10} downloaded")
-    for w in weights:
-        print(f"{w['name']:<26} {w['arch']:<9} {w['training_data']:<10} {'yes' if w['downloaded'] else 'no'}")
+    print(f"{'model':<28} {'status':<12} {'arch':<11} {'size':>9}  training data")
+    for s, w in zip(statuses, weights):
+        print(f"{w['name']:<28} {w['status']:<12} {w['arch']:<11} {s.size_label():>9}  {w['training_data']}")
+        print(f"{'':<28} {w['good_for']}")
+        if w["url"]:
+            print(f"{'':<28} url {w['url']}")
+        if w["digest"]:
+            print(f"{'':<28} digest {w['digest']}")
+        if w["published"]:
+            print(f"{'':<28} {w['published']}")
+    print()
+    print(f"default model: {reason}")
     return 0
 
 

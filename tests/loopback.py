@@ -1,0 +1,69 @@
+"""A loopback HTTP server for download tests (no real network): serves byte strings by path,
+honours ``Range``, and can cut a response short or stall it on purpose."""
+
+import http.server
+import threading
+import time
+
+
+class LoopbackState:
+    def __init__(self, files):
+        self.files = dict(files)  # path -> bytes
+        self.mode = "normal"  # normal | truncate | slow
+        self.requests = []  # (path, Range header)
+
+
+class _Handler(http.server.BaseHTTPRequestHandler):
+    def log_message(self, *args):
+        pass
+
+    def do_GET(self):  # noqa: N802 (http.server's name)
+        st = self.server.state
+        rng = self.headers.get("Range")
+        st.requests.append((self.path, rng))
+        payload = st.files.get(self.path)
+        if payload is None:
+            self.send_error(404, "Not Found")
+            return
+        start = int(rng.split("=")[1].split("-")[0]) if rng else 0
+        if start >= len(payload):
+            self.send_error(416, "Range Not Satisfiable")
+            return
+        self.send_response(206 if rng else 200)
+        if rng:
+            self.send_header("Content-Range", f"bytes {start}-{len(payload) - 1}/{len(payload)}")
+        body = payload[start:]
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        try:
+            if st.mode == "truncate":  # promise everything, send 40 %, hang up
+                self.wfile.write(body[: int(len(body) * 0.4)])
+                self.wfile.flush()
+                self.close_connection = True
+                return
+            step = 16384 if st.mode == "slow" else len(body)
+            for i in range(0, len(body), step):
+                self.wfile.write(body[i:i + step])
+                if st.mode == "slow":
+                    self.wfile.flush()
+                    time.sleep(0.05)
+        except (BrokenPipeError, ConnectionResetError):  # the client cancelled
+            pass
+
+
+class LoopbackServer:
+    def __init__(self, files):
+        self.httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _Handler)
+        self.httpd.daemon_threads = True
+        self.state = self.httpd.state = LoopbackState(files)
+        self.base = f"http://127.0.0.1:{self.httpd.server_address[1]}"
+        self._thread = threading.Thread(target=self.httpd.serve_forever, kwargs={"poll_interval": 0.05},
+                                        daemon=True)
+
+    def __enter__(self):
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc):
+        self.httpd.shutdown()
+        self.httpd.server_close()
