@@ -82,9 +82,9 @@ class TrainModelAlgorithm(QgsProcessingAlgorithm):
 
     def processAlgorithm(self, parameters, context, feedback):  # noqa: N802
         from ._layers import engine_errors, layer_to_frame, raster_file  # first: isolates the geo stack
-        from ritm_qgis.engine.output_paths import check_writable
+        from ritm_qgis.engine.geo.output_paths import check_writable
         from ritm_qgis.engine.training import TrainConfig, train
-        from ritm_qgis.engine.vector_io import write_gpkg
+        from ritm_qgis.engine.geo.vector_io import write_gpkg
 
         raster = raster_file(self, parameters, self.INPUT, context)
         layer = self.parameterAsVectorLayer(parameters, self.FOOTPRINTS, context)

@@ -11,8 +11,8 @@ __version__ = "0.1.0"
 def classFactory(iface):  # noqa: N802 (QGIS's name)
     """Entry point QGIS calls when it loads the plugin."""
     # Before anything imports rasterio/shapely/pyproj inside QGIS: bind the pip wheels to their own
-    # GDAL/PROJ/GEOS rather than QGIS's (see engine/geos_compat.py). A no-op where they are missing.
-    from .engine.geos_compat import load_geo_stack_isolated
+    # GDAL/PROJ/GEOS rather than QGIS's (see core/geos_compat.py). A no-op where they are missing.
+    from .core.geos_compat import load_geo_stack_isolated
 
     load_geo_stack_isolated()
     from .plugin import RitmQgisPlugin

@@ -10,10 +10,10 @@ import pytest
 import torch
 from rectangle_folder import rectangle_folder
 
-from ritm_qgis.engine.datasets import Dataset, Sample
-from ritm_qgis.engine.evaluation import evaluate
-from ritm_qgis.engine.predictor import NetworkBackend, Predictor
-from ritm_qgis.engine.synthetic_scene import make_scene
+from ritm_qgis.engine.data.datasets import Dataset, Sample
+from ritm_qgis.engine.protocol.evaluation import evaluate
+from ritm_qgis.engine.interactive.predictor import NetworkBackend, Predictor
+from ritm_qgis.engine.geo.synthetic_scene import make_scene
 from ritm_qgis.engine.training import TrainConfig, train
 from ritm_qgis.models import create_model, load_model, read_checkpoint
 from ritm_qgis.models.testing import randomize_

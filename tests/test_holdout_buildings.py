@@ -5,7 +5,7 @@ import importlib.util
 import numpy as np
 from conftest import ROOT, shared_path
 
-from ritm_qgis.engine.datasets import parse_dataset_spec
+from ritm_qgis.engine.data.datasets import parse_dataset_spec
 
 
 def _script():

@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 from conftest import ROOT
 
-from ritm_qgis.engine.datasets import parse_dataset_spec
+from ritm_qgis.engine.data.datasets import parse_dataset_spec
 
 
 def _script():

@@ -13,8 +13,8 @@ import time
 import numpy as np
 
 from ritm_qgis.commands.noc_report import parse_thresholds
-from ritm_qgis.engine.atomic import atomic_path, write_text_atomically
-from ritm_qgis.engine.errors import RitmError
+from ritm_qgis.core.atomic import atomic_path, write_text_atomically
+from ritm_qgis.core.errors import RitmError
 
 HELP = ("Evaluate models with simulated clicks (NoC, >=max, Avg IoU, per-click IoU) on a dataset and write "
         "IoU arrays, per-sample CSVs, report.json, a Markdown table and figures.")
@@ -75,7 +75,7 @@ class ProgressBar:
 
 def write_sample_outputs(folder: str, result, thresholds):
     """ious.npy (samples x clicks, NaN rows = empty samples) and samples.csv, each written atomically."""
-    from ritm_qgis.engine.noc import noc_per_sample
+    from ritm_qgis.engine.protocol.noc import noc_per_sample
 
     os.makedirs(folder, exist_ok=True)
     arr = result.iou_array
@@ -95,7 +95,7 @@ def write_sample_outputs(folder: str, result, thresholds):
 
 def write_extreme_figures(folder: str, dataset, result, make_session, how_many: int = 2):
     """Overlay + error map of the best and worst samples (by IoU at the last click), replaying their clicks."""
-    from ritm_qgis.engine.visualize import error_map, overlay, save_rgb_png
+    from ritm_qgis.engine.reports.visualize import error_map, overlay, save_rgb_png
 
     arr = result.iou_array
     valid = [i for i in range(len(arr)) if not np.isnan(arr[i]).any()]
@@ -122,7 +122,7 @@ def write_extreme_figures(folder: str, dataset, result, make_session, how_many: 
 
 def _distributed(device: str):
     """This process's place when launched by torchrun (one shard of the samples per process)."""
-    from ritm_qgis.engine.device import resolve_device
+    from ritm_qgis.engine.runtime.device import resolve_device
     from ritm_qgis.engine.training.distributed import setup
 
     dev = resolve_device(device)
@@ -133,7 +133,7 @@ def _distributed(device: str):
 
 
 def run(args) -> int:
-    from ritm_qgis.engine.datasets import parse_dataset_spec
+    from ritm_qgis.engine.data.datasets import parse_dataset_spec
     from ritm_qgis.engine.training.distributed import cleanup
 
     thresholds = parse_thresholds(args.thresholds)
@@ -150,14 +150,14 @@ def run(args) -> int:
 
 
 def _evaluate_all(args, dataset, indices, info, device, thresholds) -> int:
-    from ritm_qgis.engine.backends import build_backend
-    from ritm_qgis.engine.evaluation import evaluate, merge_results, shard
-    from ritm_qgis.engine.figures import plot_iou_curves
-    from ritm_qgis.engine.noc import noc_report
-    from ritm_qgis.engine.predictor import Predictor
-    from ritm_qgis.engine.report_table import TABLE_NOTES, markdown_table, text_table
+    from ritm_qgis.engine.interactive.backends import build_backend
+    from ritm_qgis.engine.protocol.evaluation import evaluate, merge_results, shard
+    from ritm_qgis.engine.reports.figures import plot_iou_curves
+    from ritm_qgis.engine.protocol.noc import noc_report
+    from ritm_qgis.engine.interactive.predictor import Predictor
+    from ritm_qgis.engine.reports.report_table import TABLE_NOTES, markdown_table, text_table
     from ritm_qgis.engine.training.distributed import all_gather_objects
-    from ritm_qgis.engine.zoom_in import ZoomInParams
+    from ritm_qgis.engine.interactive.zoom_in import ZoomInParams
 
     labels = [model_label(m) for m in args.model]
     if len(set(labels)) != len(labels):

@@ -7,9 +7,9 @@ import os
 
 import numpy as np
 
-from ritm_qgis.engine.errors import RitmError
-from ritm_qgis.engine.noc import DEFAULT_THRESHOLDS, noc_report
-from ritm_qgis.engine.report_table import TABLE_NOTES, text_table
+from ritm_qgis.core.errors import RitmError
+from ritm_qgis.engine.protocol.noc import DEFAULT_THRESHOLDS, noc_report
+from ritm_qgis.engine.reports.report_table import TABLE_NOTES, text_table
 
 HELP = "Print NoC / >=max / Avg IoU (the paper's Table 1) from per-sample IoU arrays (.npy, samples x clicks)."
 
@@ -74,7 +74,7 @@ def run(args) -> int:
         print()
         print(TABLE_NOTES)
     if args.plot:
-        from ritm_qgis.engine.figures import plot_iou_curves
+        from ritm_qgis.engine.reports.figures import plot_iou_curves
 
         plot_iou_curves(reports, args.plot)
         if not args.json:

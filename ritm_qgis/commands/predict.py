@@ -6,8 +6,8 @@ import os
 
 import numpy as np
 
-from ritm_qgis.engine.backends import build_backend
-from ritm_qgis.engine.errors import RitmError
+from ritm_qgis.engine.interactive.backends import build_backend
+from ritm_qgis.core.errors import RitmError
 
 HELP = ("Segment one object from clicks with a RITM network (or the weight-free GrabCut backend) "
         "and write the mask (0/255 PNG) and optionally the probability map (.npy).")
@@ -77,7 +77,7 @@ def add_arguments(p):
 def run(args) -> int:
     import cv2
 
-    from ritm_qgis.engine.predictor import Predictor
+    from ritm_qgis.engine.interactive.predictor import Predictor
 
     clicks = [parse_click(c) for c in args.click]
     if not clicks:

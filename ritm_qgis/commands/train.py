@@ -14,7 +14,7 @@ HELP = ("Train or fine-tune an interactive segmentation network with RITM's iter
 
 
 def _pair(text, name):
-    from ritm_qgis.engine.errors import RitmError
+    from ritm_qgis.core.errors import RitmError
 
     try:
         a, b = (int(v) for v in text.lower().replace("x", ",").split(","))

@@ -20,7 +20,7 @@ class ToolSettings:
     output_path: str = ""  # empty: footprints.gpkg beside the project (see output.default_output_path)
 
     def outline(self):
-        from ritm_qgis.engine.raster_session import OutlineSettings
+        from ritm_qgis.engine.interactive.raster_session import OutlineSettings
 
         return OutlineSettings(threshold=self.threshold, simplify_px=self.simplify_px,
                                regularize=self.regularize, min_area_m2=self.min_area_m2)

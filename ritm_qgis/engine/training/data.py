@@ -1,6 +1,6 @@
 """Training data: the engine's datasets turned into (image, label, clicks) batches.
 
-Sources are the evaluation specs of ``ritm_qgis.engine.datasets.parse_dataset_spec``
+Sources are the evaluation specs of ``ritm_qgis.engine.data.datasets.parse_dataset_spec``
 (``inria:DIR:train``, ``davis:DIR``, ``grabcut:DIR``, ``folder:DIR``,
 ``raster:IMAGE.tif:FOOTPRINTS.gpkg[:tiles|buildings]``) plus one for a single large image with a
 mask of the same size and no georeference:
@@ -19,8 +19,8 @@ import re
 
 import numpy as np
 
-from ritm_qgis.engine.datasets import Dataset, Sample, parse_dataset_spec, read_gray, read_rgb
-from ritm_qgis.engine.errors import RitmError
+from ritm_qgis.engine.data.datasets import Dataset, Sample, parse_dataset_spec, read_gray, read_rgb
+from ritm_qgis.core.errors import RitmError
 
 from .augment import Augment
 from .sampler import IGNORE, MultiPointSampler

@@ -39,7 +39,7 @@ from typing import Callable, Optional
 
 import numpy as np
 
-from ritm_qgis.engine.errors import RitmError
+from ritm_qgis.core.errors import RitmError
 
 __all__ = ["TrainConfig", "train", "Trainer", "param_groups", "iterative_inputs", "HEAD_MODULES"]
 
@@ -150,7 +150,7 @@ def _load_scheduler_state(s, st: dict) -> None:
 
 
 def _concat(datasets):
-    from ritm_qgis.engine.datasets import Dataset
+    from ritm_qgis.engine.data.datasets import Dataset
 
     if len(datasets) == 1:
         return datasets[0]
@@ -176,7 +176,7 @@ class Trainer:
     def __init__(self, config: TrainConfig):
         import torch
 
-        from ritm_qgis.engine.device import resolve_device
+        from ritm_qgis.engine.runtime.device import resolve_device
 
         from . import distributed as dist_mod
         from .augment import Augment
@@ -309,7 +309,7 @@ class Trainer:
         """Write last.pth + last_state.pth (rank 0; other ranks just return the path)."""
         import torch
 
-        from ritm_qgis.engine.atomic import atomic_path
+        from ritm_qgis.core.atomic import atomic_path
         from ritm_qgis.models import save_checkpoint
 
         last = self.out / "last.pth"
@@ -364,9 +364,9 @@ class Trainer:
 
     def validate(self) -> Optional[dict]:
         """NoC20@85/90 of the current weights on the held-out set (rank 0)."""
-        from ritm_qgis.engine.evaluation import evaluate
-        from ritm_qgis.engine.noc import noc_report
-        from ritm_qgis.engine.predictor import NetworkBackend, Predictor
+        from ritm_qgis.engine.protocol.evaluation import evaluate
+        from ritm_qgis.engine.protocol.noc import noc_report
+        from ritm_qgis.engine.interactive.predictor import NetworkBackend, Predictor
 
         if self.val_set is None:
             return None
@@ -449,7 +449,7 @@ def train(config: TrainConfig, progress: Optional[Callable[[float, str], None]] 
                     trainer.best_noc = noc
                     save_checkpoint(trainer.out / "best.pth", trainer.model, metadata=trainer.metadata(False))
                     trainer.save(complete=False)  # records best_noc for resuming
-                from ritm_qgis.engine.atomic import write_text_atomically
+                from ritm_qgis.core.atomic import write_text_atomically
 
                 write_text_atomically(str(trainer.out / "history.json"), json.dumps(trainer.history, indent=1))
             dist_mod.barrier(info)

@@ -30,7 +30,7 @@ from functools import lru_cache
 import cv2
 import numpy as np
 
-from ritm_qgis.engine.threads import map_samples
+from ritm_qgis.core.threads import map_samples
 
 __all__ = ["MultiPointSampler", "click_count_probs", "next_points", "IGNORE"]
 
