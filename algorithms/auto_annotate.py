@@ -11,10 +11,11 @@ from qgis.core import (
     QgsProcessingParameterFileDestination,
     QgsProcessingParameterNumber,
     QgsProcessingParameterRasterLayer,
-    QgsProcessingParameterString,
     QgsProcessingParameterVectorDestination,
     QgsProcessingParameterVectorLayer,
 )
+
+from ._model_params import CHECKPOINT, DEVICE, MODEL, add_model_parameters, model_and_device, model_help
 
 
 class AutoAnnotateAlgorithm(QgsProcessingAlgorithm):
@@ -22,8 +23,9 @@ class AutoAnnotateAlgorithm(QgsProcessingAlgorithm):
     REFERENCE = "REFERENCE"
     REFERENCE_MASK = "REFERENCE_MASK"
     EXTENT = "EXTENT"
-    MODEL = "MODEL"
-    DEVICE = "DEVICE"
+    MODEL = MODEL
+    CHECKPOINT = CHECKPOINT
+    DEVICE = DEVICE
     TARGET_IOU = "TARGET_IOU"
     MAX_CLICKS = "MAX_CLICKS"
     OUTPUT = "OUTPUT"
@@ -54,8 +56,8 @@ class AutoAnnotateAlgorithm(QgsProcessingAlgorithm):
             "error map (true positive white, true negative black, false positive blue, false negative red) and the "
             "IoU-per-click curve.\n"
             "The window (the extent, or the whole raster) is read whole at native resolution: at most 4000x4000 "
-            "pixels. Model: a RITM checkpoint file, an official model name, or 'grabcut' (weight-free)."
-        )
+            "pixels.\n"
+        ) + model_help()
 
     def createInstance(self):  # noqa: N802
         return AutoAnnotateAlgorithm()
@@ -68,10 +70,7 @@ class AutoAnnotateAlgorithm(QgsProcessingAlgorithm):
         self.addParameter(QgsProcessingParameterRasterLayer(
             self.REFERENCE_MASK, "Reference mask raster (> 128 = building; or give footprints)", optional=True))
         self.addParameter(QgsProcessingParameterExtent(self.EXTENT, "Extent (empty = whole raster)", optional=True))
-        self.addParameter(QgsProcessingParameterString(
-            self.MODEL, "Model: checkpoint file, official model name, or 'grabcut'", defaultValue="grabcut"))
-        self.addParameter(QgsProcessingParameterString(
-            self.DEVICE, "Device (auto, cpu, cuda, cuda:N)", defaultValue="auto"))
+        add_model_parameters(self)
         self.addParameter(QgsProcessingParameterNumber(
             self.TARGET_IOU, "Target IoU", QgsProcessingParameterNumber.Double, defaultValue=0.9, minValue=0.01,
             maxValue=1.0))
@@ -104,8 +103,7 @@ class AutoAnnotateAlgorithm(QgsProcessingAlgorithm):
         ref_layer = self.parameterAsVectorLayer(parameters, self.REFERENCE, context)
         mask_raster = raster_file(self, parameters, self.REFERENCE_MASK, context) if parameters.get(
             self.REFERENCE_MASK) else None
-        spec = self.parameterAsString(parameters, self.MODEL, context).strip()
-        device = self.parameterAsString(parameters, self.DEVICE, context).strip() or "auto"
+        spec, device = model_and_device(self, parameters, context, feedback)
         figures = {k: self.parameterAsFileOutput(parameters, k, context) if parameters.get(k) else None
                    for k in (self.OUTPUT_OVERLAY, self.OUTPUT_ERROR_MAP, self.OUTPUT_CURVE)}
         with engine_errors():

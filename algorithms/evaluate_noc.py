@@ -18,12 +18,15 @@ from qgis.core import (
 
 MODES = ("tiles", "buildings")
 
+from ._model_params import CHECKPOINT, DEVICE, MODEL, add_model_parameters, model_and_device, model_help
+
 
 class EvaluateNocAlgorithm(QgsProcessingAlgorithm):
     INPUT = "INPUT"
     REFERENCE = "REFERENCE"
-    MODEL = "MODEL"
-    DEVICE = "DEVICE"
+    MODEL = MODEL
+    CHECKPOINT = CHECKPOINT
+    DEVICE = DEVICE
     MODE = "MODE"
     TILE_SIZE = "TILE_SIZE"
     AREA_OF_INTEREST = "AREA_OF_INTEREST"
@@ -59,8 +62,7 @@ class EvaluateNocAlgorithm(QgsProcessingAlgorithm):
             "Table 1 (NoC@80/85/90, >=max@t, Avg IoU under both definitions) and the IoU-vs-clicks figure, "
             "optionally the IoU array (.npy, for 'NoC report from IoU arrays') and the predicted footprints "
             "(the mask after each sample's last click, with its IoU).\n"
-            "Model: a RITM checkpoint file, an official model name, or 'grabcut' (weight-free)."
-        )
+        ) + model_help()
 
     def createInstance(self):  # noqa: N802
         return EvaluateNocAlgorithm()
@@ -69,10 +71,7 @@ class EvaluateNocAlgorithm(QgsProcessingAlgorithm):
         self.addParameter(QgsProcessingParameterRasterLayer(self.INPUT, "Image raster"))
         self.addParameter(QgsProcessingParameterVectorLayer(
             self.REFERENCE, "Reference building footprints", [QgsProcessing.TypeVectorPolygon]))
-        self.addParameter(QgsProcessingParameterString(
-            self.MODEL, "Model: checkpoint file, official model name, or 'grabcut'", defaultValue="grabcut"))
-        self.addParameter(QgsProcessingParameterString(
-            self.DEVICE, "Device (auto, cpu, cuda, cuda:N)", defaultValue="auto"))
+        add_model_parameters(self)
         self.addParameter(QgsProcessingParameterEnum(
             self.MODE, "Samples", options=["tiles, union of buildings (paper)", "one window per building"],
             defaultValue=0))
@@ -116,8 +115,7 @@ class EvaluateNocAlgorithm(QgsProcessingAlgorithm):
         raster = raster_file(self, parameters, self.INPUT, context)
         ref_layer = self.parameterAsVectorLayer(parameters, self.REFERENCE, context)
         aoi_layer = self.parameterAsVectorLayer(parameters, self.AREA_OF_INTEREST, context)
-        spec = self.parameterAsString(parameters, self.MODEL, context).strip()
-        device = self.parameterAsString(parameters, self.DEVICE, context).strip() or "auto"
+        spec, device = model_and_device(self, parameters, context, feedback)
         mode = MODES[self.parameterAsEnum(parameters, self.MODE, context)]
         max_clicks = self.parameterAsInt(parameters, self.MAX_CLICKS, context)
         table = self.parameterAsFileOutput(parameters, self.OUTPUT_TABLE, context)

@@ -10,10 +10,11 @@ from qgis.core import (
     QgsProcessingParameterNumber,
     QgsProcessingParameterRasterDestination,
     QgsProcessingParameterRasterLayer,
-    QgsProcessingParameterString,
     QgsProcessingParameterVectorDestination,
     QgsProcessingParameterVectorLayer,
 )
+
+from ._model_params import CHECKPOINT, DEVICE, MODEL, add_model_parameters, model_and_device, model_help
 
 
 class SegmentFromPointsAlgorithm(QgsProcessingAlgorithm):
@@ -22,8 +23,9 @@ class SegmentFromPointsAlgorithm(QgsProcessingAlgorithm):
     SIGN_FIELD = "SIGN_FIELD"
     OBJECT_FIELD = "OBJECT_FIELD"
     ORDER_FIELD = "ORDER_FIELD"
-    MODEL = "MODEL"
-    DEVICE = "DEVICE"
+    MODEL = MODEL
+    CHECKPOINT = CHECKPOINT
+    DEVICE = DEVICE
     MARGIN = "MARGIN"
     SIMPLIFY = "SIMPLIFY"
     OUTPUT = "OUTPUT"
@@ -50,12 +52,10 @@ class SegmentFromPointsAlgorithm(QgsProcessingAlgorithm):
             "Points in another CRS are reprojected to the raster's. Points outside the raster or on nodata are "
             "refused with their feature ids. For each building only a window around its clicks (the clicks' "
             "bounding box plus the context margin) is read.\n"
-            "Model: a RITM checkpoint file, the name of a downloaded official model, or 'grabcut' for the "
-            "weight-free GrabCut backend.\n"
             "Output: one (multi)polygon per building with object_id, area_m2, perimeter_m, n_clicks, model, "
             "pixels and touches_window (true when the mask reaches the window border: raise the margin); "
-            "optionally a 0/255 mask raster on the raster's grid."
-        )
+            "optionally a 0/255 mask raster on the raster's grid.\n"
+        ) + model_help()
 
     def createInstance(self):  # noqa: N802
         return SegmentFromPointsAlgorithm()
@@ -73,10 +73,7 @@ class SegmentFromPointsAlgorithm(QgsProcessingAlgorithm):
         self.addParameter(QgsProcessingParameterField(
             self.ORDER_FIELD, "Click order field (empty = feature order)", parentLayerParameterName=self.POINTS,
             type=QgsProcessingParameterField.Numeric, optional=True))
-        self.addParameter(QgsProcessingParameterString(
-            self.MODEL, "Model: checkpoint file, official model name, or 'grabcut'", defaultValue="grabcut"))
-        self.addParameter(QgsProcessingParameterString(
-            self.DEVICE, "Device (auto, cpu, cuda, cuda:N)", defaultValue="auto"))
+        add_model_parameters(self)
         self.addParameter(QgsProcessingParameterNumber(
             self.MARGIN, "Context margin around each building's clicks (pixels)", QgsProcessingParameterNumber.Integer,
             defaultValue=200, minValue=1))
@@ -109,8 +106,7 @@ class SegmentFromPointsAlgorithm(QgsProcessingAlgorithm):
             if f and layer.fields().indexOf(f) < 0:
                 raise QgsProcessingException(f"The click layer '{layer.name()}' has no field '{f}'; choose one of "
                                              f"{', '.join(layer.fields().names())}.")
-        spec = self.parameterAsString(parameters, self.MODEL, context).strip()
-        device = self.parameterAsString(parameters, self.DEVICE, context).strip() or "auto"
+        spec, device = model_and_device(self, parameters, context, feedback)
         dest = self.parameterAsOutputLayer(parameters, self.OUTPUT, context)
         mask_dest = self.parameterAsOutputLayer(parameters, self.OUTPUT_MASK, context) if parameters.get(
             self.OUTPUT_MASK) else None

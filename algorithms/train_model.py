@@ -75,8 +75,10 @@ class TrainModelAlgorithm(QgsProcessingAlgorithm):
             self.EPOCHS, "Epochs", QgsProcessingParameterNumber.Integer, defaultValue=10, minValue=1))
         self.addParameter(QgsProcessingParameterNumber(
             self.BATCH_SIZE, "Batch size", QgsProcessingParameterNumber.Integer, defaultValue=8, minValue=1))
-        self.addParameter(QgsProcessingParameterString(
-            self.DEVICE, "Device (auto, cpu, cuda, cuda:N)", defaultValue="auto"))
+        from ritm_qgis.engine.runtime.choices import available_devices
+
+        self.addParameter(QgsProcessingParameterEnum(
+            self.DEVICE, "Device", options=available_devices(), defaultValue="auto", usesStaticStrings=True))
         self.addParameter(QgsProcessingParameterFolderDestination(self.OUTPUT_FOLDER, "Output folder"))
         self.addOutput(QgsProcessingOutputFile(self.CHECKPOINT, "Checkpoint (last.pth)"))
 
@@ -104,7 +106,7 @@ class TrainModelAlgorithm(QgsProcessingAlgorithm):
                 arch=self.parameterAsString(parameters, self.ARCH, context).strip() or "hrnet18s",
                 epochs=self.parameterAsInt(parameters, self.EPOCHS, context),
                 batch_size=self.parameterAsInt(parameters, self.BATCH_SIZE, context),
-                device=self.parameterAsString(parameters, self.DEVICE, context).strip() or "auto",
+                device=self.parameterAsEnumString(parameters, self.DEVICE, context) or "auto",
                 aerial_aug=True)
 
             def progress(fraction, message):

@@ -159,7 +159,7 @@ def test_network_checkpoint_backend(provider, tmp_path):
     raster, _, _ = scene(str(tmp_path))
     ckpt = tiny_checkpoint(tmp_path)
     res = run({"INPUT": raster, "POINTS": point_layer(clicks_for(BUILDINGS[:2])), "SIGN_FIELD": "sign",
-               "OBJECT_FIELD": "obj", "ORDER_FIELD": "ord", "MODEL": ckpt, "DEVICE": "cpu", "MARGIN": 40,
+               "OBJECT_FIELD": "obj", "ORDER_FIELD": "ord", "CHECKPOINT": ckpt, "DEVICE": "cpu", "MARGIN": 40,
                "OUTPUT": str(tmp_path / "n.gpkg")})
     gdf = gpd.read_file(res["OUTPUT"])
     assert list(gdf["object_id"]) == [1, 2] and set(gdf["model"]) == {"tiny"}

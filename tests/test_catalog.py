@@ -10,7 +10,7 @@ from loopback import LoopbackServer
 from tiny_model import tiny_checkpoint
 
 from ritm_qgis import cli
-from ritm_qgis.engine.errors import RitmError
+from ritm_qgis.core.errors import RitmError
 from ritm_qgis.models import catalog, load_model
 
 PAPER_DIGESTS = {

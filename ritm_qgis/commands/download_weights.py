@@ -48,7 +48,7 @@ class _Progress:
 
 
 def run(args) -> int:
-    from ritm_qgis.engine.errors import RitmError
+    from ritm_qgis.core.errors import RitmError
     from ritm_qgis.models.catalog import download_model, entry, import_model
 
     if args.from_file:

@@ -1,0 +1,55 @@
+"""The model and device parameters every model-running algorithm shares.
+
+MODEL is a choice among the models of the one list (``ritm_qgis.models.catalog``), its value the
+model's name, so scripts and .model3 files keep passing names such as 'grabcut'; CHECKPOINT an
+optional .pth file used instead; DEVICE a choice among the devices present.
+"""
+
+from __future__ import annotations
+
+from qgis.core import QgsProcessingException, QgsProcessingParameterEnum, QgsProcessingParameterFile
+
+MODEL = "MODEL"
+CHECKPOINT = "CHECKPOINT"
+DEVICE = "DEVICE"
+
+
+def model_help() -> str:
+    from ritm_qgis.engine.runtime.choices import default_model_help
+
+    return default_model_help()
+
+
+def add_model_parameters(alg) -> None:
+    from ritm_qgis.engine.runtime.choices import available_devices, default_model, model_names
+
+    names = model_names()
+    default = default_model()[0]
+    alg.addParameter(QgsProcessingParameterEnum(
+        MODEL, "Model (shipped, downloaded, or downloaded on first use)", options=names,
+        defaultValue=default if default in names else names[0], usesStaticStrings=True))
+    alg.addParameter(QgsProcessingParameterFile(
+        CHECKPOINT, "Checkpoint file (.pth) used instead of the model above", optional=True,
+        fileFilter="Checkpoints (*.pth *.pt);;All files (*)"))
+    alg.addParameter(QgsProcessingParameterEnum(
+        DEVICE, "Device", options=available_devices(), defaultValue="auto", usesStaticStrings=True))
+
+
+def model_and_device(alg, parameters, context, feedback) -> tuple[str, str]:
+    """``(spec, device)`` for ``build_backend``; a listed model not downloaded yet is downloaded now."""
+    from ritm_qgis.core.errors import RitmError
+    from ritm_qgis.engine.runtime.choices import model_spec
+
+    name = alg.parameterAsEnumString(parameters, MODEL, context)
+    checkpoint = alg.parameterAsFile(parameters, CHECKPOINT, context) if parameters.get(CHECKPOINT) else None
+    device = alg.parameterAsEnumString(parameters, DEVICE, context) or "auto"
+
+    def progress(done, total):
+        if total:
+            feedback.setProgressText(f"Downloading {name}: {done / 1e6:.1f} of {total / 1e6:.1f} MB")
+
+    try:
+        spec = model_spec(name, checkpoint or None, progress=progress, cancel=feedback.isCanceled)
+    except RitmError as exc:
+        raise QgsProcessingException(str(exc)) from None
+    return spec, device

@@ -1,0 +1,85 @@
+"""What a user can choose from: the models of the one list, the default model, the devices here.
+
+For the Processing algorithms and the dock. Cheap to call when QGIS starts: neither the model
+list nor the device list imports torch (the device list asks torch only when it is already loaded).
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from typing import Callable, List, Optional, Tuple
+
+from ritm_qgis.core.errors import RitmError
+
+__all__ = ["model_names", "default_model", "default_model_help", "available_devices", "model_spec"]
+
+
+def model_names() -> List[str]:
+    """Every model of the list (shipped, downloaded, downloadable), in the listing's order."""
+    from ritm_qgis.models.catalog import model_choices
+
+    return model_choices()
+
+
+def default_model() -> Tuple[str, str]:
+    """``(name, reason)``: paper-finetune when downloaded, else the best shipped backend."""
+    from ritm_qgis.models.catalog import default_model as _default
+
+    return _default()
+
+
+def default_model_help() -> str:
+    """The paragraph the algorithms' help shows about the model choice."""
+    name, reason = default_model()
+    return (f"Model: one of the list (`ritm-qgis model-info --list`). Default here: {reason} "
+            "A model that is not downloaded yet is downloaded when the algorithm runs (about 41 MB for the "
+            "paper's models; progress shown, cancellable, resumed next time), or beforehand from the RITM dock "
+            "or with `ritm-qgis download-weights NAME`; offline, import a copy with `ritm-qgis download-weights "
+            "NAME --from FILE`. A checkpoint file (.pth), when given, is used instead of the listed model.")
+
+
+def _gpu_count() -> int:
+    torch = sys.modules.get("torch")
+    if torch is not None:
+        try:
+            return int(torch.cuda.device_count())
+        except Exception:  # noqa: BLE001 - a broken CUDA set-up counts as none
+            return 0
+    try:  # the NVIDIA driver lists its GPUs here; no torch import at QGIS start-up
+        return len(os.listdir("/proc/driver/nvidia/gpus"))
+    except OSError:
+        return 0
+
+
+def available_devices() -> List[str]:
+    """'auto', 'cpu', then 'cuda:N' for each GPU present."""
+    return ["auto", "cpu"] + [f"cuda:{i}" for i in range(_gpu_count())]
+
+
+def model_spec(name: str, checkpoint: Optional[str] = None,
+               progress: Optional[Callable[[int, Optional[int]], None]] = None,
+               cancel: Optional[Callable[[], bool]] = None) -> str:
+    """The spec ``build_backend`` takes for an algorithm's (model, checkpoint file) pair.
+
+    A listed model that is downloadable but not downloaded yet is downloaded first (verified
+    against its published digest); ``cancel()`` returning True stops it, keeping the partial file
+    for the next run to resume."""
+    if checkpoint:
+        if not os.path.isfile(checkpoint):
+            raise RitmError(f"Checkpoint file {checkpoint!r} does not exist; check the path.")
+        return checkpoint
+    from ritm_qgis.models.catalog import download_model, model_statuses
+
+    status = {s.name: s for s in model_statuses()}.get(name)
+    if status is None:
+        raise RitmError(f"{name!r} is not in the model list; choose one of {', '.join(model_names())}.")
+    if status.status == "downloadable":
+        def report(done, total):
+            if cancel is not None and cancel():
+                raise RitmError(f"The download of {name} was cancelled; run again to resume it.")
+            if progress is not None:
+                progress(done, total)
+
+        download_model(name, progress=report)
+    return name
