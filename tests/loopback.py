@@ -9,7 +9,8 @@ import time
 class LoopbackState:
     def __init__(self, files):
         self.files = dict(files)  # path -> bytes
-        self.mode = "normal"  # normal | truncate | slow
+        self.mode = "normal"  # normal | truncate | slow | hold (half, then wait for `release`)
+        self.release = threading.Event()
         self.requests = []  # (path, Range header)
 
 
@@ -40,6 +41,15 @@ class _Handler(http.server.BaseHTTPRequestHandler):
                 self.wfile.write(body[: int(len(body) * 0.4)])
                 self.wfile.flush()
                 self.close_connection = True
+                return
+            if st.mode == "hold":  # the first half in small pieces, then wait
+                half = len(body) // 2
+                for i in range(0, half, 16384):
+                    self.wfile.write(body[i:min(i + 16384, half)])
+                    self.wfile.flush()
+                    time.sleep(0.01)
+                st.release.wait(30)
+                self.wfile.write(body[half:])
                 return
             step = 16384 if st.mode == "slow" else len(body)
             for i in range(0, len(body), step):

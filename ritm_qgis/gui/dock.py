@@ -10,24 +10,14 @@ from dataclasses import replace
 
 from qgis.gui import QgsDockWidget, QgsFileWidget
 from qgis.PyQt.QtCore import pyqtSignal
-from qgis.PyQt.QtWidgets import (QCheckBox, QComboBox, QDoubleSpinBox, QFormLayout, QHBoxLayout, QLabel,
+from qgis.PyQt.QtWidgets import (QCheckBox, QComboBox, QDoubleSpinBox, QFormLayout, QLabel,
                                  QPushButton, QWidget)
 
+from .model_picker import ModelPicker
 from .output import default_output_path
 from .settings import ToolSettings, load_settings, save_settings
 
 DEVICES = ("auto", "cpu", "cuda")
-
-
-def model_choices() -> list[str]:
-    names = ["grabcut"]
-    try:
-        from ritm_qgis.models.weights import OFFICIAL_WEIGHTS
-
-        names += list(OFFICIAL_WEIGHTS)
-    except Exception:  # noqa: BLE001 - torch missing: GrabCut and files only
-        pass
-    return names
 
 
 class RitmDock(QgsDockWidget):
@@ -41,18 +31,9 @@ class RitmDock(QgsDockWidget):
         body = QWidget(self)
         form = QFormLayout(body)
 
-        self.model = QComboBox(body)
-        self.model.setEditable(True)
-        self.model.addItems(model_choices())
-        self.model.setToolTip("'grabcut' (no weights needed), the name of a downloaded official model, "
-                              "or a checkpoint file (.pth). A new model applies from the next building.")
-        self.browse = QPushButton("…", body)
-        self.browse.setToolTip("Choose a checkpoint file")
-        self.browse.clicked.connect(self._browse)
-        row = QHBoxLayout()
-        row.addWidget(self.model, 1)
-        row.addWidget(self.browse)
-        form.addRow("Model", row)
+        self.model = ModelPicker(body)  # the one list, grouped; downloads in a QgsTask (model_picker.py)
+        self.model.setToolTip("A new model applies from the next building.")
+        form.addRow("Model", self.model)
 
         self.device = QComboBox(body)
         self.device.addItems(DEVICES)
@@ -101,7 +82,9 @@ class RitmDock(QgsDockWidget):
 
         self.set_settings(settings or load_settings())
         self._loading = False
-        self.model.currentTextChanged.connect(self._changed)
+        self.model.modelChosen.connect(self._changed)
+        self.model.downloadStarted.connect(lambda name: self.show_status(f"Downloading {name}…"))
+        self.model.downloadFailed.connect(self.show_status)
         self.device.currentTextChanged.connect(self._changed)
         for w in (self.threshold, self.simplify, self.min_area):
             w.valueChanged.connect(self._changed)
@@ -111,9 +94,7 @@ class RitmDock(QgsDockWidget):
     # ------------------------------------------------------------------ values
     def set_settings(self, s: ToolSettings) -> None:
         loading, self._loading = self._loading, True
-        if self.model.findText(s.model) < 0:
-            self.model.addItem(s.model)
-        self.model.setCurrentText(s.model)
+        self.model.set_spec(s.model)
         self.device.setCurrentText(s.device if s.device in DEVICES else "auto")
         self.threshold.setValue(s.threshold)
         self.simplify.setValue(s.simplify_px)
@@ -124,7 +105,7 @@ class RitmDock(QgsDockWidget):
         self._update_output_hint()
 
     def settings(self) -> ToolSettings:
-        return ToolSettings(model=self.model.currentText().strip() or "grabcut", device=self.device.currentText(),
+        return ToolSettings(model=self.model.spec(), device=self.device.currentText(),
                             threshold=self.threshold.value(), simplify_px=self.simplify.value(),
                             regularize=self.regularize.isChecked(), min_area_m2=self.min_area.value(),
                             output_path=self.output.filePath().strip())
@@ -141,13 +122,6 @@ class RitmDock(QgsDockWidget):
         if not self.output.filePath().strip():
             self.output.lineEdit().setPlaceholderText(default_output_path())
 
-    def _browse(self):
-        from qgis.PyQt.QtWidgets import QFileDialog
-
-        path, _ = QFileDialog.getOpenFileName(self, "RITM checkpoint", "", "Checkpoints (*.pth *.pt);;All files (*)")
-        if path:
-            self.model.setCurrentText(path)
-
     # ------------------------------------------------------------------ feedback
     def show_model(self, backend: str, device: str) -> None:
         self.in_use.setText(f"in use: {backend} on {device}")
@@ -162,4 +136,4 @@ class RitmDock(QgsDockWidget):
         return replace(self.settings(), output_path=path)
 
 
-__all__ = ["RitmDock", "model_choices"]
+__all__ = ["RitmDock"]

@@ -11,7 +11,7 @@ PREFIX = "ritm_qgis/maptool/"
 
 @dataclass(frozen=True)
 class ToolSettings:
-    model: str = "grabcut"  # 'grabcut', an official model name, or a checkpoint file
+    model: str = ""  # a name of the model list or a checkpoint file; empty: the default model (catalog.default_model)
     device: str = "auto"  # auto | cpu | cuda
     threshold: float = 0.49
     simplify_px: float = 1.0  # simplification tolerance, raster pixels

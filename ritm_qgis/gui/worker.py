@@ -58,7 +58,11 @@ class WorkerState:
         from ritm_qgis.engine.interactive.backends import build_backend
         from ritm_qgis.engine.interactive.predictor import Predictor
 
-        spec = (spec or "grabcut").strip() or "grabcut"
+        spec = (spec or "").strip()
+        if not spec:  # the default model: paper-finetune when downloaded, else the best shipped backend
+            from ritm_qgis.models.catalog import default_model
+
+            spec = default_model()[0]
         error = None
         try:
             backend = build_backend(spec, device)
