@@ -37,3 +37,19 @@ def test_bad_specs_are_sentences_naming_the_flag():
         parse_dataset_spec("pair:/a.png:/b.png:big")
     with pytest.raises(RitmError, match="KIND:PATH"):
         parse_dataset_spec("pair:/a.png:/b.png", kinds=("grabcut", "raster"))
+
+
+def test_a_pair_spec_opens_as_whole_tiles_of_the_image(tmp_path):
+    import cv2
+    import numpy as np
+
+    rng = np.random.default_rng(0)
+    image = rng.integers(0, 255, (100, 130, 3), dtype=np.uint8)
+    mask = np.zeros((100, 130), np.uint8)
+    mask[40:70, 50:90] = 255
+    cv2.imwrite(str(tmp_path / "scene_rgb.png"), image[:, :, ::-1])
+    cv2.imwrite(str(tmp_path / "scene_mask.png"), mask)
+    ds = open_dataset(parse_dataset_spec(f"pair:{tmp_path / 'scene_rgb.png'}:{tmp_path / 'scene_mask.png'}:32"))
+    assert ds.names == [f"scene_{r}_{c}" for r in range(3) for c in range(4)]  # 100 // 32, 130 // 32
+    s = ds[ds.names.index("scene_1_2")]
+    assert np.array_equal(s.image, image[32:64, 64:96]) and np.array_equal(s.gt, mask[32:64, 64:96] > 127)
