@@ -21,8 +21,9 @@ _WHERE = {
     "network": ("ModelConfig", "RitmHRNet", "disk_maps"),
     "registry": ("arch_name_for", "count_parameters", "create_model", "get_config", "list_models",
                  "register_model"),
-    "weights": ("OFFICIAL_WEIGHTS", "cache_dir", "cached_path", "download", "download_weights"),
-    "catalog": ("default_model", "download_model", "import_model", "model_choices", "model_statuses"),
+    "weights": ("OFFICIAL_WEIGHTS", "cache_dir", "cached_path", "download"),
+    "catalog": ("default_model", "download_model", "download_weights", "import_model", "model_choices",
+                "model_statuses"),
 }
 _MODULE_OF = {name: module for module, names in _WHERE.items() for name in names}
 

@@ -45,6 +45,7 @@ __all__ = [
     "default_model",
     "resolve_file",
     "download_model",
+    "download_weights",
     "import_model",
     "download_url",
     "git_blob_sha1",
@@ -235,20 +236,11 @@ def model_statuses(directory: Optional[os.PathLike] = None) -> List[ModelStatus]
             downloaded.append(ModelStatus(e, "downloaded", path))
         elif e.downloadable:
             downloadable.append(ModelStatus(e, "downloadable"))
-    for path in _user_files(folder):
-        e = ModelEntry(path.stem, _arch_of(path), "yours (downloaded with --url or imported with --from)",
+    for path in _user_files(folder):  # arch unknown until read (model-info reads it; the list does not)
+        e = ModelEntry(path.stem, "unknown", "yours (downloaded with --url or imported with --from)",
                        "a checkpoint you added to the cache", "user")
         downloaded.append(ModelStatus(e, "downloaded", path))
     return shipped + downloaded + downloadable
-
-
-def _arch_of(path: Path) -> str:
-    try:
-        from .checkpoint import inspect_checkpoint
-
-        return inspect_checkpoint(path)[2]
-    except Exception:  # noqa: BLE001 - a listing must not fail on one unreadable file
-        return "unreadable"
 
 
 def model_choices(directory: Optional[os.PathLike] = None, available_only: bool = False) -> List[str]:
@@ -405,6 +397,13 @@ def download_model(
                       else None)
     record_verified(dest, result.sha256)  # unverifiable files too: later loads still notice damage
     return result
+
+
+def download_weights(name: str, *, url: Optional[str] = None, sha256: Optional[str] = None,
+                     directory: Optional[os.PathLike] = None, progress: Optional[Progress] = None,
+                     force: bool = False) -> DownloadResult:
+    """The older name of :func:`download_model` (no mirror argument)."""
+    return download_model(name, url=url, sha256=sha256, directory=directory, progress=progress, force=force)
 
 
 def _verify_part(part: Path, digest: str, source: str) -> None:

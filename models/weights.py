@@ -27,7 +27,6 @@ __all__ = [
     "cache_dir",
     "cached_path",
     "download",
-    "download_weights",
     "file_sha256",
 ]
 
@@ -207,18 +206,3 @@ def download(
         verify(part)
     os.replace(part, dest)
     return DownloadResult(dest, digest, done, resumed_from=resumed_from)
-
-
-def download_weights(
-    name: str,
-    *,
-    url: Optional[str] = None,
-    sha256: Optional[str] = None,
-    directory: Optional[os.PathLike] = None,
-    progress: Optional[Progress] = None,
-    force: bool = False,
-) -> DownloadResult:
-    """Fetch the weights ``name`` into the cache (see :func:`ritm_qgis.models.catalog.download_model`)."""
-    from .catalog import download_model  # the catalogue builds on this module
-
-    return download_model(name, url=url, sha256=sha256, directory=directory, progress=progress, force=force)

@@ -169,14 +169,18 @@ def test_listing_json_names_the_papers_models_with_their_digests(tmp_path, monke
     assert "aerial-finetuned-h18s" in text and "shipped" in text
 
 
-def test_user_files_in_the_cache_are_listed_and_the_default_follows_paper_finetune(tmp_path, monkeypatch, payload):
+def test_user_files_in_the_cache_are_listed_and_the_default_follows_paper_finetune(tmp_path, monkeypatch, payload,
+                                                                                    capsys):
     monkeypatch.setenv("RITM_QGIS_CACHE", str(tmp_path / "cache"))
     assert catalog.default_model()[0] == catalog.BEST_SHIPPED
     (tmp_path / "cache").mkdir()
     (tmp_path / "cache" / "mine.pth").write_bytes(payload)
     (tmp_path / "cache" / "paper-finetune.pth").write_bytes(payload)
     statuses = {s.name: s for s in catalog.model_statuses()}
-    assert statuses["mine"].status == "downloaded" and statuses["mine"].entry.arch == "hrnet_tiny"
+    assert statuses["mine"].status == "downloaded" and statuses["mine"].entry.source == "user"
+    assert cli.main(["model-info", "--list", "--json"]) == 0
+    listed = {w["name"]: w for w in json.loads(capsys.readouterr().out)["weights"]}
+    assert listed["mine"]["arch"] == "hrnet_tiny" and listed["mine"]["status"] == "downloaded"
     assert statuses["paper-finetune"].status == "downloaded"
     name, reason = catalog.default_model()
     assert name == "paper-finetune" and "downloaded" in reason

@@ -14,6 +14,16 @@ def add_arguments(p):
     p.add_argument("--json", action="store_true", help="print JSON instead of text")
 
 
+def _arch_of(path: str) -> str:
+    from ritm_qgis.core.errors import RitmError
+    from ritm_qgis.models import inspect_checkpoint
+
+    try:
+        return inspect_checkpoint(path)[2]
+    except RitmError:
+        return "unreadable"
+
+
 def _list(as_json: bool) -> int:
     import torch
 
@@ -27,6 +37,9 @@ def _list(as_json: bool) -> int:
         rows.append({"arch": name, "parameters": params, **get_config(name).as_dict()})
     statuses = model_statuses()
     weights = [s.as_dict() for s in statuses]
+    for w in weights:
+        if w["source"] == "user":  # a file the user added: its network is only known once read
+            w["arch"] = _arch_of(w["path"])
     default, reason = default_model()
     if as_json:
         print(json.dumps({"architectures": rows, "weights": weights,
