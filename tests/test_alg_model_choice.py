@@ -30,6 +30,7 @@ def algorithm(name):
 def test_model_parameter_lists_the_shipped_and_paper_models(provider, name, tmp_path, monkeypatch):
     from qgis.core import QgsProcessingParameterEnum, QgsProcessingParameterFile
 
+    from ritm_qgis.models import catalog
     from ritm_qgis.models.catalog import default_model
 
     monkeypatch.setenv("RITM_QGIS_CACHE", str(tmp_path))
@@ -39,7 +40,7 @@ def test_model_parameter_lists_the_shipped_and_paper_models(provider, name, tmp_
     options = model.options()
     assert options[:len(SHIPPED)] == SHIPPED
     assert {"paper-finetune", "paper-scratch", "paper-notrain", "coco_lvis_h18_itermask"} <= set(options)
-    assert model.defaultValue() == default_model()[0] == "grabcut"
+    assert model.defaultValue() == default_model()[0] == catalog.BEST_SHIPPED
     assert isinstance(alg.parameterDefinition("CHECKPOINT"), QgsProcessingParameterFile)
     assert alg.parameterDefinition("CHECKPOINT").flags() & alg.parameterDefinition("CHECKPOINT").FlagOptional
     device = alg.parameterDefinition("DEVICE")
@@ -47,7 +48,7 @@ def test_model_parameter_lists_the_shipped_and_paper_models(provider, name, tmp_
     assert not device.checkValueIsAcceptable("tpu")
     assert not model.checkValueIsAcceptable("aerial-finetuned-h1")  # a partial name is not a model
     help_text = alg.shortHelpString()
-    assert "Default here: grabcut" in help_text and "paper-finetune" in help_text
+    assert f"Default here: {catalog.BEST_SHIPPED}: " in help_text and "paper-finetune" in help_text
     # once paper-finetune is downloaded it becomes the default, and the help says why
     (tmp_path / "paper-finetune.pth").write_bytes(b"x")
     alg = algorithm(name)

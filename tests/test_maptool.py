@@ -95,6 +95,7 @@ def show(canvas, layer, crs=None):
 
 
 def make_tool(canvas, iface, layer, tmp_path, **settings):
+    settings.setdefault("model", "grabcut")  # the IoU thresholds here were measured with GrabCut
     settings.setdefault("output_path", str(tmp_path / "out.gpkg"))
     settings.setdefault("simplify_px", 0.0)
     settings.setdefault("min_area_m2", 2.0)

@@ -10,6 +10,7 @@ from ritm_qgis.gui.dock import RitmDock
 from ritm_qgis.gui.maptool import RitmMapTool
 from ritm_qgis.gui.output import default_output_path
 from ritm_qgis.gui.settings import PREFIX, ToolSettings, load_settings
+from ritm_qgis.models.catalog import BEST_SHIPPED
 from ritm_qgis.plugin import RitmQgisPlugin
 
 pytestmark = pytest.mark.qgis
@@ -38,7 +39,8 @@ def raster(tmp_path):
 
 
 def test_button_starts_the_tool_on_the_active_raster_and_dock_settings_persist(
-        qgis_iface, qgis_canvas, qgis_new_project, saved_settings, raster, tmp_path):
+        qgis_iface, qgis_canvas, qgis_new_project, saved_settings, raster, tmp_path, monkeypatch):
+    monkeypatch.setenv("RITM_QGIS_CACHE", str(tmp_path / "cache"))  # no downloaded model: the shipped default
     layer = QgsRasterLayer(str(raster), "scene")
     vector = QgsVectorLayer("Point?crs=EPSG:32618", "points", "memory")
     QgsProject.instance().addMapLayers([layer, vector])
@@ -53,7 +55,7 @@ def test_button_starts_the_tool_on_the_active_raster_and_dock_settings_persist(
         assert isinstance(tool, RitmMapTool) and tool.layer is layer and action.isChecked()
         tool.wait_idle()
         dock = plugin.map_tool.dock
-        assert dock.in_use.text() == "in use: grabcut on cpu"
+        assert dock.in_use.text().startswith(f"in use: {BEST_SHIPPED} (")
         # a vector layer becoming active does not take the tool away from the raster
         tool.set_layer(vector)
         assert tool.layer is layer
@@ -68,7 +70,7 @@ def test_button_starts_the_tool_on_the_active_raster_and_dock_settings_persist(
         assert tool.settings.output_path == str(tmp_path / "mine.gpkg")
         assert float(QgsSettings().value(PREFIX + "threshold")) == pytest.approx(0.7)
         again = RitmDock()
-        assert again.settings() == ToolSettings(model="grabcut", device="auto", threshold=0.7, simplify_px=2.0,
+        assert again.settings() == ToolSettings(model=BEST_SHIPPED, device="auto", threshold=0.7, simplify_px=2.0,
                                                 regularize=True, min_area_m2=12.5,
                                                 output_path=str(tmp_path / "mine.gpkg"))
         assert load_settings() == again.settings()

@@ -22,6 +22,9 @@ from ritm_qgis.plugin import RitmQgisPlugin
 
 pytestmark = pytest.mark.qgis
 
+DEFAULT = catalog.BEST_SHIPPED  # the default model while paper-finetune is not downloaded
+IN_USE = f"in use: {DEFAULT} ("  # followed by its architecture and the device
+
 
 def wait_for(condition, timeout=30.0):
     deadline = time.monotonic() + timeout
@@ -64,7 +67,8 @@ def remote(tmp_path, monkeypatch):
 
 
 @pytest.fixture
-def plugin(qgis_iface, qgis_canvas, qgis_new_project, clean_settings, tmp_path):
+def plugin(qgis_iface, qgis_canvas, qgis_new_project, clean_settings, tmp_path, monkeypatch):
+    monkeypatch.setenv("RITM_QGIS_CACHE", str(tmp_path / "cache"))
     path = tmp_path / "scene.tif"
     write_scene(make_scene(size=256, n_buildings=4, seed=1), str(path))
     layer = QgsRasterLayer(str(path), "scene")
@@ -99,8 +103,8 @@ def test_the_list_is_grouped_and_typing_loads_nothing(remote, plugin, qgis_iface
         assert by_name[name][1] == "downloadable"
     assert by_name["paper-finetune"][0].startswith("paper-finetune (about 41 MB, download) — ")
     assert not combo.isEditable()
-    assert dock.in_use.text() == "in use: grabcut on cpu" and dock.model.spec() == "grabcut"
-    assert "Default: grabcut" in dock.model.default_line.text()
+    assert dock.in_use.text().startswith(IN_USE) and dock.model.spec() == DEFAULT
+    assert f"Default: {DEFAULT}: " in dock.model.default_line.text()
     assert dock.model.get_best.isVisibleTo(dock.model) and dock.model.get_best.text() == "Download paper-finetune"
     # typing jumps through the list but commits nothing: no model job, no message
     bar = qgis_iface.messageBar()
@@ -109,10 +113,10 @@ def test_the_list_is_grouped_and_typing_loads_nothing(remote, plugin, qgis_iface
     QCoreApplication.processEvents()
     combo.hidePopup()  # closed without a commit (Esc or a click elsewhere)
     QCoreApplication.processEvents()
-    assert dock.model.spec() == "grabcut"
-    assert tool.worker.pending == 0 and tool.settings.model == "grabcut"
+    assert dock.model.spec() == DEFAULT
+    assert tool.worker.pending == 0 and tool.settings.model == DEFAULT
     assert (len(bar.items()) if hasattr(bar, "items") else 0) == before
-    assert dock.in_use.text() == "in use: grabcut on cpu"
+    assert dock.in_use.text().startswith(IN_USE)
 
 
 def test_download_task_with_progress_and_cancel_then_use(remote, plugin, tmp_path):
@@ -129,16 +133,16 @@ def test_download_task_with_progress_and_cancel_then_use(remote, plugin, tmp_pat
     assert task is not None and task in QgsApplication.taskManager().tasks()
     assert picker.progress.isVisibleTo(picker) and picker.cancel_button.isVisibleTo(picker)
     wait_for(lambda: picker.progress.value() > 0)
-    assert picker.combo.itemData(picker.combo.currentIndex(), SPEC_ROLE) == "grabcut"  # still the model in use
+    assert picker.combo.itemData(picker.combo.currentIndex(), SPEC_ROLE) == DEFAULT  # still the model in use
     QTest.mouseClick(picker.cancel_button, Qt.LeftButton)
     wait_for(lambda: picker.task is None)
     assert not picker.progress.isVisibleTo(picker)
     assert not cache.exists() or sorted(p.name for p in cache.iterdir()) == []  # cancel leaves no file
     assert "cancelled" in dock.status.text()
     server.state.release.set()  # let the server finish the abandoned response
-    assert picker.spec() == "grabcut" and tool.settings.model == "grabcut"
+    assert picker.spec() == DEFAULT and tool.settings.model == DEFAULT
     tool.wait_idle()
-    assert dock.in_use.text() == "in use: grabcut on cpu"
+    assert dock.in_use.text().startswith(IN_USE)
 
     # choose it again and let it finish: verified, in the cache, listed as downloaded, loaded by the tool
     seen = []
@@ -165,7 +169,7 @@ def test_a_file_that_is_not_the_published_one_is_not_kept(remote, plugin, tmp_pa
     wait_for(lambda: picker.task is None)
     assert not (tmp_path / "cache").exists() or list((tmp_path / "cache").iterdir()) == []
     assert "is not the published test-remote" in plugin.map_tool.dock.status.text()
-    assert picker.spec() == "grabcut"
+    assert picker.spec() == DEFAULT
 
 
 def test_mirror_setting_is_used_for_the_download(remote, plugin, tmp_path):
