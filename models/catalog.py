@@ -183,8 +183,8 @@ _ENTRIES: Dict[str, ModelEntry] = {e.name: e for e in _SHIPPED + _PAPER + _RITM}
 # paper-finetune is downloaded. Measured: NoC20@85 per building, 20 clicks.
 BEST_SHIPPED = "aerial-finetuned-h18s"
 BEST_SHIPPED_REASON = ("the shipped model that needed the fewest clicks per building on held-out aerial data from "
-                       "two places (NoC20@85 16.24 on 186 SpaceNet Rio buildings and 17.17 on 12 INRIA Kitsap "
-                       "buildings, against 19.30 and 18.83 for GrabCut; docs/evaluation.md)")
+                       "two places (NoC20@85 16.30 over 198 buildings of SpaceNet Rio and INRIA Kitsap, against "
+                       "17.32 for aerial-finetuned-tiny and 19.27 for GrabCut; docs/evaluation.md)")
 BEST_DOWNLOADABLE = "paper-finetune"
 
 
