@@ -13,6 +13,7 @@ import time
 import numpy as np
 
 from ritm_qgis.commands.noc_report import parse_thresholds
+from ritm_qgis.commands.predict import add_stretch_argument
 from ritm_qgis.core.atomic import atomic_path, write_text_atomically
 from ritm_qgis.core.errors import RitmError
 
@@ -29,6 +30,7 @@ def add_arguments(p):
     p.add_argument("--max-clicks", type=int, default=20, help="click budget per sample (default 20)")
     p.add_argument("--thresholds", default="0.8,0.85,0.9", help="IoU thresholds for NoC (default 0.8,0.85,0.9)")
     p.add_argument("--out", required=True, metavar="DIR", help="output folder")
+    add_stretch_argument(p)
     p.add_argument("--batch-size", type=int, default=8, help="samples that go through the network together")
     p.add_argument("--device", default="auto", help="auto (CUDA if available), cpu, cuda or cuda:N")
     p.add_argument("--limit", type=int, default=None, help="evaluate only the first N samples")
@@ -58,8 +60,8 @@ def model_label(spec: str) -> str:
 
 
 class ProgressBar:
-    def __init__(self, label: str, stream=sys.stderr):
-        self.label, self.stream, self.start = label, stream, time.perf_counter()
+    def __init__(self, label: str, stream=None):
+        self.label, self.stream, self.start = label, stream or sys.stderr, time.perf_counter()
 
     def __call__(self, done: int, total: int):
         elapsed = time.perf_counter() - self.start
@@ -140,7 +142,7 @@ def run(args) -> int:
     args.zoom_in_size = parse_zoom_in_size(args.zoom_in_size)
     if args.max_clicks < 1:
         raise RitmError("--max-clicks must be at least 1")
-    dataset = parse_dataset_spec(args.dataset)
+    dataset = parse_dataset_spec(args.dataset, stretch=args.stretch)
     indices = list(range(min(len(dataset), args.limit) if args.limit else len(dataset)))
     info, device = _distributed(args.device)
     try:
@@ -150,6 +152,7 @@ def run(args) -> int:
 
 
 def _evaluate_all(args, dataset, indices, info, device, thresholds) -> int:
+    from ritm_qgis.engine.geo.stretch import parse_stretch
     from ritm_qgis.engine.interactive.backends import build_backend
     from ritm_qgis.engine.protocol.evaluation import evaluate, merge_results, shard
     from ritm_qgis.engine.reports.figures import plot_iou_curves
@@ -192,7 +195,7 @@ def _evaluate_all(args, dataset, indices, info, device, thresholds) -> int:
             write_extreme_figures(folder, dataset, result, make_session)
     if not info.is_main:
         return 0
-    meta = {"dataset": args.dataset, "processes": info.world_size, "n_dataset_samples": len(dataset), "max_clicks": args.max_clicks,
+    meta = {"dataset": args.dataset, "stretch": parse_stretch(args.stretch).label, "processes": info.world_size, "n_dataset_samples": len(dataset), "max_clicks": args.max_clicks,
             "thresholds": list(thresholds), "batch_size": args.batch_size,
             "zoom_in_size": args.zoom_in_size, "models": summary}
     write_text_atomically(os.path.join(args.out, "report.json"), json.dumps(meta, indent=2))

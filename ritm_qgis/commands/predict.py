@@ -52,6 +52,13 @@ def read_image(path: str) -> np.ndarray:
     return img
 
 
+def add_stretch_argument(p):
+    p.add_argument("--stretch", default="percentile", metavar="{percentile,minmax,LOW,HIGH}",
+                   help="how an image that is not 8-bit becomes the model's 8-bit input: percentile (default: each "
+                        "band from its 2nd to 98th percentile), minmax (from its minimum to maximum), or LOW,HIGH "
+                        "(a fixed range for every band, 8-bit images included); recorded with the outputs")
+
+
 def add_arguments(p):
     p.add_argument("--checkpoint", required=True, metavar="FILE|NAME",
                    help="network checkpoint (.pth file or name of a downloaded official model), "
@@ -70,6 +77,7 @@ def add_arguments(p):
                    help="network speed-up: auto (default: onednn on the CPU, fold elsewhere), onednn "
                         "(fold + oneDNN fused convolutions on prepacked weights, CPU), fold (BatchNorm "
                         "folding + channels-last), none")
+    add_stretch_argument(p)
     p.add_argument("--out-mask", required=True, metavar="MASK.png", help="output mask, 0/255 PNG")
     p.add_argument("--out-prob", metavar="PROB.npy", help="also write the probability map (float32, image size)")
 
@@ -77,6 +85,7 @@ def add_arguments(p):
 def run(args) -> int:
     import cv2
 
+    from ritm_qgis.engine.geo.stretch import parse_stretch, stretch_image
     from ritm_qgis.engine.interactive.predictor import Predictor
 
     clicks = [parse_click(c) for c in args.click]
@@ -84,7 +93,10 @@ def run(args) -> int:
         raise RitmError("Give at least one --click X,Y,+ on the object.")
     if not 0.0 <= args.threshold <= 1.0:
         raise RitmError(f"--threshold must lie between 0 and 1, not {args.threshold}.")
+    stretch = parse_stretch(args.stretch)
     image = read_image(args.image)
+    if stretch.kind != "percentile":  # percentile is the predictor's own normalisation
+        image = stretch_image(image, stretch)
     backend = build_backend(args.checkpoint, args.device, args.precision, args.optimize)
     session = Predictor(backend, zoom_in=not args.no_zoom_in, flip=not args.no_flip, threshold=args.threshold)
     session.set_image(image)
@@ -99,6 +111,7 @@ def run(args) -> int:
     if args.out_prob:
         np.save(args.out_prob, pred.prob.astype(np.float32))
     h, w = pred.mask.shape
-    print(f"{backend.name}: {len(clicks)} click(s) on a {w}x{h} image, {int(pred.mask.sum())} object pixels "
+    print(f"{backend.name}: {len(clicks)} click(s) on a {w}x{h} image (stretch {stretch.label}), "
+          f"{int(pred.mask.sum())} object pixels "
           f"-> {args.out_mask}" + (f", {args.out_prob}" if args.out_prob else ""))
     return 0

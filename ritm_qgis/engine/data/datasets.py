@@ -139,7 +139,31 @@ def inria_crops(root: str, split: str = "test") -> Dataset:
     return Dataset(f"inria:{split}", names, load)
 
 
-def parse_dataset_spec(spec: str) -> Dataset:
+def parse_dataset_spec(spec: str, stretch=None) -> Dataset:
+    """A dataset from its --dataset SPEC; ``stretch`` (``stretch.StretchRule`` or its CLI text) decides
+    how images that are not 8-bit RGB become the model's input (default percentile)."""
+    from ritm_qgis.engine.geo.stretch import parse_stretch
+
+    rule = parse_stretch(stretch)
+    dataset = _parse_spec(spec, rule)
+    if rule.kind == "percentile" or spec.lower().startswith("raster:"):
+        return dataset
+    return _restretched(dataset, rule)
+
+
+def _restretched(dataset: Dataset, rule) -> Dataset:
+    from dataclasses import replace
+
+    from ritm_qgis.engine.geo.stretch import stretch_image
+
+    def load(i):
+        sample = dataset.loader(i)
+        return replace(sample, image=stretch_image(sample.image, rule))
+
+    return Dataset(dataset.name, dataset.names, load)
+
+
+def _parse_spec(spec: str, rule) -> Dataset:
     kind, sep, rest = spec.partition(":")
     if not sep or not rest:
         raise RitmError(f"--dataset takes KIND:PATH (grabcut:, davis:, folder:, inria:, raster:), not '{spec}'")
@@ -156,5 +180,5 @@ def parse_dataset_spec(spec: str) -> Dataset:
         if len(parts) < 2:
             raise RitmError("--dataset raster: takes raster:IMAGE.tif:FOOTPRINTS.gpkg[:tiles|buildings]")
         mode = parts[2] if len(parts) > 2 else "tiles"
-        return raster_footprint_dataset(parts[0], parts[1], mode=mode)
+        return raster_footprint_dataset(parts[0], parts[1], mode=mode, stretch=rule)
     raise RitmError(f"unknown dataset kind '{kind}'; use grabcut:, davis:, folder:, inria: or raster:")
