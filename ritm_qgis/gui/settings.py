@@ -12,12 +12,14 @@ PREFIX = "ritm_qgis/maptool/"
 @dataclass(frozen=True)
 class ToolSettings:
     model: str = "grabcut"  # 'grabcut', an official model name, or a checkpoint file
-    device: str = "auto"  # auto | cpu | cuda
+    device: str = "auto"  # auto | cpu | cuda:N (gui/devices.py)
     threshold: float = 0.49
     simplify_px: float = 1.0  # simplification tolerance, raster pixels
     regularize: bool = False
     min_area_m2: float = 2.0
     output_path: str = ""  # empty: footprints.gpkg beside the project (see output.default_output_path)
+    stretch: str = "layer"  # what the model sees: layer (as drawn) | percentile | minmax | LOW,HIGH
+    label: str = ""  # written to the 'label' field of each accepted building
 
     def outline(self):
         from ritm_qgis.engine.interactive.raster_session import OutlineSettings
