@@ -26,6 +26,7 @@ class SegmentFromPointsAlgorithm(QgsProcessingAlgorithm):
     DEVICE = "DEVICE"
     MARGIN = "MARGIN"
     SIMPLIFY = "SIMPLIFY"
+    STRETCH = "STRETCH"
     OUTPUT = "OUTPUT"
     OUTPUT_MASK = "OUTPUT_MASK"
 
@@ -52,8 +53,11 @@ class SegmentFromPointsAlgorithm(QgsProcessingAlgorithm):
             "bounding box plus the context margin) is read.\n"
             "Model: a RITM checkpoint file, the name of a downloaded official model, or 'grabcut' for the "
             "weight-free GrabCut backend.\n"
+            "Input stretch (what the model sees of a raster that is not 8-bit): 'percentile' (2-98 %, the CLI's "
+            "default), 'minmax', 'layer' (as the layer is drawn in QGIS: its bands and contrast), or a fixed range "
+            "LOW,HIGH such as 100,2000. The simplification tolerance is in raster pixels, as in the map tool.\n"
             "Output: one (multi)polygon per building with object_id, area_m2, perimeter_m, n_clicks, model, "
-            "pixels and touches_window (true when the mask reaches the window border: raise the margin); "
+            "pixels, touches_window (true when the mask reaches the window border: raise the margin) and stretch; "
             "optionally a 0/255 mask raster on the raster's grid."
         )
 
@@ -81,8 +85,11 @@ class SegmentFromPointsAlgorithm(QgsProcessingAlgorithm):
             self.MARGIN, "Context margin around each building's clicks (pixels)", QgsProcessingParameterNumber.Integer,
             defaultValue=200, minValue=1))
         self.addParameter(QgsProcessingParameterNumber(
-            self.SIMPLIFY, "Simplification tolerance (map units, 0 = exact pixel outlines)",
+            self.SIMPLIFY, "Simplification tolerance (raster pixels, 0 = exact pixel outlines)",
             QgsProcessingParameterNumber.Double, defaultValue=0.0, minValue=0.0))
+        self.addParameter(QgsProcessingParameterString(
+            self.STRETCH, "Input stretch: percentile, minmax, layer (as drawn in QGIS) or LOW,HIGH",
+            defaultValue="percentile"))
         self.addParameter(QgsProcessingParameterVectorDestination(
             self.OUTPUT, "Buildings (GeoPackage)", QgsProcessing.TypeVectorPolygon))
         self.addParameter(QgsProcessingParameterRasterDestination(
@@ -99,6 +106,8 @@ class SegmentFromPointsAlgorithm(QgsProcessingAlgorithm):
         from ritm_qgis.engine.geo.vector_io import write_gpkg
 
         raster = raster_file(self, parameters, self.INPUT, context)
+        stretch_choice = self.parameterAsString(parameters, self.STRETCH, context)
+        raster_layer = self.parameterAsRasterLayer(parameters, self.INPUT, context)
         layer = self.parameterAsVectorLayer(parameters, self.POINTS, context)
         if layer is None:
             raise QgsProcessingException("Choose a point layer of clicks.")
@@ -120,6 +129,11 @@ class SegmentFromPointsAlgorithm(QgsProcessingAlgorithm):
                 if not mask_dest.lower().endswith((".tif", ".tiff")):
                     raise QgsProcessingException(f"The mask raster must be a GeoTIFF (.tif), not '{mask_dest}'.")
                 check_writable(mask_dest, "mask raster")
+            from ritm_qgis.gui.layer_stretch import stretch_for_layer
+
+            stretch, note = stretch_for_layer(stretch_choice or "percentile", raster_layer)
+            if note:
+                feedback.pushWarning(note)
             grid = raster_meta(raster).grid
             points = []
             for feat in layer.getFeatures():
@@ -135,12 +149,13 @@ class SegmentFromPointsAlgorithm(QgsProcessingAlgorithm):
                     python_value(feat[object_field]) if object_field else None,
                     None if order is None else float(order)))
             objects = group_clicks(points, grid, src_crs=crs_text(layer.crs()))
-            feedback.pushInfo(f"{len(points)} click(s), {len(objects)} building(s); model {spec}")
+            feedback.pushInfo(f"{len(points)} click(s), {len(objects)} building(s); model {spec}; "
+                              f"stretch {stretch.label}")
             backend = build_backend(spec, device)
             gdf = segment_objects(
                 raster, objects, lambda: Predictor(backend), model_name=model_label(spec),
                 margin=self.parameterAsInt(parameters, self.MARGIN, context),
-                simplify=self.parameterAsDouble(parameters, self.SIMPLIFY, context),
+                simplify_px=self.parameterAsDouble(parameters, self.SIMPLIFY, context), stretch_rule=stretch,
                 mask_path=mask_dest, progress=lambda f: feedback.setProgress(95 * f), cancel=feedback.isCanceled)
             cut = [str(o) for o, t in zip(gdf["object_id"], gdf["touches_window"]) if t]
             if cut:
