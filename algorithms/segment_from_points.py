@@ -97,9 +97,9 @@ class SegmentFromPointsAlgorithm(QgsProcessingAlgorithm):
 
     def processAlgorithm(self, parameters, context, feedback):  # noqa: N802
         from ._layers import crs_text, engine_errors, python_value, raster_file  # first: isolates the geo stack
-        from ritm_qgis.commands.evaluate import model_label
+        from ritm_qgis.engine.interactive.backends import model_label
         from ritm_qgis.engine.interactive.backends import build_backend
-        from ritm_qgis.engine.interactive.click_points import ClickPoint, group_clicks, parse_sign, segment_objects
+        from ritm_qgis.engine.jobs.click_points import ClickPoint, group_clicks, parse_sign, segment_objects
         from ritm_qgis.engine.geo.output_paths import check_writable, gpkg_path
         from ritm_qgis.engine.interactive.predictor import Predictor
         from ritm_qgis.engine.geo.raster_io import raster_meta
@@ -129,7 +129,7 @@ class SegmentFromPointsAlgorithm(QgsProcessingAlgorithm):
                 if not mask_dest.lower().endswith((".tif", ".tiff")):
                     raise QgsProcessingException(f"The mask raster must be a GeoTIFF (.tif), not '{mask_dest}'.")
                 check_writable(mask_dest, "mask raster")
-            from ritm_qgis.gui.layer_stretch import stretch_for_layer
+            from ritm_qgis.layer_stretch import stretch_for_layer
 
             stretch, note = stretch_for_layer(stretch_choice or "percentile", raster_layer)
             if note:

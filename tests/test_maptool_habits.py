@@ -16,7 +16,7 @@ from data_builders import BUILDINGS, transform, uint16_scene
 from ritm_qgis.engine.geo.stretch import resolve_stretch
 from ritm_qgis.gui.devices import available_devices, usable_device
 from ritm_qgis.gui.dock import RitmDock
-from ritm_qgis.gui.layer_stretch import layer_stretch
+from ritm_qgis.layer_stretch import layer_stretch
 from ritm_qgis.gui.maptool import RitmMapTool
 from ritm_qgis.gui.settings import ToolSettings
 from test_maptool import canvas_tool, show  # noqa: F401 - fixture and helper shared with the other canvas tests

@@ -8,7 +8,7 @@ import os
 import numpy as np
 
 from ritm_qgis.core.errors import RitmError
-from ritm_qgis.commands.predict import add_stretch_argument
+from ritm_qgis.engine.geo.stretch import STRETCH_HELP, STRETCH_METAVAR
 
 HELP = ("Simulate clicks on an image until a target IoU (the paper's demo) and write, per model, the overlay, "
         "the error map, the IoU-per-click plot and the number of clicks; a GeoTIFF also yields footprints and clicks "
@@ -24,7 +24,7 @@ def add_arguments(p):
     p.add_argument("--target-iou", type=float, default=0.9, help="stop once this IoU is reached (default 0.9)")
     p.add_argument("--max-clicks", type=int, default=20, help="click budget (default 20)")
     p.add_argument("--device", default="auto", help="auto (CUDA if available), cpu, cuda or cuda:N")
-    add_stretch_argument(p)
+    p.add_argument("--stretch", default="percentile", metavar=STRETCH_METAVAR, help=STRETCH_HELP)
     p.add_argument("--out", required=True, metavar="DIR", help="output folder")
 
 
@@ -39,7 +39,7 @@ def _is_georeferenced(path: str) -> bool:
 
 def load_demo_inputs(image_path: str, target_path: str, stretch=None):
     """(rgb uint8, target bool, invalid bool | None, grid | None); ``stretch``: the input rule."""
-    from ritm_qgis.engine.data.datasets import read_gray, read_rgb
+    from ritm_qgis.engine.data.datasets import read_image_gray, read_image_rgb
 
     for label, path in (("image", image_path), ("target mask", target_path)):
         if not os.path.isfile(path):
@@ -51,17 +51,16 @@ def load_demo_inputs(image_path: str, target_path: str, stretch=None):
         win = resolve_stretch(stretch, image_path).read(image_path)
         rgb, invalid, grid = win.rgb, (win.invalid if win.invalid.any() else None), win.grid
     else:
-        from ritm_qgis.commands.predict import read_image
         from ritm_qgis.engine.geo.stretch import stretch_image
 
-        rgb = stretch_image(read_image(image_path), stretch)
+        rgb = stretch_image(read_image_rgb(image_path), stretch)
     if target_path.lower().endswith((".tif", ".tiff")):
         import rasterio
 
         with rasterio.open(target_path) as ds:
             raw = ds.read(1) if ds.count < 3 else np.dot(np.moveaxis(ds.read([1, 2, 3]), 0, -1), [0.299, 0.587, 0.114])
     else:
-        raw = read_gray(target_path)
+        raw = read_image_gray(target_path)
     target = np.asarray(raw) > 128
     if target.shape != rgb.shape[:2]:
         raise RitmError(f"the target mask is {target.shape[1]}x{target.shape[0]} but the image is "
@@ -73,7 +72,7 @@ def load_demo_inputs(image_path: str, target_path: str, stretch=None):
 
 def write_geo_outputs(folder: str, ann, grid, model: str, stretch: str = "percentile"):
     """footprints.gpkg (the final mask as polygons) and clicks.gpkg (sign, order) in the raster's CRS."""
-    from ritm_qgis.engine.reports.annotation_outputs import annotation_frames
+    from ritm_qgis.engine.jobs.annotation_outputs import annotation_frames
     from ritm_qgis.engine.geo.vector_io import write_gpkg
 
     polys, clicks = annotation_frames(ann, grid, model)
@@ -83,10 +82,10 @@ def write_geo_outputs(folder: str, ann, grid, model: str, stretch: str = "percen
 
 
 def run(args) -> int:
-    from ritm_qgis.commands.evaluate import model_label
+    from ritm_qgis.engine.interactive.backends import model_label
     from ritm_qgis.engine.interactive.backends import build_backend
     from ritm_qgis.engine.data.datasets import Sample
-    from ritm_qgis.engine.reports.annotation_outputs import write_annotation_figures
+    from ritm_qgis.engine.jobs.annotation_outputs import write_annotation_figures
     from ritm_qgis.engine.protocol.evaluation import annotate
     from ritm_qgis.engine.interactive.predictor import Predictor
 

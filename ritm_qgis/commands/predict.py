@@ -7,7 +7,9 @@ import os
 import numpy as np
 
 from ritm_qgis.engine.interactive.backends import build_backend
+from ritm_qgis.core.defaults import MASK_THRESHOLD
 from ritm_qgis.core.errors import RitmError
+from ritm_qgis.engine.geo.stretch import STRETCH_HELP, STRETCH_METAVAR
 
 HELP = ("Segment one object from clicks with a RITM network (or the weight-free GrabCut backend) "
         "and write the mask (0/255 PNG) and optionally the probability map (.npy).")
@@ -52,13 +54,6 @@ def read_image(path: str) -> np.ndarray:
     return img
 
 
-def add_stretch_argument(p):
-    p.add_argument("--stretch", default="percentile", metavar="{percentile,minmax,LOW,HIGH}",
-                   help="how an image that is not 8-bit becomes the model's 8-bit input: percentile (default: each "
-                        "band from its 2nd to 98th percentile), minmax (from its minimum to maximum), or LOW,HIGH "
-                        "(a fixed range for every band, 8-bit images included); recorded with the outputs")
-
-
 def add_arguments(p):
     p.add_argument("--checkpoint", required=True, metavar="FILE|NAME",
                    help="network checkpoint (.pth file or name of a downloaded official model), "
@@ -69,7 +64,8 @@ def add_arguments(p):
                         "+ on the object, - on the background; repeat, in order")
     p.add_argument("--no-zoom-in", action="store_true", help="always run on the whole image")
     p.add_argument("--no-flip", action="store_true", help="skip the mirrored second pass")
-    p.add_argument("--threshold", type=float, default=0.49, help="mask = probability > this (default 0.49)")
+    p.add_argument("--threshold", type=float, default=MASK_THRESHOLD,
+                   help=f"mask = probability > this (default {MASK_THRESHOLD})")
     p.add_argument("--device", default="auto", help="auto (default: CUDA if available), cpu, cuda or cuda:N")
     p.add_argument("--precision", default="fp32", choices=("fp32", "fp16", "bf16"),
                    help="autocast precision on CUDA (default fp32)")
@@ -77,7 +73,7 @@ def add_arguments(p):
                    help="network speed-up: auto (default: onednn on the CPU, fold elsewhere), onednn "
                         "(fold + oneDNN fused convolutions on prepacked weights, CPU), fold (BatchNorm "
                         "folding + channels-last), none")
-    add_stretch_argument(p)
+    p.add_argument("--stretch", default="percentile", metavar=STRETCH_METAVAR, help=STRETCH_HELP)
     p.add_argument("--out-mask", required=True, metavar="MASK.png", help="output mask, 0/255 PNG")
     p.add_argument("--out-prob", metavar="PROB.npy", help="also write the probability map (float32, image size)")
 

@@ -29,7 +29,7 @@ from qgis.gui import QgsMapTool
 from qgis.PyQt.QtCore import QEvent, Qt, pyqtSignal
 from qgis.PyQt.QtWidgets import QApplication
 
-from .layer_stretch import stretch_for_layer
+from ritm_qgis.layer_stretch import stretch_for_layer
 from .output import append_footprints, default_output_path, open_output_layer, temporary_output_layer
 from .overlay import OutlineOverlay, polygon_geometries
 from .settings import ToolSettings

@@ -8,7 +8,7 @@
 * ``fixed``: every band from ``low[0]`` to ``high[0]``, whatever its type (``--stretch LOW,HIGH``);
 * ``layer``: what QGIS draws: the layer's bands (``bands``, 1-based, 1 or 3) each from
   ``low[i]`` to ``high[i]``, truncated to the grey level below as QGIS does. It is built by the
-  QGIS glue from the layer's renderer (``ritm_qgis/gui/layer_stretch.py``); the engine only
+  QGIS glue from the layer's renderer (``ritm_qgis/layer_stretch.py``); the engine only
   applies the numbers.
 
 Statistics of ``percentile`` and ``minmax`` come from the whole raster (a decimated read, nodata
@@ -25,6 +25,10 @@ from ritm_qgis.core.errors import RitmError
 
 KINDS = ("percentile", "minmax", "fixed", "layer")
 CLI_CHOICES = "percentile, minmax or LOW,HIGH"
+STRETCH_METAVAR = "{percentile,minmax,LOW,HIGH}"
+STRETCH_HELP = ("how an image that is not 8-bit becomes the model's 8-bit input: percentile (default: each band "
+                "from its 2nd to 98th percentile), minmax (from its minimum to maximum), or LOW,HIGH (a fixed "
+                "range for every band, 8-bit images included); recorded with the outputs")
 
 
 @dataclass(frozen=True)

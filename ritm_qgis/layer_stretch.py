@@ -1,5 +1,7 @@
 """The ``layer`` stretch: the numbers behind what QGIS draws for a raster layer, for the engine.
 
+QGIS glue shared by the map tool (``gui``) and the Processing algorithms, one layer below them.
+
 QGIS draws a raster through its renderer: a grey band (single band grey), three bands (multiband
 colour) or a colour ramp (single band pseudocolour), each band through a contrast enhancement
 (value ``min`` -> 0, ``max`` -> 255, truncated). ``layer_stretch`` reads those numbers and returns
