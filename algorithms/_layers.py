@@ -89,3 +89,14 @@ def layer_to_frame(layer, fields=(), what="layer"):
             cols[f].append(python_value(feat[f]))
     data = {"fid": fids, **cols}
     return gpd.GeoDataFrame(data, geometry=gpd.GeoSeries(geoms, dtype="geometry"), crs=crs_text(layer.crs()))
+
+
+def stretch_rule(alg, parameters, name, input_name, context, feedback):
+    """The engine's StretchRule for the STRETCH parameter and the input raster layer (RitmError on bad text)."""
+    from ritm_qgis.layer_stretch import stretch_for_layer
+
+    choice = alg.parameterAsString(parameters, name, context) or "percentile"
+    rule, note = stretch_for_layer(choice, alg.parameterAsRasterLayer(parameters, input_name, context))
+    if note:
+        feedback.pushWarning(note)
+    return rule

@@ -26,6 +26,7 @@ class AutoAnnotateAlgorithm(QgsProcessingAlgorithm):
     DEVICE = "DEVICE"
     TARGET_IOU = "TARGET_IOU"
     MAX_CLICKS = "MAX_CLICKS"
+    STRETCH = "STRETCH"
     OUTPUT = "OUTPUT"
     OUTPUT_CLICKS = "OUTPUT_CLICKS"
     OUTPUT_OVERLAY = "OUTPUT_OVERLAY"
@@ -78,6 +79,9 @@ class AutoAnnotateAlgorithm(QgsProcessingAlgorithm):
         self.addParameter(QgsProcessingParameterNumber(
             self.MAX_CLICKS, "Click budget", QgsProcessingParameterNumber.Integer, defaultValue=20, minValue=1,
             maxValue=100))
+        from ._params import stretch_parameter
+
+        self.addParameter(stretch_parameter(self.STRETCH))
         self.addParameter(QgsProcessingParameterVectorDestination(
             self.OUTPUT, "Predicted buildings (GeoPackage)", QgsProcessing.TypeVectorPolygon))
         self.addParameter(QgsProcessingParameterVectorDestination(
@@ -90,7 +94,7 @@ class AutoAnnotateAlgorithm(QgsProcessingAlgorithm):
         self.addOutput(QgsProcessingOutputNumber("FINAL_IOU", "IoU after the last click"))
 
     def processAlgorithm(self, parameters, context, feedback):  # noqa: N802
-        from ._layers import engine_errors, layer_to_frame, raster_file  # first: isolates the geo stack
+        from ._layers import engine_errors, layer_to_frame, raster_file, stretch_rule  # first: isolates the geo stack
         from ritm_qgis.engine.interactive.backends import model_label
         from ritm_qgis.engine.interactive.backends import build_backend
         from ritm_qgis.engine.jobs.annotation_outputs import annotation_frames, write_annotation_figures
@@ -125,17 +129,19 @@ class AutoAnnotateAlgorithm(QgsProcessingAlgorithm):
                 from ritm_qgis.engine.geo.footprints import load_footprints
 
                 reference = load_footprints(reference, raster_meta(raster).grid)
+            stretch = stretch_rule(self, parameters, self.STRETCH, self.INPUT, context, feedback)
             backend = build_backend(spec, device)
             label = model_label(spec)
             feedback.pushInfo(f"model {label}; clicking until IoU {self.parameterAsDouble(parameters, self.TARGET_IOU, context):g}")
             result = annotate_raster(
                 raster, lambda: Predictor(backend), footprints=reference, mask_raster=mask_raster, bounds=bounds,
                 target_iou=self.parameterAsDouble(parameters, self.TARGET_IOU, context),
-                max_clicks=self.parameterAsInt(parameters, self.MAX_CLICKS, context))
+                max_clicks=self.parameterAsInt(parameters, self.MAX_CLICKS, context), stretch=stretch)
             if feedback.isCanceled():
                 raise QgsProcessingException("Cancelled; no output was written.")
             ann = result.annotation
             polys, clicks = annotation_frames(ann, result.grid, label)
+            polys["stretch"] = stretch.label
             write_gpkg(polys, out_path, layer=out_layer or "buildings", mode="w")
             write_gpkg(clicks, clicks_path, layer=clicks_layer or "clicks", mode="w")
             write_annotation_figures(

@@ -23,6 +23,7 @@ class EvaluateNocAlgorithm(QgsProcessingAlgorithm):
     INPUT = "INPUT"
     REFERENCE = "REFERENCE"
     MODEL = "MODEL"
+    STRETCH = "STRETCH"
     DEVICE = "DEVICE"
     MODE = "MODE"
     TILE_SIZE = "TILE_SIZE"
@@ -90,6 +91,9 @@ class EvaluateNocAlgorithm(QgsProcessingAlgorithm):
         self.addParameter(QgsProcessingParameterNumber(
             self.BATCH_SIZE, "Samples per network batch", QgsProcessingParameterNumber.Integer, defaultValue=4,
             minValue=1))
+        from ._params import stretch_parameter
+
+        self.addParameter(stretch_parameter(self.STRETCH))
         self.addParameter(QgsProcessingParameterFileDestination(
             self.OUTPUT_TABLE, "Per-sample table", "CSV files (*.csv)"))
         self.addParameter(QgsProcessingParameterFileDestination(
@@ -104,7 +108,7 @@ class EvaluateNocAlgorithm(QgsProcessingAlgorithm):
             self.addOutput(QgsProcessingOutputNumber(key, label))
 
     def processAlgorithm(self, parameters, context, feedback):  # noqa: N802
-        from ._layers import engine_errors, layer_to_frame, raster_file  # first: isolates the geo stack
+        from ._layers import engine_errors, layer_to_frame, raster_file, stretch_rule  # first: isolates the geo stack
         from ritm_qgis.engine.interactive.backends import model_label
         from ritm_qgis.engine.protocol.noc import parse_thresholds
         from ritm_qgis.engine.interactive.backends import build_backend
@@ -138,6 +142,8 @@ class EvaluateNocAlgorithm(QgsProcessingAlgorithm):
             feedback.pushInfo(f"{len(reference)} reference footprint(s); model {spec}; mode {mode}")
             backend = build_backend(spec, device)
             label = model_label(spec)
+            stretch = stretch_rule(self, parameters, self.STRETCH, self.INPUT, context, feedback)
+            feedback.pushInfo(f"input stretch {stretch.label}")
             ev = evaluate_raster(
                 raster, reference, lambda: Predictor(backend), model_name=label, mode=mode,
                 tile_size=self.parameterAsInt(parameters, self.TILE_SIZE, context), area_of_interest=aoi,
@@ -145,7 +151,7 @@ class EvaluateNocAlgorithm(QgsProcessingAlgorithm):
                 batch_size=self.parameterAsInt(parameters, self.BATCH_SIZE, context),
                 predictions=fp_path is not None,
                 progress=lambda done, total: feedback.setProgress(90 * done / max(total, 1)),
-                cancel=feedback.isCanceled)
+                cancel=feedback.isCanceled, stretch=stretch)
             if feedback.isCanceled():
                 raise QgsProcessingException("The evaluation was cancelled; no output was written.")
             write_evaluation_outputs(ev, thresholds, table_path=table, html_path=html, ious_path=ious,

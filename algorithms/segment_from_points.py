@@ -87,16 +87,16 @@ class SegmentFromPointsAlgorithm(QgsProcessingAlgorithm):
         self.addParameter(QgsProcessingParameterNumber(
             self.SIMPLIFY, "Simplification tolerance (raster pixels, 0 = exact pixel outlines)",
             QgsProcessingParameterNumber.Double, defaultValue=0.0, minValue=0.0))
-        self.addParameter(QgsProcessingParameterString(
-            self.STRETCH, "Input stretch: percentile, minmax, layer (as drawn in QGIS) or LOW,HIGH",
-            defaultValue="percentile"))
+        from ._params import stretch_parameter
+
+        self.addParameter(stretch_parameter(self.STRETCH))
         self.addParameter(QgsProcessingParameterVectorDestination(
             self.OUTPUT, "Buildings (GeoPackage)", QgsProcessing.TypeVectorPolygon))
         self.addParameter(QgsProcessingParameterRasterDestination(
             self.OUTPUT_MASK, "Mask raster (0/255)", optional=True, createByDefault=False))
 
     def processAlgorithm(self, parameters, context, feedback):  # noqa: N802
-        from ._layers import crs_text, engine_errors, python_value, raster_file  # first: isolates the geo stack
+        from ._layers import crs_text, engine_errors, python_value, raster_file, stretch_rule  # first: geo stack
         from ritm_qgis.engine.interactive.backends import model_label
         from ritm_qgis.engine.interactive.backends import build_backend
         from ritm_qgis.engine.jobs.click_points import ClickPoint, group_clicks, parse_sign, segment_objects
@@ -106,8 +106,6 @@ class SegmentFromPointsAlgorithm(QgsProcessingAlgorithm):
         from ritm_qgis.engine.geo.vector_io import write_gpkg
 
         raster = raster_file(self, parameters, self.INPUT, context)
-        stretch_choice = self.parameterAsString(parameters, self.STRETCH, context)
-        raster_layer = self.parameterAsRasterLayer(parameters, self.INPUT, context)
         layer = self.parameterAsVectorLayer(parameters, self.POINTS, context)
         if layer is None:
             raise QgsProcessingException("Choose a point layer of clicks.")
@@ -129,11 +127,7 @@ class SegmentFromPointsAlgorithm(QgsProcessingAlgorithm):
                 if not mask_dest.lower().endswith((".tif", ".tiff")):
                     raise QgsProcessingException(f"The mask raster must be a GeoTIFF (.tif), not '{mask_dest}'.")
                 check_writable(mask_dest, "mask raster")
-            from ritm_qgis.layer_stretch import stretch_for_layer
-
-            stretch, note = stretch_for_layer(stretch_choice or "percentile", raster_layer)
-            if note:
-                feedback.pushWarning(note)
+            stretch = stretch_rule(self, parameters, self.STRETCH, self.INPUT, context, feedback)
             grid = raster_meta(raster).grid
             points = []
             for feat in layer.getFeatures():

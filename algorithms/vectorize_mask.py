@@ -61,7 +61,7 @@ class VectorizeMaskAlgorithm(QgsProcessingAlgorithm):
             self.THRESHOLD, "Threshold (building where value > threshold; empty = nonzero for integer masks, "
             "0.49 for probabilities)", QgsProcessingParameterNumber.Double, optional=True))
         self.addParameter(QgsProcessingParameterNumber(
-            self.MIN_AREA, "Minimum polygon area (square map units)", QgsProcessingParameterNumber.Double,
+            self.MIN_AREA, "Minimum polygon area (m²)", QgsProcessingParameterNumber.Double,
             defaultValue=0.0, minValue=0.0))
         self.addParameter(QgsProcessingParameterNumber(
             self.MIN_PIXELS, "Minimum polygon size (pixels)", QgsProcessingParameterNumber.Integer,
@@ -96,7 +96,7 @@ class VectorizeMaskAlgorithm(QgsProcessingAlgorithm):
             feedback.setProgress(5)
             gdf = vectorize_raster(
                 raster, band=band, threshold=threshold,
-                min_area=self.parameterAsDouble(parameters, self.MIN_AREA, context),
+                min_area_m2=self.parameterAsDouble(parameters, self.MIN_AREA, context),
                 min_pixels=self.parameterAsInt(parameters, self.MIN_PIXELS, context),
                 simplify_px=self.parameterAsDouble(parameters, self.SIMPLIFY, context),
                 regularize_px=regularize_px)
