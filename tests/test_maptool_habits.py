@@ -202,3 +202,29 @@ def test_only_devices_that_exist_are_offered(qgis_app):
         assert device == "cpu" and "processor (CPU)" in note and "--device" not in note
     else:
         assert usable_device("cuda:0") == ("cuda:0", None)
+
+
+def test_layer_stretch_of_an_rgb_raster_with_a_user_contrast_is_what_qgis_draws(qgis_app, tmp_path):
+    from qgis.core import QgsContrastEnhancement, QgsMultiBandColorRenderer
+
+    from data_builders import scene_arrays, write_raster
+
+    img, _ = scene_arrays(height=120, width=160)
+    path = write_raster(tmp_path / "rgb.tif", img)
+    layer = QgsRasterLayer(path, "rgb")
+    renderer = layer.renderer()
+    assert isinstance(renderer, QgsMultiBandColorRenderer)
+    renderer.setRedBand(3)
+    renderer.setBlueBand(1)  # the user swapped red and blue, and stretched each band
+    for band, setter in ((3, renderer.setRedContrastEnhancement), (2, renderer.setGreenContrastEnhancement),
+                         (1, renderer.setBlueContrastEnhancement)):
+        ce = QgsContrastEnhancement(layer.dataProvider().dataType(band))
+        ce.setContrastEnhancementAlgorithm(QgsContrastEnhancement.StretchToMinimumMaximum)
+        ce.setMinimumValue(30 + band)
+        ce.setMaximumValue(180 - band)
+        setter(ce)
+    rule, note = layer_stretch(layer)
+    assert note is None and rule.bands == (3, 2, 1)
+    win = resolve_stretch(rule, path).read(path)
+    drawn = rendered_rgb(layer, win.grid)
+    assert np.array_equal(win.rgb, drawn[..., :3])

@@ -98,3 +98,15 @@ def test_evaluate_records_the_stretch_in_report_json(tmp_path, u16):
     assert main(["evaluate", "--model", "grabcut", "--dataset", f"raster:{u16}:{gpkg}:buildings", "--limit", "1",
                  "--max-clicks", "1", "--no-figures", "--stretch", "minmax", "--out", str(tmp_path / "ev")]) == 0
     assert json.loads((tmp_path / "ev" / "report.json").read_text())["stretch"] == "minmax"
+
+
+def test_layer_rule_on_bytes_drawn_as_stored_is_the_identity(tmp_path):
+    rng = np.random.default_rng(0)
+    data = rng.integers(0, 256, (3, 30, 40), dtype=np.uint8)
+    path = write_raster(tmp_path / "rgb.tif", data)
+    rule = StretchRule("layer", (0.0, 0.0, 0.0), (255.0, 255.0, 255.0), bands=(3, 2, 1))
+    resolved = resolve_stretch(rule, path)
+    assert resolved.values is None
+    assert np.array_equal(resolved.read(path).rgb, np.moveaxis(data[::-1], 0, -1))  # bands as the renderer maps them
+    stretched = resolve_stretch(StretchRule("layer", (0.0,) * 3, (127.5,) * 3, bands=(1, 2, 3)), path).read(path).rgb
+    assert np.array_equal(stretched, np.moveaxis(np.minimum(data.astype(int) * 2, 255), 0, -1))

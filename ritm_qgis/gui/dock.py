@@ -163,6 +163,7 @@ class RitmDock(QgsDockWidget):
         return self.device.currentData() or "auto"
 
     def _set_device(self, value: str) -> None:
+        value = "cuda:0" if value == "cuda" else value  # the name older versions saved
         index = self.device.findData(value)
         self.device.setCurrentIndex(index if index >= 0 else 0)
 

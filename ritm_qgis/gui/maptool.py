@@ -413,7 +413,8 @@ class RitmMapTool(QgsMapTool):
 
 def _is_temporary(layer) -> bool:
     try:
-        return layer.isValid() and layer.providerType() == "memory" and QgsProject.instance().mapLayer(layer.id())
+        return (layer.isValid() and layer.providerType() == "memory"
+                and QgsProject.instance().mapLayer(layer.id()) is not None)
     except RuntimeError:  # deleted
         return False
 

@@ -102,6 +102,8 @@ def resolve_stretch(rule: StretchRule | str | None, source) -> RasterStretch:
         n = 1 if bands is None else len(bands)
         low = rule.low if len(rule.low) == n else rule.low[:1] * n
         high = rule.high if len(rule.high) == n else rule.high[:1] * n
+        if meta.dtype == "uint8" and set(low) == {0.0} and set(high) == {255.0}:
+            return RasterStretch(rule, bands, None)  # drawn as stored: the bytes as they are, no arithmetic
         return RasterStretch(rule, bands, Stretch(tuple(low), tuple(high), floor=True))
     if rule.kind == "fixed":
         from ritm_qgis.engine.geo.raster_io import select_bands
