@@ -94,7 +94,7 @@ class RitmMapTool(QgsMapTool):
                                                  threshold=settings.threshold)))
         if old.stretch != settings.stretch and self.layer is not None:
             self._reload_raster()
-        if self.has_object():
+        if self.has_object() and old.outline() != settings.outline():  # not for a new label or output file
             self.worker.submit(Job("refresh", dict(outline=settings.outline()), self.object_id))
 
     def set_layer(self, layer: QgsMapLayer | None) -> bool:
