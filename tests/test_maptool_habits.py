@@ -122,9 +122,17 @@ def test_a_drag_pans_and_adds_no_click_and_space_does_not_accept(u16, qgis_iface
     QTest.mouseRelease(vp, Qt.LeftButton, Qt.NoModifier, c + QPoint(1, 0))
     tool.wait_idle()
     assert len(tool.markers) == 1
-    QTest.keyClick(qgis_canvas, Qt.Key_Space)  # QGIS's space-to-pan, not accept
+    # Space is QGIS's space-to-pan: hold it, move the mouse, let go; the map moves, nothing is accepted
+    start_pan = qgis_canvas.extent().center()
+    QApplication.sendEvent(vp, QMouseEvent(QEvent.MouseMove, c, Qt.NoButton, Qt.NoButton, Qt.NoModifier))
+    QTest.keyPress(qgis_canvas, Qt.Key_Space)
+    for k in range(1, 5):
+        QApplication.sendEvent(vp, QMouseEvent(QEvent.MouseMove, c + QPoint(-10 * k, 0), Qt.NoButton, Qt.NoButton,
+                                               Qt.NoModifier))
+    QTest.keyRelease(qgis_canvas, Qt.Key_Space)
     tool.wait_idle()
     assert len(tool.markers) == 1 and not (tmp_path / "out.gpkg").exists()
+    assert abs((qgis_canvas.extent().center().x() - start_pan.x()) / upp - 40) < 2
     QTest.keyClick(qgis_canvas, Qt.Key_Return)
     tool.wait_idle()
     assert tool.markers == [] and (tmp_path / "out.gpkg").exists()

@@ -231,6 +231,8 @@ class RitmMapTool(QgsMapTool):
         e.accept()
 
     def keyPressEvent(self, e):  # noqa: N802
+        # QgsMapCanvas reads this backwards: an event the tool leaves *ignored* is consumed, one left
+        # accepted gets the canvas's own handling (Space to pan, arrows, Page Up/Down...).
         key = e.key()
         if key == Qt.Key_Backspace or (key == Qt.Key_Z and e.modifiers() & Qt.ControlModifier):
             self.undo()
@@ -239,9 +241,9 @@ class RitmMapTool(QgsMapTool):
         elif key in (Qt.Key_Return, Qt.Key_Enter):
             self.accept()
         else:
-            e.ignore()
+            e.accept()
             return
-        e.accept()
+        e.ignore()
 
     def eventFilter(self, obj, event):  # noqa: N802 - QGIS's own Ctrl+Z (undo) shortcut must not take the tool's keys
         if event.type() == QEvent.ShortcutOverride and self.canvas().mapTool() is self and (
