@@ -117,7 +117,8 @@ class RitmMapTool(QgsMapTool):
         self.layer = layer
         self.pending_layer = None
         self._submit_raster()
-        self.statusChanged.emit(f"RITM: click buildings on '{layer.name()}'.")
+        self.statusChanged.emit(f"RITM: click buildings on '{layer.name()}' (the model sees it with the stretch "
+                                f"{self.stretch_label}).")
         return True
 
     def _submit_raster(self) -> None:
