@@ -11,7 +11,8 @@ import importlib
 import sys
 
 from ritm_qgis import __version__
-from ritm_qgis.core.errors import RitmError
+from ritm_qgis.core.cancel import Cancelled
+from ritm_qgis.core.errors import RitmError, file_error_message
 
 # subcommand name -> module in ritm_qgis.commands
 COMMANDS = {
@@ -54,9 +55,15 @@ def main(argv=None) -> int:
     except RitmError as exc:
         print(f"ritm-qgis {args.command}: error: {exc}", file=sys.stderr)
         return 1
-    except KeyboardInterrupt:
+    except (KeyboardInterrupt, Cancelled):
         print(f"ritm-qgis {args.command}: interrupted", file=sys.stderr)
         return 130
+    except Exception as exc:  # a file that cannot be read or written is a sentence; a bug stays a traceback
+        message = file_error_message(exc)
+        if message is None:
+            raise
+        print(f"ritm-qgis {args.command}: error: {message}", file=sys.stderr)
+        return 1
 
 
 if __name__ == "__main__":
