@@ -8,7 +8,11 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import os
 import sys
+
+# OpenCV's own warnings (e.g. on a truncated TIFF) would print beside the CLI's one-sentence errors
+os.environ.setdefault("OPENCV_LOG_LEVEL", "FATAL")
 
 from ritm_qgis import __version__
 from ritm_qgis.core.cancel import Cancelled
