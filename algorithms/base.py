@@ -150,14 +150,17 @@ class RitmAlgorithm(QgsProcessingAlgorithm):
 
     # ---------------------------------------------------------------- outputs
     def vector_output(self, parameters, key, context, default_layer: str, *, append: bool = False):
-        """A vector destination -> a ``Destination`` (GeoPackage, layer, whether it may be replaced),
+        """A vector destination -> a ``Destination`` (file, layer, whether it may be replaced; any
+        one-file OGR format, a GeoPackage layer keeping the file's other layers),
         checked before any work: the folder is writable, and an existing layer that ritm_qgis did not
         write is replaced only when the user named it or chose to overwrite it."""
-        from ritm_qgis.engine.geo.output_paths import gpkg_path
+        from ritm_qgis.engine.geo.output_paths import vector_path
         from ritm_qgis.engine.geo.vector_io import LayerExists, list_layers, written_by_us
 
-        path, named = gpkg_path(self.parameterAsOutputLayer(parameters, key, context), self.describe(key))
+        path, named = vector_path(self.parameterAsOutputLayer(parameters, key, context), self.describe(key))
         layer = named or default_layer
+        if not path.lower().endswith(".gpkg"):  # a one-layer file the user chose by name
+            return Destination(path, layer, True)
         overwrite = named is not None or (self.parameterDefinition("OVERWRITE") is not None
                                           and self.parameterAsBool(parameters, "OVERWRITE", context))
         exists = layer.lower() in (n.lower() for n in list_layers(path))
@@ -173,10 +176,10 @@ class RitmAlgorithm(QgsProcessingAlgorithm):
         return Destination(path, layer, overwrite)
 
     def write_layer(self, gdf, destination: "Destination", *, mode: str = "w", cancel=None, staging=None):
-        from ritm_qgis.engine.geo.vector_io import write_gpkg
+        from ritm_qgis.engine.geo.vector_io import write_vector
 
-        return write_gpkg(gdf, destination.path, layer=destination.layer, mode=mode,
-                          overwrite=destination.overwrite, cancel=cancel, staging=staging)
+        return write_vector(gdf, destination.path, layer=destination.layer, mode=mode,
+                            overwrite=destination.overwrite, cancel=cancel, staging=staging)
 
     # ---------------------------------------------------------------- validation before any work
     def check_parameters(self, parameters, context) -> str | None:
@@ -235,17 +238,32 @@ class RitmAlgorithm(QgsProcessingAlgorithm):
         try:
             result = self.process(parameters, context, run)
         except Cancelled:
-            raise QgsProcessingException(
-                f"{self.DISPLAY_NAME} was cancelled; no output was written and earlier outputs were left as they were."
-            ) from None
+            message = (f"{self.DISPLAY_NAME} was cancelled; no output was written and earlier outputs were left "
+                       "as they were.")
         except RitmError as exc:
-            raise QgsProcessingException(str(exc)) from None
-        except QgsProcessingException:
-            raise
+            message = str(exc)
+        except QgsProcessingException as exc:
+            message = str(exc)
         except Exception as exc:  # noqa: BLE001 - a file problem becomes a sentence; a bug stays a traceback
             message = file_error_message(exc)
             if message is None:
                 raise
-            raise QgsProcessingException(message) from None
-        run.finish()
-        return result
+        else:
+            run.finish()
+            return result
+        raise _processing_error(message, run.feedback) from None
+
+
+def _processing_error(message: str, feedback) -> QgsProcessingException:
+    """The exception for a failed run, so that the message is printed once.
+
+    qgis_process prints an exception's message three times (twice from QGIS's message log, once as
+    ``ERROR:``); there the message goes out once through ``reportError`` and the exception that
+    fails the run is left empty. Elsewhere (the toolbox, processing.run) it carries the message.
+    """
+    from qgis.core import QgsApplication
+
+    if QgsApplication.platform() == "qgis_process":
+        feedback.reportError(message, True)
+        return QgsProcessingException("")
+    return QgsProcessingException(message)

@@ -373,3 +373,16 @@ def test_metadata_is_written_once_per_class():
         for method in ("name", "displayName", "group", "groupId", "shortHelpString", "createInstance"):
             assert method not in vars(cls), f"{cls.__name__} repeats {method}"
         assert "ritm_qgis.commands" not in inspect.getsource(inspect.getmodule(cls))
+
+
+# ----------------------------------------------------------------------------- issue 15: outputs
+
+@pytest.mark.parametrize("output", ["TEMPORARY_OUTPUT", "b.geojson", "b.fgb"])
+def test_vector_outputs_take_temporary_and_other_ogr_formats(provider, tmp_path, output):
+    _, mask = scene_arrays()
+    mask_tif = write_raster(tmp_path / "mask.tif", mask.astype(np.uint8) * 255)
+    dest = output if output == "TEMPORARY_OUTPUT" else str(tmp_path / output)
+    res = run("vectorize_mask", {"INPUT": mask_tif, "OUTPUT": dest})
+    got = gpd.read_file(res["OUTPUT"])
+    assert len(got) == len(BUILDINGS) and got.crs.to_epsg() == 32633
+    assert not [f for f in os.listdir(os.path.dirname(res["OUTPUT"])) if ".incomplete" in f]

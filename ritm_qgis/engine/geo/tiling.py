@@ -249,7 +249,7 @@ def _write_index(path: Path, grid: RasterGrid, tiles: Sequence[Tile], paths: Seq
     import geopandas as gpd
     import shapely
 
-    from ritm_qgis.engine.geo.vector_io import write_gpkg
+    from ritm_qgis.engine.geo.vector_io import write_vector
 
     geoms = []
     for t in tiles:
@@ -265,4 +265,4 @@ def _write_index(path: Path, grid: RasterGrid, tiles: Sequence[Tile], paths: Seq
         geometry=geoms,
         crs=grid.crs,
     )
-    write_gpkg(gdf, path, layer="tiles", mode="w", staging=staging)
+    write_vector(gdf, path, layer="tiles", mode="w", staging=staging)

@@ -31,7 +31,7 @@ import pyogrio
 from ritm_qgis.core.atomic import fresh_incomplete_path, remove_file
 from ritm_qgis.core.errors import RitmError
 
-__all__ = ["write_gpkg", "read_vector", "list_layers", "LayerExists", "written_by_us", "to_layer_crs"]
+__all__ = ["write_gpkg", "write_vector", "read_vector", "list_layers", "LayerExists", "written_by_us", "to_layer_crs"]
 
 # gpkg_contents.description of every layer this project writes
 OWN_MARK = "written by ritm_qgis"
@@ -155,6 +155,33 @@ def write_gpkg(
             if cancel is not None and cancel():
                 raise RitmError(f"Writing '{path}' was cancelled; the file was left as it was.")
             _write_layer(gdf.iloc[start : start + chunk_size], tmp, layer, append=i > 0)
+        if staging is None:
+            os.replace(tmp, path)
+    except BaseException:
+        remove_file(tmp)
+        raise
+    return path
+
+
+def write_vector(gdf: gpd.GeoDataFrame, path: str | os.PathLike, layer: str = "buildings", *, mode: str = "w",
+                 overwrite: bool = False, cancel: Callable[[], bool] | None = None, staging=None) -> Path:
+    """``write_gpkg`` for a GeoPackage; any other one-file format (GeoJSON, FlatGeobuf...) is written
+    whole under its incomplete name and renamed over the file the user chose."""
+    from ritm_qgis.engine.geo.output_paths import VECTOR_DRIVERS
+
+    path = Path(os.path.abspath(path))
+    if path.suffix.lower() == ".gpkg":
+        return write_gpkg(gdf, path, layer, mode=mode, overwrite=overwrite, cancel=cancel, staging=staging)
+    driver = VECTOR_DRIVERS.get(path.suffix.lower())
+    if driver is None:
+        raise RitmError(f"'{path}' is not a vector format this project writes; use .gpkg, .geojson or .fgb.")
+    if mode == "a":
+        raise RitmError(f"Appending needs a GeoPackage; '{path.name}' is {driver}. Write to a .gpkg layer instead.")
+    if cancel is not None and cancel():
+        raise RitmError(f"Writing '{path}' was cancelled; the file was left as it was.")
+    tmp = staging.staged(str(path)) if staging is not None else fresh_incomplete_path(str(path))
+    try:
+        gdf.to_file(tmp, driver=driver, engine="pyogrio")
         if staging is None:
             os.replace(tmp, path)
     except BaseException:

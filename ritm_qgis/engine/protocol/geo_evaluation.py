@@ -143,7 +143,7 @@ def write_evaluation_outputs(ev: GeoEvaluation, thresholds, *, table_path: str, 
     layer), the predicted footprints: all written under incomplete names first and moved into
     place together, so the files of one run never mix with those of an earlier one."""
     from ritm_qgis.core.atomic import OutputSet
-    from ritm_qgis.engine.geo.vector_io import write_gpkg
+    from ritm_qgis.engine.geo.vector_io import write_vector
     from ritm_qgis.engine.reports.figures import plot_iou_curves
     from ritm_qgis.engine.reports.report_html import write_html_report
     from ritm_qgis.engine.reports.sample_outputs import samples_csv_text
@@ -157,5 +157,5 @@ def write_evaluation_outputs(ev: GeoEvaluation, thresholds, *, table_path: str, 
         figure = plot_iou_curves([ev.report], os.path.join(tmp, "curve.png"), title=title)
         write_html_report(staging.staged(html_path), [ev.report], figure, title=title)
         if footprints is not None:
-            write_gpkg(ev.footprints, footprints[0], layer=footprints[1], mode="w", overwrite=overwrite_footprints,
-                       staging=staging)
+            write_vector(ev.footprints, footprints[0], layer=footprints[1], mode="w", overwrite=overwrite_footprints,
+                         staging=staging)
