@@ -79,8 +79,8 @@ class AutoAnnotateAlgorithm(RitmAlgorithm):
         from ritm_qgis.engine.geo.raster_io import raster_meta
         from ritm_qgis.engine.interactive.backends import build_backend, model_label
         from ritm_qgis.engine.interactive.predictor import Predictor
-        from ritm_qgis.engine.protocol.geo_annotate import annotate_raster
-        from ritm_qgis.engine.reports.annotation_outputs import annotation_frames, write_annotation_figures
+        from ritm_qgis.engine.jobs.geo_annotate import annotate_raster
+        from ritm_qgis.engine.jobs.annotation_outputs import annotation_frames, write_annotation_figures
 
         raster = raster_file(self, parameters, self.INPUT, context)
         ref_layer = self.parameterAsVectorLayer(parameters, self.REFERENCE, context)

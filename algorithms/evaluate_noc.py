@@ -106,7 +106,7 @@ class EvaluateNocAlgorithm(RitmAlgorithm):
         from ritm_qgis.engine.geo.output_paths import check_writable
         from ritm_qgis.engine.interactive.backends import build_backend, model_label
         from ritm_qgis.engine.interactive.predictor import Predictor
-        from ritm_qgis.engine.protocol.geo_evaluation import evaluate_raster, write_evaluation_outputs
+        from ritm_qgis.engine.jobs.geo_evaluation import evaluate_raster, write_evaluation_outputs
         from ritm_qgis.engine.protocol.noc import parse_thresholds
 
         raster = raster_file(self, parameters, self.INPUT, context)

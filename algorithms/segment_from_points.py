@@ -78,7 +78,7 @@ class SegmentFromPointsAlgorithm(RitmAlgorithm):
         from ritm_qgis.engine.geo.output_paths import check_writable
         from ritm_qgis.engine.geo.raster_io import raster_meta
         from ritm_qgis.engine.interactive.backends import build_backend, model_label
-        from ritm_qgis.engine.interactive.click_points import ClickPoint, group_clicks, parse_sign, segment_objects
+        from ritm_qgis.engine.jobs.click_points import ClickPoint, group_clicks, parse_sign, segment_objects
         from ritm_qgis.engine.interactive.predictor import Predictor
 
         raster = raster_file(self, parameters, self.INPUT, context)

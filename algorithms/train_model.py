@@ -75,6 +75,7 @@ class TrainModelAlgorithm(RitmAlgorithm):
         from ritm_qgis.core.errors import RitmError
         from ritm_qgis.engine.geo.output_paths import check_writable
         from ritm_qgis.engine.geo.vector_io import write_gpkg
+        from ritm_qgis.engine.data.specs import RasterSpec
         from ritm_qgis.engine.training import TrainConfig, train
 
         raster = raster_file(self, parameters, self.INPUT, context)
@@ -91,7 +92,7 @@ class TrainModelAlgorithm(RitmAlgorithm):
             footprints = os.path.join(tmp, "footprints.gpkg")
             write_gpkg(frame, footprints, layer="footprints", mode="w")
             cfg = TrainConfig(
-                train_data=[f"raster:{raster}:{footprints}:{mode}"], out=out,
+                train_data=[RasterSpec(raster, footprints, mode)], out=out,
                 init=self.parameterAsString(parameters, self.INIT, context).strip() or "none",
                 arch=self.parameterAsString(parameters, self.ARCH, context).strip() or "hrnet18s",
                 epochs=self.parameterAsInt(parameters, self.EPOCHS, context),

@@ -13,7 +13,7 @@ from ritm_qgis.core.atomic import OutputSet, incomplete_path, remove_file
 from ritm_qgis.core.errors import RitmError
 from ritm_qgis.engine.interactive.backends import model_label
 from ritm_qgis.engine.protocol.noc import parse_thresholds
-from ritm_qgis.engine.reports.sample_outputs import IOUS_FILE, SAMPLES_FILE, write_sample_outputs
+from ritm_qgis.engine.reports.sample_table import IOUS_FILE, SAMPLES_FILE, write_sample_outputs
 
 HELP = ("Evaluate models with simulated clicks (NoC, >=max, Avg IoU, per-click IoU) on a dataset and write "
         "IoU arrays, per-sample CSVs, report.json, a Markdown table and figures.")
@@ -128,11 +128,11 @@ def check_arguments(args) -> tuple:
 
 
 def run(args) -> int:
-    from ritm_qgis.engine.data.datasets import parse_dataset_spec
+    from ritm_qgis.engine.data.registry import open_dataset, parse_dataset_spec
     from ritm_qgis.engine.training.distributed import cleanup
 
     thresholds, labels = check_arguments(args)
-    dataset = parse_dataset_spec(args.dataset)
+    dataset = open_dataset(parse_dataset_spec(args.dataset, kinds=("grabcut", "davis", "folder", "inria", "raster")))
     indices = list(range(min(len(dataset), args.limit) if args.limit else len(dataset)))
     info, device = _distributed(args.device)
     try:

@@ -1,6 +1,6 @@
 """Evaluation samples: an image, its ground-truth mask and an optional ignore mask.
 
-Sources (``parse_dataset_spec`` turns a CLI spec into one of them):
+Sources (``registry.open_dataset`` opens a typed spec; the CLI's text forms are given here):
 
 - ``grabcut:DIR``  images/ + masks/NAME.png, 255 object, 128 uncertain band (ignored), 0 background;
 - ``davis:DIR``    images/ + masks/NAME.png, any value > 0 object (first channel), nothing ignored;
@@ -58,7 +58,8 @@ class Dataset:
         return Dataset(self.name, [self.names[i] for i in indices], lambda k: self.loader(indices[k]))
 
 
-def read_rgb(path: str) -> np.ndarray:
+def read_image_rgb(path: str) -> np.ndarray:
+    """An ordinary image file (PNG, JPEG...) as (H, W, 3) uint8 RGB; georeferenced rasters: geo.raster_io.read_rgb."""
     import cv2
 
     img = cv2.imread(path, cv2.IMREAD_UNCHANGED)
@@ -71,7 +72,7 @@ def read_rgb(path: str) -> np.ndarray:
     return np.ascontiguousarray(img[:, :, ::-1])
 
 
-def read_gray(path: str) -> np.ndarray:
+def read_image_gray(path: str) -> np.ndarray:
     import cv2
 
     m = cv2.imread(path, cv2.IMREAD_UNCHANGED)
@@ -113,7 +114,7 @@ def mask_folder(root: str, preset: str = "folder") -> Dataset:
 
     def load(i):
         name, img_path, mask_path = pairs[i]
-        image, raw = read_rgb(img_path), read_gray(mask_path)
+        image, raw = read_image_rgb(img_path), read_image_gray(mask_path)
         if raw.shape != image.shape[:2]:
             raise RitmError(f"mask '{mask_path}' is {raw.shape[1]}x{raw.shape[0]} but its image is "
                             f"{image.shape[1]}x{image.shape[0]}; they must have the same size")
@@ -132,29 +133,8 @@ def inria_crops(root: str, split: str = "test") -> Dataset:
         raise RitmError(f"'{base}/images' holds no crops; run 'ritm-qgis prepare-inria' first")
 
     def load(i):
-        image = read_rgb(os.path.join(base, "images", names[i] + ".png"))
-        gt = read_gray(os.path.join(base, "gt", names[i] + ".png")) > 128
+        image = read_image_rgb(os.path.join(base, "images", names[i] + ".png"))
+        gt = read_image_gray(os.path.join(base, "gt", names[i] + ".png")) > 128
         return Sample(names[i], image, gt)
 
     return Dataset(f"inria:{split}", names, load)
-
-
-def parse_dataset_spec(spec: str) -> Dataset:
-    kind, sep, rest = spec.partition(":")
-    if not sep or not rest:
-        raise RitmError(f"--dataset takes KIND:PATH (grabcut:, davis:, folder:, inria:, raster:), not '{spec}'")
-    kind = kind.lower()
-    if kind in MASK_RULES:
-        return mask_folder(rest, kind)
-    if kind == "inria":
-        path, _, split = rest.partition(":")
-        return inria_crops(path, split or "test")
-    if kind == "raster":
-        from ritm_qgis.engine.data.geo_dataset import raster_footprint_dataset
-
-        parts = rest.split(":")
-        if len(parts) < 2:
-            raise RitmError("--dataset raster: takes raster:IMAGE.tif:FOOTPRINTS.gpkg[:tiles|buildings]")
-        mode = parts[2] if len(parts) > 2 else "tiles"
-        return raster_footprint_dataset(parts[0], parts[1], mode=mode)
-    raise RitmError(f"unknown dataset kind '{kind}'; use grabcut:, davis:, folder:, inria: or raster:")

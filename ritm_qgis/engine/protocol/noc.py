@@ -154,3 +154,4 @@ def noc_report(name: str, ious, thresholds=DEFAULT_THRESHOLDS, max_clicks: int |
         mean_iou_per_click=[float(v) for v in kept.mean(axis=0)],
         std_iou_per_click=[float(v) for v in kept.std(axis=0)],
     )
+

@@ -146,7 +146,7 @@ def write_evaluation_outputs(ev: GeoEvaluation, thresholds, *, table_path: str, 
     from ritm_qgis.engine.geo.vector_io import write_vector
     from ritm_qgis.engine.reports.figures import plot_iou_curves
     from ritm_qgis.engine.reports.report_html import write_html_report
-    from ritm_qgis.engine.reports.sample_outputs import samples_csv_text
+    from ritm_qgis.engine.reports.sample_table import samples_csv_text
 
     with OutputSet() as staging, tempfile.TemporaryDirectory(prefix="ritm-eval-") as tmp:
         with open(staging.staged(table_path), "w", encoding="utf-8") as f:
