@@ -70,10 +70,10 @@ class Requirement:
         return MODULE_OF.get(self.name.lower(), self.name.lower().replace("-", "_"))
 
 
-def read_requirements(path: str = REQUIREMENTS_FILE) -> list[Requirement]:
-    """The requirements of a pip requirements file (comments, options and markers ignored)."""
+def read_requirements(path: str | None = None) -> list[Requirement]:
+    """The requirements of a pip requirements file, the plugin's by default (comments, options and markers ignored)."""
     reqs = []
-    with open(path, encoding="utf-8") as f:
+    with open(path or REQUIREMENTS_FILE, encoding="utf-8") as f:
         for raw in f:
             line = raw.split("#", 1)[0].split(";", 1)[0].strip()
             if not line or line.startswith("-"):
