@@ -14,19 +14,19 @@ from qgis.core import QgsCoordinateReferenceSystem, QgsProcessingException
 
 
 def _isolate_geo_stack():
-    from ritm_qgis.engine.geos_compat import load_geo_stack_isolated
+    from ritm_qgis.core.geos_compat import load_geo_stack_isolated
 
     load_geo_stack_isolated()
 
 
-# see ritm_qgis/engine/geos_compat.py: inside QGIS, the pip wheels must not bind to QGIS's GDAL/PROJ/GEOS
+# see ritm_qgis/core/geos_compat.py: inside QGIS, the pip wheels must not bind to QGIS's GDAL/PROJ/GEOS
 _isolate_geo_stack()
 
 
 @contextlib.contextmanager
 def engine_errors():
     """Turn the engine's RitmError (a sentence for the user) into a QgsProcessingException."""
-    from ritm_qgis.engine.errors import RitmError
+    from ritm_qgis.core.errors import RitmError
 
     try:
         yield

@@ -91,14 +91,14 @@ class AutoAnnotateAlgorithm(QgsProcessingAlgorithm):
 
     def processAlgorithm(self, parameters, context, feedback):  # noqa: N802
         from ._layers import engine_errors, layer_to_frame, raster_file  # first: isolates the geo stack
-        from ritm_qgis.commands.evaluate import model_label
-        from ritm_qgis.engine.backends import build_backend
-        from ritm_qgis.engine.annotation_outputs import annotation_frames, write_annotation_figures
-        from ritm_qgis.engine.geo_annotate import annotate_raster
-        from ritm_qgis.engine.output_paths import check_writable, gpkg_path
-        from ritm_qgis.engine.predictor import Predictor
-        from ritm_qgis.engine.raster_io import raster_meta
-        from ritm_qgis.engine.vector_io import write_gpkg
+        from ritm_qgis.engine.interactive.backends import model_label
+        from ritm_qgis.engine.interactive.backends import build_backend
+        from ritm_qgis.engine.jobs.annotation_outputs import annotation_frames, write_annotation_figures
+        from ritm_qgis.engine.jobs.geo_annotate import annotate_raster
+        from ritm_qgis.engine.geo.output_paths import check_writable, gpkg_path
+        from ritm_qgis.engine.interactive.predictor import Predictor
+        from ritm_qgis.engine.geo.raster_io import raster_meta
+        from ritm_qgis.engine.geo.vector_io import write_gpkg
 
         raster = raster_file(self, parameters, self.INPUT, context)
         ref_layer = self.parameterAsVectorLayer(parameters, self.REFERENCE, context)
@@ -122,7 +122,7 @@ class AutoAnnotateAlgorithm(QgsProcessingAlgorithm):
                 bounds = (rect.xMinimum(), rect.yMinimum(), rect.xMaximum(), rect.yMaximum())
             reference = layer_to_frame(ref_layer, what="reference layer") if ref_layer is not None else None
             if reference is not None:
-                from ritm_qgis.engine.footprints import load_footprints
+                from ritm_qgis.engine.geo.footprints import load_footprints
 
                 reference = load_footprints(reference, raster_meta(raster).grid)
             backend = build_backend(spec, device)

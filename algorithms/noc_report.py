@@ -60,11 +60,11 @@ class NocReportAlgorithm(QgsProcessingAlgorithm):
             self.OUTPUT_JSON, "Metrics as JSON", "JSON files (*.json)", optional=True, createByDefault=False))
 
     def processAlgorithm(self, parameters, context, feedback):  # noqa: N802
-        from ritm_qgis.commands.noc_report import load_iou_array, parse_thresholds
-        from ritm_qgis.engine.errors import RitmError
-        from ritm_qgis.engine.figures import plot_iou_curves
-        from ritm_qgis.engine.noc import noc_report
-        from ritm_qgis.engine.report_html import write_html_report
+        from ritm_qgis.engine.protocol.noc import load_iou_array, parse_thresholds
+        from ritm_qgis.core.errors import RitmError
+        from ritm_qgis.engine.reports.figures import plot_iou_curves
+        from ritm_qgis.engine.protocol.noc import noc_report
+        from ritm_qgis.engine.reports.report_html import write_html_report
 
         paths = self.parameterAsFileList(parameters, self.IOUS, context)
         if not paths:
@@ -89,7 +89,7 @@ class NocReportAlgorithm(QgsProcessingAlgorithm):
             if out_json:
                 import json
 
-                from ritm_qgis.engine.atomic import write_text_atomically
+                from ritm_qgis.core.atomic import write_text_atomically
 
                 write_text_atomically(out_json, json.dumps({r.name: r.to_json() for r in reports}, indent=2))
         except RitmError as exc:

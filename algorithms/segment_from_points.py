@@ -90,13 +90,13 @@ class SegmentFromPointsAlgorithm(QgsProcessingAlgorithm):
 
     def processAlgorithm(self, parameters, context, feedback):  # noqa: N802
         from ._layers import crs_text, engine_errors, python_value, raster_file  # first: isolates the geo stack
-        from ritm_qgis.commands.evaluate import model_label
-        from ritm_qgis.engine.backends import build_backend
-        from ritm_qgis.engine.click_points import ClickPoint, group_clicks, parse_sign, segment_objects
-        from ritm_qgis.engine.output_paths import check_writable, gpkg_path
-        from ritm_qgis.engine.predictor import Predictor
-        from ritm_qgis.engine.raster_io import raster_meta
-        from ritm_qgis.engine.vector_io import write_gpkg
+        from ritm_qgis.engine.interactive.backends import model_label
+        from ritm_qgis.engine.interactive.backends import build_backend
+        from ritm_qgis.engine.jobs.click_points import ClickPoint, group_clicks, parse_sign, segment_objects
+        from ritm_qgis.engine.geo.output_paths import check_writable, gpkg_path
+        from ritm_qgis.engine.interactive.predictor import Predictor
+        from ritm_qgis.engine.geo.raster_io import raster_meta
+        from ritm_qgis.engine.geo.vector_io import write_gpkg
 
         raster = raster_file(self, parameters, self.INPUT, context)
         layer = self.parameterAsVectorLayer(parameters, self.POINTS, context)

@@ -77,8 +77,8 @@ class TileRasterAlgorithm(QgsProcessingAlgorithm):
 
     def processAlgorithm(self, parameters, context, feedback):  # noqa: N802
         from ._layers import engine_errors, raster_file  # first: isolates the geo stack
-        from ritm_qgis.engine.output_paths import check_writable, gpkg_path
-        from ritm_qgis.engine.tiling import write_tiles
+        from ritm_qgis.engine.geo.output_paths import check_writable, gpkg_path
+        from ritm_qgis.engine.geo.tiling import write_tiles
 
         raster = raster_file(self, parameters, self.INPUT, context)
         size = self.parameterAsInt(parameters, self.TILE_SIZE, context)

@@ -79,9 +79,9 @@ class VectorizeMaskAlgorithm(QgsProcessingAlgorithm):
 
     def processAlgorithm(self, parameters, context, feedback):  # noqa: N802
         from ._layers import engine_errors, raster_file  # first: isolates the geo stack
-        from ritm_qgis.engine.output_paths import gpkg_path
-        from ritm_qgis.engine.vector_io import write_gpkg
-        from ritm_qgis.engine.vectorize import vectorize_raster
+        from ritm_qgis.engine.geo.output_paths import gpkg_path
+        from ritm_qgis.engine.geo.vector_io import write_gpkg
+        from ritm_qgis.engine.geo.vectorize import vectorize_raster
 
         raster = raster_file(self, parameters, self.INPUT, context)
         band = self.parameterAsInt(parameters, self.BAND, context) or 1

@@ -43,9 +43,9 @@ def main(argv=None):
     app.initQgis()
     from qgis.gui import QgsMapCanvas
 
-    from ritm_qgis.engine.predictor import NetworkBackend, Predictor
-    from ritm_qgis.engine.grabcut_backend import GrabCutBackend
-    from ritm_qgis.engine.synthetic_scene import make_scene, write_scene
+    from ritm_qgis.engine.interactive.predictor import NetworkBackend, Predictor
+    from ritm_qgis.engine.interactive.grabcut_backend import GrabCutBackend
+    from ritm_qgis.engine.geo.synthetic_scene import make_scene, write_scene
     from ritm_qgis.gui.maptool import RitmMapTool
     from ritm_qgis.gui.settings import ToolSettings
 

@@ -36,9 +36,9 @@ import warnings
 import numpy as np
 import torch
 
-from ritm_qgis.engine import zoom_in as zi
-from ritm_qgis.engine.clicker import ClickHistory, next_click
-from ritm_qgis.engine.predictor import NetworkBackend, Predictor
+from ritm_qgis.engine.interactive import zoom_in as zi
+from ritm_qgis.engine.protocol.clicker import ClickHistory, next_click
+from ritm_qgis.engine.interactive.predictor import NetworkBackend, Predictor
 from ritm_qgis.models import create_model
 from ritm_qgis.models.testing import randomize_
 

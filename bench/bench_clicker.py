@@ -9,7 +9,7 @@ Run: .venv/bin/python bench/bench_clicker.py
 import cv2
 import numpy as np
 
-from ritm_qgis.engine.clicker import next_click, next_clicks
+from ritm_qgis.engine.protocol.clicker import next_click, next_clicks
 from timing import best_of_interleaved
 
 N, H, W = 256, 500, 500

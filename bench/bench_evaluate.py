@@ -15,11 +15,11 @@ import time
 
 import numpy as np
 
-from ritm_qgis.engine.datasets import Dataset, Sample
-from ritm_qgis.engine.evaluation import evaluate
-from ritm_qgis.engine.predictor import NetworkBackend, Predictor
-from ritm_qgis.engine.synthetic_scene import make_scene
-from ritm_qgis.engine.zoom_in import ZoomInParams
+from ritm_qgis.engine.data.datasets import Dataset, Sample
+from ritm_qgis.engine.protocol.evaluation import evaluate
+from ritm_qgis.engine.interactive.predictor import NetworkBackend, Predictor
+from ritm_qgis.engine.geo.synthetic_scene import make_scene
+from ritm_qgis.engine.interactive.zoom_in import ZoomInParams
 from ritm_qgis.models import create_model
 from ritm_qgis.models.testing import randomize_
 

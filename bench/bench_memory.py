@@ -61,9 +61,9 @@ print("buildings", len(gdf))
 PRELUDE = """
 import resource, sys, time
 sys.path.insert(0, {root!r})
-from ritm_qgis.engine.raster_io import open_raster, raster_stretch, read_rgb
-from ritm_qgis.engine.tiling import write_tiles
-from ritm_qgis.engine.vectorize import vectorize_raster
+from ritm_qgis.engine.geo.raster_io import open_raster, raster_stretch, read_rgb
+from ritm_qgis.engine.geo.tiling import write_tiles
+from ritm_qgis.engine.geo.vectorize import vectorize_raster
 SRC, OUT = {src!r}, {out!r}
 t0 = time.perf_counter()
 """

@@ -30,7 +30,7 @@ from affine import Affine
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from ritm_qgis.engine.tiling import write_tiles  # noqa: E402
+from ritm_qgis.engine.geo.tiling import write_tiles  # noqa: E402
 
 from timing import best_of_interleaved  # noqa: E402
 
@@ -78,7 +78,7 @@ def main() -> None:
             return write_tiles(src, d, size=args.tile, edge="drop", index_path=d / "index.gpkg")
 
         code = (f"import sys; sys.path.insert(0, {str(ROOT)!r});"
-                "from ritm_qgis.engine.tiling import write_tiles;"
+                "from ritm_qgis.engine.geo.tiling import write_tiles;"
                 f"write_tiles({str(src)!r}, {str(tmp / 'proc')!r}, size={args.tile})")
 
         def ours_process():

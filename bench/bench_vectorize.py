@@ -32,8 +32,8 @@ from affine import Affine
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from ritm_qgis.engine.vector_io import write_gpkg  # noqa: E402
-from ritm_qgis.engine.vectorize import vectorize_raster  # noqa: E402
+from ritm_qgis.engine.geo.vector_io import write_gpkg  # noqa: E402
+from ritm_qgis.engine.geo.vectorize import vectorize_raster  # noqa: E402
 
 from timing import best_of_interleaved  # noqa: E402
 
@@ -96,8 +96,8 @@ def main() -> None:
             return gdf
 
         code = (f"import sys; sys.path.insert(0, {str(ROOT)!r});"
-                "from ritm_qgis.engine.vectorize import vectorize_raster;"
-                "from ritm_qgis.engine.vector_io import write_gpkg;"
+                "from ritm_qgis.engine.geo.vectorize import vectorize_raster;"
+                "from ritm_qgis.engine.geo.vector_io import write_gpkg;"
                 f"write_gpkg(vectorize_raster({str(src)!r}, simplify={SIMPLIFY}),"
                 f" {str(tmp / 'ours_proc.gpkg')!r})")
 

@@ -27,8 +27,8 @@ from typing import Any, Dict, Mapping, Optional, Tuple, Union
 
 import torch
 
-from ritm_qgis.engine.atomic import atomic_path
-from ritm_qgis.engine.errors import RitmError
+from ritm_qgis.core.atomic import atomic_path
+from ritm_qgis.core.errors import RitmError
 
 from .network import IMAGENET_MEAN, IMAGENET_STD, ModelConfig, RitmHRNet
 from .registry import arch_name_for, count_parameters, create_model, get_config

@@ -20,7 +20,7 @@ from typing import Dict, Optional
 
 import torch.nn as nn
 
-from ritm_qgis.engine.errors import RitmError
+from ritm_qgis.core.errors import RitmError
 
 from .network import ModelConfig, RitmHRNet
 

@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Dict, Optional
 
-from ritm_qgis.engine.errors import RitmError
+from ritm_qgis.core.errors import RitmError
 
 __all__ = [
     "WeightsEntry",

@@ -17,8 +17,8 @@ def classFactory(iface):  # noqa: N802 (QGIS's name)
 
     deps.activate(deps.target_folder(QgsApplication.qgisSettingsDirPath()))
     # Before anything imports rasterio/shapely/pyproj inside QGIS: bind the pip wheels to their own
-    # GDAL/PROJ/GEOS rather than QGIS's (see engine/geos_compat.py). A no-op where they are missing.
-    from .engine.geos_compat import load_geo_stack_isolated
+    # GDAL/PROJ/GEOS rather than QGIS's (see core/geos_compat.py). A no-op where they are missing.
+    from .core.geos_compat import load_geo_stack_isolated
 
     load_geo_stack_isolated()
     from .plugin import RitmQgisPlugin

@@ -11,7 +11,7 @@ import importlib
 import sys
 
 from ritm_qgis import __version__
-from ritm_qgis.engine.errors import RitmError
+from ritm_qgis.core.errors import RitmError
 
 # subcommand name -> module in ritm_qgis.commands
 COMMANDS = {

@@ -3,7 +3,7 @@
 The issue-6 held-out aerial set (docs/training.md, "Held-out aerial set") is evaluated per *tile*
 (the paper's protocol, ``out/holdout``). This script adds the map-tool user's level: one sample
 per *building*, that building alone is the target, its neighbours are background (the engine's
-``raster:...:buildings`` mode, ``ritm_qgis/engine/geo_dataset.py``):
+``raster:...:buildings`` mode, ``ritm_qgis/engine/data/geo_dataset.py``):
 
 1. every SpaceNet Rio mask (GeoTIFF, same grid as its image) is vectorized with the engine's
    ``vectorize_raster`` into ``OUT/footprints/imgNN.gpkg`` (exact pixel outlines, EPSG:4326);
@@ -55,8 +55,8 @@ def chip_name(path: str) -> str:
 
 def vectorize_chip(mask_path: str, out_gpkg: str, min_pixels: int = 16) -> int:
     """Footprints of one SpaceNet mask GeoTIFF -> GeoPackage; returns the number of buildings."""
-    from ritm_qgis.engine.vector_io import write_gpkg
-    from ritm_qgis.engine.vectorize import vectorize_raster
+    from ritm_qgis.engine.geo.vector_io import write_gpkg
+    from ritm_qgis.engine.geo.vectorize import vectorize_raster
 
     gdf = vectorize_raster(mask_path, min_pixels=min_pixels)
     if len(gdf) == 0:
@@ -90,7 +90,7 @@ def export_buildings(image_path: str, gpkg: str, out: str, prefix: str, zoom_out
     (and a copy resized to a longer side of ``zoom`` px into ZOOM_OUT/{images,masks})."""
     import cv2
 
-    from ritm_qgis.engine.geo_dataset import raster_footprint_dataset
+    from ritm_qgis.engine.data.geo_dataset import raster_footprint_dataset
 
     outs = [out] + ([zoom_out] if zoom_out else [])
     for o in outs:

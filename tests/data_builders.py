@@ -87,8 +87,8 @@ def spacenet_chips(root):
 
 def spacenet_reference(mask_path, out_gpkg) -> str:
     """A reference footprint layer built from a chip's 0/255 mask with the engine's vectorize_mask."""
-    from ritm_qgis.engine.raster_io import raster_meta
-    from ritm_qgis.engine.vectorize import vectorize_mask
+    from ritm_qgis.engine.geo.raster_io import raster_meta
+    from ritm_qgis.engine.geo.vectorize import vectorize_mask
 
     with rasterio.open(mask_path) as ds:
         m = ds.read(1)

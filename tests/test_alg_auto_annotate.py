@@ -33,7 +33,7 @@ def test_footprint_reference_gives_polygons_clicks_and_figures(provider, tmp_pat
     assert len(polys) >= 1 and polys.crs.to_epsg() == 32633
     import shapely
 
-    from ritm_qgis.engine.raster_io import raster_meta
+    from ritm_qgis.engine.geo.raster_io import raster_meta
 
     truth = gpd.read_file(gpkg).union_all().intersection(shapely.box(*raster_meta(raster).grid.bounds))
     iou = polys.union_all().intersection(truth).area / polys.union_all().union(truth).area

@@ -29,10 +29,10 @@ def run(params, feedback=None):
 
 
 def engine_ious(raster, reference, mode="tiles", max_clicks=5, tile_size=500):
-    from ritm_qgis.engine.evaluation import evaluate
-    from ritm_qgis.engine.geo_dataset import raster_footprint_dataset
-    from ritm_qgis.engine.grabcut_backend import GrabCutBackend
-    from ritm_qgis.engine.predictor import Predictor
+    from ritm_qgis.engine.protocol.evaluation import evaluate
+    from ritm_qgis.engine.data.geo_dataset import raster_footprint_dataset
+    from ritm_qgis.engine.interactive.grabcut_backend import GrabCutBackend
+    from ritm_qgis.engine.interactive.predictor import Predictor
 
     backend = GrabCutBackend()
     cv2.setRNGSeed(0)
@@ -55,7 +55,7 @@ def test_spacenet_chip_report_equals_the_engine_evaluation(provider, tmp_path, c
     ours = np.load(res["OUTPUT_IOUS"])
     ref = engine_ious(image, reference, max_clicks=5, tile_size=200)
     np.testing.assert_array_equal(ours, ref)
-    from ritm_qgis.engine.noc import noc_report
+    from ritm_qgis.engine.protocol.noc import noc_report
 
     report = noc_report("grabcut", ref, (0.8, 0.85, 0.9))
     assert res["N_SAMPLES"] == report.n_samples > 0 and res["N_EMPTY"] == report.n_empty_dropped

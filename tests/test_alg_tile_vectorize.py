@@ -146,7 +146,7 @@ def test_vectorize_mask_uint16_with_nodata(provider, tmp_path):
 
 
 def test_vectorize_mask_spacenet_chip_counts_its_buildings(provider, tmp_path):
-    from ritm_qgis.engine.vectorize import vectorize_raster
+    from ritm_qgis.engine.geo.vectorize import vectorize_raster
 
     mask = str(shared_path("aerial", "spacenet_rio", "masks", "3band_013022223130_Public_img50.tif"))
     res = run("vectorize_mask", {"INPUT": mask, "OUTPUT": str(tmp_path / "rio.gpkg")})

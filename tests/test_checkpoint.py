@@ -8,7 +8,7 @@ import pickle
 import pytest
 import torch
 
-from ritm_qgis.engine.errors import RitmError
+from ritm_qgis.core.errors import RitmError
 from ritm_qgis.models import (
     count_parameters,
     create_model,

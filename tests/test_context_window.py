@@ -5,13 +5,13 @@ import pytest
 import rasterio
 from affine import Affine
 
-from ritm_qgis.engine.context_window import WindowBox, context_window, keeps_window, pixel_index
-from ritm_qgis.engine.errors import RitmError
-from ritm_qgis.engine.grabcut_backend import GrabCutBackend
-from ritm_qgis.engine.predictor import Predictor
-from ritm_qgis.engine.raster_io import pixel_to_map
-from ritm_qgis.engine.raster_session import OutlineSettings, RasterSession
-from ritm_qgis.engine.synthetic_scene import make_scene, write_scene
+from ritm_qgis.engine.interactive.context_window import WindowBox, context_window, keeps_window, pixel_index
+from ritm_qgis.core.errors import RitmError
+from ritm_qgis.engine.interactive.grabcut_backend import GrabCutBackend
+from ritm_qgis.engine.interactive.predictor import Predictor
+from ritm_qgis.engine.geo.raster_io import pixel_to_map
+from ritm_qgis.engine.interactive.raster_session import OutlineSettings, RasterSession
+from ritm_qgis.engine.geo.synthetic_scene import make_scene, write_scene
 
 
 def test_window_is_min_size_centred_on_one_click():

@@ -8,11 +8,11 @@ import numpy as np
 import pytest
 
 from ritm_qgis.cli import main
-from ritm_qgis.engine.datasets import Sample
-from ritm_qgis.engine.evaluation import annotate
-from ritm_qgis.engine.grabcut_backend import GrabCutBackend
-from ritm_qgis.engine.predictor import Predictor
-from ritm_qgis.engine.synthetic_scene import make_scene
+from ritm_qgis.engine.data.datasets import Sample
+from ritm_qgis.engine.protocol.evaluation import annotate
+from ritm_qgis.engine.interactive.grabcut_backend import GrabCutBackend
+from ritm_qgis.engine.interactive.predictor import Predictor
+from ritm_qgis.engine.geo.synthetic_scene import make_scene
 
 
 def test_scene_has_buildings_of_several_shapes_and_exact_footprints(tmp_path):

@@ -7,7 +7,7 @@ import threading
 import pytest
 
 from ritm_qgis import cli
-from ritm_qgis.engine.errors import RitmError
+from ritm_qgis.core.errors import RitmError
 from ritm_qgis.models import OFFICIAL_WEIGHTS, cache_dir, cached_path, download, download_weights, list_models
 
 PAYLOAD = bytes((i * 7 + i // 251) % 256 for i in range(300_000))

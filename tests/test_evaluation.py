@@ -8,10 +8,11 @@ import cv2
 import numpy as np
 import pytest
 
-from ritm_qgis.engine.datasets import mask_folder, parse_dataset_spec
-from ritm_qgis.engine.errors import RitmError
-from ritm_qgis.engine.evaluation import Cancelled, evaluate
-from ritm_qgis.engine.noc import noc_report
+from ritm_qgis.engine.data.datasets import mask_folder
+from ritm_qgis.engine.data.registry import open_dataset, parse_dataset_spec
+from ritm_qgis.core.errors import RitmError
+from ritm_qgis.engine.protocol.evaluation import Cancelled, evaluate
+from ritm_qgis.engine.protocol.noc import noc_report
 
 from conftest import ROOT, shared_path
 
@@ -48,8 +49,8 @@ def tiny_net_file(tmp_path_factory):
 
 def network_sessions(path):
     """Sessions on the tiny network; a small zoom-in target keeps the test fast on 2 cores."""
-    from ritm_qgis.engine.predictor import NetworkBackend, Predictor
-    from ritm_qgis.engine.zoom_in import ZoomInParams
+    from ritm_qgis.engine.interactive.predictor import NetworkBackend, Predictor
+    from ritm_qgis.engine.interactive.zoom_in import ZoomInParams
 
     backend = NetworkBackend.from_checkpoint(str(path), device="cpu")
     zoom = ZoomInParams(target_size=96, min_crop_size=48)
@@ -69,10 +70,10 @@ def test_same_ious_whatever_the_batch_size(tmp_path, tiny_net_file):
 
 
 def test_grabcut_backend_on_real_grabcut_images():
-    from ritm_qgis.engine.grabcut_backend import GrabCutBackend
-    from ritm_qgis.engine.predictor import Predictor
+    from ritm_qgis.engine.interactive.grabcut_backend import GrabCutBackend
+    from ritm_qgis.engine.interactive.predictor import Predictor
 
-    ds = parse_dataset_spec(f"grabcut:{shared_path('grabcut')}")
+    ds = open_dataset(parse_dataset_spec(f"grabcut:{shared_path('grabcut')}"))
     assert len(ds) == 50
     backend = GrabCutBackend()
     r = evaluate(ds, lambda: Predictor(backend), "grabcut", max_clicks=5, indices=range(4))
@@ -97,8 +98,8 @@ def test_cancel_raises_after_handing_out_finished_batches(tmp_path, tiny_net_fil
 
 
 def test_common_zoom_in_size_makes_each_click_step_one_forward_pass(tmp_path):
-    from ritm_qgis.engine.predictor import NetworkBackend, Predictor
-    from ritm_qgis.engine.zoom_in import ZoomInParams
+    from ritm_qgis.engine.interactive.predictor import NetworkBackend, Predictor
+    from ritm_qgis.engine.interactive.zoom_in import ZoomInParams
 
     class CountingBackend(NetworkBackend):
         shapes: list = []
@@ -160,11 +161,11 @@ def test_evaluate_command_outputs_agree_with_noc_report(tmp_path, tiny_net_file)
 
 def test_bad_dataset_specs_are_explained(tmp_path):
     with pytest.raises(RitmError, match="KIND:PATH"):
-        parse_dataset_spec("nocolon")
+        open_dataset(parse_dataset_spec("nocolon"))
     with pytest.raises(RitmError, match="images/ and masks/"):
-        parse_dataset_spec(f"grabcut:{tmp_path}")
+        open_dataset(parse_dataset_spec(f"grabcut:{tmp_path}"))
     with pytest.raises(RitmError, match="prepare-inria"):
-        parse_dataset_spec(f"inria:{tmp_path}")
+        open_dataset(parse_dataset_spec(f"inria:{tmp_path}"))
 
 
 def test_torchrun_with_two_cpu_processes_gives_the_single_process_arrays(tmp_path, tiny_net_file):

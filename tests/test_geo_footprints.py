@@ -1,4 +1,4 @@
-"""Rasterizing footprint layers onto a raster grid (ritm_qgis.engine.footprints)."""
+"""Rasterizing footprint layers onto a raster grid (ritm_qgis.engine.geo.footprints)."""
 
 import glob
 
@@ -12,10 +12,10 @@ from rasterio.crs import CRS
 from rasterio.windows import Window
 
 from conftest import shared_path
-from ritm_qgis.engine.errors import RitmError
-from ritm_qgis.engine.footprints import load_footprints, rasterize_footprints
-from ritm_qgis.engine.raster_io import RasterGrid, raster_meta
-from ritm_qgis.engine.vectorize import vectorize_mask
+from ritm_qgis.core.errors import RitmError
+from ritm_qgis.engine.geo.footprints import load_footprints, rasterize_footprints
+from ritm_qgis.engine.geo.raster_io import RasterGrid, raster_meta
+from ritm_qgis.engine.geo.vectorize import vectorize_mask
 
 GRID = RasterGrid(CRS.from_epsg(32633), Affine(1.0, 0, 500000, 0, -1.0, 5000100), 100, 100)
 

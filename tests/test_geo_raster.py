@@ -1,4 +1,4 @@
-"""Raster windows and normalisation to RGB uint8 (ritm_qgis.engine.raster_io)."""
+"""Raster windows and normalisation to RGB uint8 (ritm_qgis.engine.geo.raster_io)."""
 
 import warnings
 
@@ -10,8 +10,8 @@ from rasterio.enums import ColorInterp
 from rasterio.windows import Window
 
 from conftest import shared_path
-from ritm_qgis.engine.errors import RitmError
-from ritm_qgis.engine.raster_io import (
+from ritm_qgis.core.errors import RitmError
+from ritm_qgis.engine.geo.raster_io import (
     Stretch,
     map_to_pixel,
     pixel_to_map,

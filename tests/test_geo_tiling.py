@@ -9,8 +9,8 @@ import rasterio
 from affine import Affine
 
 from conftest import shared_path
-from ritm_qgis.engine.errors import RitmError
-from ritm_qgis.engine.tiling import tile_grid, write_tiles
+from ritm_qgis.core.errors import RitmError
+from ritm_qgis.engine.geo.tiling import tile_grid, write_tiles
 
 T = Affine(0.3, 0, 600000, 0, -0.3, 4500000)
 

@@ -7,8 +7,8 @@ import geopandas as gpd
 import pytest
 import shapely
 
-from ritm_qgis.engine.errors import RitmError
-from ritm_qgis.engine.vector_io import list_layers, write_gpkg
+from ritm_qgis.core.errors import RitmError
+from ritm_qgis.engine.geo.vector_io import list_layers, write_gpkg
 
 
 def frame(names, crs="EPSG:32633"):

@@ -1,4 +1,4 @@
-"""Vectorize, simplify, regularise (ritm_qgis.engine.vectorize / regularize)."""
+"""Vectorize, simplify, regularise (ritm_qgis.engine.geo.vectorize / regularize)."""
 
 import math
 
@@ -12,11 +12,11 @@ from rasterio import features
 from rasterio.crs import CRS
 from shapely import affinity
 
-from ritm_qgis.engine.errors import RitmError
-from ritm_qgis.engine.footprints import rasterize_footprints
-from ritm_qgis.engine.raster_io import RasterGrid
-from ritm_qgis.engine.regularize import regularize_polygon, within_tolerance
-from ritm_qgis.engine.vectorize import (
+from ritm_qgis.core.errors import RitmError
+from ritm_qgis.engine.geo.footprints import rasterize_footprints
+from ritm_qgis.engine.geo.raster_io import RasterGrid
+from ritm_qgis.engine.geo.regularize import regularize_polygon, within_tolerance
+from ritm_qgis.engine.geo.vectorize import (
     metric_area_perimeter,
     trace_polygons,
     vectorize_mask,

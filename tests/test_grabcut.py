@@ -9,10 +9,10 @@ import cv2
 import numpy as np
 import pytest
 
-from ritm_qgis.engine.clicker import ClickHistory, next_click
-from ritm_qgis.engine.grabcut_backend import GrabCutBackend
-from ritm_qgis.engine.metrics import mask_iou
-from ritm_qgis.engine.predictor import Predictor
+from ritm_qgis.engine.protocol.clicker import ClickHistory, next_click
+from ritm_qgis.engine.interactive.grabcut_backend import GrabCutBackend
+from ritm_qgis.engine.protocol.metrics import mask_iou
+from ritm_qgis.engine.interactive.predictor import Predictor
 
 DATA = "/work/shared/data/grabcut"
 # every 16th image of the sorted data set
@@ -104,7 +104,7 @@ def test_grabcut_clicks_are_honoured_and_negative_only_is_empty():
 
 def test_grabcut_seed_labels():
     backend = GrabCutBackend(radius=3)
-    from ritm_qgis.engine.clicker import Click
+    from ritm_qgis.engine.interactive.click_encoding import Click
 
     lab = backend.labels((100, 100), [Click(50, 50, True), Click(52, 50, False)], np.zeros((100, 100), np.float32))
     assert lab[52, 50] == cv2.GC_BGD  # the later negative click wins where disks overlap
@@ -114,9 +114,9 @@ def test_grabcut_seed_labels():
 
 
 def test_grabcut_is_deterministic_and_the_click_prior_handles_many_buildings():
-    from ritm_qgis.engine.datasets import Sample
-    from ritm_qgis.engine.evaluation import annotate
-    from ritm_qgis.engine.synthetic_scene import make_scene
+    from ritm_qgis.engine.data.datasets import Sample
+    from ritm_qgis.engine.protocol.evaluation import annotate
+    from ritm_qgis.engine.geo.synthetic_scene import make_scene
 
     import cv2
 

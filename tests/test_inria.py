@@ -8,9 +8,9 @@ import pytest
 import rasterio
 
 from ritm_qgis.cli import main
-from ritm_qgis.engine.datasets import inria_crops, read_gray, read_rgb
-from ritm_qgis.engine.errors import RitmError
-from ritm_qgis.engine.inria import find_tiles, prepare_inria
+from ritm_qgis.engine.data.datasets import inria_crops, read_gray, read_rgb
+from ritm_qgis.core.errors import RitmError
+from ritm_qgis.engine.data.inria import find_tiles, prepare_inria
 
 pytestmark = pytest.mark.filterwarnings("ignore::rasterio.errors.NotGeoreferencedWarning")
 

@@ -21,9 +21,9 @@ from qgis.PyQt.QtCore import QObject, QPoint, Qt
 from qgis.PyQt.QtTest import QTest
 
 from conftest import shared_path
-from ritm_qgis.engine.synthetic_scene import make_scene, write_scene
-from ritm_qgis.engine.vectorize import vectorize_mask
-from ritm_qgis.engine.raster_io import raster_meta
+from ritm_qgis.engine.geo.synthetic_scene import make_scene, write_scene
+from ritm_qgis.engine.geo.vectorize import vectorize_mask
+from ritm_qgis.engine.geo.raster_io import raster_meta
 from ritm_qgis.gui.maptool import RitmMapTool
 from ritm_qgis.gui.settings import ToolSettings
 from ritm_qgis.gui.worker import InferenceWorker, Job
@@ -380,7 +380,7 @@ def test_switching_layers_mid_building_keeps_it_on_its_raster(scene, qgis_iface,
 def test_real_spacenet_chip_with_a_web_mercator_canvas(qgis_iface, qgis_canvas, canvas_tool, tmp_path):
     """Click inside a building of the real chip, then let RITM's simulated user place the next
     clicks (on the error the overlay shows), through real canvas clicks; accept after 6 clicks."""
-    from ritm_qgis.engine.clicker import next_click
+    from ritm_qgis.engine.protocol.clicker import next_click
 
     image = shared_path(*SPACENET, "images", CHIP)
     mask_path = shared_path(*SPACENET, "masks", CHIP)

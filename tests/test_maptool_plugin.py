@@ -5,7 +5,7 @@ import pytest
 from qgis.core import QgsProject, QgsRasterLayer, QgsSettings, QgsVectorLayer
 from qgis.PyQt.QtWidgets import QAction
 
-from ritm_qgis.engine.synthetic_scene import make_scene, write_scene
+from ritm_qgis.engine.geo.synthetic_scene import make_scene, write_scene
 from ritm_qgis.gui.dock import RitmDock
 from ritm_qgis.gui.maptool import RitmMapTool
 from ritm_qgis.gui.output import default_output_path

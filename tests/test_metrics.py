@@ -1,7 +1,7 @@
 import numpy as np
 import pytest
 
-from ritm_qgis.engine.metrics import all_metrics, confusion, mask_iou
+from ritm_qgis.engine.protocol.metrics import all_metrics, confusion, mask_iou
 
 
 def square(h, w, r0, r1, c0, c1):

@@ -18,7 +18,7 @@ import hashlib
 import pytest
 import torch
 
-from ritm_qgis.engine.errors import RitmError
+from ritm_qgis.core.errors import RitmError
 from ritm_qgis.models import (
     ModelConfig,
     arch_name_for,

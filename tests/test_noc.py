@@ -6,8 +6,8 @@ import numpy as np
 import pytest
 
 from ritm_qgis.cli import main
-from ritm_qgis.engine.errors import RitmError
-from ritm_qgis.engine.noc import noc_per_sample, noc_report
+from ritm_qgis.core.errors import RitmError
+from ritm_qgis.engine.protocol.noc import noc_per_sample, noc_report
 
 from conftest import ROOT, shared_path
 

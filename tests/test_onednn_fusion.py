@@ -4,7 +4,7 @@ import pytest
 import torch
 from torch import nn
 
-from ritm_qgis.engine import onednn_fusion
+from ritm_qgis.engine.runtime import onednn_fusion
 
 pytestmark = pytest.mark.skipif(not onednn_fusion.available(), reason="this torch build has no oneDNN")
 

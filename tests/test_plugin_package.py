@@ -36,7 +36,7 @@ def qgis_process(config, *args):
 def test_zip_has_one_plugin_folder_with_engine_models_and_algorithms(plugin_zip):
     names = zipfile.ZipFile(plugin_zip).namelist()
     assert all(n.startswith("ritm_qgis/") for n in names)
-    for required in ("ritm_qgis/metadata.txt", "ritm_qgis/__init__.py", "ritm_qgis/engine/noc.py",
+    for required in ("ritm_qgis/metadata.txt", "ritm_qgis/__init__.py", "ritm_qgis/engine/protocol/noc.py",
                      "ritm_qgis/models/__init__.py", "ritm_qgis/algorithms/noc_report.py", "ritm_qgis/LICENSE",
                      "ritm_qgis/deps.py", "ritm_qgis/requirements.txt", "ritm_qgis/gui/deps_dialog.py"):
         assert required in names

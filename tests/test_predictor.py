@@ -15,13 +15,14 @@ import numpy as np
 import pytest
 import torch
 
-from ritm_qgis.engine import zoom_in as zi
-from ritm_qgis.engine.click_encoding import flip_clicks, points_array
-from ritm_qgis.engine.clicker import Click, ClickHistory, next_click
-from ritm_qgis.engine.device import autocast, resolve_device
-from ritm_qgis.engine.errors import RitmError
-from ritm_qgis.engine.image_norm import to_rgb_float, to_rgb_uint8
-from ritm_qgis.engine.predictor import NetworkBackend, Predictor, predict_batch
+from ritm_qgis.engine.interactive import zoom_in as zi
+from ritm_qgis.engine.interactive.click_encoding import flip_clicks, points_array
+from ritm_qgis.engine.interactive.click_encoding import Click
+from ritm_qgis.engine.protocol.clicker import ClickHistory, next_click
+from ritm_qgis.engine.runtime.device import autocast, resolve_device
+from ritm_qgis.core.errors import RitmError
+from ritm_qgis.engine.geo.image_norm import to_rgb_float, to_rgb_uint8
+from ritm_qgis.engine.interactive.predictor import NetworkBackend, Predictor, predict_batch
 
 DATA = "/work/shared/data/grabcut"
 
@@ -393,7 +394,7 @@ def test_cli_predict_with_checkpoint_and_grabcut(tiny_net, tmp_path):
 
 
 def test_padded_click_rows_change_nothing(tiny_net):
-    from ritm_qgis.engine.cuda_graphs import pad_points
+    from ritm_qgis.engine.runtime.cuda_graphs import pad_points
 
     pts = torch.tensor([[[10.0, 12.0, 0], [30.0, 5.0, 1], [-1, -1, -1], [20.0, 40.0, 2], [-1, -1, -1], [-1, -1, -1]]])
     padded = pad_points(pts, bucket=8)

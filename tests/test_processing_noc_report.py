@@ -13,7 +13,7 @@ qgis_core = pytest.importorskip("qgis.core", reason="PyQGIS (Debian's python3-qg
 def test_report_and_json_match_the_engine(provider, tmp_path):
     import processing
 
-    from ritm_qgis.engine.noc import noc_report
+    from ritm_qgis.engine.protocol.noc import noc_report
     import numpy as np
 
     files = [str(shared_path("paper_ious", f"all_ious_{m}.npy")) for m in ("notrain", "finetune")]

@@ -7,7 +7,7 @@ import os
 
 import numpy as np
 
-from ritm_qgis.engine.errors import RitmError
+from ritm_qgis.core.errors import RitmError
 
 HELP = ("Simulate clicks on an image until a target IoU (the paper's demo) and write, per model, the overlay, "
         "the error map, the IoU-per-click plot and the number of clicks; a GeoTIFF also yields footprints and clicks "
@@ -37,14 +37,14 @@ def _is_georeferenced(path: str) -> bool:
 
 def load_demo_inputs(image_path: str, target_path: str):
     """(rgb uint8, target bool, invalid bool | None, grid | None)."""
-    from ritm_qgis.engine.datasets import read_gray, read_rgb
+    from ritm_qgis.engine.data.datasets import read_gray, read_rgb
 
     for label, path in (("image", image_path), ("target mask", target_path)):
         if not os.path.isfile(path):
             raise RitmError(f"no {label} at '{path}'")
     grid, invalid = None, None
     if _is_georeferenced(image_path):
-        from ritm_qgis.engine.raster_io import read_rgb as read_raster_rgb
+        from ritm_qgis.engine.geo.raster_io import read_rgb as read_raster_rgb
 
         win = read_raster_rgb(image_path)
         rgb, invalid, grid = win.rgb, (win.invalid if win.invalid.any() else None), win.grid
@@ -68,8 +68,8 @@ def load_demo_inputs(image_path: str, target_path: str):
 
 def write_geo_outputs(folder: str, ann, grid, model: str):
     """footprints.gpkg (the final mask as polygons) and clicks.gpkg (sign, order) in the raster's CRS."""
-    from ritm_qgis.engine.annotation_outputs import annotation_frames
-    from ritm_qgis.engine.vector_io import write_gpkg
+    from ritm_qgis.engine.jobs.annotation_outputs import annotation_frames
+    from ritm_qgis.engine.geo.vector_io import write_gpkg
 
     polys, clicks = annotation_frames(ann, grid, model)
     write_gpkg(polys, os.path.join(folder, "footprints.gpkg"), layer="footprints")
@@ -77,12 +77,12 @@ def write_geo_outputs(folder: str, ann, grid, model: str):
 
 
 def run(args) -> int:
-    from ritm_qgis.commands.evaluate import model_label
-    from ritm_qgis.engine.backends import build_backend
-    from ritm_qgis.engine.datasets import Sample
-    from ritm_qgis.engine.annotation_outputs import write_annotation_figures
-    from ritm_qgis.engine.evaluation import annotate
-    from ritm_qgis.engine.predictor import Predictor
+    from ritm_qgis.engine.interactive.backends import model_label
+    from ritm_qgis.engine.interactive.backends import build_backend
+    from ritm_qgis.engine.data.datasets import Sample
+    from ritm_qgis.engine.jobs.annotation_outputs import write_annotation_figures
+    from ritm_qgis.engine.protocol.evaluation import annotate
+    from ritm_qgis.engine.interactive.predictor import Predictor
 
     if not 0 < args.target_iou <= 1:
         raise RitmError("--target-iou must lie in (0, 1]")
@@ -108,7 +108,7 @@ def run(args) -> int:
         state = "reached" if reached else "did not reach"
         print(f"{label}: {ann.n_clicks} clicks, IoU {ann.ious[-1]:.3f} ({state} the target {args.target_iou:g}) "
               f"-> {folder}/")
-    from ritm_qgis.engine.atomic import write_text_atomically
+    from ritm_qgis.core.atomic import write_text_atomically
 
     write_text_atomically(os.path.join(args.out, "demo.json"),
                           json.dumps({"image": args.image, "target": args.target, "target_iou": args.target_iou,

@@ -15,8 +15,8 @@ def add_arguments(p):
 
 
 def run(args) -> int:
-    from ritm_qgis.engine.errors import RitmError
-    from ritm_qgis.engine.synthetic_scene import make_scene, write_scene
+    from ritm_qgis.core.errors import RitmError
+    from ritm_qgis.engine.geo.synthetic_scene import make_scene, write_scene
 
     if args.size < 64 or args.buildings < 1:
         raise RitmError("--size must be at least 64 and --buildings at least 1")

@@ -41,7 +41,7 @@ def _list(as_json: bool) -> int:
 
 
 def run(args) -> int:
-    from ritm_qgis.engine.errors import RitmError
+    from ritm_qgis.core.errors import RitmError
 
     if args.list:
         return _list(args.json)

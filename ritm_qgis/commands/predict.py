@@ -6,8 +6,9 @@ import os
 
 import numpy as np
 
-from ritm_qgis.engine.backends import build_backend
-from ritm_qgis.engine.errors import RitmError
+from ritm_qgis.engine.interactive.backends import build_backend
+from ritm_qgis.core.defaults import MASK_THRESHOLD
+from ritm_qgis.core.errors import RitmError
 
 HELP = ("Segment one object from clicks with a RITM network (or the weight-free GrabCut backend) "
         "and write the mask (0/255 PNG) and optionally the probability map (.npy).")
@@ -62,7 +63,8 @@ def add_arguments(p):
                         "+ on the object, - on the background; repeat, in order")
     p.add_argument("--no-zoom-in", action="store_true", help="always run on the whole image")
     p.add_argument("--no-flip", action="store_true", help="skip the mirrored second pass")
-    p.add_argument("--threshold", type=float, default=0.49, help="mask = probability > this (default 0.49)")
+    p.add_argument("--threshold", type=float, default=MASK_THRESHOLD,
+                   help=f"mask = probability > this (default {MASK_THRESHOLD})")
     p.add_argument("--device", default="auto", help="auto (default: CUDA if available), cpu, cuda or cuda:N")
     p.add_argument("--precision", default="fp32", choices=("fp32", "fp16", "bf16"),
                    help="autocast precision on CUDA (default fp32)")
@@ -77,7 +79,7 @@ def add_arguments(p):
 def run(args) -> int:
     import cv2
 
-    from ritm_qgis.engine.predictor import Predictor
+    from ritm_qgis.engine.interactive.predictor import Predictor
 
     clicks = [parse_click(c) for c in args.click]
     if not clicks:

@@ -18,8 +18,8 @@ def add_arguments(p):
 
 
 def run(args) -> int:
-    from ritm_qgis.engine.errors import RitmError
-    from ritm_qgis.engine.inria import prepare_inria
+    from ritm_qgis.core.errors import RitmError
+    from ritm_qgis.engine.data.inria import prepare_inria
 
     try:
         test_ids = [int(v) for v in args.test_ids.split(",") if v.strip()]

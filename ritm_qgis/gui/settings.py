@@ -6,6 +6,8 @@ from dataclasses import asdict, dataclass, fields
 
 from qgis.core import QgsSettings
 
+from ritm_qgis.core.defaults import MASK_THRESHOLD
+
 PREFIX = "ritm_qgis/maptool/"
 
 
@@ -13,14 +15,14 @@ PREFIX = "ritm_qgis/maptool/"
 class ToolSettings:
     model: str = "grabcut"  # 'grabcut', an official model name, or a checkpoint file
     device: str = "auto"  # auto | cpu | cuda
-    threshold: float = 0.49
+    threshold: float = MASK_THRESHOLD
     simplify_px: float = 1.0  # simplification tolerance, raster pixels
     regularize: bool = False
     min_area_m2: float = 2.0
     output_path: str = ""  # empty: footprints.gpkg beside the project (see output.default_output_path)
 
     def outline(self):
-        from ritm_qgis.engine.raster_session import OutlineSettings
+        from ritm_qgis.engine.interactive.raster_session import OutlineSettings
 
         return OutlineSettings(threshold=self.threshold, simplify_px=self.simplify_px,
                                regularize=self.regularize, min_area_m2=self.min_area_m2)

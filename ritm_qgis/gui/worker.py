@@ -23,7 +23,7 @@ from dataclasses import dataclass, field
 
 from qgis.PyQt.QtCore import QCoreApplication, QEventLoop, Qt, QThread, pyqtSignal
 
-from ritm_qgis.engine.errors import RitmError
+from ritm_qgis.core.errors import RitmError
 
 
 @dataclass
@@ -55,8 +55,8 @@ class WorkerState:
 
     def _model(self, job, spec: str, device: str, threshold: float):
         """Build the backend; on failure fall back to GrabCut and say why (job.error)."""
-        from ritm_qgis.engine.backends import build_backend
-        from ritm_qgis.engine.predictor import Predictor
+        from ritm_qgis.engine.interactive.backends import build_backend
+        from ritm_qgis.engine.interactive.predictor import Predictor
 
         spec = (spec or "grabcut").strip() or "grabcut"
         error = None
@@ -84,7 +84,7 @@ class WorkerState:
         return job.result
 
     def _raster(self, job, path: str, min_size: int | None = None):
-        from ritm_qgis.engine.raster_session import RasterSession
+        from ritm_qgis.engine.interactive.raster_session import RasterSession
 
         kwargs = {} if min_size is None else {"min_size": int(min_size)}
         self.session = None

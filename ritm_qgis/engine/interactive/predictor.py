@@ -1,0 +1,451 @@
+"""The click-by-click segmentation session (the engine's interactive predictor).
+
+    session = Predictor(backend, zoom_in=True, flip=True, threshold=0.49)
+    session.set_image(image)                     # once per image; any size, see image_norm
+    pred = session.add_click(row, col, True)     # -> Prediction(prob (H, W) float32, mask (H, W) bool)
+    session.undo(); session.reset()
+
+Two kinds of backend share the session:
+
+* ``NetworkBackend`` wraps a RITM network (forward(image (B, 4, H, W), points (B, 2N, 3)) ->
+  {'instances': logits}). For it the session does what RITM's ``BasePredictor`` does in its
+  evaluation: the previous probability map is the 4th input channel (zeros before the first
+  click), the zoom-in of ``zoom_in.py`` crops around the object from the second click on,
+  with ``flip`` the batch also holds the left-right mirrored input and the two logit maps are
+  averaged (logits, not probabilities, as RITM does) before the sigmoid, and the mask is
+  probability > ``threshold`` (0.49).
+* ``GrabCutBackend`` (``grabcut_backend.py``) needs no weights: it gets the whole image, the
+  clicks and the previous probability map and returns a probability-like map; zoom-in and
+  flip do not apply to it.
+
+Clicks are (row, col) pixel indices of the image given to ``set_image``, origin top-left.
+
+``predict_batch`` advances several sessions by one click each with one forward pass per
+input shape, for the evaluation.
+
+Deviation from RITM, on purpose: when the zoom-in keeps an old box but the previous
+prediction became empty, RITM feeds the whole image yet pastes the result into the old box;
+here that click simply uses the whole image.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Sequence
+
+import numpy as np
+
+from ritm_qgis.engine.interactive import zoom_in as zi
+from ritm_qgis.engine.interactive.click_encoding import Click, flip_clicks, points_array
+from ritm_qgis.core.errors import RitmError
+from ritm_qgis.core.defaults import MASK_THRESHOLD
+from ritm_qgis.engine.geo.image_norm import to_rgb_float, to_rgb_uint8
+
+
+DEFAULT_THRESHOLD = MASK_THRESHOLD
+
+
+@dataclass(frozen=True)
+class Prediction:
+    """The session's answer to a click, both maps at the size of the image."""
+
+    prob: np.ndarray  # (H, W) float32 in [0, 1]
+    mask: np.ndarray  # (H, W) bool, prob > threshold
+    roi: tuple | None = None  # box (rmin, rmax, cmin, cmax) the network input was cut from; None = whole image
+
+
+class Backend:
+    """What a session predicts with. Subclasses: NetworkBackend, GrabCutBackend."""
+
+    name = "backend"
+    is_network = False
+
+    def predict_direct(self, image_u8: np.ndarray, clicks: Sequence[Click], prev_prob: np.ndarray) -> np.ndarray:
+        """Probability map (H, W) float32 for the whole image (non-network backends)."""
+        raise NotImplementedError
+
+
+class NetworkBackend(Backend):
+    """A RITM network on a device, run under ``torch.inference_mode``.
+
+    model: a torch module with RITM's forward contract. device: 'auto' | 'cpu' | 'cuda[:N]'
+    or a torch.device. precision: 'fp32' | 'fp16' | 'bf16' (autocast, CUDA only).
+    optimize: how the network is sped up; ``self.model`` is the network actually run.
+
+    * 'fold': BatchNorms folded into the convolutions, channels-last layout (checked against
+      the unmodified network on a small input; outputs agree to about 1e-5). Cheap, no
+      warm-up.
+    * 'onednn' (CPU only; elsewhere 'fold'): 'fold', then every convolution run by oneDNN's
+      fused kernel on weights prepacked once, with its ReLU and residual addition absorbed
+      (``onednn_fusion``). Any input size, no warm-up; checked like 'fold'.
+    * 'none': the network as given.
+    * 'auto' (default): 'onednn' on the CPU in fp32, else 'fold'.
+
+    net_clicks_limit: feed only the first N clicks to the network (RITM's option; None = all).
+    cuda_graphs: on CUDA, replay the forward pass from CUDA graphs once an input shape repeats
+    (module ``cuda_graphs``; at batch 1 the GPU is otherwise bound by kernel launches).
+    A CUDA out-of-memory error moves the network to the CPU with a warning and retries.
+    """
+
+    is_network = True
+    OPTIMIZE = ("auto", "none", "fold", "onednn")
+
+    def __init__(self, model, device="auto", precision: str = "fp32", optimize: str = "auto",
+                 net_clicks_limit: int | None = None, name: str | None = None, cuda_graphs: bool = True):
+        import torch
+
+        from ritm_qgis.engine.runtime.device import check_precision, optimize_model, resolve_device
+
+        self.device = device if isinstance(device, torch.device) else resolve_device(device)
+        self.precision = check_precision(precision)
+        if optimize is True or optimize is None:
+            optimize = "auto"
+        elif optimize is False:
+            optimize = "none"
+        if optimize not in self.OPTIMIZE:
+            raise RitmError(f"Unknown optimisation '{optimize}'; use one of {', '.join(self.OPTIMIZE)}.")
+        if optimize == "auto":
+            optimize = "onednn" if self.device.type == "cpu" and self.precision == "fp32" else "fold"
+        if optimize == "onednn" and self.device.type != "cpu":
+            optimize = "fold"
+        self.optimize = optimize
+        self.net_clicks_limit = net_clicks_limit
+        self.name = name or type(model).__name__
+        self.with_prev_mask = _takes_prev_mask(model)
+        model = model.eval()
+        for p in model.parameters():
+            p.requires_grad_(False)
+        self.channels_last = optimize in ("fold", "onednn")
+        if self.channels_last:
+            channels = 4 if self.with_prev_mask else 3
+
+            def example(size):
+                return (torch.rand(1, channels, size, size, generator=torch.Generator().manual_seed(0)),
+                        torch.tensor([[[size / 2, size / 2, 0.0], [-1.0, -1.0, -1.0]]]))
+
+            # oneDNN lays the weights out for one input size: the zoom-in's 400 is the usual one.
+            model = optimize_model(model, self.device, channels_last=True, fold_bn=True, example=example(64),
+                                   onednn_example=example(400) if optimize == "onednn" else None)
+        self.model = model.to(self.device)
+        self._graphs = None
+        if cuda_graphs and self.device.type == "cuda":
+            from ritm_qgis.engine.runtime.cuda_graphs import CudaGraphRunner
+
+            self._graphs = CudaGraphRunner(self._eager)
+
+    @classmethod
+    def from_checkpoint(cls, path_or_name, device="auto", **kwargs) -> "NetworkBackend":
+        """Load a network through ``ritm_qgis.models.checkpoint.load_model``."""
+        from ritm_qgis.engine.runtime.device import resolve_device
+
+        try:
+            from ritm_qgis.models.checkpoint import load_model
+        except ImportError as exc:  # the models package is not installed or incomplete
+            raise RitmError(
+                f"Cannot load RITM networks ({exc}); reinstall ritm-qgis, or use '--checkpoint grabcut' "
+                "for the weight-free GrabCut backend."
+            ) from exc
+        dev = resolve_device(device) if not hasattr(device, "type") else device
+        model, info = load_model(path_or_name, dev)
+        arch = info.get("arch") if isinstance(info, dict) else getattr(info, "arch", None)
+        name = f"{path_or_name} ({arch})" if arch and arch != str(path_or_name) else str(path_or_name)
+        backend = cls(model, device=dev, name=name, **kwargs)
+        backend.info = info
+        return backend
+
+    def image_tensor(self, rgb: np.ndarray):
+        """(H, W, 3) float32 -> (1, 3, H, W) tensor on the backend's device."""
+        import torch
+
+        return torch.from_numpy(np.ascontiguousarray(rgb.transpose(2, 0, 1)))[None].to(self.device)
+
+    def _run(self, images, points):
+        import torch
+
+        images = images.to(self.device)
+        points = points.to(self.device)
+        if self.channels_last:
+            images = images.contiguous(memory_format=torch.channels_last)
+        if self._graphs is not None:  # CUDA only, dropped on a fallback to the CPU
+            with torch.inference_mode():
+                return self._graphs(images, points)
+        return self._eager(images, points)
+
+    def _eager(self, images, points):
+        import torch
+
+        from ritm_qgis.engine.runtime.device import autocast
+
+        with torch.inference_mode(), autocast(self.device, self.precision):
+            out = self.model(images, points)["instances"]
+        return out.float().contiguous()
+
+    def forward(self, images, points):
+        """Logits (B, 1, h, w) float32 for a (B, C, h, w) input batch and (B, 2N, 3) points."""
+        import torch
+
+        from ritm_qgis.engine.runtime.device import empty_cuda_cache, is_out_of_memory, warn_cpu_fallback
+
+        try:
+            return self._run(images, points)
+        except Exception as exc:  # noqa: BLE001 - only CUDA OOM is handled, the rest re-raised
+            if self.device.type != "cuda" or not is_out_of_memory(exc):
+                raise
+            warn_cpu_fallback(self.device, exc)
+            self._graphs = None
+            self.device = torch.device("cpu")
+            self.model.to(self.device)
+            self.precision = "fp32"
+            empty_cuda_cache()
+            return self._run(images, points)
+
+
+def _takes_prev_mask(model) -> bool:
+    """Whether the network wants the previous mask as a 4th input channel (RITM's with_prev_mask)."""
+    if hasattr(model, "with_prev_mask"):
+        return bool(model.with_prev_mask)
+    config = getattr(model, "config", None)
+    if hasattr(config, "with_prev_mask"):
+        return bool(config.with_prev_mask)
+    if hasattr(model, "input_channels"):
+        return int(model.input_channels) == 4
+    return True
+
+
+@dataclass
+class _Plan:
+    """One network input of a session's step, ready to be batched."""
+
+    session: "Predictor"
+    net_input: object  # (1 or 2, C, h, w) tensor
+    click_lists: list
+    view_box: tuple | None  # box the input was cut from (None: whole image, unresized)
+    roi: tuple | None  # zoom-in box kept for the next steps
+    flip: bool
+
+
+@dataclass
+class _State:
+    clicks: list = field(default_factory=list)
+    prob: np.ndarray | None = None
+    roi: tuple | None = None  # zoom-in box in use (RITM's object roi)
+    view_box: tuple | None = None  # box the last network input was cut from
+
+
+class Predictor:
+    """One interactive segmentation session (see module doc).
+
+    backend: a NetworkBackend or GrabCutBackend. zoom_in: True for RITM's defaults, False for
+    none, or a ``ZoomInParams``. flip: average with the mirrored pass. threshold: mask = prob >
+    threshold. max_size: if set, whole-image passes of a network backend are resized so the
+    longer side is at most this (RITM's LimitLongestSide; off by default as in its evaluation).
+    """
+
+    def __init__(self, backend: Backend, zoom_in: bool | zi.ZoomInParams = True, flip: bool = True,
+                 threshold: float = DEFAULT_THRESHOLD, max_size: int | None = None):
+        if not isinstance(backend, Backend):
+            raise TypeError(f"backend must be a NetworkBackend or GrabCutBackend, not {type(backend).__name__}")
+        self.backend = backend
+        if zoom_in is True:
+            zoom_in = zi.ZoomInParams()
+        self.zoom_params: zi.ZoomInParams | None = zoom_in or None
+        self.flip = bool(flip)
+        self.threshold = float(threshold)
+        self.max_size = max_size
+        self._rgb = None
+        self._rgb_u8 = None
+        self._image_t = None
+        self._state = _State()
+        self._history: list[_State] = []
+
+    # ----------------------------------------------------------------- image and state
+    def set_image(self, image) -> None:
+        """Start a session on an image (clicks and history are cleared)."""
+        rgb = to_rgb_float(image)
+        self._rgb = rgb
+        self._rgb_u8 = to_rgb_uint8(image) if not self.backend.is_network else None
+        self._image_t = self.backend.image_tensor(rgb) if self.backend.is_network else None
+        self.reset()
+
+    def reset(self) -> None:
+        """Forget all clicks (the image stays)."""
+        self._state = _State()
+        self._history = []
+
+    @property
+    def image_shape(self) -> tuple[int, int]:
+        self._require_image()
+        return self._rgb.shape[:2]
+
+    @property
+    def clicks(self) -> list[Click]:
+        return list(self._state.clicks)
+
+    @property
+    def prob(self) -> np.ndarray:
+        """Current probability map (zeros before the first click)."""
+        if self._state.prob is None:
+            return np.zeros(self.image_shape, np.float32)
+        return self._state.prob.copy()
+
+    @property
+    def mask(self) -> np.ndarray:
+        return self.prob > self.threshold
+
+    @property
+    def roi(self) -> tuple | None:
+        """The zoom-in box in use (rmin, rmax, cmin, cmax), or None."""
+        return self._state.roi
+
+    def prediction(self) -> Prediction:
+        """The current prediction (copies; zeros before the first click)."""
+        prob = self.prob
+        return Prediction(prob, prob > self.threshold, self._state.view_box)
+
+    def _require_image(self):
+        if self._rgb is None:
+            raise RitmError("No image is set; call set_image(image) before clicking.")
+
+    def _check_click(self, row, col, positive) -> Click:
+        self._require_image()
+        h, w = self._rgb.shape[:2]
+        try:
+            r, c = int(row), int(col)
+        except (TypeError, ValueError) as exc:
+            raise RitmError(f"Click coordinates must be numbers, got row={row!r}, col={col!r}.") from exc
+        if r != row or c != col:
+            raise RitmError(f"Click coordinates must be whole pixels, got row={row!r}, col={col!r}.")
+        if not (0 <= r < h and 0 <= c < w):
+            raise RitmError(
+                f"The click at row {r}, column {c} is outside the image, which has rows 0..{h - 1} and "
+                f"columns 0..{w - 1}; click inside the image."
+            )
+        return Click(r, c, bool(positive))
+
+    # ----------------------------------------------------------------- clicking
+    def add_click(self, row: int, col: int, positive: bool = True) -> Prediction:
+        """Add a click at (row, col) and return the new prediction for the whole image."""
+        click = self._check_click(row, col, positive)
+        if self.backend.is_network:
+            return predict_batch([(self, click)])[0]
+        clicks = self._state.clicks + [click]
+        prev = self._state.prob if self._state.prob is not None else np.zeros(self.image_shape, np.float32)
+        prob = np.asarray(self.backend.predict_direct(self._rgb_u8, clicks, prev), dtype=np.float32)
+        return self._commit(clicks, prob, None)
+
+    def undo(self) -> Prediction | None:
+        """Remove the last click; the previous prediction comes back exactly. None if no click."""
+        if not self._history:
+            return None
+        self._state = self._history.pop()
+        return self.prediction()
+
+    def _commit(self, clicks, prob, roi, view_box=None) -> Prediction:
+        self._history.append(self._state)
+        self._state = _State(list(clicks), prob, roi, view_box)
+        return self.prediction()
+
+    # ----------------------------------------------------------------- network steps
+    def _plan(self, clicks, channel_prob, roi_prob, current_roi) -> _Plan:
+        import torch
+
+        h, w = self.image_shape
+        if self._image_t.device != self.backend.device:
+            self._image_t = self._image_t.to(self.backend.device)
+        x = self._image_t
+        if self.backend.with_prev_mask:
+            prev = channel_prob if channel_prob is not None else np.zeros((h, w), np.float32)
+            prev_t = torch.from_numpy(np.ascontiguousarray(prev, dtype=np.float32))[None, None].to(x.device)
+            x = torch.cat([x, prev_t], dim=1)
+
+        roi, roi_state = None, current_roi
+        if self.zoom_params is not None:
+            roi, _ = zi.choose_roi(self.zoom_params, clicks, roi_prob, current_roi, (h, w))
+            if roi is not None:
+                roi_state = roi
+        view_box, target = None, None
+        if roi is not None:
+            view_box, target = roi, self.zoom_params.target_size
+        elif self.max_size is not None and max(h, w) > self.max_size:
+            view_box, target = (0, h - 1, 0, w - 1), self.max_size
+        click_list = list(clicks)
+        if view_box is not None:
+            out_hw = zi.crop_size(view_box, target)
+            x = zi.crop_resize(x, view_box, out_hw)
+            click_list = zi.transform_clicks(click_list, view_box, out_hw)
+        lists = [click_list]
+        if self.flip:
+            x = torch.cat([x, torch.flip(x, dims=[3])], dim=0)
+            lists.append(flip_clicks(click_list, x.shape[3]))
+        return _Plan(self, x, lists, view_box, roi_state, self.flip)
+
+    def _finish(self, plan: _Plan, logits) -> np.ndarray:
+        import torch
+        import torch.nn.functional as F
+
+        if tuple(logits.shape[2:]) != tuple(plan.net_input.shape[2:]):
+            logits = F.interpolate(logits, size=tuple(plan.net_input.shape[2:]), mode="bilinear",
+                                   align_corners=True)
+        if plan.flip:
+            logits = 0.5 * (logits[:1] + torch.flip(logits[1:2], dims=[3]))
+        prob = torch.sigmoid(logits)
+        if plan.view_box is not None:
+            prob = zi.paste_back(prob, plan.view_box, self.image_shape)
+        return prob[0, 0].float().cpu().numpy().astype(np.float32, copy=False)
+
+
+def _forward_plans(plans: Sequence[_Plan]) -> list:
+    """Run the plans' inputs through their backends, batching equal shapes; logits per plan."""
+    import torch
+
+    out: list = [None] * len(plans)
+    groups: dict = {}
+    for i, p in enumerate(plans):
+        key = (id(p.session.backend), tuple(p.net_input.shape[1:]), str(p.net_input.device))
+        groups.setdefault(key, []).append(i)
+    for idx in groups.values():
+        backend = plans[idx[0]].session.backend
+        images = torch.cat([plans[i].net_input for i in idx], dim=0)
+        lists = [cl for i in idx for cl in plans[i].click_lists]
+        points = torch.from_numpy(points_array(lists, backend.net_clicks_limit))
+        logits = backend.forward(images, points)
+        start = 0
+        for i in idx:
+            n = plans[i].net_input.shape[0]
+            out[i] = logits[start:start + n]
+            start += n
+    return out
+
+
+def predict_batch(steps: Sequence[tuple[Predictor, Click]]) -> list[Prediction]:
+    """Add one click to each of several network sessions, in one forward pass per input shape.
+
+    steps: (session, Click) pairs, each session at most once; returns their Predictions in
+    order, exactly as ``session.add_click`` would (up to floating-point batching effects).
+    """
+    sessions = [s for s, _ in steps]
+    if len(set(map(id, sessions))) != len(sessions):
+        raise ValueError("each session may appear only once in a batch")
+    checked = []
+    for s, c in steps:
+        if not s.backend.is_network:
+            raise ValueError("predict_batch needs network backends; call add_click for the others")
+        checked.append(s._check_click(c.row, c.col, c.is_positive))
+    plans = []
+    for s, c in zip(sessions, checked):
+        st = s._state
+        plans.append(s._plan(st.clicks + [c], st.prob, st.prob, st.roi))
+    logits = _forward_plans(plans)
+    results = []
+    for s, c, plan, lg in zip(sessions, checked, plans, logits):
+        clicks = s._state.clicks + [c]
+        prob = s._finish(plan, lg)
+        roi, view_box = plan.roi, plan.view_box
+        if s.zoom_params is not None and zi.needs_recompute(s.zoom_params, prob, roi):
+            # RITM redoes a first whole-image prediction on the crop when the object is small;
+            # the 4th channel stays the previous map, the box comes from the new one.
+            plan2 = s._plan(clicks, s._state.prob, prob, None)
+            prob = s._finish(plan2, _forward_plans([plan2])[0])
+            roi, view_box = plan2.roi, plan2.view_box
+        results.append(s._commit(clicks, prob, roi, view_box))
+    return results

@@ -1,0 +1,167 @@
+"""Clicking one building after another on a georeferenced raster (the map tool's engine, no QGIS).
+
+    session = RasterSession("ortho.tif", lambda: Predictor(GrabCutBackend()))
+    step = session.add_click(x, y, positive=True)     # map coordinates in the raster's CRS
+    gdf = session.outline(simplify_px=1.0)            # polygons of the current mask, raster CRS
+    session.undo(); session.reset()
+
+Each click is turned into a raster pixel (``raster_io.map_to_pixel``); the model sees a window
+of the raster at native resolution around the clicks (``context_window``), read by window with
+the engine's normalisation to RGB uint8 (1 band, 16 bit, RGBA... ``raster_io.read_rgb``, with
+one stretch per raster so windows look alike). When a new click falls outside the window's safe
+area, a larger window is chosen from all the clicks, read, and the clicks are replayed in order
+on a fresh ``Predictor`` (so the result is what the model gives for those clicks on that
+window). Undo restores the previous step exactly (same window, same prediction object state):
+the session keeps one entry per click, sharing the predictor between steps on the same window.
+
+A click on an invalid pixel (nodata, alpha 0, outside the raster) is refused with a
+``RitmError`` and leaves the session unchanged.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from typing import Callable
+
+import numpy as np
+
+from ritm_qgis.engine.interactive.context_window import (DEFAULT_MARGIN, DEFAULT_MAX_SIZE, DEFAULT_MIN_SIZE, WindowBox, context_window,
+                             keeps_window, pixel_index)
+from ritm_qgis.core.errors import RitmError
+from ritm_qgis.core.defaults import MASK_THRESHOLD
+from ritm_qgis.engine.geo.raster_io import RgbWindow, Window, map_to_pixel, raster_meta, raster_stretch, read_rgb
+
+__all__ = ["RasterSession", "Step", "OutlineSettings"]
+
+
+@dataclass(frozen=True)
+class OutlineSettings:
+    """How a mask becomes polygons: threshold on the probability, tolerances in raster pixels,
+    minimum area in square metres (``area_m2`` of ``vectorize_mask``)."""
+
+    threshold: float = MASK_THRESHOLD
+    simplify_px: float = 0.0
+    regularize: bool = False
+    regularize_px: float = 1.5
+    min_area_m2: float = 0.0
+
+
+@dataclass
+class Step:
+    """The session after one click."""
+
+    clicks: list  # [(x, y, positive)] in the raster's CRS, in order
+    pixels: list  # [(col, row, positive)] raster pixel indices
+    window: WindowBox
+    image: RgbWindow
+    predictor: object
+    prob: np.ndarray  # (h, w) float32 on the window
+    predict_s: float  # seconds spent in the predictor for this step (replays included)
+    replayed: bool  # a new window was read and the clicks replayed
+
+
+class RasterSession:
+    def __init__(self, raster_path: str, predictor_factory: Callable[[], object], *,
+                 min_size: int = DEFAULT_MIN_SIZE, max_size: int = DEFAULT_MAX_SIZE,
+                 margin: int = DEFAULT_MARGIN):
+        self.path = str(raster_path)
+        self.meta = raster_meta(self.path)
+        self.stretch = None if self.meta.dtype == "uint8" else raster_stretch(self.path)
+        self.predictor_factory = predictor_factory
+        self.min_size, self.max_size, self.margin = int(min_size), int(max_size), int(margin)
+        self.steps: list[Step] = []
+        self.reads = 0  # windows read (for tests and the benchmark)
+
+    # ------------------------------------------------------------------ state
+    @property
+    def grid(self):
+        return self.meta.grid
+
+    @property
+    def clicks(self) -> list:
+        return list(self.steps[-1].clicks) if self.steps else []
+
+    @property
+    def current(self) -> Step | None:
+        return self.steps[-1] if self.steps else None
+
+    def reset(self) -> None:
+        self.steps = []
+
+    def to_pixel(self, x: float, y: float) -> tuple[int, int]:
+        col, row = map_to_pixel(self.grid.transform, x, y)
+        return pixel_index(float(col), float(row))
+
+    # ------------------------------------------------------------------ clicks
+    def _read(self, window: WindowBox) -> RgbWindow:
+        self.reads += 1
+        win = Window(window.col_off, window.row_off, window.width, window.height)
+        return read_rgb(self.path, win, stretch=self.stretch if self.stretch is not None else "raster")
+
+    def add_click(self, x: float, y: float, positive: bool = True) -> Step:
+        """A click at map coordinates (x, y) of the raster's CRS; returns the new step."""
+        col, row = self.to_pixel(x, y)
+        if not (0 <= col < self.grid.width and 0 <= row < self.grid.height):
+            raise RitmError("That click is outside the raster; click on the image.")
+        prev = self.current
+        pixels = (prev.pixels if prev else []) + [(col, row, bool(positive))]
+        clicks = (prev.clicks if prev else []) + [(float(x), float(y), bool(positive))]
+        pts = [(c + 0.5, r + 0.5) for c, r, _ in pixels]
+        if prev is not None and keeps_window(prev.window, pts, self.grid.width, self.grid.height,
+                                             margin=self.margin):
+            window, image, predictor, replay = prev.window, prev.image, prev.predictor, False
+        else:
+            window = context_window(pts, self.grid.width, self.grid.height, min_size=self.min_size,
+                                    max_size=self.max_size, margin=self.margin)
+            if not all(window.contains(c, r) for c, r in pts):
+                raise RitmError(
+                    f"These clicks span more than {self.max_size} pixels of the raster; one building "
+                    "at a time, please (Esc starts over).")
+            image, predictor, replay = self._read(window), None, True
+        lr, lc = window.to_local(col, row)
+        if image.invalid[lr, lc]:
+            raise RitmError("That click is on a nodata (or transparent) pixel of the raster; click on the image.")
+        t0 = time.perf_counter()
+        if replay:
+            predictor = self.predictor_factory()
+            predictor.set_image(image.rgb)
+            for c, r, p in pixels:
+                rr, cc = window.to_local(c, r)
+                pred = predictor.add_click(rr, cc, p)
+        else:
+            pred = predictor.add_click(lr, lc, positive)
+        dt = time.perf_counter() - t0
+        step = Step(clicks, pixels, window, image, predictor, pred.prob, dt, replay)
+        self.steps.append(step)
+        return step
+
+    def undo(self) -> Step | None:
+        """Forget the last click; the previous step (window, prediction) comes back exactly."""
+        if not self.steps:
+            return None
+        last = self.steps.pop()
+        prev = self.current
+        if prev is not None and prev.predictor is last.predictor:
+            last.predictor.undo()
+        return prev
+
+    # ------------------------------------------------------------------ polygons
+    def outline(self, settings: OutlineSettings = OutlineSettings()):
+        """Polygons of the current mask (GeoDataFrame in the raster's CRS; empty before a click)."""
+        import geopandas as gpd
+
+        from ritm_qgis.engine.geo.vectorize import vectorize_mask
+
+        step = self.current
+        if step is None:
+            return gpd.GeoDataFrame({"area_m2": [], "perimeter_m": []}, geometry=[], crs=self.grid.crs)
+        px = max(self.grid.res)
+        gdf = vectorize_mask(
+            step.prob, step.image.grid, threshold=settings.threshold, invalid=step.image.invalid,
+            simplify=settings.simplify_px * px,
+            regularize=max(settings.regularize_px, settings.simplify_px) * px if settings.regularize else None,
+        )
+        if settings.min_area_m2 > 0 and len(gdf):
+            gdf = gdf[~(gdf["area_m2"] < settings.min_area_m2)].reset_index(drop=True)
+        return gdf

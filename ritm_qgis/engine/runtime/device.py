@@ -1,0 +1,191 @@
+"""Where the networks run, decided in one place.
+
+``resolve_device('auto')`` is CUDA when torch sees a GPU, else the CPU; ``'cpu'``, ``'cuda'``
+and ``'cuda:N'`` are taken literally (asking for CUDA without one is a RitmError).
+``autocast(device, precision)`` gives the fp16/bf16 autocast context on CUDA (and a no-op
+context for fp32 or the CPU). ``is_out_of_memory(exc)`` recognises a CUDA out-of-memory error,
+which the network backend answers by moving to the CPU with a warning instead of failing.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import warnings
+
+from ritm_qgis.core.errors import RitmError
+
+log = logging.getLogger(__name__)
+
+PRECISIONS = ("fp32", "fp16", "bf16")
+
+
+def resolve_device(name: str | None = "auto"):
+    """A ``torch.device`` for a user's choice: 'auto' (default), 'cpu', 'cuda' or 'cuda:N'."""
+    import torch
+
+    name = (name or "auto").strip().lower()
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if name == "cpu":
+        return torch.device("cpu")
+    if name.startswith("cuda"):
+        if not torch.cuda.is_available():
+            raise RitmError(
+                f"Device '{name}' was asked for but PyTorch sees no CUDA GPU here; use --device cpu "
+                "(or auto), or install a CUDA build of PyTorch."
+            )
+        dev = torch.device(name)
+        if dev.index is not None and dev.index >= torch.cuda.device_count():
+            raise RitmError(
+                f"Device '{name}' does not exist: PyTorch sees {torch.cuda.device_count()} CUDA GPU(s) "
+                "numbered from 0."
+            )
+        return dev
+    raise RitmError(f"Unknown device '{name}'; use auto, cpu, cuda or cuda:N.")
+
+
+def check_precision(precision: str | None) -> str:
+    precision = (precision or "fp32").lower()
+    if precision not in PRECISIONS:
+        raise RitmError(f"Unknown precision '{precision}'; use one of {', '.join(PRECISIONS)}.")
+    return precision
+
+
+def autocast(device, precision: str = "fp32"):
+    """Autocast context for reduced precision on CUDA; a no-op context otherwise."""
+    import torch
+
+    precision = check_precision(precision)
+    if precision == "fp32" or torch.device(device).type != "cuda":
+        return contextlib.nullcontext()
+    dtype = torch.float16 if precision == "fp16" else torch.bfloat16
+    return torch.autocast(device_type="cuda", dtype=dtype)
+
+
+def is_out_of_memory(exc: BaseException) -> bool:
+    """True for a CUDA out-of-memory error (the typed one, or the older RuntimeError text)."""
+    import torch
+
+    oom_type = getattr(torch.cuda, "OutOfMemoryError", None)
+    if oom_type is not None and isinstance(exc, oom_type):
+        return True
+    return isinstance(exc, RuntimeError) and "out of memory" in str(exc).lower() and "cuda" in str(exc).lower()
+
+
+def warn_cpu_fallback(device, exc: BaseException) -> None:
+    msg = (
+        f"Out of GPU memory on {device} ({str(exc).splitlines()[0] if str(exc) else type(exc).__name__}); "
+        "this prediction and the following ones run on the CPU instead (slower). Use a smaller image or "
+        "close other GPU programs to stay on the GPU."
+    )
+    log.warning(msg)
+    warnings.warn(msg, RuntimeWarning, stacklevel=3)
+
+
+def empty_cuda_cache() -> None:
+    import torch
+
+    if torch.cuda.is_available():
+        torch.cuda.empty_cache()
+
+
+# ---------------------------------------------------------------------------- inference speed-ups
+def fold_batchnorms(model):
+    """A copy of ``model`` (eval mode) with each BatchNorm2d folded into the convolution before it.
+
+    Two wirings are recognised: a Conv2d directly followed by a BatchNorm2d (or by a Sequential
+    that starts with one) inside an ``nn.Sequential``, and sibling attributes ``convK`` /
+    ``bnK`` (the residual blocks and the stem of HRNet), whose forward applies ``bnK``
+    directly to ``convK``'s output. Folded BatchNorms become ``nn.Identity``. The caller checks
+    the result numerically (``optimize_model`` does) since the attribute rule trusts names.
+    """
+    import copy
+
+    import torch
+    from torch import nn
+
+    model = copy.deepcopy(model).eval()
+
+    def fold(conv: nn.Conv2d, bn: nn.BatchNorm2d) -> bool:
+        if not isinstance(conv, nn.Conv2d) or not isinstance(bn, nn.BatchNorm2d):
+            return False
+        if conv.out_channels != bn.num_features or bn.running_var is None or not bn.affine:
+            return False
+        with torch.no_grad():
+            scale = bn.weight / torch.sqrt(bn.running_var + bn.eps)
+            conv.weight.copy_(conv.weight * scale.view(-1, 1, 1, 1))
+            bias = conv.bias if conv.bias is not None else torch.zeros_like(bn.running_mean)
+            new_bias = (bias - bn.running_mean) * scale + bn.bias
+            if conv.bias is None:
+                conv.bias = nn.Parameter(new_bias, requires_grad=False)
+            else:
+                conv.bias.copy_(new_bias)
+        return True
+
+    for module in list(model.modules()):
+        if isinstance(module, nn.Sequential):
+            items = list(module._modules.items())
+            for (_, a), (kb, b) in zip(items, items[1:]):
+                if isinstance(b, nn.Sequential) and len(b) and isinstance(b[0], nn.BatchNorm2d):
+                    if fold(a, b[0]):
+                        b[0] = nn.Identity()
+                elif fold(a, b):
+                    module._modules[kb] = nn.Identity()
+        for name, child in list(module._modules.items()):
+            if name.startswith("conv") and name[4:].isdigit():
+                bn_name = "bn" + name[4:]
+                if fold(child, module._modules.get(bn_name)):
+                    module._modules[bn_name] = nn.Identity()
+    return model
+
+
+def optimize_model(model, device, channels_last: bool = True, fold_bn: bool = True,
+                   example=None, atol: float = 1e-3, onednn_example=None):
+    """The model prepared for fast inference on ``device``: BatchNorms folded into the
+    convolutions and weights in channels-last layout; with ``onednn_example`` = (image, points)
+    of a typical input size (CPU only), convolutions replaced by oneDNN's fused kernels on
+    weights prepacked for that size (``onednn_fusion``; other sizes run too). With ``example``
+    = (image, points), the optimised model is checked against the original (max |logit
+    difference| <= atol) and the original is returned, with a warning, if it disagrees."""
+    import torch
+
+    fast = fold_batchnorms(model) if fold_bn else model
+    fast = fast.to(device)
+    if channels_last:
+        fast = fast.to(memory_format=torch.channels_last)
+    if onednn_example is not None and torch.device(device).type == "cpu":
+        from ritm_qgis.engine.runtime import onednn_fusion
+
+        if onednn_fusion.available():
+            import copy
+
+            image, points = onednn_example
+            if channels_last:
+                image = image.contiguous(memory_format=torch.channels_last)
+            try:
+                fast, _ = onednn_fusion.fuse_model(fast if fast is not model else copy.deepcopy(model),
+                                                   (image, points))
+            except RuntimeError as exc:  # a layer oneDNN cannot run: keep the folded network
+                log.warning("oneDNN convolution fusion skipped: %s", exc)
+    if example is not None and fast is not model:
+        image, points = (t.to(device) for t in example)
+        # in true fp32: CUDA's default TF32 convolutions alone differ by ~1e-3 between two layouts
+        tf32 = torch.backends.cudnn.allow_tf32, torch.backends.cuda.matmul.allow_tf32
+        torch.backends.cudnn.allow_tf32 = torch.backends.cuda.matmul.allow_tf32 = False
+        try:
+            with torch.inference_mode():
+                ref = model.to(device)(image, points)["instances"]
+                got = fast(image.contiguous(memory_format=torch.channels_last) if channels_last else image,
+                           points)["instances"]
+        finally:
+            torch.backends.cudnn.allow_tf32, torch.backends.cuda.matmul.allow_tf32 = tf32
+        err = float((ref - got).abs().max())
+        if not err <= atol:
+            msg = f"The optimised network changed the outputs by {err:.2e} (> {atol}); using the unmodified network."
+            log.warning(msg)
+            warnings.warn(msg, RuntimeWarning, stacklevel=2)
+            fast = model.to(device)
+            if channels_last:
+                fast = fast.to(memory_format=torch.channels_last)
+    return fast
