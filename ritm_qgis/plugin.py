@@ -2,20 +2,17 @@
 
 from __future__ import annotations
 
-import os
-
 from qgis.core import Qgis, QgsApplication, QgsMessageLog
 
 from ritm_qgis import deps
+from ritm_qgis.gui.icon import plugin_icon
 
 PLUGIN_NAME = deps.PLUGIN_TITLE
-ICON_PATH = os.path.join(os.path.dirname(os.path.abspath(__file__)), "icon.svg")
 
 
-def plugin_icon():
-    from qgis.PyQt.QtGui import QIcon
-
-    return QIcon(ICON_PATH)
+def activate_installed_packages() -> bool:
+    """Put the packages the installer placed in this QGIS profile on sys.path, after QGIS's own."""
+    return deps.activate(deps.target_folder(QgsApplication.qgisSettingsDirPath()))
 
 
 class RitmQgisPlugin:

@@ -19,7 +19,7 @@ class RitmProvider(QgsProcessingProvider):
         return f"RITM building segmentation {__version__}"
 
     def icon(self):
-        from ritm_qgis.plugin import plugin_icon
+        from ritm_qgis.gui.icon import plugin_icon
 
         return plugin_icon()
 
