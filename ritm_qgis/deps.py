@@ -516,8 +516,10 @@ def missing_packages() -> list[str]:
 
 
 def missing_message(missing: list[str]) -> str:
-    return (f"{PLUGIN_TITLE} needs Python packages that are not installed ({', '.join(missing)}): "
-            f"use Plugins > {PLUGIN_TITLE} > Install dependencies..., then restart QGIS.")
+    """One short sentence for the message bar (the dialog lists the packages)."""
+    return (f"{PLUGIN_TITLE} needs {len(missing)} Python package{'s' if len(missing) != 1 else ''} that "
+            f"{'are' if len(missing) != 1 else 'is'} not installed: use Plugins > {PLUGIN_TITLE} > "
+            "Install dependencies..., then restart QGIS.")
 
 
 # ---------------------------------------------------------------- command line
