@@ -5,9 +5,10 @@ into the profile's private folder; then a fresh Debian ``python3`` with only tha
 the engine and a shipped model, and still imports GDAL's numpy bindings, matplotlib and the same
 numpy as before; ``qgis_process`` runs an algorithm of the plugin with no path set by hand.
 
-pip reaches PyPI (and, when reachable, PyPI's torch CPU index); its downloads are cached under
-``.cache/pip`` (git-ignored; CI can keep that folder between runs). Skipped only when PyPI is
-unreachable or the machine has no Debian QGIS.
+pip reaches PyPI (and, when reachable, PyTorch's CPU index). The wheels are kept in a wheelhouse,
+``.cache/wheels`` (git-ignored; CI can keep that folder between runs), which pip reads first: pip's
+own HTTP cache stays empty on machines whose network answers are not cacheable. Skipped only when
+PyPI is unreachable or the machine has no Debian QGIS.
 """
 
 import json
@@ -24,7 +25,7 @@ from ritm_qgis import deps
 
 SYSTEM_PYTHON = "/usr/bin/python3"
 QGIS_PROCESS = "/usr/bin/qgis_process.bin"
-PIP_CACHE = ROOT / ".cache" / "pip"
+WHEELHOUSE = ROOT / ".cache" / "wheels"
 
 pytestmark = [pytest.mark.slow,
               pytest.mark.skipif(not os.path.exists(SYSTEM_PYTHON), reason="Debian's python3 is absent")]
@@ -43,7 +44,7 @@ def system_env(**extra) -> dict:
     env = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "VIRTUAL_ENV", "PYTHONHOME")}
     env.update(PATH="/usr/bin:/bin", PIP_DEFAULT_TIMEOUT="30", PIP_RETRIES="2", MPLBACKEND="Agg",
                QT_QPA_PLATFORM="offscreen")
-    env.setdefault("PIP_CACHE_DIR", str(PIP_CACHE))
+    env["PIP_FIND_LINKS"] = " ".join([str(WHEELHOUSE)] + os.environ.get("PIP_FIND_LINKS", "").split())
     if not reachable("download.pytorch.org", 3):
         env[deps.TORCH_INDEX_ENV] = ""  # its CPU index is out of reach here: pip's own sources only
     env.update(extra)
@@ -69,6 +70,33 @@ def system_tag() -> str:
                           capture_output=True, text=True).stdout.strip()
 
 
+def fill_wheelhouse(command, env):
+    """``pip download`` of what the install command would install, into the wheelhouse (kept ones are reused)."""
+    WHEELHOUSE.mkdir(parents=True, exist_ok=True)
+    argv, skip = [], False
+    for arg in command:
+        if skip:
+            skip = False
+        elif arg == "--target":
+            skip = True
+        elif arg == "install":
+            argv += ["download", "-d", str(WHEELHOUSE)]
+        elif arg != "--upgrade":
+            argv.append(arg)
+    out = subprocess.run(argv + ["--quiet"], capture_output=True, text=True, env=env, timeout=1200)
+    assert out.returncode == 0, out.stdout[-3000:] + out.stderr[-3000:]
+
+
+@pytest.fixture(scope="module")
+def wheelhouse(profile):
+    _, plugins = profile
+    env = system_env()
+    code, report = deps_json(plugins, env)
+    assert code == 1, report
+    fill_wheelhouse(report["command"], env)
+    return report
+
+
 def deps_json(plugins, env):
     out = subprocess.run([SYSTEM_PYTHON, "-m", "ritm_qgis.deps", "--json"], capture_output=True, text=True,
                          env=dict(env, PYTHONPATH=str(plugins)), cwd=plugins)
@@ -76,7 +104,7 @@ def deps_json(plugins, env):
     return out.returncode, json.loads(out.stdout)
 
 
-def test_json_command_resolves_to_the_pinned_versions_without_touching_qgis_numpy(profile, tmp_path):
+def test_json_command_resolves_to_the_pinned_versions_without_touching_qgis_numpy(profile, wheelhouse, tmp_path):
     config, plugins = profile
     env = system_env()
     code, report = deps_json(plugins, env)
@@ -120,7 +148,7 @@ print(json.dumps(dict(before, code=code, numpy_after=numpy.__version__, torch=to
 
 
 @pytest.fixture(scope="module")
-def installed(profile):
+def installed(profile, wheelhouse):
     config, plugins = profile
     env = system_env(PYTHONPATH=str(plugins))
     out = subprocess.run([SYSTEM_PYTHON, "-m", "ritm_qgis.deps", "--install"], capture_output=True, text=True,
