@@ -323,8 +323,10 @@ def torch_index(build: str = "cpu") -> str:
 
 def install_command(requirements: list[str], target: str, build: str = "cpu") -> list[str]:
     """The pip argv that installs ``requirements`` into ``target`` under the constraints file."""
-    argv = pip_argv() + ["install", "--upgrade", "--prefer-binary", "--target", os.path.abspath(target),
-                         "--constraint", constraints_path(target)]
+    # --no-compile: Python compiles what is imported on first use, not the thousands of files of torch's
+    # (and of the copies dropped afterwards) that never are; it took most of an install's time here
+    argv = pip_argv() + ["install", "--upgrade", "--prefer-binary", "--no-compile", "--target",
+                         os.path.abspath(target), "--constraint", constraints_path(target)]
     index = torch_index(build)
     if index and any(_name_of(r) == "torch" for r in requirements):
         argv += ["--extra-index-url", index]

@@ -13,8 +13,11 @@ PyPI is unreachable or the machine has no Debian QGIS.
 
 import json
 import os
+import shutil
 import socket
 import subprocess
+import urllib.parse
+import urllib.request
 import zipfile
 
 import numpy as np
@@ -70,33 +73,6 @@ def system_tag() -> str:
                           capture_output=True, text=True).stdout.strip()
 
 
-def fill_wheelhouse(command, env):
-    """``pip download`` of what the install command would install, into the wheelhouse (kept ones are reused)."""
-    WHEELHOUSE.mkdir(parents=True, exist_ok=True)
-    argv, skip = [], False
-    for arg in command:
-        if skip:
-            skip = False
-        elif arg == "--target":
-            skip = True
-        elif arg == "install":
-            argv += ["download", "-d", str(WHEELHOUSE)]
-        elif arg != "--upgrade":
-            argv.append(arg)
-    out = subprocess.run(argv + ["--quiet"], capture_output=True, text=True, env=env, timeout=1200)
-    assert out.returncode == 0, out.stdout[-3000:] + out.stderr[-3000:]
-
-
-@pytest.fixture(scope="module")
-def wheelhouse(profile):
-    _, plugins = profile
-    env = system_env()
-    code, report = deps_json(plugins, env)
-    assert code == 1, report
-    fill_wheelhouse(report["command"], env)
-    return report
-
-
 def deps_json(plugins, env):
     out = subprocess.run([SYSTEM_PYTHON, "-m", "ritm_qgis.deps", "--json"], capture_output=True, text=True,
                          env=dict(env, PYTHONPATH=str(plugins)), cwd=plugins)
@@ -104,26 +80,42 @@ def deps_json(plugins, env):
     return out.returncode, json.loads(out.stdout)
 
 
-def test_json_command_resolves_to_the_pinned_versions_without_touching_qgis_numpy(profile, wheelhouse, tmp_path):
+@pytest.fixture(scope="module")
+def resolution(profile, tmp_path_factory):
+    """What the --json command resolves to (``pip install --dry-run --report``); the wheels it names
+    that are not on this machine yet are then saved in the wheelhouse for the install."""
     config, plugins = profile
     env = system_env()
     code, report = deps_json(plugins, env)
     assert code == 1 and report["target"] == str(plugins.parent / "ritm_qgis_deps" / system_tag())
-    resolved = tmp_path / "report.json"
+    resolved = tmp_path_factory.mktemp("resolution") / "report.json"
     out = subprocess.run(report["command"] + ["--dry-run", "--quiet", "--report", str(resolved)],
                          capture_output=True, text=True, env=env, timeout=900)
     assert out.returncode == 0, out.stdout[-3000:] + out.stderr[-3000:]
-    chosen = {deps.normalize(i["metadata"]["name"]): i["metadata"]["version"]
-              for i in json.loads(resolved.read_text())["install"]}
+    items = json.loads(resolved.read_text())["install"]
+    chosen = {deps.normalize(i["metadata"]["name"]): i["metadata"]["version"] for i in items}
+    if any(name.startswith("nvidia-") for name in chosen):
+        pytest.skip("no CPU build of torch is reachable here (neither PyTorch's CPU index nor a local wheel)")
+    WHEELHOUSE.mkdir(parents=True, exist_ok=True)
+    for item in items:
+        url = item["download_info"]["url"]
+        name = urllib.parse.unquote(url.rsplit("/", 1)[-1].split("#", 1)[0])
+        if not url.startswith("file:") and name.endswith(".whl") and not (WHEELHOUSE / name).exists():
+            with urllib.request.urlopen(url, timeout=60) as answer, open(WHEELHOUSE / (name + ".part"), "wb") as f:
+                shutil.copyfileobj(answer, f)
+            os.replace(WHEELHOUSE / (name + ".part"), WHEELHOUSE / name)
+    return chosen
+
+
+def test_json_command_resolves_to_the_pinned_versions_without_touching_qgis_numpy(resolution):
+    chosen = resolution
     qgis_numpy = subprocess.run([SYSTEM_PYTHON, "-c", "import numpy; print(numpy.__version__)"],
-                                capture_output=True, text=True, env=env).stdout.strip()
+                                capture_output=True, text=True, env=system_env()).stdout.strip()
     if qgis_numpy:
         assert chosen.get("numpy", qgis_numpy) == qgis_numpy  # pinned to QGIS's own: never upgraded
     else:
         assert deps.satisfies(chosen["numpy"], "<2")
     assert chosen["torch"].split("+")[0] == "2.13.0"
-    if any(name.startswith("nvidia-") for name in chosen):
-        pytest.skip("no CPU build of torch is reachable here (neither PyTorch's CPU index nor a local wheel)")
     assert "opencv-python-headless" in chosen and "opencv-python" not in chosen
     assert deps.satisfies(chosen["affine"], "<3")
 
@@ -148,7 +140,7 @@ print(json.dumps(dict(before, code=code, numpy_after=numpy.__version__, torch=to
 
 
 @pytest.fixture(scope="module")
-def installed(profile, wheelhouse):
+def installed(profile, resolution):
     config, plugins = profile
     env = system_env(PYTHONPATH=str(plugins))
     out = subprocess.run([SYSTEM_PYTHON, "-m", "ritm_qgis.deps", "--install"], capture_output=True, text=True,
