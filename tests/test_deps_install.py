@@ -147,7 +147,9 @@ def installed(profile, resolution):
                          env=env, cwd=plugins, timeout=1500)
     assert out.returncode == 0, out.stdout[-4000:] + out.stderr[-4000:]
     assert "Nothing is missing." in out.stdout
-    return config, plugins, plugins.parent / "ritm_qgis_deps" / system_tag()
+    target = plugins.parent / "ritm_qgis_deps" / system_tag()
+    yield config, plugins, target
+    shutil.rmtree(target, ignore_errors=True)  # 1 GB: not kept with pytest's temporary folders
 
 
 def test_installed_packages_run_the_engine_in_a_fresh_debian_python_and_leave_qgis_imports_alone(installed, tmp_path):
