@@ -77,8 +77,7 @@ def write_geo_outputs(folder: str, ann, grid, model: str):
 
 
 def run(args) -> int:
-    from ritm_qgis.engine.interactive.backends import model_label
-    from ritm_qgis.engine.interactive.backends import build_backend
+    from ritm_qgis.engine.interactive.backends import build_backend, model_label
     from ritm_qgis.engine.data.datasets import Sample
     from ritm_qgis.engine.jobs.annotation_outputs import write_annotation_figures
     from ritm_qgis.engine.protocol.evaluation import annotate
