@@ -34,18 +34,10 @@ def load_settings(settings: QgsSettings | None = None) -> ToolSettings:
     s = settings or QgsSettings()
     values = {}
     for f in fields(ToolSettings):
-        default = f.default
-        raw = s.value(PREFIX + f.name, default)
-        try:
-            if isinstance(default, bool):
-                value = raw if isinstance(raw, bool) else str(raw).lower() in ("true", "1", "yes")
-            elif isinstance(default, float):
-                value = float(raw)
-            else:
-                value = str(raw) if raw is not None else default
+        try:  # QgsSettings converts stored text ("true", "0.5") to the field's type
+            values[f.name] = s.value(PREFIX + f.name, f.default, type=type(f.default))
         except (TypeError, ValueError):
-            value = default
-        values[f.name] = value
+            values[f.name] = f.default
     return ToolSettings(**values)
 
 
