@@ -20,29 +20,30 @@ def model_help() -> str:
     return default_model_help()
 
 
-def add_model_parameters(alg) -> None:
+def add_model_parameters(alg, model: str = MODEL, device: str = DEVICE) -> None:
     from ritm_qgis.engine.runtime.choices import available_devices, default_model, model_names
 
     names = model_names()
     default = default_model()[0]
     alg.addParameter(QgsProcessingParameterEnum(
-        MODEL, "Model (shipped, downloaded, or downloaded on first use)", options=names,
+        model, "Model (shipped, downloaded, or downloaded on first use)", options=names,
         defaultValue=default if default in names else names[0], usesStaticStrings=True))
     alg.addParameter(QgsProcessingParameterFile(
         CHECKPOINT, "Checkpoint file (.pth) used instead of the model above", optional=True,
         fileFilter="Checkpoints (*.pth *.pt);;All files (*)"))
     alg.addParameter(QgsProcessingParameterEnum(
-        DEVICE, "Device", options=available_devices(), defaultValue="auto", usesStaticStrings=True))
+        device, "Device", options=available_devices(), defaultValue="auto", usesStaticStrings=True))
 
 
-def model_and_device(alg, parameters, context, feedback) -> tuple[str, str]:
+def model_and_device(alg, parameters, context, feedback, model: str = MODEL,
+                     device: str = DEVICE) -> tuple[str, str]:
     """``(spec, device)`` for ``build_backend``; a listed model not downloaded yet is downloaded now."""
     from ritm_qgis.core.errors import RitmError
     from ritm_qgis.engine.runtime.choices import model_spec
 
-    name = alg.parameterAsEnumString(parameters, MODEL, context)
+    name = alg.parameterAsEnumString(parameters, model, context)
     checkpoint = alg.parameterAsFile(parameters, CHECKPOINT, context) if parameters.get(CHECKPOINT) else None
-    device = alg.parameterAsEnumString(parameters, DEVICE, context) or "auto"
+    device_name = alg.parameterAsEnumString(parameters, device, context) or "auto"
 
     def progress(done, total):
         if total:
@@ -52,4 +53,4 @@ def model_and_device(alg, parameters, context, feedback) -> tuple[str, str]:
         spec = model_spec(name, checkpoint or None, progress=progress, cancel=feedback.isCanceled)
     except RitmError as exc:
         raise QgsProcessingException(str(exc)) from None
-    return spec, device
+    return spec, device_name

@@ -19,7 +19,8 @@ one run) and an order. This module turns that into pixel clicks on a raster and 
   pixels, replays the clicks in order and vectorizes the final mask into one (multi)polygon in
   the raster's CRS with ``object_id``, ``area_m2``, ``perimeter_m``, ``n_clicks``, ``model``,
   ``touches_window`` (the mask reaches the window's border: the building may be cut; raise the
-  margin). Optionally each object's mask is burnt into a 0/255 mask raster of the raster's grid
+  margin), ``stretch`` (the input rule, ``stretch.StretchRule.label``). ``simplify_px`` is in
+  raster pixels (``simplify`` in map units; they add up). Optionally each object's mask is burnt into a 0/255 mask raster of the raster's grid
   (written window by window, atomically).
 """
 
@@ -164,10 +165,9 @@ def context_window(obj: ObjectClicks, grid: RasterGrid, margin: int = 200) -> Wi
 def _segment_one(ds, obj: ObjectClicks, window: Window, stretch, make_session, model_name, simplify, dst) -> dict:
     import shapely
 
-    from ritm_qgis.engine.geo.raster_io import read_rgb
     from ritm_qgis.engine.geo.vectorize import vectorize_mask
 
-    rgb = read_rgb(ds, window, stretch=stretch)
+    rgb = stretch.read(ds, window)
     r = np.asarray(obj.rows) - int(window.row_off)
     c = np.asarray(obj.cols) - int(window.col_off)
     on_nodata = rgb.invalid[r, c]
@@ -184,12 +184,15 @@ def _segment_one(ds, obj: ObjectClicks, window: Window, stretch, make_session, m
     mask = session.mask & ~rgb.invalid
     polys = vectorize_mask(mask, rgb.grid, simplify=simplify)
     geom = shapely.union_all(polys.geometry.values) if len(polys) else shapely.Polygon()
-    touches = bool(mask[0].any() or mask[-1].any() or mask[:, 0].any() or mask[:, -1].any())
+    # only a window edge inside the raster can cut the outline; at the raster's border no margin helps
+    row0, col0 = int(window.row_off), int(window.col_off)
+    touches = bool((row0 > 0 and mask[0].any()) or (row0 + mask.shape[0] < ds.height and mask[-1].any())
+                   or (col0 > 0 and mask[:, 0].any()) or (col0 + mask.shape[1] < ds.width and mask[:, -1].any()))
     if dst is not None and mask.any():
         old = dst.read(1, window=window)
         dst.write(np.maximum(old, mask.astype("uint8") * 255), 1, window=window)
     return {"object_id": obj.object_id, "n_clicks": len(obj), "model": model_name,
-            "pixels": int(mask.sum()), "touches_window": touches, "geometry": geom}
+            "pixels": int(mask.sum()), "touches_window": touches, "stretch": stretch.rule.label, "geometry": geom}
 
 
 def segment_objects(
@@ -200,28 +203,40 @@ def segment_objects(
     model_name: str = "model",
     margin: int = 200,
     simplify: float = 0.0,
+    simplify_px: float = 0.0,
+    stretch_rule=None,
     mask_path: str | os.PathLike | None = None,
     progress: Callable[[float], None] | None = None,
     cancel: Callable[[], bool] | None = None,
+    staging=None,
 ):
     """Segment each object from its clicks; returns a GeoDataFrame (one row per object, module doc).
 
-    ``cancel()`` is checked before each object; a True raises ``RitmError`` and no mask raster is
-    left behind. ``mask_path``: also write a 0/255 uint8 GeoTIFF mask on the raster's grid.
+    ``cancel()`` is checked before each object; a True raises ``Cancelled`` and no mask raster is
+    left behind. ``mask_path``: also write a 0/255 uint8 GeoTIFF mask on the raster's grid
+    (staged in ``staging``, a ``core.atomic.OutputSet``, when given).
     """
     import geopandas as gpd
     import shapely
 
     from ritm_qgis.core.atomic import atomic_path
-    from ritm_qgis.engine.geo.raster_io import open_raster, raster_meta, raster_stretch
+    from ritm_qgis.core.cancel import check_cancel
+    from ritm_qgis.engine.geo.raster_io import open_raster, raster_meta
+    from ritm_qgis.engine.geo.stretch import resolve_stretch
 
     rows = []
     with open_raster(raster) as ds:
         meta = raster_meta(ds)
         grid = meta.grid
-        stretch = raster_stretch(ds) if meta.dtype != "uint8" else "raster"
+        stretch = resolve_stretch(stretch_rule, ds)
+        simplify = simplify + simplify_px * max(grid.res)  # map units, as vectorize_mask takes them
         windows = [context_window(o, grid, margin) for o in objects]
-        ctx = atomic_path(str(mask_path), suffix=".tif") if mask_path is not None else contextlib.nullcontext()
+        if mask_path is None:
+            ctx = contextlib.nullcontext()
+        elif staging is not None:
+            ctx = contextlib.nullcontext(staging.staged(str(mask_path)))
+        else:
+            ctx = atomic_path(str(mask_path), suffix=".tif")
         with ctx as tmp_mask:
             dst = None
             if tmp_mask is not None:
@@ -232,8 +247,7 @@ def segment_objects(
                                     tiled=True, blockxsize=256, blockysize=256, compress="deflate")
             try:
                 for k, (obj, window) in enumerate(zip(objects, windows)):
-                    if cancel is not None and cancel():
-                        raise RitmError("Segmentation was cancelled; no output was written.")
+                    check_cancel(cancel)
                     rows.append(_segment_one(ds, obj, window, stretch, make_session, model_name, simplify, dst))
                     if progress is not None:
                         progress((k + 1) / len(objects))
@@ -243,7 +257,7 @@ def segment_objects(
     from ritm_qgis.engine.geo.vectorize import metric_area_perimeter
 
     gdf = gpd.GeoDataFrame(rows, geometry="geometry", crs=grid.crs) if rows else gpd.GeoDataFrame(
-        {"object_id": [], "n_clicks": [], "model": [], "pixels": [], "touches_window": []},
+        {"object_id": [], "n_clicks": [], "model": [], "pixels": [], "touches_window": [], "stretch": []},
         geometry=gpd.GeoSeries([], crs=grid.crs), crs=grid.crs)
     area, perim = metric_area_perimeter(np.asarray(gdf.geometry.values, dtype=object), grid.crs)
     gdf.insert(1, "area_m2", area)
