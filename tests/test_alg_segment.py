@@ -15,7 +15,6 @@ def run(params, feedback=None):
     import processing
 
     params = {"MODEL": "grabcut", **params}  # the figures below were measured with GrabCut, not the default
-
     return processing.run("ritm_qgis:segment_from_points", params, feedback=feedback)
 
 
