@@ -130,7 +130,7 @@ _SHIPPED = [
     ModelEntry("grabcut", "grabcut", "none (weight-free)",
                "no weights needed: OpenCV GrabCut from the clicks, one building at a time", "shipped"),
     _shipped("aerial-finetuned-h18s", "hrnet18s", "natural images, then 329 SpaceNet Rio building windows",
-             "fewest clicks per building of the shipped models (the default until paper-finetune is there)"),
+             "fewest clicks per building of the shipped models; the default until paper-finetune is there"),
     _shipped("aerial-finetuned-tiny", "hrnet_tiny", "natural images, then 329 SpaceNet Rio building windows",
              "tiny network (0.4 M parameters) trained per building on a CPU; a demonstration"),
     _shipped("aerial-finetuned-tiles-tiny", "hrnet_tiny", "natural images, then SpaceNet Rio + INRIA kitsap11 tiles",
@@ -144,17 +144,17 @@ _SHIPPED = [
 _PAPER_TABLE1 = "paper Table 1, 500x500 INRIA test tiles (published, not measured here): "
 _PAPER = [
     ModelEntry("paper-finetune", "hrnet18", "COCO+LVIS, then fine-tuned on INRIA aerial tiles",
-               "the best model for buildings: the paper's fine-tuned HRNet18 (use it when you can download it)",
+               "the best for buildings: the paper's HRNet18 fine-tuned on aerial tiles",
                "paper", PAPER_RAW_BASE + "weights/finetune.pth",
                "git-blob-sha1:569fa9e7e4360c7fb274a6ca0bff263cc9d22d27", size_text="about 41 MB",
                published=_PAPER_TABLE1 + "NoC20@80 5.66, NoC20@90 14.58, >=20@80 0.135, Avg20 IoU 0.875"),
     ModelEntry("paper-scratch", "hrnet18", "INRIA aerial tiles only (from scratch)",
-               "the paper's HRNet18 trained on aerial tiles only; second best for buildings",
+               "the paper's HRNet18 trained on aerial tiles only",
                "paper", PAPER_RAW_BASE + "weights/train_from_scratch.pth",
                "git-blob-sha1:da71796c1296e50b22ef20ad4a27f2692def6500", size_text="about 41 MB",
                published=_PAPER_TABLE1 + "NoC20@80 10.81, NoC20@90 18.05, >=20@80 0.333, Avg20 IoU 0.827"),
     ModelEntry("paper-notrain", "hrnet18", "COCO+LVIS (natural images)",
-               "RITM's COCO+LVIS baseline, the paper's 'no training' reference; natural images",
+               "the paper's 'no training' reference: RITM's natural-image baseline",
                "paper", PAPER_RAW_BASE + "pretrained_models/coco_lvis_h18_baseline.pth",
                "git-blob-sha1:35124d030931747dc1e421f523c53ec75f6f4a50", size_text="about 39 MB",
                published=_PAPER_TABLE1 + "NoC20@80 16.22, NoC20@90 18.60, >=20@80 0.648, Avg20 IoU 0.718"),
@@ -170,7 +170,7 @@ _RITM_PUBLISHED = {
 }
 _RITM = [
     ModelEntry(w.name, w.arch, w.training_data,
-               f"RITM {w.description}; natural images (objects, people), not trained on aerial images",
+               f"RITM {w.description}; natural images, not aerial",
                "ritm", w.url, None, size_text=w.size_hint,
                published="RITM README, NoC@85/NoC@90 (published, not measured here): " + _RITM_PUBLISHED[w.name])
     for w in OFFICIAL_WEIGHTS.values()

@@ -81,6 +81,7 @@ class ModelPicker(QWidget):
         self.combo.setSizeAdjustPolicy(QComboBox.AdjustToMinimumContentsLengthWithIcon)
         self.combo.setMinimumContentsLength(18)
         self.combo.activated.connect(self._activated)
+        self.combo.view().setTextElideMode(Qt.ElideRight)
         self.browse = QPushButton("…", self)
         self.browse.setToolTip("Choose a checkpoint file (.pth)")
         self.browse.clicked.connect(self._browse)
@@ -99,14 +100,12 @@ class ModelPicker(QWidget):
         self.progress.hide()
         self.cancel_button.hide()
 
-        default_row = QHBoxLayout()
-        self.default_line = QLabel(self)
+        self.default_line = QLabel(self)  # the reason in short; the figures in its tooltip
         self.default_line.setWordWrap(True)
+        layout.addWidget(self.default_line)
         self.get_best = QPushButton(self)
         self.get_best.clicked.connect(self._download_best)
-        default_row.addWidget(self.default_line, 1)
-        default_row.addWidget(self.get_best)
-        layout.addLayout(default_row)
+        layout.addWidget(self.get_best)
 
         self.mirror = QLineEdit(self)
         self.mirror.setPlaceholderText("download mirror (optional base URL holding NAME.pth files)")
@@ -142,6 +141,8 @@ class ModelPicker(QWidget):
         if self._spec and self._index_of(self._spec) < 0:
             self._add_file_item(self._spec)
         self.combo.blockSignals(False)
+        view = self.combo.view()  # the open list as wide as its longest line (the screen permitting)
+        view.setMinimumWidth(min(1000, view.sizeHintForColumn(0) + 60))
         self._select(self._spec)
         self._update_default_line()
 
@@ -169,7 +170,10 @@ class ModelPicker(QWidget):
         from ritm_qgis.models.catalog import BEST_DOWNLOADABLE
 
         name, reason = _default()
-        self.default_line.setText(f"Default: {reason}")
+        why = ("the paper's aerial model, downloaded" if name == BEST_DOWNLOADABLE
+               else "fewest clicks per building of the shipped models")
+        self.default_line.setText(f"Default: {name} ({why}; details on hover).")
+        self.default_line.setToolTip(reason)
         best = self._index_of(BEST_DOWNLOADABLE)
         downloadable = best >= 0 and self.combo.itemData(best, STATUS_ROLE) == "downloadable"
         self.get_best.setText(f"Download {BEST_DOWNLOADABLE}")
