@@ -48,7 +48,7 @@ class _Handler(http.server.BaseHTTPRequestHandler):
                     self.wfile.write(body[i:min(i + 16384, half)])
                     self.wfile.flush()
                     time.sleep(0.01)
-                st.release.wait(30)
+                st.release.wait(10)
                 self.wfile.write(body[half:])
                 return
             step = 16384 if st.mode == "slow" else len(body)

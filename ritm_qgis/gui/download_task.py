@@ -17,6 +17,7 @@ from qgis.PyQt.QtCore import QUrl, pyqtSignal
 from qgis.PyQt.QtNetwork import QNetworkRequest
 
 MIRROR_SETTING = "ritm_qgis/weights_mirror"
+STALL_TIMEOUT_MS = 60_000  # no byte for this long: the download fails with a message
 
 
 def mirror_setting() -> str:
@@ -66,6 +67,8 @@ class ModelDownloadTask(QgsTask):
         request = QgsBlockingNetworkRequest()
         request.downloadProgress.connect(self._progress)
         net = QNetworkRequest(QUrl(self.url))
+        if hasattr(net, "setTransferTimeout"):  # Qt >= 5.15: a stalled transfer ends in an error, not a hang
+            net.setTransferTimeout(STALL_TIMEOUT_MS)
         code = request.get(net, True, self._feedback)
         if self.isCanceled() or self._feedback.isCanceled():
             self.error = f"The download of {self.name} was cancelled; nothing was kept."
