@@ -9,6 +9,7 @@ import numpy as np
 from ritm_qgis.engine.interactive.backends import build_backend
 from ritm_qgis.core.defaults import MASK_THRESHOLD
 from ritm_qgis.core.errors import RitmError
+from ritm_qgis.engine.geo.stretch import STRETCH_HELP, STRETCH_METAVAR
 
 HELP = ("Segment one object from clicks with a RITM network (or the weight-free GrabCut backend) "
         "and write the mask (0/255 PNG) and optionally the probability map (.npy).")
@@ -72,6 +73,7 @@ def add_arguments(p):
                    help="network speed-up: auto (default: onednn on the CPU, fold elsewhere), onednn "
                         "(fold + oneDNN fused convolutions on prepacked weights, CPU), fold (BatchNorm "
                         "folding + channels-last), none")
+    p.add_argument("--stretch", default="percentile", metavar=STRETCH_METAVAR, help=STRETCH_HELP)
     p.add_argument("--out-mask", required=True, metavar="MASK.png", help="output mask, 0/255 PNG")
     p.add_argument("--out-prob", metavar="PROB.npy", help="also write the probability map (float32, image size)")
 
@@ -79,6 +81,7 @@ def add_arguments(p):
 def run(args) -> int:
     import cv2
 
+    from ritm_qgis.engine.geo.stretch import parse_stretch, stretch_image
     from ritm_qgis.engine.interactive.predictor import Predictor
 
     clicks = [parse_click(c) for c in args.click]
@@ -86,7 +89,10 @@ def run(args) -> int:
         raise RitmError("Give at least one --click X,Y,+ on the object.")
     if not 0.0 <= args.threshold <= 1.0:
         raise RitmError(f"--threshold must lie between 0 and 1, not {args.threshold}.")
+    stretch = parse_stretch(args.stretch)
     image = read_image(args.image)
+    if stretch.kind != "percentile":  # percentile is the predictor's own normalisation
+        image = stretch_image(image, stretch)
     backend = build_backend(args.checkpoint, args.device, args.precision, args.optimize)
     session = Predictor(backend, zoom_in=not args.no_zoom_in, flip=not args.no_flip, threshold=args.threshold)
     session.set_image(image)
@@ -101,6 +107,7 @@ def run(args) -> int:
     if args.out_prob:
         np.save(args.out_prob, pred.prob.astype(np.float32))
     h, w = pred.mask.shape
-    print(f"{backend.name}: {len(clicks)} click(s) on a {w}x{h} image, {int(pred.mask.sum())} object pixels "
+    print(f"{backend.name}: {len(clicks)} click(s) on a {w}x{h} image (stretch {stretch.label}), "
+          f"{int(pred.mask.sum())} object pixels "
           f"-> {args.out_mask}" + (f", {args.out_prob}" if args.out_prob else ""))
     return 0
