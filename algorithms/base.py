@@ -30,10 +30,10 @@ MODEL_HELP = "Model: checkpoint file, official model name, or 'grabcut'"
 
 
 def icon_path() -> str:
-    """``ritm_qgis/icon.svg`` (may be absent; QGIS then shows its default icon)."""
-    import ritm_qgis
+    """``ritm_qgis/icon.svg``, the plugin's one icon (may be absent: QGIS then shows its default)."""
+    from ritm_qgis.gui.icon import ICON_PATH
 
-    return os.path.join(os.path.dirname(os.path.abspath(ritm_qgis.__file__)), "icon.svg")
+    return ICON_PATH
 
 
 class Destination(NamedTuple):
