@@ -78,8 +78,13 @@ class NetworkBackend(Backend):
     * 'onednn' (CPU only; elsewhere 'fold'): 'fold', then every convolution run by oneDNN's
       fused kernel on weights prepacked once, with its ReLU and residual addition absorbed
       (``onednn_fusion``). Any input size, no warm-up; checked like 'fold'.
-    * 'none': the network as given.
-    * 'auto' (default): 'onednn' on the CPU in fp32, else 'fold'.
+    * 'bf16' (CPU only; elsewhere 'fold'): 'fold', run under bfloat16 autocast
+      (``runtime.cpu_bf16``): 2-3x faster where the CPU has bf16 in hardware (AMX,
+      AVX512-BF16), slower elsewhere. Probabilities move by a few 1e-3; checked against the
+      fp32 network at construction (falls back to 'onednn' with a warning beyond 0.05).
+    * 'none': the network as given (RITM's arithmetic).
+    * 'auto' (default): on the CPU in fp32, 'bf16' where the CPU computes bf16 natively, else
+      'onednn'; elsewhere 'fold'.
 
     net_clicks_limit: feed only the first N clicks to the network (RITM's option; None = all).
     cuda_graphs: on CUDA, replay the forward pass from CUDA graphs once an input shape repeats
@@ -88,7 +93,7 @@ class NetworkBackend(Backend):
     """
 
     is_network = True
-    OPTIMIZE = ("auto", "none", "fold", "onednn")
+    OPTIMIZE = ("auto", "none", "fold", "onednn", "bf16")
 
     def __init__(self, model, device="auto", precision: str = "fp32", optimize: str = "auto",
                  net_clicks_limit: int | None = None, name: str | None = None, cuda_graphs: bool = True):
@@ -105,8 +110,12 @@ class NetworkBackend(Backend):
         if optimize not in self.OPTIMIZE:
             raise RitmError(f"Unknown optimisation '{optimize}'; use one of {', '.join(self.OPTIMIZE)}.")
         if optimize == "auto":
-            optimize = "onednn" if self.device.type == "cpu" and self.precision == "fp32" else "fold"
-        if optimize == "onednn" and self.device.type != "cpu":
+            optimize = "fold"
+            if self.device.type == "cpu" and self.precision == "fp32":
+                from ritm_qgis.engine.runtime.cpu_bf16 import native_bf16
+
+                optimize = "bf16" if native_bf16() else "onednn"
+        if optimize in ("onednn", "bf16") and self.device.type != "cpu":
             optimize = "fold"
         self.optimize = optimize
         self.net_clicks_limit = net_clicks_limit
@@ -115,7 +124,7 @@ class NetworkBackend(Backend):
         model = model.eval()
         for p in model.parameters():
             p.requires_grad_(False)
-        self.channels_last = optimize in ("fold", "onednn")
+        self.channels_last = optimize in ("fold", "onednn", "bf16")
         if self.channels_last:
             channels = 4 if self.with_prev_mask else 3
 
@@ -124,14 +133,37 @@ class NetworkBackend(Backend):
                         torch.tensor([[[size / 2, size / 2, 0.0], [-1.0, -1.0, -1.0]]]))
 
             # oneDNN lays the weights out for one input size: the zoom-in's 400 is the usual one.
+            plain = model
             model = optimize_model(model, self.device, channels_last=True, fold_bn=True, example=example(64),
                                    onednn_example=example(400) if optimize == "onednn" else None)
+            if optimize == "bf16":
+                model = self._checked_bf16(plain, model, example(96))
         self.model = model.to(self.device)
         self._graphs = None
         if cuda_graphs and self.device.type == "cuda":
             from ritm_qgis.engine.runtime.cuda_graphs import CudaGraphRunner
 
             self._graphs = CudaGraphRunner(self._eager)
+
+    def _checked_bf16(self, plain, folded, example):
+        """``folded`` if its bf16 probabilities stay near the fp32 network's, else the 'onednn' model."""
+        import warnings
+
+        from ritm_qgis.engine.runtime import cpu_bf16
+        from ritm_qgis.engine.runtime.device import optimize_model
+
+        gap = cpu_bf16.prob_gap(plain, folded, example)
+        if gap <= cpu_bf16.PROB_TOLERANCE:
+            return folded
+        warnings.warn(f"bfloat16 changed this network's probabilities by {gap:.3f} (> {cpu_bf16.PROB_TOLERANCE}); "
+                      "running it in fp32 (--optimize onednn) instead.", RuntimeWarning, stacklevel=3)
+        self.optimize = "onednn"
+        import torch
+
+        size = 400
+        onednn_example = (torch.rand(1, example[0].shape[1], size, size, generator=torch.Generator().manual_seed(0)),
+                          torch.tensor([[[size / 2, size / 2, 0.0], [-1.0, -1.0, -1.0]]]))
+        return optimize_model(plain, self.device, channels_last=True, fold_bn=True, onednn_example=onednn_example)
 
     @classmethod
     def from_checkpoint(cls, path_or_name, device="auto", **kwargs) -> "NetworkBackend":
@@ -176,7 +208,13 @@ class NetworkBackend(Backend):
 
         from ritm_qgis.engine.runtime.device import autocast
 
-        with torch.inference_mode(), autocast(self.device, self.precision):
+        if self.optimize == "bf16" and self.device.type == "cpu":
+            from ritm_qgis.engine.runtime.cpu_bf16 import autocast as cpu_autocast
+
+            context = cpu_autocast()
+        else:
+            context = autocast(self.device, self.precision)
+        with torch.inference_mode(), context:
             out = self.model(images, points)["instances"]
         return out.float().contiguous()
 
