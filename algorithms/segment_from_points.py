@@ -94,7 +94,7 @@ class SegmentFromPointsAlgorithm(QgsProcessingAlgorithm):
         from ritm_qgis.engine.interactive.backends import build_backend
         from ritm_qgis.engine.interactive.click_points import ClickPoint, group_clicks, parse_sign, segment_objects
         from ritm_qgis.engine.geo.output_paths import check_writable, gpkg_path
-        from ritm_qgis.engine.interactive.predictor import Predictor
+        from ritm_qgis.engine.interactive.interactive_settings import interactive_predictor
         from ritm_qgis.engine.geo.raster_io import raster_meta
         from ritm_qgis.engine.geo.vector_io import write_gpkg
 
@@ -138,7 +138,7 @@ class SegmentFromPointsAlgorithm(QgsProcessingAlgorithm):
             feedback.pushInfo(f"{len(points)} click(s), {len(objects)} building(s); model {spec}")
             backend = build_backend(spec, device)
             gdf = segment_objects(
-                raster, objects, lambda: Predictor(backend), model_name=model_label(spec),
+                raster, objects, lambda: interactive_predictor(backend), model_name=model_label(spec),
                 margin=self.parameterAsInt(parameters, self.MARGIN, context),
                 simplify=self.parameterAsDouble(parameters, self.SIMPLIFY, context),
                 mask_path=mask_dest, progress=lambda f: feedback.setProgress(95 * f), cancel=feedback.isCanceled)

@@ -56,12 +56,12 @@ class WorkerState:
     def _model(self, job, spec: str, device: str, threshold: float):
         """Build the backend; on failure fall back to GrabCut and say why (job.error)."""
         from ritm_qgis.engine.interactive.backends import build_backend
-        from ritm_qgis.engine.interactive.predictor import Predictor
+        from ritm_qgis.engine.interactive.interactive_settings import interactive_predictor, load_interactive_backend
 
         spec = (spec or "grabcut").strip() or "grabcut"
         error = None
         try:
-            backend = build_backend(spec, device)
+            backend = load_interactive_backend(spec, device)  # warmed up: no one-off cost on the first click
         except RitmError as exc:
             error = str(exc)
         except Exception as exc:  # noqa: BLE001 - a broken checkpoint can raise anything
@@ -71,10 +71,7 @@ class WorkerState:
         self.backend_name = getattr(backend, "name", spec)
         self.device_name = str(getattr(backend, "device", "cpu"))
         self.backend = backend
-        if backend.is_network:
-            self.factory = lambda: Predictor(backend, zoom_in=True, flip=True, threshold=threshold)
-        else:
-            self.factory = lambda: Predictor(backend, threshold=threshold)
+        self.factory = lambda: interactive_predictor(backend, threshold=threshold)
         if self.session is not None:
             self.session.predictor_factory = self.factory  # used from the next window or object on
         job.result = {"backend": self.backend_name, "device": self.device_name, "spec": spec}
