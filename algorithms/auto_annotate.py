@@ -91,10 +91,10 @@ class AutoAnnotateAlgorithm(QgsProcessingAlgorithm):
 
     def processAlgorithm(self, parameters, context, feedback):  # noqa: N802
         from ._layers import engine_errors, layer_to_frame, raster_file  # first: isolates the geo stack
-        from ritm_qgis.commands.evaluate import model_label
+        from ritm_qgis.engine.interactive.backends import model_label
         from ritm_qgis.engine.interactive.backends import build_backend
-        from ritm_qgis.engine.reports.annotation_outputs import annotation_frames, write_annotation_figures
-        from ritm_qgis.engine.protocol.geo_annotate import annotate_raster
+        from ritm_qgis.engine.jobs.annotation_outputs import annotation_frames, write_annotation_figures
+        from ritm_qgis.engine.jobs.geo_annotate import annotate_raster
         from ritm_qgis.engine.geo.output_paths import check_writable, gpkg_path
         from ritm_qgis.engine.interactive.predictor import Predictor
         from ritm_qgis.engine.geo.raster_io import raster_meta

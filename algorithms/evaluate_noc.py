@@ -105,10 +105,10 @@ class EvaluateNocAlgorithm(QgsProcessingAlgorithm):
 
     def processAlgorithm(self, parameters, context, feedback):  # noqa: N802
         from ._layers import engine_errors, layer_to_frame, raster_file  # first: isolates the geo stack
-        from ritm_qgis.commands.evaluate import model_label
-        from ritm_qgis.commands.noc_report import parse_thresholds
+        from ritm_qgis.engine.interactive.backends import model_label
+        from ritm_qgis.engine.protocol.noc import parse_thresholds
         from ritm_qgis.engine.interactive.backends import build_backend
-        from ritm_qgis.engine.protocol.geo_evaluation import evaluate_raster, write_evaluation_outputs
+        from ritm_qgis.engine.jobs.geo_evaluation import evaluate_raster, write_evaluation_outputs
         from ritm_qgis.engine.geo.output_paths import check_writable, gpkg_path
         from ritm_qgis.engine.interactive.predictor import Predictor
         from ritm_qgis.engine.geo.vector_io import write_gpkg

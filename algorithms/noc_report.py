@@ -60,7 +60,7 @@ class NocReportAlgorithm(QgsProcessingAlgorithm):
             self.OUTPUT_JSON, "Metrics as JSON", "JSON files (*.json)", optional=True, createByDefault=False))
 
     def processAlgorithm(self, parameters, context, feedback):  # noqa: N802
-        from ritm_qgis.commands.noc_report import load_iou_array, parse_thresholds
+        from ritm_qgis.engine.protocol.noc import load_iou_array, parse_thresholds
         from ritm_qgis.core.errors import RitmError
         from ritm_qgis.engine.reports.figures import plot_iou_curves
         from ritm_qgis.engine.protocol.noc import noc_report

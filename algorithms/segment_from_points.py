@@ -90,9 +90,9 @@ class SegmentFromPointsAlgorithm(QgsProcessingAlgorithm):
 
     def processAlgorithm(self, parameters, context, feedback):  # noqa: N802
         from ._layers import crs_text, engine_errors, python_value, raster_file  # first: isolates the geo stack
-        from ritm_qgis.commands.evaluate import model_label
+        from ritm_qgis.engine.interactive.backends import model_label
         from ritm_qgis.engine.interactive.backends import build_backend
-        from ritm_qgis.engine.interactive.click_points import ClickPoint, group_clicks, parse_sign, segment_objects
+        from ritm_qgis.engine.jobs.click_points import ClickPoint, group_clicks, parse_sign, segment_objects
         from ritm_qgis.engine.geo.output_paths import check_writable, gpkg_path
         from ritm_qgis.engine.interactive.interactive_settings import interactive_predictor
         from ritm_qgis.engine.geo.raster_io import raster_meta

@@ -83,6 +83,7 @@ class TrainModelAlgorithm(QgsProcessingAlgorithm):
     def processAlgorithm(self, parameters, context, feedback):  # noqa: N802
         from ._layers import engine_errors, layer_to_frame, raster_file  # first: isolates the geo stack
         from ritm_qgis.engine.geo.output_paths import check_writable
+        from ritm_qgis.engine.data.specs import RasterSpec
         from ritm_qgis.engine.training import TrainConfig, train
         from ritm_qgis.engine.geo.vector_io import write_gpkg
 
@@ -99,7 +100,7 @@ class TrainModelAlgorithm(QgsProcessingAlgorithm):
                 raise QgsProcessingException(f"The footprint layer '{layer.name()}' has no features.")
             write_gpkg(frame, footprints, layer="footprints", mode="w")
             cfg = TrainConfig(
-                train_data=[f"raster:{raster}:{footprints}:{mode}"], out=out,
+                train_data=[RasterSpec(raster, footprints, mode)], out=out,
                 init=self.parameterAsString(parameters, self.INIT, context).strip() or "none",
                 arch=self.parameterAsString(parameters, self.ARCH, context).strip() or "hrnet18s",
                 epochs=self.parameterAsInt(parameters, self.EPOCHS, context),

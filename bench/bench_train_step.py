@@ -27,6 +27,7 @@ import torch
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
+from ritm_qgis.engine.data.specs import MaskFolderSpec  # noqa: E402
 from ritm_qgis.engine.training.loop import TrainConfig, Trainer, iterative_inputs  # noqa: E402
 from ritm_qgis.engine.training.losses import ritm_loss  # noqa: E402
 
@@ -65,7 +66,7 @@ def main(argv=None):
     ch, cw = (int(v) for v in args.crop.split(","))
     tmp = tempfile.mkdtemp(prefix="bench_train_")
     make_folder(tmp, max(8, args.batch_size), ch + 40, cw + 40)
-    cfg = TrainConfig(train_data=[f"folder:{tmp}"], out=os.path.join(tmp, "run"), arch=args.arch,
+    cfg = TrainConfig(train_data=[MaskFolderSpec(tmp, "folder")], out=os.path.join(tmp, "run"), arch=args.arch,
                       batch_size=args.batch_size, crop_size=(ch, cw), device=args.device,
                       epoch_len=args.batch_size)
     trainer = Trainer(cfg)

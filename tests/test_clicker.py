@@ -1,7 +1,8 @@
 import numpy as np
 import pytest
 
-from ritm_qgis.engine.protocol.clicker import Click, ClickHistory, next_click, next_clicks
+from ritm_qgis.engine.interactive.click_encoding import Click
+from ritm_qgis.engine.protocol.clicker import ClickHistory, next_click, next_clicks
 
 
 def blank(h=41, w=41):

@@ -11,6 +11,7 @@ import torch
 from rectangle_folder import rectangle_folder
 
 from ritm_qgis.engine.data.datasets import Dataset, Sample
+from ritm_qgis.engine.data.registry import parse_dataset_spec
 from ritm_qgis.engine.protocol.evaluation import evaluate
 from ritm_qgis.engine.interactive.predictor import NetworkBackend, Predictor
 from ritm_qgis.engine.geo.synthetic_scene import make_scene
@@ -63,6 +64,7 @@ def test_cuda_batched_evaluation_equals_batch_size_one():
 def test_amp_training_on_cuda_saves_a_checkpoint_that_loads_on_cpu(tmp_path):
     data = rectangle_folder(tmp_path / "data", (72, 96), [(10 + 3 * i, 40 + 3 * i, 12 + 4 * i, 48 + 4 * i)
                                                           for i in range(8)])
+    data = parse_dataset_spec(data)
     cfg = TrainConfig(train_data=[data], val_data=[data], val_limit=2, val_max_clicks=2, out=str(tmp_path / "run"),
                       arch="hrnet_tiny", epochs=2, epoch_len=8, batch_size=4, crop_size=(64, 80), device="cuda",
                       seed=0)

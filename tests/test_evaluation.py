@@ -8,7 +8,8 @@ import cv2
 import numpy as np
 import pytest
 
-from ritm_qgis.engine.data.datasets import mask_folder, parse_dataset_spec
+from ritm_qgis.engine.data.datasets import mask_folder
+from ritm_qgis.engine.data.registry import open_dataset, parse_dataset_spec
 from ritm_qgis.core.errors import RitmError
 from ritm_qgis.engine.protocol.evaluation import Cancelled, evaluate
 from ritm_qgis.engine.protocol.noc import noc_report
@@ -72,7 +73,7 @@ def test_grabcut_backend_on_real_grabcut_images():
     from ritm_qgis.engine.interactive.grabcut_backend import GrabCutBackend
     from ritm_qgis.engine.interactive.predictor import Predictor
 
-    ds = parse_dataset_spec(f"grabcut:{shared_path('grabcut')}")
+    ds = open_dataset(parse_dataset_spec(f"grabcut:{shared_path('grabcut')}"))
     assert len(ds) == 50
     backend = GrabCutBackend()
     r = evaluate(ds, lambda: Predictor(backend), "grabcut", max_clicks=5, indices=range(4))
@@ -160,11 +161,11 @@ def test_evaluate_command_outputs_agree_with_noc_report(tmp_path, tiny_net_file)
 
 def test_bad_dataset_specs_are_explained(tmp_path):
     with pytest.raises(RitmError, match="KIND:PATH"):
-        parse_dataset_spec("nocolon")
+        open_dataset(parse_dataset_spec("nocolon"))
     with pytest.raises(RitmError, match="images/ and masks/"):
-        parse_dataset_spec(f"grabcut:{tmp_path}")
+        open_dataset(parse_dataset_spec(f"grabcut:{tmp_path}"))
     with pytest.raises(RitmError, match="prepare-inria"):
-        parse_dataset_spec(f"inria:{tmp_path}")
+        open_dataset(parse_dataset_spec(f"inria:{tmp_path}"))
 
 
 def test_torchrun_with_two_cpu_processes_gives_the_single_process_arrays(tmp_path, tiny_net_file):

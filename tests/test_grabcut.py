@@ -104,7 +104,7 @@ def test_grabcut_clicks_are_honoured_and_negative_only_is_empty():
 
 def test_grabcut_seed_labels():
     backend = GrabCutBackend(radius=3)
-    from ritm_qgis.engine.protocol.clicker import Click
+    from ritm_qgis.engine.interactive.click_encoding import Click
 
     lab = backend.labels((100, 100), [Click(50, 50, True), Click(52, 50, False)], np.zeros((100, 100), np.float32))
     assert lab[52, 50] == cv2.GC_BGD  # the later negative click wins where disks overlap

@@ -5,7 +5,7 @@ import importlib.util
 import numpy as np
 from conftest import ROOT, shared_path
 
-from ritm_qgis.engine.data.datasets import parse_dataset_spec
+from ritm_qgis.engine.data.registry import open_dataset, parse_dataset_spec
 
 
 def _script():
@@ -40,10 +40,10 @@ def test_build_from_shared_data(tmp_path):
     assert set(counts["test"]) == {"img50", "img51", "img52", "img53", "img54"}
     assert set(counts["train"]) == {"img55", "img56", "img57", "img63", "img64"}
     assert sum(counts["test"].values()) == 186 and sum(counts["train"].values()) == 329
-    test = parse_dataset_spec(f"grabcut:{tmp_path / 'test'}")
-    train = parse_dataset_spec(f"grabcut:{tmp_path / 'train-zoom'}")
+    test = open_dataset(parse_dataset_spec(f"grabcut:{tmp_path / 'test'}"))
+    train = open_dataset(parse_dataset_spec(f"grabcut:{tmp_path / 'train-zoom'}"))
     assert len(test) == 186 and len(train) == 329
-    val = parse_dataset_spec(f"grabcut:{tmp_path / 'val'}")
+    val = open_dataset(parse_dataset_spec(f"grabcut:{tmp_path / 'val'}"))
     assert set(counts["val"]) == {"img63", "img64"} and len(val) == sum(counts["val"].values()) == 198
     assert set(val.names) <= set(train.names) and not set(val.names) & set(test.names)
     assert not any(mod.HELD_OUT.search(n.split("_b")[0]) for n in train.names)

@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 from conftest import ROOT
 
-from ritm_qgis.engine.data.datasets import parse_dataset_spec
+from ritm_qgis.engine.data.registry import open_dataset, parse_dataset_spec
 
 
 def _script():
@@ -39,8 +39,8 @@ def test_packs_davis_and_the_chosen_scale_as_the_readers_expect(tmp_path):
     assert sorted(p.name for p in (out / "aerial" / "train-zoom" / "images").iterdir()) == \
         ["img55_b001.jpg", "img63_b002.jpg"]  # re-encoded
     assert (out / "aerial" / "test" / "images" / "img50_b001.png").is_file()  # the test set unchanged
-    assert len(parse_dataset_spec(f"davis:{out / 'davis'}")) == 2
-    train = parse_dataset_spec(f"grabcut:{out / 'aerial' / 'train-zoom'}")
+    assert len(open_dataset(parse_dataset_spec(f"davis:{out / 'davis'}"))) == 2
+    train = open_dataset(parse_dataset_spec(f"grabcut:{out / 'aerial' / 'train-zoom'}"))
     assert len(train) == 2 and train[0].gt.sum() == 22 * 30  # masks copied as they were
 
 

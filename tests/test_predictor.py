@@ -17,7 +17,8 @@ import torch
 
 from ritm_qgis.engine.interactive import zoom_in as zi
 from ritm_qgis.engine.interactive.click_encoding import flip_clicks, points_array
-from ritm_qgis.engine.protocol.clicker import Click, ClickHistory, next_click
+from ritm_qgis.engine.interactive.click_encoding import Click
+from ritm_qgis.engine.protocol.clicker import ClickHistory, next_click
 from ritm_qgis.engine.runtime.device import autocast, resolve_device
 from ritm_qgis.core.errors import RitmError
 from ritm_qgis.engine.geo.image_norm import to_rgb_float, to_rgb_uint8

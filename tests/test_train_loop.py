@@ -11,6 +11,7 @@ import torch
 from rectangle_folder import rectangle_folder
 
 from ritm_qgis.cli import main
+from ritm_qgis.engine.data.registry import parse_dataset_spec
 from ritm_qgis.engine.training import TrainConfig, train
 from ritm_qgis.engine.training.loop import HEAD_MODULES, param_groups
 from ritm_qgis.models import create_model, load_model, read_checkpoint
@@ -24,7 +25,9 @@ def tiny_folder(tmp_path_factory):
 
 
 def _cfg(data, out, **kw):
-    base = dict(train_data=[data], out=str(out), arch="hrnet_tiny", epochs=1, epoch_len=4, batch_size=2,
+    """A small run's config; dataset texts are parsed as the CLI does."""
+    kw["val_data"] = [parse_dataset_spec(s) for s in kw.get("val_data", [])]
+    base = dict(train_data=[parse_dataset_spec(data)], out=str(out), arch="hrnet_tiny", epochs=1, epoch_len=4, batch_size=2,
                 crop_size=(32, 48), device="cpu", seed=0)
     base.update(kw)
     return TrainConfig(**base)

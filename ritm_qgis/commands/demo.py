@@ -68,7 +68,7 @@ def load_demo_inputs(image_path: str, target_path: str):
 
 def write_geo_outputs(folder: str, ann, grid, model: str):
     """footprints.gpkg (the final mask as polygons) and clicks.gpkg (sign, order) in the raster's CRS."""
-    from ritm_qgis.engine.reports.annotation_outputs import annotation_frames
+    from ritm_qgis.engine.jobs.annotation_outputs import annotation_frames
     from ritm_qgis.engine.geo.vector_io import write_gpkg
 
     polys, clicks = annotation_frames(ann, grid, model)
@@ -77,10 +77,10 @@ def write_geo_outputs(folder: str, ann, grid, model: str):
 
 
 def run(args) -> int:
-    from ritm_qgis.commands.evaluate import model_label
+    from ritm_qgis.engine.interactive.backends import model_label
     from ritm_qgis.engine.interactive.backends import build_backend
     from ritm_qgis.engine.data.datasets import Sample
-    from ritm_qgis.engine.reports.annotation_outputs import write_annotation_figures
+    from ritm_qgis.engine.jobs.annotation_outputs import write_annotation_figures
     from ritm_qgis.engine.protocol.evaluation import annotate
     from ritm_qgis.engine.interactive.predictor import Predictor
 

@@ -2,19 +2,18 @@
 
 from __future__ import annotations
 
-import csv
-import io
 import json
 import os
-import re
 import sys
 import time
 
 import numpy as np
 
-from ritm_qgis.commands.noc_report import parse_thresholds
-from ritm_qgis.core.atomic import atomic_path, write_text_atomically
+from ritm_qgis.engine.interactive.backends import model_label
+from ritm_qgis.engine.protocol.noc import parse_thresholds
+from ritm_qgis.core.atomic import write_text_atomically
 from ritm_qgis.core.errors import RitmError
+from ritm_qgis.engine.reports.sample_table import write_sample_outputs
 
 HELP = ("Evaluate models with simulated clicks (NoC, >=max, Avg IoU, per-click IoU) on a dataset and write "
         "IoU arrays, per-sample CSVs, report.json, a Markdown table and figures.")
@@ -55,11 +54,6 @@ def parse_zoom_in_size(text: str):
     return sizes[0] if len(sizes) == 1 else tuple(sizes)
 
 
-def model_label(spec: str) -> str:
-    base = os.path.splitext(os.path.basename(spec))[0] if os.path.sep in spec or spec.endswith((".pth", ".pt")) else spec
-    return re.sub(r"[^A-Za-z0-9._-]+", "_", base) or "model"
-
-
 class ProgressBar:
     def __init__(self, label: str, stream=sys.stderr):
         self.label, self.stream, self.start = label, stream, time.perf_counter()
@@ -74,26 +68,6 @@ class ProgressBar:
         if done >= total:
             self.stream.write("\n")
         self.stream.flush()
-
-
-def write_sample_outputs(folder: str, result, thresholds):
-    """ious.npy (samples x clicks, NaN rows = empty samples) and samples.csv, each written atomically."""
-    from ritm_qgis.engine.protocol.noc import noc_per_sample
-
-    os.makedirs(folder, exist_ok=True)
-    arr = result.iou_array
-    with atomic_path(os.path.join(folder, "ious.npy")) as tmp:
-        with open(tmp, "wb") as f:
-            np.save(f, arr)
-    buf = io.StringIO()
-    w = csv.writer(buf)
-    w.writerow(["sample", "empty", "n_clicks"] + [f"noc@{t:g}" for t in thresholds]
-               + [f"iou_{k + 1}" for k in range(result.max_clicks)])
-    for name, row, clicks in zip(result.names, arr, result.clicks):
-        empty = bool(np.isnan(row).any())
-        nocs = ["" if empty else int(noc_per_sample(row[None], t)[0]) for t in thresholds]
-        w.writerow([name, int(empty), len(clicks)] + nocs + ["" if np.isnan(v) else f"{v:.6f}" for v in row])
-    write_text_atomically(os.path.join(folder, "samples.csv"), buf.getvalue())
 
 
 def write_extreme_figures(folder: str, dataset, result, make_session, how_many: int = 2):
@@ -136,14 +110,14 @@ def _distributed(device: str):
 
 
 def run(args) -> int:
-    from ritm_qgis.engine.data.datasets import parse_dataset_spec
+    from ritm_qgis.engine.data.registry import open_dataset, parse_dataset_spec
     from ritm_qgis.engine.training.distributed import cleanup
 
     thresholds = parse_thresholds(args.thresholds)
     args.zoom_in_size = parse_zoom_in_size(args.zoom_in_size)
     if args.max_clicks < 1:
         raise RitmError("--max-clicks must be at least 1")
-    dataset = parse_dataset_spec(args.dataset)
+    dataset = open_dataset(parse_dataset_spec(args.dataset, kinds=("grabcut", "davis", "folder", "inria", "raster")))
     indices = list(range(min(len(dataset), args.limit) if args.limit else len(dataset)))
     info, device = _distributed(args.device)
     try:

@@ -5,23 +5,12 @@ from __future__ import annotations
 import json
 import os
 
-import numpy as np
 
 from ritm_qgis.core.errors import RitmError
-from ritm_qgis.engine.protocol.noc import DEFAULT_THRESHOLDS, noc_report
+from ritm_qgis.engine.protocol.noc import DEFAULT_THRESHOLDS, load_iou_array, noc_report, parse_thresholds
 from ritm_qgis.engine.reports.report_table import TABLE_NOTES, text_table
 
 HELP = "Print NoC / >=max / Avg IoU (the paper's Table 1) from per-sample IoU arrays (.npy, samples x clicks)."
-
-
-def parse_thresholds(text: str) -> tuple[float, ...]:
-    try:
-        values = tuple(float(v) for v in text.split(",") if v.strip())
-    except ValueError:
-        raise RitmError(f"--thresholds takes comma-separated numbers such as 0.8,0.85,0.9, not '{text}'") from None
-    if not values:
-        raise RitmError("--thresholds needs at least one value, such as 0.8,0.85,0.9")
-    return values
 
 
 def parse_named_file(spec: str) -> tuple[str, str]:
@@ -32,15 +21,6 @@ def parse_named_file(spec: str) -> tuple[str, str]:
     if not name or not path:
         raise RitmError(f"--ious takes NAME=FILE.npy, not '{spec}'")
     return name, path
-
-
-def load_iou_array(path: str) -> np.ndarray:
-    if not os.path.isfile(path):
-        raise RitmError(f"no IoU array at '{path}'; give the path of a .npy file written by 'evaluate' or by RITM")
-    try:
-        return np.load(path, allow_pickle=False)
-    except (ValueError, OSError) as exc:
-        raise RitmError(f"'{path}' is not a readable .npy array ({exc})") from None
 
 
 def add_arguments(p):

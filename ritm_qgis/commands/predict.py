@@ -9,6 +9,7 @@ import time
 import numpy as np
 
 from ritm_qgis.core.atomic import write_text_atomically
+from ritm_qgis.core.defaults import MASK_THRESHOLD
 from ritm_qgis.core.errors import RitmError
 
 HELP = ("Segment one object from clicks with a RITM network (or the weight-free GrabCut backend) "
@@ -69,7 +70,8 @@ def add_arguments(p):
                         "400 px on the longer side) instead of RITM's interactive demo settings (every click "
                         "on a 400x400 focus crop; the default)")
     p.add_argument("--no-flip", action="store_true", help="skip the mirrored second pass")
-    p.add_argument("--threshold", type=float, default=0.49, help="mask = probability > this (default 0.49)")
+    p.add_argument("--threshold", type=float, default=MASK_THRESHOLD,
+                   help=f"mask = probability > this (default {MASK_THRESHOLD})")
     p.add_argument("--device", default="auto", help="auto (default: CUDA if available), cpu, cuda or cuda:N")
     p.add_argument("--precision", default="fp32", choices=("fp32", "fp16", "bf16"),
                    help="autocast precision on CUDA (default fp32)")

@@ -63,11 +63,13 @@ def add_arguments(p):
 def run(args) -> int:
     import os
 
+    from ritm_qgis.engine.data.registry import parse_dataset_spec
     from ritm_qgis.engine.training import TrainConfig, train
 
     milestones = tuple(int(v) for v in args.milestones.split(",") if v.strip())
     cfg = TrainConfig(
-        train_data=list(args.data), out=args.out, val_data=list(args.val_data), include=args.include,
+        train_data=[parse_dataset_spec(s, flag="--data") for s in args.data], out=args.out,
+        val_data=[parse_dataset_spec(s, flag="--val-data") for s in args.val_data], include=args.include,
         exclude=args.exclude, val_include=args.val_include, val_exclude=args.val_exclude, init=args.init,
         arch=args.arch, regime=args.regime, epochs=args.epochs, epoch_len=args.epoch_len,
         batch_size=args.batch_size, lr=args.lr, backbone_lr_mult=args.backbone_lr_mult, milestones=milestones,

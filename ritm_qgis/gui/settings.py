@@ -6,6 +6,8 @@ from dataclasses import asdict, dataclass, fields
 
 from qgis.core import QgsSettings
 
+from ritm_qgis.core.defaults import MASK_THRESHOLD
+
 PREFIX = "ritm_qgis/maptool/"
 
 
@@ -13,7 +15,7 @@ PREFIX = "ritm_qgis/maptool/"
 class ToolSettings:
     model: str = "grabcut"  # 'grabcut', an official model name, or a checkpoint file
     device: str = "auto"  # auto | cpu | cuda
-    threshold: float = 0.49
+    threshold: float = MASK_THRESHOLD
     simplify_px: float = 1.0  # simplification tolerance, raster pixels
     regularize: bool = False
     min_area_m2: float = 2.0

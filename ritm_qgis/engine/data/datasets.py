@@ -1,6 +1,6 @@
 """Evaluation samples: an image, its ground-truth mask and an optional ignore mask.
 
-Sources (``parse_dataset_spec`` turns a CLI spec into one of them):
+Sources (``registry.open_dataset`` opens a typed spec; the CLI's text forms are given here):
 
 - ``grabcut:DIR``  images/ + masks/NAME.png, 255 object, 128 uncertain band (ignored), 0 background;
 - ``davis:DIR``    images/ + masks/NAME.png, any value > 0 object (first channel), nothing ignored;
@@ -137,24 +137,3 @@ def inria_crops(root: str, split: str = "test") -> Dataset:
         return Sample(names[i], image, gt)
 
     return Dataset(f"inria:{split}", names, load)
-
-
-def parse_dataset_spec(spec: str) -> Dataset:
-    kind, sep, rest = spec.partition(":")
-    if not sep or not rest:
-        raise RitmError(f"--dataset takes KIND:PATH (grabcut:, davis:, folder:, inria:, raster:), not '{spec}'")
-    kind = kind.lower()
-    if kind in MASK_RULES:
-        return mask_folder(rest, kind)
-    if kind == "inria":
-        path, _, split = rest.partition(":")
-        return inria_crops(path, split or "test")
-    if kind == "raster":
-        from ritm_qgis.engine.data.geo_dataset import raster_footprint_dataset
-
-        parts = rest.split(":")
-        if len(parts) < 2:
-            raise RitmError("--dataset raster: takes raster:IMAGE.tif:FOOTPRINTS.gpkg[:tiles|buildings]")
-        mode = parts[2] if len(parts) > 2 else "tiles"
-        return raster_footprint_dataset(parts[0], parts[1], mode=mode)
-    raise RitmError(f"unknown dataset kind '{kind}'; use grabcut:, davis:, folder:, inria: or raster:")

@@ -34,6 +34,7 @@ import numpy as np
 
 from ritm_qgis.core.atomic import atomic_path, write_text_atomically
 from ritm_qgis.core.errors import RitmError
+from ritm_qgis.engine.geo.tiling import tile_grid
 
 __all__ = ["InriaTile", "PrepareResult", "find_tiles", "prepare_inria", "TEST_IDS", "MANIFEST_FIELDS"]
 
@@ -118,9 +119,7 @@ def _open(path):
 
 
 def _read(ds, window, bands):
-    from rasterio.windows import Window
-
-    return ds.read(bands, window=Window(*window))
+    return ds.read(bands, window=window)
 
 
 def _write_png(path: str, array: np.ndarray) -> None:
@@ -156,35 +155,33 @@ def prepare_inria(src: str, out: str, crop_size: int = 500, test_ids=TEST_IDS,
                                 f"'{tile.gt}' is {gds.width}x{gds.height}; they must cover the same grid.")
             if ids.count < 3:
                 raise RitmError(f"'{tile.image}' has {ids.count} band(s); INRIA images are RGB (3 bands).")
-            n_rows, n_cols = ids.height // crop_size, ids.width // crop_size
-            if n_rows == 0 or n_cols == 0:
+            crops = tile_grid(ids.width, ids.height, size=crop_size, edge="drop", stem=tile.stem)
+            if not crops:
                 raise RitmError(f"'{tile.image}' ({ids.width}x{ids.height}) is smaller than one "
                                 f"{crop_size}x{crop_size} crop; use a smaller --crop-size.")
-            for r in range(n_rows):
-                for c in range(n_cols):
-                    if cancel is not None and cancel():
-                        result.cancelled = True
-                        return result
-                    name = f"{tile.stem}_{r}_{c}"
-                    window = (c * crop_size, r * crop_size, crop_size, crop_size)
-                    gt = _read(gds, window, 1) > 128
-                    img_path, gt_path = os.path.join(img_out, name + ".png"), os.path.join(gt_out, name + ".png")
-                    if os.path.exists(img_path) and os.path.exists(gt_path):
-                        result.skipped += 1
-                    else:
-                        rgb = np.moveaxis(_read(ids, window, [1, 2, 3]), 0, -1)
-                        if rgb.dtype != np.uint8:
-                            raise RitmError(f"'{tile.image}' stores {rgb.dtype} pixels; INRIA images are "
-                                            "8-bit RGB.")
-                        _write_png(img_path, np.ascontiguousarray(rgb[:, :, ::-1]))
-                        _write_png(gt_path, gt.astype(np.uint8) * 255)
-                        result.written += 1
-                    fg = float(gt.mean())
-                    result.crops += 1
-                    result.empty += fg == 0.0
-                    rows.append([name, split, tile.city, tile.n, r, c, f"{fg:.6f}", int(fg == 0.0)])
+            for crop in crops:
+                if cancel is not None and cancel():
+                    result.cancelled = True
+                    return result
+                name, r, c, window = crop.name, crop.row, crop.col, crop.window
+                gt = _read(gds, window, 1) > 128
+                img_path, gt_path = os.path.join(img_out, name + ".png"), os.path.join(gt_out, name + ".png")
+                if os.path.exists(img_path) and os.path.exists(gt_path):
+                    result.skipped += 1
+                else:
+                    rgb = np.moveaxis(_read(ids, window, [1, 2, 3]), 0, -1)
+                    if rgb.dtype != np.uint8:
+                        raise RitmError(f"'{tile.image}' stores {rgb.dtype} pixels; INRIA images are "
+                                        "8-bit RGB.")
+                    _write_png(img_path, np.ascontiguousarray(rgb[:, :, ::-1]))
+                    _write_png(gt_path, gt.astype(np.uint8) * 255)
+                    result.written += 1
+                fg = float(gt.mean())
+                result.crops += 1
+                result.empty += fg == 0.0
+                rows.append([name, split, tile.city, tile.n, r, c, f"{fg:.6f}", int(fg == 0.0)])
         if progress is not None:
-            progress((k + 1) / len(tiles), f"{tile.stem}: {n_rows * n_cols} crops ({split})")
+            progress((k + 1) / len(tiles), f"{tile.stem}: {len(crops)} crops ({split})")
     buf = io.StringIO()
     w = csv.writer(buf)
     w.writerow(MANIFEST_FIELDS)

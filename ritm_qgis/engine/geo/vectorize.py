@@ -36,6 +36,7 @@ from rasterio.windows import Window
 from shapely import GeometryType
 
 from ritm_qgis.core.errors import RitmError
+from ritm_qgis.core.defaults import MASK_THRESHOLD
 from ritm_qgis.engine.geo.raster_io import RasterGrid, open_raster, raster_meta
 
 __all__ = [
@@ -48,13 +49,13 @@ __all__ = [
     "DEFAULT_THRESHOLD",
 ]
 
-DEFAULT_THRESHOLD = 0.49  # the paper's probability threshold
+DEFAULT_THRESHOLD = MASK_THRESHOLD
 _SINGLE_PASS_PIXELS = 32_000_000  # masks up to this size are traced in one pass
 _BAND_PIXELS = 8_000_000  # larger ones in bands of about this many pixels (x4 after upsampling)
 
 
 def binarize(mask: np.ndarray, threshold: float | None = None, invalid: np.ndarray | None = None):
-    """bool -> as is; integers -> nonzero (or > threshold); floats -> > threshold (default 0.49).
+    """bool -> as is; integers -> nonzero (or > threshold); floats -> > threshold (default ``MASK_THRESHOLD``).
 
     Pixels in ``invalid`` are background. Returns a uint8 0/1 array.
     """

@@ -1,0 +1,10 @@
+"""Clicks in, masks out: the interactive predictor and what feeds it.
+
+- ``click_encoding``: ``Click`` (row, col, sign) and the networks' ``points`` input;
+- ``zoom_in``: RITM's zoom-in around the object;
+- ``predictor``: ``Predictor`` (one image, many clicks, undo) over a ``Backend``; ``predict_batch``;
+- ``backends``: ``build_backend(spec)`` (a model name, a checkpoint or GrabCut); ``grabcut_backend``;
+- ``context_window`` / ``raster_session``: the window of a raster the map tool's model sees, and
+  clicking building after building on a raster.
+To add a model backend: a class with ``predict`` in its own module, and one line in ``backends``.
+"""

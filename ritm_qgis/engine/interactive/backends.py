@@ -8,6 +8,9 @@
 
 from __future__ import annotations
 
+import os
+import re
+
 GRABCUT_SPECS = {"grabcut": "box", "grabcut-multi": "clicks"}
 
 
@@ -20,3 +23,9 @@ def build_backend(spec: str, device: str = "auto", precision: str = "fp32", opti
     from ritm_qgis.engine.interactive.predictor import NetworkBackend
 
     return NetworkBackend.from_checkpoint(spec, device=device, precision=precision, optimize=optimize)
+
+
+def model_label(spec: str) -> str:
+    """A short name for a model spec, safe as a file or folder name (a checkpoint path gives its stem)."""
+    base = os.path.splitext(os.path.basename(spec))[0] if os.path.sep in spec or spec.endswith((".pth", ".pt")) else spec
+    return re.sub(r"[^A-Za-z0-9._-]+", "_", base) or "model"

@@ -7,16 +7,26 @@ unused rows are (-1, -1, -1). N is the larger count of positive or negative clic
 batch (at least 1). ``limit`` keeps only each sequence's first ``limit`` clicks (RITM's
 ``net_clicks_limit``).
 
-A click here is anything with ``row``, ``col`` and ``is_positive`` (``clicker.Click``,
+A click here is anything with ``row``, ``col`` and ``is_positive`` (``Click``,
 ``ZoomedClick``) or a ``(row, col, is_positive)`` tuple; row/col may be fractional after a
 zoom-in.
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Iterable, NamedTuple, Sequence
 
 import numpy as np
+
+
+@dataclass(frozen=True)
+class Click:
+    """A click on an image, in whole pixels: ``row`` down, ``col`` across."""
+
+    row: int
+    col: int
+    is_positive: bool
 
 
 class ZoomedClick(NamedTuple):

@@ -36,13 +36,13 @@ from typing import Sequence
 import numpy as np
 
 from ritm_qgis.engine.interactive import zoom_in as zi
-from ritm_qgis.engine.interactive.click_encoding import flip_clicks, points_array
-from ritm_qgis.engine.protocol.clicker import Click
+from ritm_qgis.engine.interactive.click_encoding import Click, flip_clicks, points_array
 from ritm_qgis.core.errors import RitmError
+from ritm_qgis.core.defaults import MASK_THRESHOLD
 from ritm_qgis.engine.geo.image_norm import to_rgb_float, to_rgb_uint8
 
 
-DEFAULT_THRESHOLD = 0.49
+DEFAULT_THRESHOLD = MASK_THRESHOLD
 
 
 @dataclass(frozen=True)

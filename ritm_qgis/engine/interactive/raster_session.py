@@ -29,6 +29,7 @@ import numpy as np
 from ritm_qgis.engine.interactive.context_window import (DEFAULT_MARGIN, DEFAULT_MAX_SIZE, DEFAULT_MIN_SIZE, WindowBox, context_window,
                              keeps_window, pixel_index)
 from ritm_qgis.core.errors import RitmError
+from ritm_qgis.core.defaults import MASK_THRESHOLD
 from ritm_qgis.engine.geo.raster_io import RgbWindow, Window, map_to_pixel, raster_meta, raster_stretch, read_rgb
 
 __all__ = ["RasterSession", "Step", "OutlineSettings"]
@@ -39,7 +40,7 @@ class OutlineSettings:
     """How a mask becomes polygons: threshold on the probability, tolerances in raster pixels,
     minimum area in square metres (``area_m2`` of ``vectorize_mask``)."""
 
-    threshold: float = 0.49
+    threshold: float = MASK_THRESHOLD
     simplify_px: float = 0.0
     regularize: bool = False
     regularize_px: float = 1.5

@@ -24,12 +24,7 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
-
-@dataclass(frozen=True)
-class Click:
-    row: int
-    col: int
-    is_positive: bool
+from ritm_qgis.engine.interactive.click_encoding import Click
 
 
 @dataclass(frozen=True)

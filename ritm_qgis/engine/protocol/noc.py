@@ -22,6 +22,8 @@ Definitions (C = max clicks):
 
 from __future__ import annotations
 
+import os
+
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -127,3 +129,22 @@ def noc_report(name: str, ious, thresholds=DEFAULT_THRESHOLDS, max_clicks: int |
         mean_iou_per_click=[float(v) for v in kept.mean(axis=0)],
         std_iou_per_click=[float(v) for v in kept.std(axis=0)],
     )
+
+
+def parse_thresholds(text: str) -> tuple[float, ...]:
+    try:
+        values = tuple(float(v) for v in text.split(",") if v.strip())
+    except ValueError:
+        raise RitmError(f"--thresholds takes comma-separated numbers such as 0.8,0.85,0.9, not '{text}'") from None
+    if not values:
+        raise RitmError("--thresholds needs at least one value, such as 0.8,0.85,0.9")
+    return values
+
+
+def load_iou_array(path: str) -> np.ndarray:
+    if not os.path.isfile(path):
+        raise RitmError(f"no IoU array at '{path}'; give the path of a .npy file written by 'evaluate' or by RITM")
+    try:
+        return np.load(path, allow_pickle=False)
+    except (ValueError, OSError) as exc:
+        raise RitmError(f"'{path}' is not a readable .npy array ({exc})") from None

@@ -1,12 +1,7 @@
 """Training data: the engine's datasets turned into (image, label, clicks) batches.
 
-Sources are the evaluation specs of ``ritm_qgis.engine.data.datasets.parse_dataset_spec``
-(``inria:DIR:train``, ``davis:DIR``, ``grabcut:DIR``, ``folder:DIR``,
-``raster:IMAGE.tif:FOOTPRINTS.gpkg[:tiles|buildings]``) plus one for a single large image with a
-mask of the same size and no georeference:
-
-``pair:IMAGE:MASK[:TILE]``  the image cut into TILE x TILE tiles (default 250) named
-``{stem}_{row}_{col}``, mask > 127 is object.
+Sources are any dataset of ``ritm_qgis.engine.data`` (typed specs, ``registry.open_dataset``),
+``PairSpec`` included (one large image with a same-size mask, cut into tiles).
 
 ``select(dataset, include, exclude)`` keeps the samples whose name matches a regular expression
 (``re.search``), which is how a fixed part is held out (e.g. ``--exclude 'img5[0-4]$'``).
@@ -19,52 +14,13 @@ import re
 
 import numpy as np
 
-from ritm_qgis.engine.data.datasets import Dataset, Sample, parse_dataset_spec, read_gray, read_rgb
+from ritm_qgis.engine.data.datasets import Dataset, Sample
 from ritm_qgis.core.errors import RitmError
 
 from .augment import Augment
 from .sampler import IGNORE, MultiPointSampler
 
-__all__ = ["parse_training_spec", "image_pair_tiles", "select", "to_label", "ClickDataset", "export_folder"]
-
-
-def image_pair_tiles(image_path: str, mask_path: str, tile: int = 250) -> Dataset:
-    """One large image + same-size mask (> 127 object) as TILE x TILE tiles; edge remainders dropped."""
-    for p in (image_path, mask_path):
-        if not os.path.isfile(p):
-            raise RitmError(f"no file at '{p}'")
-    image, mask = read_rgb(image_path), read_gray(mask_path)
-    if image.shape[:2] != mask.shape:
-        raise RitmError(f"'{mask_path}' is {mask.shape[1]}x{mask.shape[0]} but '{image_path}' is "
-                        f"{image.shape[1]}x{image.shape[0]}; they must have the same size")
-    if tile < 16:
-        raise RitmError("the tile size of a pair: spec must be at least 16 pixels")
-    stem = os.path.splitext(os.path.basename(image_path))[0].replace("_rgb", "")
-    rows, cols = mask.shape[0] // tile, mask.shape[1] // tile
-    if not rows or not cols:
-        raise RitmError(f"'{image_path}' is smaller than one {tile}x{tile} tile")
-    items = [(f"{stem}_{r}_{c}", r, c) for r in range(rows) for c in range(cols)]
-
-    def load(i):
-        name, r, c = items[i]
-        win = (slice(r * tile, (r + 1) * tile), slice(c * tile, (c + 1) * tile))
-        return Sample(name, np.ascontiguousarray(image[win]), mask[win] > 127)
-
-    return Dataset(f"pair:{stem}", [it[0] for it in items], load)
-
-
-def parse_training_spec(spec: str) -> Dataset:
-    kind, _, rest = spec.partition(":")
-    if kind.lower() != "pair":
-        return parse_dataset_spec(spec)
-    parts = rest.split(":")
-    if len(parts) not in (2, 3):
-        raise RitmError(f"pair: takes pair:IMAGE:MASK[:TILE], not '{spec}'")
-    try:
-        tile = int(parts[2]) if len(parts) == 3 else 250
-    except ValueError:
-        raise RitmError(f"the tile size in '{spec}' must be a number of pixels") from None
-    return image_pair_tiles(parts[0], parts[1], tile)
+__all__ = ["select", "to_label", "ClickDataset", "export_folder"]
 
 
 def select(dataset: Dataset, include: str | None = None, exclude: str | None = None) -> Dataset:

@@ -40,6 +40,10 @@ from typing import Callable, Optional
 import numpy as np
 
 from ritm_qgis.core.errors import RitmError
+from ritm_qgis.engine.data.datasets import Dataset
+from ritm_qgis.engine.data.registry import open_dataset
+
+from .data import select
 
 __all__ = ["TrainConfig", "train", "Trainer", "param_groups", "iterative_inputs", "HEAD_MODULES"]
 
@@ -49,7 +53,7 @@ HEAD_MODULES = ("conv3x3_ocr", "ocr_gather_head", "ocr_distri_head", "cls_head",
 
 @dataclass
 class TrainConfig:
-    train_data: list  # dataset specs (see data.parse_training_spec)
+    train_data: list  # typed dataset specs (ritm_qgis.engine.data.specs)
     out: str
     val_data: list = field(default_factory=list)
     include: Optional[str] = None  # regex on training sample names
@@ -88,6 +92,7 @@ class TrainConfig:
 
     def as_metadata(self) -> dict:
         d = asdict(self)
+        d["train_data"], d["val_data"] = [str(s) for s in self.train_data], [str(s) for s in self.val_data]
         return {k: (list(v) if isinstance(v, tuple) else v) for k, v in d.items()}
 
 
@@ -150,8 +155,6 @@ def _load_scheduler_state(s, st: dict) -> None:
 
 
 def _concat(datasets):
-    from ritm_qgis.engine.data.datasets import Dataset
-
     if len(datasets) == 1:
         return datasets[0]
     index = [(d, i) for d in range(len(datasets)) for i in range(len(datasets[d]))]
@@ -160,11 +163,9 @@ def _concat(datasets):
 
 
 def load_datasets(specs, include=None, exclude=None):
-    from .data import parse_training_spec, select
-
     if not specs:
         raise RitmError("no training data given; pass at least one dataset spec")
-    return [select(parse_training_spec(s), include, exclude) for s in specs]
+    return [select(open_dataset(s), include, exclude) for s in specs]
 
 
 # ----------------------------------------------------------------------------- the trainer
@@ -287,9 +288,9 @@ class Trainer:
         return {
             "regime": self.regime(),
             "init": self.init_info,
-            "training_data": {"specs": list(cfg.train_data), "include": cfg.include, "exclude": cfg.exclude,
+            "training_data": {"specs": [str(s) for s in cfg.train_data], "include": cfg.include, "exclude": cfg.exclude,
                               "samples": self.data.n_samples},
-            "validation_data": {"specs": list(cfg.val_data), "include": cfg.val_include,
+            "validation_data": {"specs": [str(s) for s in cfg.val_data], "include": cfg.val_include,
                                 "exclude": cfg.val_exclude, "limit": cfg.val_limit} if cfg.val_data else None,
             "epochs": self.epoch,
             "epochs_planned": cfg.epochs,

@@ -30,6 +30,7 @@ from functools import lru_cache
 import cv2
 import numpy as np
 
+from ritm_qgis.core.defaults import MASK_THRESHOLD
 from ritm_qgis.core.threads import map_samples
 
 __all__ = ["MultiPointSampler", "click_count_probs", "next_points", "IGNORE"]
@@ -126,7 +127,7 @@ def _error_candidates(prob: np.ndarray, label: np.ndarray, threshold: float):
 
 
 def next_points(prob: np.ndarray, label: np.ndarray, points: np.ndarray, click_index: int,
-                rng: np.random.Generator, threshold: float = 0.49, parallel: bool = True) -> np.ndarray:
+                rng: np.random.Generator, threshold: float = MASK_THRESHOLD, parallel: bool = True) -> np.ndarray:
     """One more click per sample on the errors of ``prob`` (see the module doc).
 
     prob: (B, H, W) probabilities; label: (B, H, W) in {1, 0, -1 ignored}; points: (B, 2N, 3).

@@ -147,7 +147,7 @@ def write_evaluation_outputs(ev: GeoEvaluation, thresholds, *, table_path: str, 
     from ritm_qgis.engine.reports.figures import plot_iou_curves
     from ritm_qgis.engine.reports.report_html import write_html_report
 
-    from ritm_qgis.commands.evaluate import write_sample_outputs
+    from ritm_qgis.engine.reports.sample_table import write_sample_outputs
 
     folder = os.path.dirname(os.path.abspath(table_path))
     with tempfile.TemporaryDirectory(dir=folder, prefix=".ritm-eval-") as tmp:
