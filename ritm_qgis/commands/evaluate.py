@@ -31,9 +31,10 @@ def add_arguments(p):
     p.add_argument("--batch-size", type=int, default=8, help="samples that go through the network together")
     p.add_argument("--device", default="auto", help="auto (CUDA if available), cpu, cuda or cuda:N")
     p.add_argument("--limit", type=int, default=None, help="evaluate only the first N samples")
-    p.add_argument("--optimize", default="auto", choices=("auto", "bf16", "onednn", "fold", "none"),
+    p.add_argument("--optimize", default="auto", choices=("auto", "bf16", "int8", "onednn", "fold", "none"),
                    help="network speed-up: auto (default: bf16 on CPUs with bf16 in hardware, else onednn; "
-                        "fold on a GPU), bf16, onednn, fold, or none (the unmodified network: RITM's arithmetic)")
+                        "fold on a GPU), bf16, int8 (HRNet quantized, calibrated; CPU), onednn, fold, or none "
+                        "(the unmodified network: RITM's arithmetic)")
     p.add_argument("--no-figures", action="store_true", help="skip the best/worst sample figures")
     p.add_argument("--zoom-in-size", default="400", metavar="N|HxW",
                    help="network input of RITM's zoom-in: N (default 400) resizes each crop to N on its longer "

@@ -75,9 +75,10 @@ def add_arguments(p):
     p.add_argument("--device", default="auto", help="auto (default: CUDA if available), cpu, cuda or cuda:N")
     p.add_argument("--precision", default="fp32", choices=("fp32", "fp16", "bf16"),
                    help="autocast precision on CUDA (default fp32)")
-    p.add_argument("--optimize", default="auto", choices=("auto", "bf16", "onednn", "fold", "none"),
+    p.add_argument("--optimize", default="auto", choices=("auto", "bf16", "int8", "onednn", "fold", "none"),
                    help="network speed-up: auto (default: bf16 on CPUs with bf16 in hardware, else onednn; "
-                        "fold on a GPU), bf16 (onednn on a bfloat16 copy of the network, CPU), onednn "
+                        "fold on a GPU), bf16 (onednn on a bfloat16 copy of the network, CPU), int8 (the HRNet quantized "
+                        "to int8, calibrated; CPU), onednn "
                         "(fold + oneDNN fused convolutions on prepacked weights, CPU), fold (BatchNorm "
                         "folding + channels-last), none (the unmodified network: RITM's arithmetic)")
     p.add_argument("--out-mask", required=True, metavar="MASK.png", help="output mask, 0/255 PNG")
