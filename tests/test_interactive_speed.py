@@ -137,3 +137,26 @@ def test_predict_writes_per_click_timings(tiny_net, tmp_path, capsys):
         assert "--timings" in capsys.readouterr().err
     finally:
         torch.set_num_threads(1)
+
+
+def test_int8_mode_quantizes_the_hrnet_and_stays_near_fp32(tiny_net):
+    from ritm_qgis.engine.interactive.calibration import calibration_inputs
+    from ritm_qgis.engine.runtime.quantize import backend_engine
+
+    calib = calibration_inputs(4, count=2, size=96)
+    assert [tuple(x.shape) for x, _ in calib] == [(1, 4, 96, 96)] * 2
+    assert all(0 <= float(x.min()) and float(x.max()) <= 1 and float(x[0, 3].max()) > 0.5 for x, _ in calib)
+    if backend_engine() is None:
+        pytest.skip("this PyTorch build has no quantized CPU engine")
+    backend = NetworkBackend(tiny_net, device="cpu", optimize="int8")
+    assert backend.optimize == "int8"
+    kinds = {type(m).__module__ for m in backend.model.feature_extractor.modules()}
+    assert any("quantized" in k for k in kinds)  # convolutions now run in int8
+    plain = NetworkBackend(tiny_net, device="cpu", optimize="none")
+    img = scene(200, 260)
+    a, b = interactive_predictor(plain), interactive_predictor(backend)
+    for s in (a, b):
+        s.set_image(img)
+    gap = max(float(np.abs(a.add_click(*c).prob - b.add_click(*c).prob).max())
+              for c in [(80, 100, True), (10, 10, False)])
+    assert 0 < gap < cpu_bf16.PROB_TOLERANCE
