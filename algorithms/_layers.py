@@ -1,13 +1,12 @@
 """QGIS-side helpers shared by the algorithms: QGIS layers in, engine values out.
 
 Only adapters live here (a raster layer -> its file, a vector layer -> a GeoDataFrame, the
-engine's RitmError -> QgsProcessingException); the work itself is done by ``ritm_qgis.engine``.
+error mapping is in ``base.RitmAlgorithm``); the work itself is done by ``ritm_qgis.engine``.
 Heavy imports (geopandas, shapely) happen inside the functions, so the provider loads without them.
 """
 
 from __future__ import annotations
 
-import contextlib
 import os
 
 from qgis.core import QgsCoordinateReferenceSystem, QgsProcessingException
@@ -21,17 +20,6 @@ def _isolate_geo_stack():
 
 # see ritm_qgis/core/geos_compat.py: inside QGIS, the pip wheels must not bind to QGIS's GDAL/PROJ/GEOS
 _isolate_geo_stack()
-
-
-@contextlib.contextmanager
-def engine_errors():
-    """Turn the engine's RitmError (a sentence for the user) into a QgsProcessingException."""
-    from ritm_qgis.core.errors import RitmError
-
-    try:
-        yield
-    except RitmError as exc:
-        raise QgsProcessingException(str(exc)) from None
 
 
 def raster_file(alg, parameters, name, context) -> str:

@@ -4,20 +4,18 @@ from __future__ import annotations
 
 from qgis.core import (
     QgsProcessing,
-    QgsProcessingAlgorithm,
-    QgsProcessingException,
     QgsProcessingOutputNumber,
     QgsProcessingParameterExtent,
     QgsProcessingParameterFileDestination,
     QgsProcessingParameterNumber,
     QgsProcessingParameterRasterLayer,
-    QgsProcessingParameterString,
-    QgsProcessingParameterVectorDestination,
     QgsProcessingParameterVectorLayer,
 )
 
+from .base import RitmAlgorithm
 
-class AutoAnnotateAlgorithm(QgsProcessingAlgorithm):
+
+class AutoAnnotateAlgorithm(RitmAlgorithm):
     INPUT = "INPUT"
     REFERENCE = "REFERENCE"
     REFERENCE_MASK = "REFERENCE_MASK"
@@ -32,33 +30,21 @@ class AutoAnnotateAlgorithm(QgsProcessingAlgorithm):
     OUTPUT_ERROR_MAP = "OUTPUT_ERROR_MAP"
     OUTPUT_CURVE = "OUTPUT_CURVE"
 
-    def name(self):
-        return "auto_annotate"
-
-    def displayName(self):  # noqa: N802
-        return "Auto-annotate with simulated clicks (demo)"
-
-    def group(self):
-        return "Evaluation"
-
-    def groupId(self):  # noqa: N802
-        return "evaluation"
-
-    def shortHelpString(self):  # noqa: N802
-        return (
-            "The paper's demo on a georeferenced raster: a simulated user clicks at the centre of the largest "
-            "error against a reference (a footprint layer, or a mask raster on the image's grid where > 128 is "
-            "building) until the target IoU or the click budget is reached.\n"
-            "Outputs: the predicted buildings as polygons, the clicks as points (order, positive, IoU after the "
-            "click), and optionally the figures: overlay (prediction in red, positive clicks green, negative red), "
-            "error map (true positive white, true negative black, false positive blue, false negative red) and the "
-            "IoU-per-click curve.\n"
-            "The window (the extent, or the whole raster) is read whole at native resolution: at most 4000x4000 "
-            "pixels. Model: a RITM checkpoint file, an official model name, or 'grabcut' (weight-free)."
-        )
-
-    def createInstance(self):  # noqa: N802
-        return AutoAnnotateAlgorithm()
+    NAME = "auto_annotate"
+    DISPLAY_NAME = "Auto-annotate with simulated clicks (demo)"
+    GROUP = "Evaluation"
+    GROUP_ID = "evaluation"
+    HELP = (
+        "The paper's demo on a georeferenced raster: a simulated user clicks at the centre of the largest "
+        "error against a reference (a footprint layer, or a mask raster on the image's grid where > 128 is "
+        "building) until the target IoU or the click budget is reached.\n"
+        "Outputs: the predicted buildings as polygons, the clicks as points (order, positive, IoU after the "
+        "click), and optionally the figures: overlay (prediction in red, positive clicks green, negative red), "
+        "error map (true positive white, true negative black, false positive blue, false negative red) and the "
+        "IoU-per-click curve.\n"
+        "The window (the extent, or the whole raster) is read whole at native resolution: at most 4000x4000 "
+        "pixels. Model: a RITM checkpoint file, an official model name, or 'grabcut' (weight-free)."
+    )
 
     def initAlgorithm(self, config=None):  # noqa: N802
         self.addParameter(QgsProcessingParameterRasterLayer(self.INPUT, "Image raster"))
@@ -68,20 +54,16 @@ class AutoAnnotateAlgorithm(QgsProcessingAlgorithm):
         self.addParameter(QgsProcessingParameterRasterLayer(
             self.REFERENCE_MASK, "Reference mask raster (> 128 = building; or give footprints)", optional=True))
         self.addParameter(QgsProcessingParameterExtent(self.EXTENT, "Extent (empty = whole raster)", optional=True))
-        self.addParameter(QgsProcessingParameterString(
-            self.MODEL, "Model: checkpoint file, official model name, or 'grabcut'", defaultValue="grabcut"))
-        self.addParameter(QgsProcessingParameterString(
-            self.DEVICE, "Device (auto, cpu, cuda, cuda:N)", defaultValue="auto"))
+        self.add_model_parameters(self.MODEL, self.DEVICE)
         self.addParameter(QgsProcessingParameterNumber(
             self.TARGET_IOU, "Target IoU", QgsProcessingParameterNumber.Double, defaultValue=0.9, minValue=0.01,
             maxValue=1.0))
         self.addParameter(QgsProcessingParameterNumber(
             self.MAX_CLICKS, "Click budget", QgsProcessingParameterNumber.Integer, defaultValue=20, minValue=1,
             maxValue=100))
-        self.addParameter(QgsProcessingParameterVectorDestination(
-            self.OUTPUT, "Predicted buildings (GeoPackage)", QgsProcessing.TypeVectorPolygon))
-        self.addParameter(QgsProcessingParameterVectorDestination(
-            self.OUTPUT_CLICKS, "Clicks (GeoPackage)", QgsProcessing.TypeVectorPoint))
+        self.add_vector_output(self.OUTPUT, "Predicted buildings (GeoPackage)")
+        self.add_vector_output(self.OUTPUT_CLICKS, "Clicks (GeoPackage)", QgsProcessing.TypeVectorPoint)
+        self.add_overwrite_parameter()
         for key, label in ((self.OUTPUT_OVERLAY, "Overlay figure"), (self.OUTPUT_ERROR_MAP, "Error map figure"),
                            (self.OUTPUT_CURVE, "IoU-per-click figure")):
             self.addParameter(QgsProcessingParameterFileDestination(
@@ -89,16 +71,16 @@ class AutoAnnotateAlgorithm(QgsProcessingAlgorithm):
         self.addOutput(QgsProcessingOutputNumber("N_CLICKS", "Clicks made"))
         self.addOutput(QgsProcessingOutputNumber("FINAL_IOU", "IoU after the last click"))
 
-    def processAlgorithm(self, parameters, context, feedback):  # noqa: N802
-        from ._layers import engine_errors, layer_to_frame, raster_file  # first: isolates the geo stack
-        from ritm_qgis.engine.interactive.backends import model_label
-        from ritm_qgis.engine.interactive.backends import build_backend
-        from ritm_qgis.engine.jobs.annotation_outputs import annotation_frames, write_annotation_figures
-        from ritm_qgis.engine.jobs.geo_annotate import annotate_raster
-        from ritm_qgis.engine.geo.output_paths import check_writable, gpkg_path
-        from ritm_qgis.engine.interactive.predictor import Predictor
+    def process(self, parameters, context, run):
+        from ._layers import layer_to_frame, raster_file
+        from ritm_qgis.core.atomic import OutputSet
+        from ritm_qgis.engine.geo.footprints import load_footprints
+        from ritm_qgis.engine.geo.output_paths import check_writable
         from ritm_qgis.engine.geo.raster_io import raster_meta
-        from ritm_qgis.engine.geo.vector_io import write_gpkg
+        from ritm_qgis.engine.interactive.backends import build_backend, model_label
+        from ritm_qgis.engine.interactive.predictor import Predictor
+        from ritm_qgis.engine.jobs.geo_annotate import annotate_raster
+        from ritm_qgis.engine.jobs.annotation_outputs import annotation_frames, write_annotation_figures
 
         raster = raster_file(self, parameters, self.INPUT, context)
         ref_layer = self.parameterAsVectorLayer(parameters, self.REFERENCE, context)
@@ -106,43 +88,39 @@ class AutoAnnotateAlgorithm(QgsProcessingAlgorithm):
             self.REFERENCE_MASK) else None
         spec = self.parameterAsString(parameters, self.MODEL, context).strip()
         device = self.parameterAsString(parameters, self.DEVICE, context).strip() or "auto"
+        target_iou = self.parameterAsDouble(parameters, self.TARGET_IOU, context)
         figures = {k: self.parameterAsFileOutput(parameters, k, context) if parameters.get(k) else None
                    for k in (self.OUTPUT_OVERLAY, self.OUTPUT_ERROR_MAP, self.OUTPUT_CURVE)}
-        with engine_errors():
-            out_path, out_layer = gpkg_path(self.parameterAsOutputLayer(parameters, self.OUTPUT, context), "output layer")
-            clicks_path, clicks_layer = gpkg_path(
-                self.parameterAsOutputLayer(parameters, self.OUTPUT_CLICKS, context), "clicks layer")
-            for key, path in figures.items():
-                if path:
-                    check_writable(path, self.parameterDefinition(key).description())
-            bounds = None
-            if parameters.get(self.EXTENT):
-                crs = self.parameterAsRasterLayer(parameters, self.INPUT, context).crs()
-                rect = self.parameterAsExtent(parameters, self.EXTENT, context, crs)
-                bounds = (rect.xMinimum(), rect.yMinimum(), rect.xMaximum(), rect.yMaximum())
-            reference = layer_to_frame(ref_layer, what="reference layer") if ref_layer is not None else None
-            if reference is not None:
-                from ritm_qgis.engine.geo.footprints import load_footprints
-
-                reference = load_footprints(reference, raster_meta(raster).grid)
-            backend = build_backend(spec, device)
-            label = model_label(spec)
-            feedback.pushInfo(f"model {label}; clicking until IoU {self.parameterAsDouble(parameters, self.TARGET_IOU, context):g}")
-            result = annotate_raster(
-                raster, lambda: Predictor(backend), footprints=reference, mask_raster=mask_raster, bounds=bounds,
-                target_iou=self.parameterAsDouble(parameters, self.TARGET_IOU, context),
-                max_clicks=self.parameterAsInt(parameters, self.MAX_CLICKS, context))
-            if feedback.isCanceled():
-                raise QgsProcessingException("Cancelled; no output was written.")
-            ann = result.annotation
-            polys, clicks = annotation_frames(ann, result.grid, label)
-            write_gpkg(polys, out_path, layer=out_layer or "buildings", mode="w")
-            write_gpkg(clicks, clicks_path, layer=clicks_layer or "clicks", mode="w")
+        polys_dest = self.vector_output(parameters, self.OUTPUT, context, "buildings")
+        clicks_dest = self.vector_output(parameters, self.OUTPUT_CLICKS, context, "clicks")
+        for key, path in figures.items():
+            if path:
+                check_writable(path, self.describe(key))
+        bounds = None
+        if parameters.get(self.EXTENT):
+            crs = self.parameterAsRasterLayer(parameters, self.INPUT, context).crs()
+            rect = self.parameterAsExtent(parameters, self.EXTENT, context, crs)
+            bounds = (rect.xMinimum(), rect.yMinimum(), rect.xMaximum(), rect.yMaximum())
+        reference = layer_to_frame(ref_layer, what="reference layer") if ref_layer is not None else None
+        if reference is not None:
+            reference = load_footprints(reference, raster_meta(raster).grid)
+        backend = build_backend(spec, device)
+        label = model_label(spec)
+        run.info(f"model {label}; clicking until IoU {target_iou:g}")
+        result = annotate_raster(
+            raster, lambda: Predictor(backend), footprints=reference, mask_raster=mask_raster, bounds=bounds,
+            target_iou=target_iou, max_clicks=self.parameterAsInt(parameters, self.MAX_CLICKS, context),
+            progress=lambda done, total: run.progress(done / total, 0, 90), cancel=run.cancelled)
+        ann = result.annotation
+        polys, clicks = annotation_frames(ann, result.grid, label)
+        with OutputSet() as staging:
+            out_path = self.write_layer(polys, polys_dest, staging=staging)
+            clicks_path = self.write_layer(clicks, clicks_dest, staging=staging)
+            staged = {k: staging.staged(p) if p else None for k, p in figures.items()}
             write_annotation_figures(
-                result.rgb, result.gt, ann, result.invalid, overlay_path=figures[self.OUTPUT_OVERLAY],
-                error_map_path=figures[self.OUTPUT_ERROR_MAP], curve_path=figures[self.OUTPUT_CURVE],
-                target_iou=self.parameterAsDouble(parameters, self.TARGET_IOU, context), title=label)
-        feedback.pushInfo(f"{ann.n_clicks} click(s), IoU {ann.ious[-1]:.3f}")
-        feedback.setProgress(100)
-        return {self.OUTPUT: out_path, self.OUTPUT_CLICKS: clicks_path, **figures,
+                result.rgb, result.gt, ann, result.invalid, overlay_path=staged[self.OUTPUT_OVERLAY],
+                error_map_path=staged[self.OUTPUT_ERROR_MAP], curve_path=staged[self.OUTPUT_CURVE],
+                target_iou=target_iou, title=label)
+        run.info(f"{ann.n_clicks} click(s), IoU {ann.ious[-1]:.3f}")
+        return {self.OUTPUT: str(out_path), self.OUTPUT_CLICKS: str(clicks_path), **figures,
                 "N_CLICKS": ann.n_clicks, "FINAL_IOU": ann.ious[-1]}

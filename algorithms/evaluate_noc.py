@@ -4,28 +4,29 @@ from __future__ import annotations
 
 from qgis.core import (
     QgsProcessing,
-    QgsProcessingAlgorithm,
-    QgsProcessingException,
     QgsProcessingOutputNumber,
     QgsProcessingParameterEnum,
     QgsProcessingParameterFileDestination,
     QgsProcessingParameterNumber,
     QgsProcessingParameterRasterLayer,
     QgsProcessingParameterString,
-    QgsProcessingParameterVectorDestination,
     QgsProcessingParameterVectorLayer,
 )
 
+from .base import RitmAlgorithm
+
 MODES = ("tiles", "buildings")
+EDGE_TILES = ("pad", "drop", "shift")
 
 
-class EvaluateNocAlgorithm(QgsProcessingAlgorithm):
+class EvaluateNocAlgorithm(RitmAlgorithm):
     INPUT = "INPUT"
     REFERENCE = "REFERENCE"
     MODEL = "MODEL"
     DEVICE = "DEVICE"
     MODE = "MODE"
     TILE_SIZE = "TILE_SIZE"
+    EDGE_TILES = "EDGE_TILES"
     AREA_OF_INTEREST = "AREA_OF_INTEREST"
     MAX_CLICKS = "MAX_CLICKS"
     THRESHOLDS = "THRESHOLDS"
@@ -35,50 +36,40 @@ class EvaluateNocAlgorithm(QgsProcessingAlgorithm):
     OUTPUT_IOUS = "OUTPUT_IOUS"
     OUTPUT_FOOTPRINTS = "OUTPUT_FOOTPRINTS"
 
-    def name(self):
-        return "evaluate_noc"
-
-    def displayName(self):  # noqa: N802
-        return "Evaluate NoC against a footprint layer"
-
-    def group(self):
-        return "Evaluation"
-
-    def groupId(self):  # noqa: N802
-        return "evaluation"
-
-    def shortHelpString(self):  # noqa: N802
-        return (
-            "Measures how many clicks a model needs on a raster, with the paper's simulated user (each click at "
-            "the pixel deepest inside the largest error) and a reference building-footprint layer (reprojected to "
-            "the raster's CRS; invalid polygons repaired).\n"
-            "Mode 'tiles' (the paper's): 500 x 500 tiles, ground truth = union of the buildings; tiles without "
-            "buildings are dropped from the metrics and counted. Mode 'buildings': one window around each "
-            "footprint, ground truth = that building alone.\n"
-            "Outputs: a per-sample table (CSV: IoU after each click, NoC@t per threshold), an HTML report with "
-            "Table 1 (NoC@80/85/90, >=max@t, Avg IoU under both definitions) and the IoU-vs-clicks figure, "
-            "optionally the IoU array (.npy, for 'NoC report from IoU arrays') and the predicted footprints "
-            "(the mask after each sample's last click, with its IoU).\n"
-            "Model: a RITM checkpoint file, an official model name, or 'grabcut' (weight-free)."
-        )
-
-    def createInstance(self):  # noqa: N802
-        return EvaluateNocAlgorithm()
+    NAME = "evaluate_noc"
+    DISPLAY_NAME = "Evaluate NoC against a footprint layer"
+    GROUP = "Evaluation"
+    GROUP_ID = "evaluation"
+    HELP = (
+        "Measures how many clicks a model needs on a raster, with the paper's simulated user (each click at "
+        "the pixel deepest inside the largest error) and a reference building-footprint layer (reprojected to "
+        "the raster's CRS; invalid polygons repaired).\n"
+        "Mode 'tiles' (the paper's): 500 x 500 tiles, ground truth = union of the buildings; tiles without "
+        "buildings are dropped from the metrics and counted. Mode 'buildings': one window around each "
+        "footprint, ground truth = that building alone.\n"
+        "Outputs: a per-sample table (CSV: IoU after each click, NoC@t per threshold), an HTML report with "
+        "Table 1 (NoC@80/85/90, >=max@t, Avg IoU under both definitions) and the IoU-vs-clicks figure, "
+        "optionally the IoU array (.npy, for 'NoC report from IoU arrays') and the predicted footprints "
+        "(the mask after each sample's last click, with its IoU).\n"
+        "Model: a RITM checkpoint file, an official model name, or 'grabcut' (weight-free)."
+    )
 
     def initAlgorithm(self, config=None):  # noqa: N802
         self.addParameter(QgsProcessingParameterRasterLayer(self.INPUT, "Image raster"))
         self.addParameter(QgsProcessingParameterVectorLayer(
             self.REFERENCE, "Reference building footprints", [QgsProcessing.TypeVectorPolygon]))
-        self.addParameter(QgsProcessingParameterString(
-            self.MODEL, "Model: checkpoint file, official model name, or 'grabcut'", defaultValue="grabcut"))
-        self.addParameter(QgsProcessingParameterString(
-            self.DEVICE, "Device (auto, cpu, cuda, cuda:N)", defaultValue="auto"))
+        self.add_model_parameters(self.MODEL, self.DEVICE)
         self.addParameter(QgsProcessingParameterEnum(
             self.MODE, "Samples", options=["tiles, union of buildings (paper)", "one window per building"],
             defaultValue=0))
         self.addParameter(QgsProcessingParameterNumber(
             self.TILE_SIZE, "Tile size (pixels, tile mode)", QgsProcessingParameterNumber.Integer,
             defaultValue=500, minValue=16))
+        self.addParameter(QgsProcessingParameterEnum(
+            self.EDGE_TILES, "Edge tiles where the raster is not a whole number of tiles (tile mode)",
+            options=["pad: keep them, padding ignored (a thin sliver counts as a sample)",
+                     "drop: whole tiles only", "shift: move the last tile inward (whole tiles, some overlap)"],
+            defaultValue=0))
         self.addParameter(QgsProcessingParameterVectorLayer(
             self.AREA_OF_INTEREST, "Area of interest (only tiles/buildings intersecting it)",
             [QgsProcessing.TypeVectorPolygon], optional=True))
@@ -96,22 +87,27 @@ class EvaluateNocAlgorithm(QgsProcessingAlgorithm):
             self.OUTPUT_HTML, "HTML report", "HTML files (*.html)"))
         self.addParameter(QgsProcessingParameterFileDestination(
             self.OUTPUT_IOUS, "IoU array (.npy)", "NumPy arrays (*.npy)", optional=True, createByDefault=False))
-        self.addParameter(QgsProcessingParameterVectorDestination(
-            self.OUTPUT_FOOTPRINTS, "Predicted footprints (GeoPackage)", QgsProcessing.TypeVectorPolygon,
-            optional=True, createByDefault=False))
+        self.add_vector_output(self.OUTPUT_FOOTPRINTS, "Predicted footprints (GeoPackage)", optional=True,
+                               createByDefault=False)
+        self.add_overwrite_parameter()
         for key, label in (("NOC_80", "NoC@80"), ("NOC_85", "NoC@85"), ("NOC_90", "NoC@90"),
                            ("N_SAMPLES", "Samples evaluated"), ("N_EMPTY", "Empty samples dropped")):
             self.addOutput(QgsProcessingOutputNumber(key, label))
 
-    def processAlgorithm(self, parameters, context, feedback):  # noqa: N802
-        from ._layers import engine_errors, layer_to_frame, raster_file  # first: isolates the geo stack
-        from ritm_qgis.engine.interactive.backends import model_label
+    def check_parameters(self, parameters, context):
         from ritm_qgis.engine.protocol.noc import parse_thresholds
-        from ritm_qgis.engine.interactive.backends import build_backend
-        from ritm_qgis.engine.jobs.geo_evaluation import evaluate_raster, write_evaluation_outputs
-        from ritm_qgis.engine.geo.output_paths import check_writable, gpkg_path
+
+        if parameters.get(self.THRESHOLDS) not in (None, ""):
+            parse_thresholds(str(parameters[self.THRESHOLDS]), self.describe(self.THRESHOLDS))
+        return None
+
+    def process(self, parameters, context, run):
+        from ._layers import layer_to_frame, raster_file
+        from ritm_qgis.engine.geo.output_paths import check_writable
+        from ritm_qgis.engine.interactive.backends import build_backend, model_label
         from ritm_qgis.engine.interactive.predictor import Predictor
-        from ritm_qgis.engine.geo.vector_io import write_gpkg
+        from ritm_qgis.engine.jobs.geo_evaluation import evaluate_raster, write_evaluation_outputs
+        from ritm_qgis.engine.protocol.noc import parse_thresholds
 
         raster = raster_file(self, parameters, self.INPUT, context)
         ref_layer = self.parameterAsVectorLayer(parameters, self.REFERENCE, context)
@@ -119,45 +115,42 @@ class EvaluateNocAlgorithm(QgsProcessingAlgorithm):
         spec = self.parameterAsString(parameters, self.MODEL, context).strip()
         device = self.parameterAsString(parameters, self.DEVICE, context).strip() or "auto"
         mode = MODES[self.parameterAsEnum(parameters, self.MODE, context)]
+        edge_tiles = EDGE_TILES[self.parameterAsEnum(parameters, self.EDGE_TILES, context)]
         max_clicks = self.parameterAsInt(parameters, self.MAX_CLICKS, context)
         table = self.parameterAsFileOutput(parameters, self.OUTPUT_TABLE, context)
         html = self.parameterAsFileOutput(parameters, self.OUTPUT_HTML, context)
         ious = self.parameterAsFileOutput(parameters, self.OUTPUT_IOUS, context) if parameters.get(
             self.OUTPUT_IOUS) else None
-        fp_dest = self.parameterAsOutputLayer(parameters, self.OUTPUT_FOOTPRINTS, context) if parameters.get(
+        thresholds = parse_thresholds(self.parameterAsString(parameters, self.THRESHOLDS, context),
+                                      self.describe(self.THRESHOLDS))
+        check_writable(table, self.describe(self.OUTPUT_TABLE))
+        check_writable(html, self.describe(self.OUTPUT_HTML))
+        if ious:
+            check_writable(ious, self.describe(self.OUTPUT_IOUS))
+        fp_dest = self.vector_output(parameters, self.OUTPUT_FOOTPRINTS, context, "predictions") if parameters.get(
             self.OUTPUT_FOOTPRINTS) else None
-        with engine_errors():
-            thresholds = parse_thresholds(self.parameterAsString(parameters, self.THRESHOLDS, context))
-            check_writable(table, "per-sample table")
-            check_writable(html, "HTML report")
-            if ious:
-                check_writable(ious, "IoU array")
-            fp_path, fp_layer = gpkg_path(fp_dest, "predicted footprints") if fp_dest else (None, None)
-            reference = layer_to_frame(ref_layer, what="reference footprint layer")
-            aoi = layer_to_frame(aoi_layer, what="area of interest") if aoi_layer is not None else None
-            feedback.pushInfo(f"{len(reference)} reference footprint(s); model {spec}; mode {mode}")
-            backend = build_backend(spec, device)
-            label = model_label(spec)
-            ev = evaluate_raster(
-                raster, reference, lambda: Predictor(backend), model_name=label, mode=mode,
-                tile_size=self.parameterAsInt(parameters, self.TILE_SIZE, context), area_of_interest=aoi,
-                max_clicks=max_clicks, thresholds=thresholds,
-                batch_size=self.parameterAsInt(parameters, self.BATCH_SIZE, context),
-                predictions=fp_path is not None,
-                progress=lambda done, total: feedback.setProgress(90 * done / max(total, 1)),
-                cancel=feedback.isCanceled)
-            if feedback.isCanceled():
-                raise QgsProcessingException("The evaluation was cancelled; no output was written.")
-            write_evaluation_outputs(ev, thresholds, table_path=table, html_path=html, ious_path=ious,
-                                     title=f"NoC report: {label} on {ref_layer.name()} ({mode})")
-            if fp_path:
-                write_gpkg(ev.footprints, fp_path, layer=fp_layer or "predictions", mode="w")
+        reference = layer_to_frame(ref_layer, what="reference footprint layer")
+        aoi = layer_to_frame(aoi_layer, what="area of interest") if aoi_layer is not None else None
+        run.info(f"{len(reference)} reference footprint(s); model {spec}; mode {mode}")
+        backend = build_backend(spec, device)
+        label = model_label(spec)
+        ev = evaluate_raster(
+            raster, reference, lambda: Predictor(backend), model_name=label, mode=mode,
+            tile_size=self.parameterAsInt(parameters, self.TILE_SIZE, context), area_of_interest=aoi,
+            max_clicks=max_clicks, thresholds=thresholds,
+            batch_size=self.parameterAsInt(parameters, self.BATCH_SIZE, context),
+            predictions=fp_dest is not None, edge_tiles=edge_tiles,
+            progress=lambda done, total: run.progress(done / max(total, 1), 0, 90), cancel=run.cancelled)
+        footprints = (fp_dest.path, fp_dest.layer) if fp_dest is not None else None
+        write_evaluation_outputs(ev, thresholds, table_path=table, html_path=html, ious_path=ious,
+                                 footprints=footprints, overwrite_footprints=fp_dest is not None and fp_dest.overwrite,
+                                 title=f"NoC report: {label} on {ref_layer.name()} ({mode})")
         r = ev.report
-        feedback.pushInfo(f"{label}: {r.n_samples} samples ({r.n_empty_dropped} empty dropped), "
-                          + ", ".join(f"NoC@{t:g}={v:.2f}" for t, v in r.noc.items()))
-        feedback.setProgress(100)
+        run.info(f"{label}: {r.n_samples} samples ({r.n_empty_dropped} empty dropped), "
+                 + ", ".join(f"NoC@{t:g}={v:.2f}" for t, v in r.noc.items()))
         out = {self.OUTPUT_TABLE: table, self.OUTPUT_HTML: html, self.OUTPUT_IOUS: ious,
-               self.OUTPUT_FOOTPRINTS: fp_path, "N_SAMPLES": r.n_samples, "N_EMPTY": r.n_empty_dropped}
+               self.OUTPUT_FOOTPRINTS: footprints[0] if footprints else None,
+               "N_SAMPLES": r.n_samples, "N_EMPTY": r.n_empty_dropped}
         for key, t in (("NOC_80", 0.8), ("NOC_85", 0.85), ("NOC_90", 0.9)):
             out[key] = r.noc.get(t)
         return out

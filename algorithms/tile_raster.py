@@ -3,10 +3,9 @@
 from __future__ import annotations
 
 import os
-import tempfile
 
 from qgis.core import (
-    QgsProcessingAlgorithm,
+    QgsProcessingException,
     QgsProcessingParameterBoolean,
     QgsProcessingParameterEnum,
     QgsProcessingParameterFolderDestination,
@@ -16,10 +15,12 @@ from qgis.core import (
     QgsProcessing,
 )
 
+from .base import RitmAlgorithm
+
 EDGES = ("drop", "pad", "shift")
 
 
-class TileRasterAlgorithm(QgsProcessingAlgorithm):
+class TileRasterAlgorithm(RitmAlgorithm):
     INPUT = "INPUT"
     TILE_SIZE = "TILE_SIZE"
     OVERLAP = "OVERLAP"
@@ -29,31 +30,19 @@ class TileRasterAlgorithm(QgsProcessingAlgorithm):
     OUTPUT_INDEX = "OUTPUT_INDEX"
     TILE_COUNT = "TILE_COUNT"
 
-    def name(self):
-        return "tile_raster"
-
-    def displayName(self):  # noqa: N802
-        return "Tile a raster"
-
-    def group(self):
-        return "Raster preparation"
-
-    def groupId(self):  # noqa: N802
-        return "raster"
-
-    def shortHelpString(self):  # noqa: N802
-        return (
-            "Cuts a georeferenced raster into fixed-size GeoTIFF tiles (500 x 500 pixels by default, the paper's "
-            "crops) named {stem}_{row}_{col}, keeping the CRS, the geotransform, every band, the data type and "
-            "nodata, and writes a polygon tile-index layer (fields name, row, col, path).\n"
-            "Edge policy where the raster is not a whole number of tiles: 'drop' skips incomplete edge tiles; "
-            "'pad' keeps them at full size and fills the outside with nodata; 'shift' moves the last tile of each "
-            "row/column inward so it ends at the edge (more overlap there).\n"
-            "The raster is read one tile at a time. Cancelling removes the tiles of this run and writes no index."
-        )
-
-    def createInstance(self):  # noqa: N802
-        return TileRasterAlgorithm()
+    NAME = "tile_raster"
+    DISPLAY_NAME = "Tile a raster"
+    GROUP = "Raster preparation"
+    GROUP_ID = "raster"
+    HELP = (
+        "Cuts a georeferenced raster into fixed-size GeoTIFF tiles (500 x 500 pixels by default, the paper's "
+        "crops) named {stem}_{row}_{col}, keeping the CRS, the geotransform, every band, the data type and "
+        "nodata, and writes a polygon tile-index layer (fields name, row, col, path).\n"
+        "Edge policy where the raster is not a whole number of tiles: 'drop' skips incomplete edge tiles; "
+        "'pad' keeps them at full size and fills the outside with nodata; 'shift' moves the last tile of each "
+        "row/column inward so it ends at the edge (more overlap there).\n"
+        "The raster is read one tile at a time. Cancelling removes the tiles of this run and writes no index."
+    )
 
     def initAlgorithm(self, config=None):  # noqa: N802
         self.addParameter(QgsProcessingParameterRasterLayer(self.INPUT, "Raster to tile"))
@@ -75,39 +64,39 @@ class TileRasterAlgorithm(QgsProcessingAlgorithm):
 
         self.addOutput(QgsProcessingOutputNumber(self.TILE_COUNT, "Number of tiles written"))
 
-    def processAlgorithm(self, parameters, context, feedback):  # noqa: N802
-        from ._layers import engine_errors, raster_file  # first: isolates the geo stack
-        from ritm_qgis.engine.geo.output_paths import check_writable, gpkg_path
+    def process(self, parameters, context, run):
+        from ._layers import raster_file
+        from ritm_qgis.core.atomic import OutputSet
+        from ritm_qgis.core.cancel import Cancelled
+        from ritm_qgis.engine.geo.output_paths import check_writable
         from ritm_qgis.engine.geo.tiling import write_tiles
 
         raster = raster_file(self, parameters, self.INPUT, context)
         size = self.parameterAsInt(parameters, self.TILE_SIZE, context)
         overlap = self.parameterAsInt(parameters, self.OVERLAP, context)
+        if overlap >= size:
+            raise QgsProcessingException(f"{self.describe(self.OVERLAP)} must be smaller than "
+                                         f"{self.describe(self.TILE_SIZE)} ({overlap} >= {size}).")
         edge = EDGES[self.parameterAsEnum(parameters, self.EDGE, context)]
         skip_empty = self.parameterAsBool(parameters, self.SKIP_EMPTY, context)
         folder = self.parameterAsString(parameters, self.OUTPUT_FOLDER, context)
-        index_dest = self.parameterAsOutputLayer(parameters, self.OUTPUT_INDEX, context)
-        with engine_errors():
-            check_writable(os.path.join(folder, "tile.tif"), "tile folder")
-            index_path, _ = gpkg_path(index_dest, "tile index")
-            fd, tmp_index = tempfile.mkstemp(prefix=".tiles-index.", suffix=".gpkg", dir=os.path.dirname(index_path))
-            os.close(fd)
-            os.remove(tmp_index)
-            try:
-                result = write_tiles(raster, folder, size=size, overlap=overlap, edge=edge, index_path=tmp_index,
-                                     skip_empty=skip_empty, progress=lambda f: feedback.setProgress(100 * f),
-                                     cancel=feedback.isCanceled)
+        index = self.vector_output(parameters, self.OUTPUT_INDEX, context, "tiles")
+        folder_existed = os.path.isdir(folder)
+        check_writable(os.path.join(folder, "tile.tif"), self.describe(self.OUTPUT_FOLDER))
+        try:
+            # tiles and index are staged and moved into place together: a failed or cancelled run
+            # leaves the folder as it was
+            with OutputSet() as staging:
+                result = write_tiles(raster, folder, size=size, overlap=overlap, edge=edge, index_path=index.path,
+                                     skip_empty=skip_empty, progress=run.progress, cancel=run.cancelled,
+                                     staging=staging)
                 if result.cancelled:
-                    for p in result.paths:
-                        if os.path.exists(p):
-                            os.remove(p)
-                    feedback.reportError("Tiling was cancelled; the tiles of this run were removed.")
-                    return {}
-                os.replace(tmp_index, index_path)
-            finally:
-                if os.path.exists(tmp_index):
-                    os.remove(tmp_index)
+                    raise Cancelled()
+        except BaseException:
+            if not folder_existed and os.path.isdir(folder) and not os.listdir(folder):
+                os.rmdir(folder)
+            raise
         if not result.paths:
-            feedback.pushWarning("No tile was written (every tile was nodata).")
-        feedback.pushInfo(f"{len(result.paths)} tile(s) of {size} x {size} px written to {folder}")
-        return {self.OUTPUT_FOLDER: folder, self.OUTPUT_INDEX: index_path, self.TILE_COUNT: len(result.paths)}
+            run.warning("No tile was written (every tile was nodata).")
+        run.info(f"{len(result.paths)} tile(s) of {size} x {size} px written to {folder}")
+        return {self.OUTPUT_FOLDER: folder, self.OUTPUT_INDEX: index.path, self.TILE_COUNT: len(result.paths)}

@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 import os
+import tempfile
 
 from qgis.core import (
     QgsProcessing,
-    QgsProcessingAlgorithm,
     QgsProcessingException,
     QgsProcessingOutputFile,
     QgsProcessingParameterEnum,
@@ -17,10 +17,12 @@ from qgis.core import (
     QgsProcessingParameterVectorLayer,
 )
 
+from .base import RitmAlgorithm
+
 SAMPLING = ["tiles", "buildings"]
 
 
-class TrainModelAlgorithm(QgsProcessingAlgorithm):
+class TrainModelAlgorithm(RitmAlgorithm):
     INPUT = "INPUT"
     FOOTPRINTS = "FOOTPRINTS"
     INIT = "INIT"
@@ -32,32 +34,20 @@ class TrainModelAlgorithm(QgsProcessingAlgorithm):
     OUTPUT_FOLDER = "OUTPUT_FOLDER"
     CHECKPOINT = "CHECKPOINT"
 
-    def name(self):
-        return "train_model"
-
-    def displayName(self):  # noqa: N802
-        return "Train or fine-tune a model on footprints"
-
-    def group(self):
-        return "Training"
-
-    def groupId(self):  # noqa: N802
-        return "training"
-
-    def shortHelpString(self):  # noqa: N802
-        return (
-            "Adapts an interactive segmentation network to your imagery, as the paper does: RITM's iterative "
-            "training (random initial clicks, then clicks on the model's own errors, previous mask fed back, "
-            "normalized focal loss) on samples cut from the raster and labelled by the footprint layer.\n"
-            "Start from: 'none' (from scratch, architecture below) or a model to fine-tune (a checkpoint file, "
-            "a shipped model name, or a downloaded official RITM model such as coco_lvis_h18_itermask).\n"
-            "The output folder holds last.pth (use it as the model of the other algorithms), best.pth, and "
-            "what is needed to resume: run again with the same folder to continue. Cancelling saves the "
-            "current weights. Training is slow on a CPU; a GPU is used when there is one."
-        )
-
-    def createInstance(self):  # noqa: N802
-        return TrainModelAlgorithm()
+    NAME = "train_model"
+    DISPLAY_NAME = "Train or fine-tune a model on footprints"
+    GROUP = "Training"
+    GROUP_ID = "training"
+    HELP = (
+        "Adapts an interactive segmentation network to your imagery, as the paper does: RITM's iterative "
+        "training (random initial clicks, then clicks on the model's own errors, previous mask fed back, "
+        "normalized focal loss) on samples cut from the raster and labelled by the footprint layer.\n"
+        "Start from: 'none' (from scratch, architecture below) or a model to fine-tune (a checkpoint file, "
+        "a shipped model name, or a downloaded official RITM model such as coco_lvis_h18_itermask).\n"
+        "The output folder holds last.pth (use it as the model of the other algorithms) and what is "
+        "needed to resume: run again with the same folder to continue. Cancelling saves the "
+        "current weights. Training is slow on a CPU; a GPU is used when there is one."
+    )
 
     def initAlgorithm(self, config=None):  # noqa: N802
         self.addParameter(QgsProcessingParameterRasterLayer(self.INPUT, "Image raster"))
@@ -80,24 +70,26 @@ class TrainModelAlgorithm(QgsProcessingAlgorithm):
         self.addParameter(QgsProcessingParameterFolderDestination(self.OUTPUT_FOLDER, "Output folder"))
         self.addOutput(QgsProcessingOutputFile(self.CHECKPOINT, "Checkpoint (last.pth)"))
 
-    def processAlgorithm(self, parameters, context, feedback):  # noqa: N802
-        from ._layers import engine_errors, layer_to_frame, raster_file  # first: isolates the geo stack
+    def process(self, parameters, context, run):
+        from ._layers import layer_to_frame, raster_file
+        from ritm_qgis.core.errors import RitmError
         from ritm_qgis.engine.geo.output_paths import check_writable
+        from ritm_qgis.engine.geo.vector_io import write_gpkg
         from ritm_qgis.engine.data.specs import RasterSpec
         from ritm_qgis.engine.training import TrainConfig, train
-        from ritm_qgis.engine.geo.vector_io import write_gpkg
 
         raster = raster_file(self, parameters, self.INPUT, context)
         layer = self.parameterAsVectorLayer(parameters, self.FOOTPRINTS, context)
         out = self.parameterAsString(parameters, self.OUTPUT_FOLDER, context)
         mode = SAMPLING[self.parameterAsEnum(parameters, self.SAMPLES, context)]
-        with engine_errors():
-            check_writable(os.path.join(out, "last.pth"), "output folder")
-            # the layer as the engine reads it (any provider, any CRS), kept beside the checkpoints
-            footprints = os.path.join(out, "training_footprints.gpkg")
-            frame = layer_to_frame(layer, what="footprint layer")
-            if len(frame) == 0:
-                raise QgsProcessingException(f"The footprint layer '{layer.name()}' has no features.")
+        check_writable(os.path.join(out, "last.pth"), self.describe(self.OUTPUT_FOLDER))
+        frame = layer_to_frame(layer, what="footprint layer")
+        if len(frame) == 0:
+            raise QgsProcessingException(f"The footprint layer '{layer.name()}' has no features.")
+        # the layer as the engine reads it (any provider, any CRS), in a temporary file removed after the run;
+        # messages name the layer, never that file
+        with tempfile.TemporaryDirectory(prefix="ritm-train-") as tmp:
+            footprints = os.path.join(tmp, "footprints.gpkg")
             write_gpkg(frame, footprints, layer="footprints", mode="w")
             cfg = TrainConfig(
                 train_data=[RasterSpec(raster, footprints, mode)], out=out,
@@ -109,11 +101,13 @@ class TrainModelAlgorithm(QgsProcessingAlgorithm):
                 aerial_aug=True)
 
             def progress(fraction, message):
-                feedback.setProgress(100 * fraction)
-                feedback.setProgressText(message)
+                run.progress(fraction)
+                run.feedback.setProgressText(message)
 
-            path = train(cfg, progress=progress, cancel=feedback.isCanceled, log=feedback.pushInfo)
-        if feedback.isCanceled():
-            feedback.pushWarning(f"Cancelled: the weights so far are in {path}; run again with the same folder "
-                                 "to resume.")
+            try:
+                path = train(cfg, progress=progress, cancel=run.cancelled, log=run.info)
+            except RitmError as exc:
+                raise RitmError(str(exc).replace(footprints, f"the footprint layer '{layer.name()}'")) from None
+        if run.cancelled():
+            run.warning(f"Cancelled: the weights so far are in {path}; run again with the same folder to resume.")
         return {self.OUTPUT_FOLDER: out, self.CHECKPOINT: str(path)}

@@ -8,10 +8,15 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import os
 import sys
 
+# OpenCV's own warnings (e.g. on a truncated TIFF) would print beside the CLI's one-sentence errors
+os.environ.setdefault("OPENCV_LOG_LEVEL", "FATAL")
+
 from ritm_qgis import __version__
-from ritm_qgis.core.errors import RitmError
+from ritm_qgis.core.cancel import Cancelled
+from ritm_qgis.core.errors import RitmError, file_error_message
 
 # subcommand name -> module in ritm_qgis.commands
 COMMANDS = {
@@ -54,9 +59,15 @@ def main(argv=None) -> int:
     except RitmError as exc:
         print(f"ritm-qgis {args.command}: error: {exc}", file=sys.stderr)
         return 1
-    except KeyboardInterrupt:
+    except (KeyboardInterrupt, Cancelled):
         print(f"ritm-qgis {args.command}: interrupted", file=sys.stderr)
         return 130
+    except Exception as exc:  # a file that cannot be read or written is a sentence; a bug stays a traceback
+        message = file_error_message(exc)
+        if message is None:
+            raise
+        print(f"ritm-qgis {args.command}: error: {message}", file=sys.stderr)
+        return 1
 
 
 if __name__ == "__main__":

@@ -24,7 +24,8 @@ def test_training_writes_a_loadable_checkpoint_with_metadata(provider, tmp_path)
     model, info = load_model(res["CHECKPOINT"])
     assert info.arch == "hrnet_tiny"
     assert info.metadata.get("regime") and "raster:" in str(info.metadata)
-    assert (tmp_path / "run" / "training_footprints.gpkg").exists()
+    # the layer's temporary copy is not left beside the checkpoints (issue 16, point 8)
+    assert not [p.name for p in (tmp_path / "run").iterdir() if p.suffix == ".gpkg"]
 
 
 def test_cancel_saves_the_weights_so_far(provider, tmp_path):

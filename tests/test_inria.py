@@ -8,7 +8,7 @@ import pytest
 import rasterio
 
 from ritm_qgis.cli import main
-from ritm_qgis.engine.data.datasets import inria_crops, read_gray, read_rgb
+from ritm_qgis.engine.data.datasets import inria_crops, read_image_gray, read_image_rgb
 from ritm_qgis.core.errors import RitmError
 from ritm_qgis.engine.data.inria import find_tiles, prepare_inria
 
@@ -51,8 +51,8 @@ def test_prepare_inria_crops_split_manifest_and_resume(tmp_path):
     assert train == [f"austin7_{r}_{c}.png" for r in (0, 1) for c in (0, 1)]
     # pixels are the source window; gt is 0/255 with > 128 as building
     rgb, gt = src["austin1"]
-    assert (read_rgb(os.path.join(out, "test", "images", "austin1_0_1.png")) == rgb[0:50, 50:100]).all()
-    crop_gt = read_gray(os.path.join(out, "test", "gt", "austin1_1_1.png"))
+    assert (read_image_rgb(os.path.join(out, "test", "images", "austin1_0_1.png")) == rgb[0:50, 50:100]).all()
+    crop_gt = read_image_gray(os.path.join(out, "test", "gt", "austin1_1_1.png"))
     assert set(np.unique(crop_gt)) == {0, 255}
     assert crop_gt[20, 20] == 255 and crop_gt[21, 21] == 0
     with open(res.manifest) as f:

@@ -37,7 +37,7 @@ def _is_georeferenced(path: str) -> bool:
 
 def load_demo_inputs(image_path: str, target_path: str):
     """(rgb uint8, target bool, invalid bool | None, grid | None)."""
-    from ritm_qgis.engine.data.datasets import read_gray, read_rgb
+    from ritm_qgis.engine.data.datasets import read_image_gray, read_image_rgb
 
     for label, path in (("image", image_path), ("target mask", target_path)):
         if not os.path.isfile(path):
@@ -49,14 +49,14 @@ def load_demo_inputs(image_path: str, target_path: str):
         win = read_raster_rgb(image_path)
         rgb, invalid, grid = win.rgb, (win.invalid if win.invalid.any() else None), win.grid
     else:
-        rgb = read_rgb(image_path)
+        rgb = read_image_rgb(image_path)
     if target_path.lower().endswith((".tif", ".tiff")):
         import rasterio
 
         with rasterio.open(target_path) as ds:
             raw = ds.read(1) if ds.count < 3 else np.dot(np.moveaxis(ds.read([1, 2, 3]), 0, -1), [0.299, 0.587, 0.114])
     else:
-        raw = read_gray(target_path)
+        raw = read_image_gray(target_path)
     target = np.asarray(raw) > 128
     if target.shape != rgb.shape[:2]:
         raise RitmError(f"the target mask is {target.shape[1]}x{target.shape[0]} but the image is "
@@ -77,8 +77,7 @@ def write_geo_outputs(folder: str, ann, grid, model: str):
 
 
 def run(args) -> int:
-    from ritm_qgis.engine.interactive.backends import model_label
-    from ritm_qgis.engine.interactive.backends import build_backend
+    from ritm_qgis.engine.interactive.backends import build_backend, model_label
     from ritm_qgis.engine.data.datasets import Sample
     from ritm_qgis.engine.jobs.annotation_outputs import write_annotation_figures
     from ritm_qgis.engine.protocol.evaluation import annotate

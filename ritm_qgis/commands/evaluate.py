@@ -9,11 +9,11 @@ import time
 
 import numpy as np
 
+from ritm_qgis.core.atomic import OutputSet, incomplete_path, remove_file
+from ritm_qgis.core.errors import RitmError
 from ritm_qgis.engine.interactive.backends import model_label
 from ritm_qgis.engine.protocol.noc import parse_thresholds
-from ritm_qgis.core.atomic import write_text_atomically
-from ritm_qgis.core.errors import RitmError
-from ritm_qgis.engine.reports.sample_table import write_sample_outputs
+from ritm_qgis.engine.reports.sample_table import IOUS_FILE, SAMPLES_FILE, write_sample_outputs
 
 HELP = ("Evaluate models with simulated clicks (NoC, >=max, Avg IoU, per-click IoU) on a dataset and write "
         "IoU arrays, per-sample CSVs, report.json, a Markdown table and figures.")
@@ -55,6 +55,7 @@ def parse_zoom_in_size(text: str):
     return sizes[0] if len(sizes) == 1 else tuple(sizes)
 
 
+
 class ProgressBar:
     def __init__(self, label: str, stream=sys.stderr):
         self.label, self.stream, self.start = label, stream, time.perf_counter()
@@ -71,7 +72,8 @@ class ProgressBar:
         self.stream.flush()
 
 
-def write_extreme_figures(folder: str, dataset, result, make_session, how_many: int = 2):
+
+def write_extreme_figures(folder: str, dataset, result, make_session, how_many: int = 2, staging=None):
     """Overlay + error map of the best and worst samples (by IoU at the last click), replaying their clicks."""
     from ritm_qgis.engine.reports.visualize import error_map, overlay, save_rgb_png
 
@@ -94,7 +96,7 @@ def write_extreme_figures(folder: str, dataset, result, make_session, how_many: 
                                 np.full((pred.shape[0], 8, 3), 255, np.uint8),
                                 error_map(sample.gt, pred, sample.ignore)], axis=1)
         path = os.path.join(folder, f"{tag}_{result.names[i]}.png")
-        written.append(save_rgb_png(path, panel))
+        written.append(save_rgb_png(staging.staged(path) if staging is not None else path, panel))
     return written
 
 
@@ -110,24 +112,46 @@ def _distributed(device: str):
     return info, device
 
 
+def check_arguments(args) -> tuple:
+    """Every argument checked before any work (flags named as typed): (thresholds, labels)."""
+    from ritm_qgis.engine.geo.output_paths import check_writable
+
+    thresholds = parse_thresholds(args.thresholds, "--thresholds")
+    args.zoom_in_size = parse_zoom_in_size(args.zoom_in_size)
+    if args.max_clicks < 1:
+        raise RitmError(f"--max-clicks must be at least 1, not {args.max_clicks}")
+    if args.batch_size < 1:
+        raise RitmError(f"--batch-size must be at least 1, not {args.batch_size}")
+    if args.limit is not None and args.limit < 1:
+        raise RitmError(f"--limit must be at least 1, not {args.limit}")
+    labels = [model_label(m) for m in args.model]
+    if len(set(labels)) != len(labels):
+        raise RitmError("two --model values have the same name; rename one of the files")
+    check_writable(os.path.join(args.out, "report.json"), "--out folder")
+    return thresholds, labels
+
+
 def run(args) -> int:
     from ritm_qgis.engine.data.registry import open_dataset, parse_dataset_spec
     from ritm_qgis.engine.training.distributed import cleanup
 
-    thresholds = parse_thresholds(args.thresholds)
-    args.zoom_in_size = parse_zoom_in_size(args.zoom_in_size)
-    if args.max_clicks < 1:
-        raise RitmError("--max-clicks must be at least 1")
+    thresholds, labels = check_arguments(args)
     dataset = open_dataset(parse_dataset_spec(args.dataset, kinds=("grabcut", "davis", "folder", "inria", "raster")))
     indices = list(range(min(len(dataset), args.limit) if args.limit else len(dataset)))
     info, device = _distributed(args.device)
     try:
-        return _evaluate_all(args, dataset, indices, info, device, thresholds)
+        return _evaluate_all(args, dataset, indices, info, device, thresholds, labels)
     finally:
         cleanup()
 
 
-def _evaluate_all(args, dataset, indices, info, device, thresholds) -> int:
+def _evaluate_all(args, dataset, indices, info, device, thresholds, labels) -> int:
+    """Every model in turn; the outputs of the run are moved into place together at the end.
+
+    While a model runs, its results so far are rewritten after every batch as
+    ``<model>/ious.incomplete.npy`` and ``samples.incomplete.csv`` (readable, and marked as
+    partial), so an interrupted run leaves the previous run's outputs as they were.
+    """
     from ritm_qgis.engine.interactive.backends import build_backend
     from ritm_qgis.engine.protocol.evaluation import evaluate, merge_results, shard
     from ritm_qgis.engine.reports.figures import plot_iou_curves
@@ -137,48 +161,64 @@ def _evaluate_all(args, dataset, indices, info, device, thresholds) -> int:
     from ritm_qgis.engine.training.distributed import all_gather_objects
     from ritm_qgis.engine.interactive.zoom_in import ZoomInParams
 
-    labels = [model_label(m) for m in args.model]
-    if len(set(labels)) != len(labels):
-        raise RitmError("two --model values have the same name; rename one of the files")
+    backends = {label: build_backend(spec, device, optimize=args.optimize)
+                for spec, label in zip(args.model, labels)}  # bad models: now
     os.makedirs(args.out, exist_ok=True)
     reports, summary = [], {}
-    for spec, label in zip(args.model, labels):
-        backend = build_backend(spec, device, optimize=getattr(args, "optimize", "auto"))
+    staging = OutputSet()
+    partial_files = []
+    try:
+        for spec, label in zip(args.model, labels):
+            backend = backends[label]
 
-        def make_session(backend=backend, zoom=ZoomInParams(target_size=args.zoom_in_size)):
-            return Predictor(backend, zoom_in=zoom)
+            def make_session(backend=backend, zoom=ZoomInParams(target_size=args.zoom_in_size)):
+                return Predictor(backend, zoom_in=zoom)
 
-        folder = os.path.join(args.out, label)
-        if info.enabled:  # each process evaluates its shard; rank 0 merges them in dataset order and writes
-            part = evaluate(dataset, make_session, label, args.max_clicks, args.batch_size,
-                            indices=shard(indices, info.rank, info.world_size),
-                            progress=ProgressBar(f"{label} [rank {info.rank}]") if info.is_main else None)
-            result = merge_results(all_gather_objects(info, part))
-            if not info.is_main:
-                continue
-            write_sample_outputs(folder, result, thresholds)
-        else:  # outputs are rewritten after every batch, so an interrupted run leaves readable files
-            result = evaluate(dataset, make_session, label, args.max_clicks, args.batch_size,
-                              progress=ProgressBar(label), indices=indices,
-                              on_batch=lambda r, folder=folder: write_sample_outputs(folder, r, thresholds))
-        report = noc_report(label, result.iou_array, thresholds)
-        reports.append(report)
-        summary[label] = dict(report.to_json(), model=spec, seconds=result.seconds,
-                              n_clicks=result.n_clicks, seconds_per_click=result.seconds_per_click,
-                              ious_file=os.path.join(label, "ious.npy"))
-        if not args.no_figures:
-            write_extreme_figures(folder, dataset, result, make_session)
-    if not info.is_main:
-        return 0
-    meta = {"dataset": args.dataset, "processes": info.world_size, "n_dataset_samples": len(dataset), "max_clicks": args.max_clicks,
-            "thresholds": list(thresholds), "batch_size": args.batch_size,
-            "zoom_in_size": args.zoom_in_size, "models": summary}
-    write_text_atomically(os.path.join(args.out, "report.json"), json.dumps(meta, indent=2))
-    table = markdown_table(reports)
-    spc = "\n".join(f"- {k}: {v['seconds_per_click']:.3f} s per click ({v['n_clicks']} clicks)" for k, v in summary.items())
-    write_text_atomically(os.path.join(args.out, "table.md"),
-                          f"Dataset: `{args.dataset}`\n\n{table}\n\n{TABLE_NOTES}\n\nSeconds per click (RITM's SPC):\n{spc}\n")
-    plot_iou_curves(reports, os.path.join(args.out, "iou_vs_clicks.png"), title=f"IoU vs clicks: {dataset.name}")
+            folder = os.path.join(args.out, label)
+            partial_files += [incomplete_path(os.path.join(folder, n)) for n in (IOUS_FILE, SAMPLES_FILE)]
+            if info.enabled:  # each process evaluates its shard; rank 0 merges them in dataset order and writes
+                part = evaluate(dataset, make_session, label, args.max_clicks, args.batch_size,
+                                indices=shard(indices, info.rank, info.world_size),
+                                progress=ProgressBar(f"{label} [rank {info.rank}]") if info.is_main else None)
+                result = merge_results(all_gather_objects(info, part))
+                if not info.is_main:
+                    continue
+            else:
+                result = evaluate(dataset, make_session, label, args.max_clicks, args.batch_size,
+                                  progress=ProgressBar(label), indices=indices,
+                                  on_batch=lambda r, folder=folder: write_sample_outputs(
+                                      folder, r, thresholds, incomplete=True))
+            write_sample_outputs(folder, result, thresholds, staging=staging)
+            report = noc_report(label, result.iou_array, thresholds)
+            reports.append(report)
+            summary[label] = dict(report.to_json(), model=spec, seconds=result.seconds,
+                                  n_clicks=result.n_clicks, seconds_per_click=result.seconds_per_click,
+                                  ious_file=os.path.join(label, IOUS_FILE))
+            if not args.no_figures:
+                write_extreme_figures(folder, dataset, result, make_session, staging=staging)
+        if not info.is_main:
+            return 0
+        meta = {"dataset": args.dataset, "processes": info.world_size, "n_dataset_samples": len(dataset),
+                "max_clicks": args.max_clicks, "thresholds": list(thresholds), "batch_size": args.batch_size,
+                "zoom_in_size": args.zoom_in_size, "models": summary}
+        with open(staging.staged(os.path.join(args.out, "report.json")), "w", encoding="utf-8") as f:
+            f.write(json.dumps(meta, indent=2))
+        table = markdown_table(reports)
+        spc = "\n".join(f"- {k}: {v['seconds_per_click']:.3f} s per click ({v['n_clicks']} clicks)"
+                        for k, v in summary.items())
+        with open(staging.staged(os.path.join(args.out, "table.md")), "w", encoding="utf-8") as f:
+            f.write(f"Dataset: `{args.dataset}`\n\n{table}\n\n{TABLE_NOTES}\n\nSeconds per click (RITM's SPC):\n{spc}\n")
+        plot_iou_curves(reports, staging.staged(os.path.join(args.out, "iou_vs_clicks.png")),
+                        title=f"IoU vs clicks: {dataset.name}")
+    except BaseException:
+        staging.discard()
+        if any(os.path.exists(p) for p in partial_files):
+            print(f"evaluate: the previous outputs in {args.out}/ were left as they were; the results so far are "
+                  f"in <model>/{os.path.basename(partial_files[0])}", file=sys.stderr)
+        raise
+    staging.commit()
+    for p in partial_files:
+        remove_file(p)
     print(text_table(reports))
     print(spc)
     print(f"\nevaluate: outputs in {args.out}/ (report.json, table.md, iou_vs_clicks.png, <model>/ious.npy, samples.csv)")

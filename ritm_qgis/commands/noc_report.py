@@ -5,12 +5,12 @@ from __future__ import annotations
 import json
 import os
 
-
 from ritm_qgis.core.errors import RitmError
 from ritm_qgis.engine.protocol.noc import DEFAULT_THRESHOLDS, load_iou_array, noc_report, parse_thresholds
 from ritm_qgis.engine.reports.report_table import TABLE_NOTES, text_table
 
 HELP = "Print NoC / >=max / Avg IoU (the paper's Table 1) from per-sample IoU arrays (.npy, samples x clicks)."
+
 
 
 def parse_named_file(spec: str) -> tuple[str, str]:
@@ -21,6 +21,7 @@ def parse_named_file(spec: str) -> tuple[str, str]:
     if not name or not path:
         raise RitmError(f"--ious takes NAME=FILE.npy, not '{spec}'")
     return name, path
+
 
 
 def add_arguments(p):

@@ -47,7 +47,7 @@ def read_image(path: str) -> np.ndarray:
         raise RitmError(f"No image at '{path}'; give the path of a PNG, JPEG or TIFF file.")
     img = cv2.imread(path, cv2.IMREAD_UNCHANGED)
     if img is None:
-        raise RitmError(f"'{path}' could not be read as an image; convert it to PNG, JPEG or TIFF.")
+        raise RitmError(f"'{path}' could not be read as an image (truncated or corrupt, or not PNG, JPEG or TIFF); check the file or convert it.")
     if img.ndim == 3 and img.shape[2] == 3:
         img = cv2.cvtColor(img, cv2.COLOR_BGR2RGB)
     elif img.ndim == 3 and img.shape[2] == 4:

@@ -89,12 +89,22 @@ def _same_source(source: str, path: str) -> bool:
     return not names or names[0] == LAYER_NAME
 
 
+def transform_to_layer(src_crs: QgsCoordinateReferenceSystem, layer: QgsVectorLayer):
+    """The transform from ``src_crs`` into the layer's CRS (None when they are the same); a CRS
+    missing on one side only is refused, since the outline would land in the wrong place."""
+    if src_crs.isValid() != layer.crs().isValid():
+        missing = f"the layer '{layer.name()}'" if src_crs.isValid() else "the raster"
+        raise RitmError(f"Cannot add the building: {missing} has no CRS, so its coordinates cannot be matched; "
+                        "assign a CRS or choose another output file in the dock.")
+    if not src_crs.isValid() or src_crs == layer.crs():
+        return None
+    return QgsCoordinateTransform(src_crs, layer.crs(), QgsProject.instance())
+
+
 def append_footprints(layer: QgsVectorLayer, geometries, src_crs: QgsCoordinateReferenceSystem, *,
                       area_m2, perimeter_m, n_clicks: int, model: str) -> list[QgsFeature]:
     """Add one feature per polygon through the edit buffer (see module doc); returns the features."""
-    transform = None
-    if src_crs.isValid() and layer.crs().isValid() and src_crs != layer.crs():
-        transform = QgsCoordinateTransform(src_crs, layer.crs(), QgsProject.instance())
+    transform = transform_to_layer(src_crs, layer)
     now = QDateTime.currentDateTime()
     feats = []
     for geom, area, perim in zip(geometries, area_m2, perimeter_m):

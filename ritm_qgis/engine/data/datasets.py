@@ -58,7 +58,8 @@ class Dataset:
         return Dataset(self.name, [self.names[i] for i in indices], lambda k: self.loader(indices[k]))
 
 
-def read_rgb(path: str) -> np.ndarray:
+def read_image_rgb(path: str) -> np.ndarray:
+    """An ordinary image file (PNG, JPEG...) as (H, W, 3) uint8 RGB; georeferenced rasters: geo.raster_io.read_rgb."""
     import cv2
 
     img = cv2.imread(path, cv2.IMREAD_UNCHANGED)
@@ -71,7 +72,7 @@ def read_rgb(path: str) -> np.ndarray:
     return np.ascontiguousarray(img[:, :, ::-1])
 
 
-def read_gray(path: str) -> np.ndarray:
+def read_image_gray(path: str) -> np.ndarray:
     import cv2
 
     m = cv2.imread(path, cv2.IMREAD_UNCHANGED)
@@ -113,7 +114,7 @@ def mask_folder(root: str, preset: str = "folder") -> Dataset:
 
     def load(i):
         name, img_path, mask_path = pairs[i]
-        image, raw = read_rgb(img_path), read_gray(mask_path)
+        image, raw = read_image_rgb(img_path), read_image_gray(mask_path)
         if raw.shape != image.shape[:2]:
             raise RitmError(f"mask '{mask_path}' is {raw.shape[1]}x{raw.shape[0]} but its image is "
                             f"{image.shape[1]}x{image.shape[0]}; they must have the same size")
@@ -132,8 +133,8 @@ def inria_crops(root: str, split: str = "test") -> Dataset:
         raise RitmError(f"'{base}/images' holds no crops; run 'ritm-qgis prepare-inria' first")
 
     def load(i):
-        image = read_rgb(os.path.join(base, "images", names[i] + ".png"))
-        gt = read_gray(os.path.join(base, "gt", names[i] + ".png")) > 128
+        image = read_image_rgb(os.path.join(base, "images", names[i] + ".png"))
+        gt = read_image_gray(os.path.join(base, "gt", names[i] + ".png")) > 128
         return Sample(names[i], image, gt)
 
     return Dataset(f"inria:{split}", names, load)

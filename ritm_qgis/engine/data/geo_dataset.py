@@ -51,8 +51,12 @@ def building_windows(footprints, grid, margin: float = 0.4, min_size: int = 64):
 
 
 def raster_footprint_dataset(raster: str, footprints, mode: str = "tiles", tile_size: int = 500,
-                             layer_name: str | None = None, area_of_interest=None) -> Dataset:
+                             layer_name: str | None = None, area_of_interest=None, edge_tiles: str = "pad") -> Dataset:
     """Samples of ``raster`` labelled by ``footprints`` (a path or GeoDataFrame); see the module doc.
+
+    edge_tiles (tile mode), where the raster is not a whole number of tiles: 'pad' keeps the edge
+    tiles, padded (a sliver of a few pixels then counts as a sample), 'drop' keeps whole tiles
+    only, 'shift' moves the last tile of each row/column inward so every tile is whole.
 
     area_of_interest: an optional shapely geometry in the raster's CRS; only tiles/buildings
     intersecting it are kept.
@@ -68,7 +72,12 @@ def raster_footprint_dataset(raster: str, footprints, mode: str = "tiles", tile_
     fp = load_footprints(footprints, grid, layer_name=layer_name)
     stem = os.path.splitext(os.path.basename(str(raster)))[0]
     if mode == "tiles":
-        tiles = tile_grid(grid.width, grid.height, size=tile_size, edge="pad", stem=stem)
+        if edge_tiles not in ("pad", "drop", "shift"):
+            raise RitmError(f"unknown edge-tile policy '{edge_tiles}'; use 'pad', 'drop' or 'shift'")
+        tiles = tile_grid(grid.width, grid.height, size=tile_size, edge=edge_tiles, stem=stem)
+        if not tiles:
+            raise RitmError(f"The raster ({grid.width} x {grid.height} px) holds no whole tile of {tile_size} px; "
+                            "keep the padded edge tiles or choose a smaller tile size.")
         items = [(t.name, t.window, None) for t in tiles]
     else:
         items = [(f"{stem}_b{int(i)}", w, int(i)) for i, w in zip(fp.ids, building_windows(fp, grid))]

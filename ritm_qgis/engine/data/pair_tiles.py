@@ -7,7 +7,7 @@ import os
 import numpy as np
 
 from ritm_qgis.core.errors import RitmError
-from ritm_qgis.engine.data.datasets import Dataset, Sample, read_gray, read_rgb
+from ritm_qgis.engine.data.datasets import Dataset, Sample, read_image_gray, read_image_rgb
 from ritm_qgis.engine.geo.tiling import tile_grid
 
 
@@ -16,7 +16,7 @@ def image_pair_tiles(image_path: str, mask_path: str, tile: int = 250) -> Datase
     for p in (image_path, mask_path):
         if not os.path.isfile(p):
             raise RitmError(f"no file at '{p}'")
-    image, mask = read_rgb(image_path), read_gray(mask_path)
+    image, mask = read_image_rgb(image_path), read_image_gray(mask_path)
     if image.shape[:2] != mask.shape:
         raise RitmError(f"'{mask_path}' is {mask.shape[1]}x{mask.shape[0]} but '{image_path}' is "
                         f"{image.shape[1]}x{image.shape[0]}; they must have the same size")

@@ -6,7 +6,7 @@ import os
 
 from ritm_qgis.core.errors import RitmError
 
-__all__ = ["check_writable", "gpkg_path"]
+__all__ = ["check_writable", "gpkg_path", "vector_path", "VECTOR_DRIVERS"]
 
 
 def check_writable(path: str | os.PathLike, what: str = "output") -> str:
@@ -28,9 +28,15 @@ def check_writable(path: str | os.PathLike, what: str = "output") -> str:
     return path
 
 
-def gpkg_path(destination: str, what: str = "output layer") -> tuple[str, str | None]:
-    """A QGIS/OGR vector destination ('file.gpkg', 'ogr:dbname=... table=...', 'f.gpkg|layername=x')
-    -> (file path, layer name or None); anything that is not a GeoPackage is a RitmError."""
+# vector formats an output may take (one file each, so it can be replaced in one rename)
+VECTOR_DRIVERS = {".gpkg": "GPKG", ".geojson": "GeoJSON", ".json": "GeoJSON", ".fgb": "FlatGeobuf",
+                  ".gml": "GML", ".kml": "KML", ".sqlite": "SQLite"}
+
+
+def vector_path(destination: str, what: str = "output layer") -> tuple[str, str | None]:
+    """A QGIS/OGR vector destination ('file.gpkg', 'ogr:dbname=... table=...', 'f.gpkg|layername=x',
+    'f.geojson', ...) -> (file path, layer name or None), checked writable; a format that is not
+    one file (a Shapefile) or that OGR cannot write is a RitmError."""
     layer = None
     dest = destination
     if dest.startswith("ogr:"):
@@ -41,7 +47,17 @@ def gpkg_path(destination: str, what: str = "output layer") -> tuple[str, str | 
             dest, layer = m.group(1), m.group(2)
     if "|layername=" in dest:
         dest, layer = dest.split("|layername=", 1)
-    if not dest.lower().endswith(".gpkg"):
+    ext = os.path.splitext(dest)[1].lower()
+    if ext not in VECTOR_DRIVERS:
+        raise RitmError(f"The {what} cannot be written as '{destination}'; choose a GeoPackage (.gpkg), GeoJSON "
+                        "(.geojson) or FlatGeobuf (.fgb) file.")
+    return check_writable(dest, what), layer
+
+
+def gpkg_path(destination: str, what: str = "output layer") -> tuple[str, str | None]:
+    """``vector_path`` for outputs that must be a GeoPackage."""
+    path, layer = vector_path(destination, what)
+    if not path.lower().endswith(".gpkg"):
         raise RitmError(f"The {what} must be a GeoPackage (.gpkg), not '{destination}'; "
                         "choose a file name ending in .gpkg.")
-    return check_writable(dest, what), layer
+    return path, layer

@@ -39,10 +39,12 @@ from typing import Sequence, Union
 
 import numpy as np
 import rasterio
+import rasterio.transform
 from affine import Affine
 from rasterio.crs import CRS
 from rasterio.enums import ColorInterp, MaskFlags
 from rasterio.errors import NotGeoreferencedWarning, RasterioIOError
+from rasterio import windows
 from rasterio.windows import Window
 
 from ritm_qgis.core.errors import RitmError
@@ -87,9 +89,7 @@ class RasterGrid:
     @property
     def bounds(self) -> tuple[float, float, float, float]:
         """(minx, miny, maxx, maxy) in map units."""
-        x0, y0 = self.transform * (0, 0)
-        x1, y1 = self.transform * (self.width, self.height)
-        return (min(x0, x1), min(y0, y1), max(x0, x1), max(y0, y1))
+        return rasterio.transform.array_bounds(self.height, self.width, self.transform)
 
     @property
     def res(self) -> tuple[float, float]:
@@ -98,12 +98,7 @@ class RasterGrid:
 
     def window_grid(self, window: Window) -> "RasterGrid":
         """The grid of ``window`` (which may extend past the raster's edges)."""
-        return RasterGrid(
-            self.crs,
-            self.transform * Affine.translation(window.col_off, window.row_off),
-            int(window.width),
-            int(window.height),
-        )
+        return RasterGrid(self.crs, windows.transform(window, self.transform), int(window.width), int(window.height))
 
 
 @dataclass(frozen=True)
@@ -285,13 +280,11 @@ def select_bands(meta: RasterMeta, bands: Sequence[int] | None = None) -> tuple[
 
 def clip_window(window: Window, width: int, height: int) -> Window | None:
     """The part of ``window`` inside a width x height raster, or None when they do not overlap."""
-    c0 = max(int(window.col_off), 0)
-    r0 = max(int(window.row_off), 0)
-    c1 = min(int(window.col_off + window.width), width)
-    r1 = min(int(window.row_off + window.height), height)
-    if c1 <= c0 or r1 <= r0:
+    whole = Window(0, 0, width, height)
+    window = Window(int(window.col_off), int(window.row_off), int(window.width), int(window.height))
+    if window.width <= 0 or window.height <= 0 or not windows.intersect([window, whole]):
         return None
-    return Window(c0, r0, c1 - c0, r1 - r0)
+    return window.intersection(whole)
 
 
 def _read(ds, meta: RasterMeta, window: Window, bands: tuple[int, ...]) -> RasterWindow:

@@ -163,6 +163,7 @@ def write_tiles(
     pixel_space: bool = False,
     progress: Callable[[float], None] | None = None,
     cancel: Callable[[], bool] | None = None,
+    staging=None,
 ) -> TilingResult:
     """Write the tiles of ``raster`` into ``out_dir`` as ``{stem}_{row}_{col}.tif``.
 
@@ -171,7 +172,9 @@ def write_tiles(
     before each tile and a True stops the run (``cancelled=True``; finished tiles are kept, no
     partial tile exists). ``index_path`` (a .gpkg) receives one polygon per written tile with
     fields name, row, col, path (written atomically, also after a cancel).
-    Memory: one tile of all bands at a time.
+    With ``staging`` (a ``core.atomic.OutputSet``) every tile and the index are written under
+    their incomplete names and the caller moves them into place together (or discards them), so
+    existing tiles are replaced only by a complete run. Memory: one tile of all bands at a time.
     """
     raster = Path(raster)
     out_dir = Path(out_dir)
@@ -218,7 +221,8 @@ def write_tiles(
                 continue
             path = out_dir / f"{tile.name}.tif"
             profile = _tile_profile(src, grid, tile, nodata, compress)
-            _write_atomic(path, profile, data, colorinterp, descriptions)
+            _write_atomic(Path(staging.staged(str(path))) if staging is not None else path, profile, data,
+                          colorinterp, descriptions)
             written.append(path)
             written_tiles.append(tile)
             if progress is not None:
@@ -226,7 +230,7 @@ def write_tiles(
     index = None
     if index_path is not None:
         index = Path(index_path)
-        _write_index(index, grid, written_tiles, written)
+        _write_index(index, grid, written_tiles, written, staging=staging)
     return TilingResult(tuple(written), tuple(written_tiles), index, cancelled)
 
 
@@ -241,11 +245,11 @@ def _all_invalid(src, meta, data: np.ndarray, inner: Window) -> bool:
     return bool((data == nod).all())
 
 
-def _write_index(path: Path, grid: RasterGrid, tiles: Sequence[Tile], paths: Sequence[Path]) -> None:
+def _write_index(path: Path, grid: RasterGrid, tiles: Sequence[Tile], paths: Sequence[Path], staging=None) -> None:
     import geopandas as gpd
     import shapely
 
-    from ritm_qgis.engine.geo.vector_io import write_gpkg
+    from ritm_qgis.engine.geo.vector_io import write_vector
 
     geoms = []
     for t in tiles:
@@ -261,4 +265,4 @@ def _write_index(path: Path, grid: RasterGrid, tiles: Sequence[Tile], paths: Seq
         geometry=geoms,
         crs=grid.crs,
     )
-    write_gpkg(gdf, path, layer="tiles", mode="w")
+    write_vector(gdf, path, layer="tiles", mode="w", staging=staging)

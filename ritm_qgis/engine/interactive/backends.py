@@ -26,6 +26,7 @@ def build_backend(spec: str, device: str = "auto", precision: str = "fp32", opti
 
 
 def model_label(spec: str) -> str:
-    """A short name for a model spec, safe as a file or folder name (a checkpoint path gives its stem)."""
-    base = os.path.splitext(os.path.basename(spec))[0] if os.path.sep in spec or spec.endswith((".pth", ".pt")) else spec
+    """A model spec -> a short name safe in file names: a checkpoint file's stem, else the name itself."""
+    is_file = os.path.sep in spec or spec.endswith((".pth", ".pt"))
+    base = os.path.splitext(os.path.basename(spec))[0] if is_file else spec
     return re.sub(r"[^A-Za-z0-9._-]+", "_", base) or "model"

@@ -184,7 +184,10 @@ def _segment_one(ds, obj: ObjectClicks, window: Window, stretch, make_session, m
     mask = session.mask & ~rgb.invalid
     polys = vectorize_mask(mask, rgb.grid, simplify=simplify)
     geom = shapely.union_all(polys.geometry.values) if len(polys) else shapely.Polygon()
-    touches = bool(mask[0].any() or mask[-1].any() or mask[:, 0].any() or mask[:, -1].any())
+    # only a window edge inside the raster can cut the outline; at the raster's border no margin helps
+    row0, col0 = int(window.row_off), int(window.col_off)
+    touches = bool((row0 > 0 and mask[0].any()) or (row0 + mask.shape[0] < ds.height and mask[-1].any())
+                   or (col0 > 0 and mask[:, 0].any()) or (col0 + mask.shape[1] < ds.width and mask[:, -1].any()))
     if dst is not None and mask.any():
         old = dst.read(1, window=window)
         dst.write(np.maximum(old, mask.astype("uint8") * 255), 1, window=window)
@@ -203,16 +206,19 @@ def segment_objects(
     mask_path: str | os.PathLike | None = None,
     progress: Callable[[float], None] | None = None,
     cancel: Callable[[], bool] | None = None,
+    staging=None,
 ):
     """Segment each object from its clicks; returns a GeoDataFrame (one row per object, module doc).
 
-    ``cancel()`` is checked before each object; a True raises ``RitmError`` and no mask raster is
-    left behind. ``mask_path``: also write a 0/255 uint8 GeoTIFF mask on the raster's grid.
+    ``cancel()`` is checked before each object; a True raises ``Cancelled`` and no mask raster is
+    left behind. ``mask_path``: also write a 0/255 uint8 GeoTIFF mask on the raster's grid
+    (staged in ``staging``, a ``core.atomic.OutputSet``, when given).
     """
     import geopandas as gpd
     import shapely
 
     from ritm_qgis.core.atomic import atomic_path
+    from ritm_qgis.core.cancel import check_cancel
     from ritm_qgis.engine.geo.raster_io import open_raster, raster_meta, raster_stretch
 
     rows = []
@@ -221,7 +227,12 @@ def segment_objects(
         grid = meta.grid
         stretch = raster_stretch(ds) if meta.dtype != "uint8" else "raster"
         windows = [context_window(o, grid, margin) for o in objects]
-        ctx = atomic_path(str(mask_path), suffix=".tif") if mask_path is not None else contextlib.nullcontext()
+        if mask_path is None:
+            ctx = contextlib.nullcontext()
+        elif staging is not None:
+            ctx = contextlib.nullcontext(staging.staged(str(mask_path)))
+        else:
+            ctx = atomic_path(str(mask_path), suffix=".tif")
         with ctx as tmp_mask:
             dst = None
             if tmp_mask is not None:
@@ -232,8 +243,7 @@ def segment_objects(
                                     tiled=True, blockxsize=256, blockysize=256, compress="deflate")
             try:
                 for k, (obj, window) in enumerate(zip(objects, windows)):
-                    if cancel is not None and cancel():
-                        raise RitmError("Segmentation was cancelled; no output was written.")
+                    check_cancel(cancel)
                     rows.append(_segment_one(ds, obj, window, stretch, make_session, model_name, simplify, dst))
                     if progress is not None:
                         progress((k + 1) / len(objects))

@@ -58,7 +58,8 @@ def reference_mask(grid, window, footprints=None, mask_raster=None) -> np.ndarra
 
 
 def annotate_raster(raster: str, make_session, *, footprints=None, mask_raster=None, bounds=None,
-                    target_iou: float = 0.9, max_clicks: int = 20) -> GeoAnnotation:
+                    target_iou: float = 0.9, max_clicks: int = 20, progress=None, cancel=None) -> GeoAnnotation:
+    """The demo on a window of ``raster``; progress(clicks, max_clicks) and cancel() as ``annotate``."""
     from ritm_qgis.engine.data.datasets import Sample
     from ritm_qgis.engine.protocol.evaluation import annotate
     from ritm_qgis.engine.geo.raster_io import raster_meta, read_rgb
@@ -73,5 +74,6 @@ def annotate_raster(raster: str, make_session, *, footprints=None, mask_raster=N
     if not gt.any():
         raise RitmError("The reference has no building in this window; choose an extent that contains one.")
     invalid = rgb.invalid if rgb.invalid.any() else None
-    ann = annotate(Sample("window", rgb.rgb, gt, invalid), make_session(), target_iou, max_clicks)
+    ann = annotate(Sample("window", rgb.rgb, gt, invalid), make_session(), target_iou, max_clicks,
+                   progress=progress, cancel=cancel)
     return GeoAnnotation(rgb.rgb, gt, invalid, rgb.grid, ann)

@@ -20,7 +20,6 @@ hundredth of a pixel, so the tiles that only touch a tile-index polygon's border
 from __future__ import annotations
 
 import os
-import shutil
 import tempfile
 from dataclasses import dataclass
 from typing import Callable
@@ -79,6 +78,7 @@ def evaluate_raster(
     thresholds=(0.8, 0.85, 0.9),
     batch_size: int = 1,
     predictions: bool = False,
+    edge_tiles: str = "pad",
     progress: Callable[[int, int], None] | None = None,
     cancel: Callable[[], bool] | None = None,
 ) -> GeoEvaluation:
@@ -94,7 +94,7 @@ def evaluate_raster(
     # a tile/building counts when it overlaps the area of interest by more than 1/100 of a pixel
     aoi = aoi_geometry(area_of_interest, grid.crs, shrink=0.01 * min(grid.res))
     dataset = raster_footprint_dataset(str(raster), footprints, mode=mode, tile_size=tile_size,
-                                       area_of_interest=aoi)
+                                       area_of_interest=aoi, edge_tiles=edge_tiles)
     sessions: list = []
     rows: list = []
     done = [0]
@@ -125,13 +125,8 @@ def evaluate_raster(
         done[0] = len(result.names)
         sessions.clear()
 
-    from ritm_qgis.engine.protocol.evaluation import Cancelled
-
-    try:
-        result = evaluate(dataset, recording_session, model_name, max_clicks, batch_size, progress=progress,
-                          cancel=cancel, on_batch=on_batch)
-    except Cancelled:
-        raise RitmError("The evaluation was cancelled; no output was written.") from None
+    result = evaluate(dataset, recording_session, model_name, max_clicks, batch_size, progress=progress,
+                      cancel=cancel, on_batch=on_batch)
     report = noc_report(model_name, result.iou_array, thresholds)
     fp = None
     if predictions:
@@ -142,22 +137,25 @@ def evaluate_raster(
 
 
 def write_evaluation_outputs(ev: GeoEvaluation, thresholds, *, table_path: str, html_path: str,
-                             ious_path: str | None = None, title: str = "NoC report") -> None:
-    """CSV table, optional .npy IoU array and the HTML report (module doc), each atomically."""
+                             ious_path: str | None = None, footprints: tuple[str, str] | None = None,
+                             overwrite_footprints: bool = False, title: str = "NoC report") -> None:
+    """CSV table, optional .npy IoU array, the HTML report and, with ``footprints`` = (GeoPackage,
+    layer), the predicted footprints: all written under incomplete names first and moved into
+    place together, so the files of one run never mix with those of an earlier one."""
+    from ritm_qgis.core.atomic import OutputSet
+    from ritm_qgis.engine.geo.vector_io import write_vector
     from ritm_qgis.engine.reports.figures import plot_iou_curves
     from ritm_qgis.engine.reports.report_html import write_html_report
+    from ritm_qgis.engine.reports.sample_table import samples_csv_text
 
-    from ritm_qgis.engine.reports.sample_table import write_sample_outputs
-
-    folder = os.path.dirname(os.path.abspath(table_path))
-    with tempfile.TemporaryDirectory(dir=folder, prefix=".ritm-eval-") as tmp:
-        write_sample_outputs(tmp, ev.result, thresholds)
-        figure = plot_iou_curves([ev.report], os.path.join(tmp, "curve.png"), title=title)
-        write_html_report(html_path, [ev.report], figure, title=title)
-        os.replace(os.path.join(tmp, "samples.csv"), table_path)
+    with OutputSet() as staging, tempfile.TemporaryDirectory(prefix="ritm-eval-") as tmp:
+        with open(staging.staged(table_path), "w", encoding="utf-8") as f:
+            f.write(samples_csv_text(ev.result, thresholds))
         if ious_path:
-            ious_dir = os.path.dirname(os.path.abspath(ious_path))
-            if os.stat(ious_dir).st_dev == os.stat(tmp).st_dev:
-                os.replace(os.path.join(tmp, "ious.npy"), ious_path)
-            else:
-                shutil.copyfile(os.path.join(tmp, "ious.npy"), ious_path)
+            with open(staging.staged(ious_path), "wb") as f:
+                np.save(f, ev.result.iou_array)
+        figure = plot_iou_curves([ev.report], os.path.join(tmp, "curve.png"), title=title)
+        write_html_report(staging.staged(html_path), [ev.report], figure, title=title)
+        if footprints is not None:
+            write_vector(ev.footprints, footprints[0], layer=footprints[1], mode="w", overwrite=overwrite_footprints,
+                         staging=staging)

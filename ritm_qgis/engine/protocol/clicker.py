@@ -11,10 +11,10 @@ positive when the missed foreground is deeper than the false foreground, negativ
 error masks are cropped to the bounding box of its errors and stacked, each in its own zero
 frame, so one distance transform serves both with exactly the distances each would get alone
 (a zero frame is always nearer than anything beyond it). ``next_click`` is the plain per-mask
-reference: two full-size distance transforms. The distances agree, but where several error pixels
-tie at the maximum, OpenCV's float results on the crop can differ in the last bit from the
-full-size ones, so a tie can break differently (seen on random masks). The evaluation uses
-``next_click``, which computes as RITM's evaluation does.
+reference: two full-size distance transforms. OpenCV's float results can differ in the last bit
+between the crop and the full size, and from one thread to another, so both paths snap them to
+the exact distances (``_exact``) before choosing: ties then break by row-major order alone, and
+the same masks give the same click whatever ran before. The evaluation uses ``next_click``.
 """
 
 from __future__ import annotations
@@ -62,12 +62,27 @@ def _framed_distance(mask2d: np.ndarray) -> np.ndarray:
     return cv2.distanceTransform(padded, cv2.DIST_L2, cv2.DIST_MASK_PRECISE)
 
 
+def _exact(dist: np.ndarray) -> np.ndarray:
+    """OpenCV's float32 Euclidean distances snapped to the exact sqrt of their integer squares.
+
+    The precise distance transform is exact up to float32 rounding, but that rounding is not
+    reproducible: the same mask gives values differing in the last bit depending on the thread
+    that computes it (measured: 30.000002 or 30.0 for one pixel of a 60 x 80 rectangle, so the
+    first click moved by two pixels from run to run). Every true distance is the square root of an
+    integer, so rounding the square restores it (exactly while distances stay below ~1400 px) and
+    ties then break by row-major order alone, in any thread.
+    """
+    d = dist.astype(np.float64)
+    return np.sqrt(np.rint(d * d))
+
+
 def _choose(fn_dist, fp_dist, not_clicked):
     """Pick the click from the framed (B, H+2, W+2) distance maps of a batch.
 
     The frame holds zeros, so it can only hold the maximum when a tile has no error left (then
     the click is invalid); row-major order of the framed map is row-major order of the tile.
     """
+    fn_dist, fp_dist = _exact(fn_dist), _exact(fp_dist)
     b, _, wf = fn_dist.shape
     if not_clicked is not None:
         for dist in (fn_dist, fp_dist):

@@ -22,11 +22,10 @@ import numpy as np
 from ritm_qgis.engine.protocol.clicker import ClickHistory, next_click
 from ritm_qgis.engine.data.datasets import Dataset, Sample
 from ritm_qgis.engine.protocol.metrics import mask_iou
+from ritm_qgis.core.cancel import Cancelled, check_cancel
 from ritm_qgis.core.threads import map_samples
 
-
-class Cancelled(Exception):
-    """Raised when the caller's cancel check returns True; results so far were already handed out."""
+__all__ = ["Cancelled", "EvalResult", "evaluate", "Annotation", "annotate", "shard", "merge_results"]
 
 
 @dataclass
@@ -162,8 +161,14 @@ class Annotation:
         return len(self.clicks)
 
 
-def annotate(sample: Sample, session, target_iou: float = 0.9, max_clicks: int = 20) -> Annotation:
-    """The paper's demo: simulated clicks on one image until ``target_iou`` or ``max_clicks``."""
+def annotate(sample: Sample, session, target_iou: float = 0.9, max_clicks: int = 20,
+             progress: Callable[[int, int], None] | None = None,
+             cancel: Callable[[], bool] | None = None) -> Annotation:
+    """The paper's demo: simulated clicks on one image until ``target_iou`` or ``max_clicks``.
+
+    progress(clicks made, max_clicks) after each click; cancel() is polled before each click and
+    raises ``Cancelled``.
+    """
     if not sample.gt.any():
         raise ValueError("the target mask has no foreground pixel; there is nothing to annotate")
     session.set_image(sample.image)
@@ -171,7 +176,10 @@ def annotate(sample: Sample, session, target_iou: float = 0.9, max_clicks: int =
     for k in range(max_clicks):
         if run.done:
             break
+        check_cancel(cancel)
         _step([run], k, target_iou)
+        if progress is not None:
+            progress(k + 1, max_clicks)
     n = len(run.history)
     return Annotation(list(run.history.clicks), [float(v) for v in run.ious[:n]], session.prob, session.mask)
 

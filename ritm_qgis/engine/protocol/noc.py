@@ -23,7 +23,6 @@ Definitions (C = max clicks):
 from __future__ import annotations
 
 import os
-
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -31,6 +30,32 @@ import numpy as np
 from ritm_qgis.core.errors import RitmError
 
 DEFAULT_THRESHOLDS = (0.80, 0.85, 0.90)
+
+
+def parse_thresholds(text: str, what: str = "--thresholds") -> tuple[float, ...]:
+    """'0.8,0.85,0.9' -> (0.8, 0.85, 0.9), each in (0, 1]; ``what`` names the parameter in the
+    words of the interface that received it (a CLI flag, a Processing parameter)."""
+    example = "such as 0.8,0.85,0.9"
+    try:
+        values = tuple(float(v) for v in str(text).split(",") if v.strip())
+    except ValueError:
+        raise RitmError(f"{what} takes comma-separated IoU values {example}, not '{text}'.") from None
+    if not values:
+        raise RitmError(f"{what} needs at least one IoU value, {example}.")
+    bad = [v for v in values if not 0 < v <= 1]
+    if bad:
+        raise RitmError(f"{what} takes IoU values above 0 and at most 1 ({example}), not {bad[0]:g}.")
+    return values
+
+
+def load_iou_array(path: str) -> np.ndarray:
+    """A per-sample IoU array (.npy, samples x clicks), read without pickles."""
+    if not os.path.isfile(path):
+        raise RitmError(f"no IoU array at '{path}'; give the path of a .npy file written by 'evaluate' or by RITM")
+    try:
+        return np.load(path, allow_pickle=False)
+    except (ValueError, OSError, EOFError) as exc:
+        raise RitmError(f"'{path}' is not a readable .npy array ({exc})") from None
 
 
 @dataclass
@@ -130,21 +155,3 @@ def noc_report(name: str, ious, thresholds=DEFAULT_THRESHOLDS, max_clicks: int |
         std_iou_per_click=[float(v) for v in kept.std(axis=0)],
     )
 
-
-def parse_thresholds(text: str) -> tuple[float, ...]:
-    try:
-        values = tuple(float(v) for v in text.split(",") if v.strip())
-    except ValueError:
-        raise RitmError(f"--thresholds takes comma-separated numbers such as 0.8,0.85,0.9, not '{text}'") from None
-    if not values:
-        raise RitmError("--thresholds needs at least one value, such as 0.8,0.85,0.9")
-    return values
-
-
-def load_iou_array(path: str) -> np.ndarray:
-    if not os.path.isfile(path):
-        raise RitmError(f"no IoU array at '{path}'; give the path of a .npy file written by 'evaluate' or by RITM")
-    try:
-        return np.load(path, allow_pickle=False)
-    except (ValueError, OSError) as exc:
-        raise RitmError(f"'{path}' is not a readable .npy array ({exc})") from None
