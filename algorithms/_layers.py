@@ -77,3 +77,15 @@ def layer_to_frame(layer, fields=(), what="layer"):
             cols[f].append(python_value(feat[f]))
     data = {"fid": fids, **cols}
     return gpd.GeoDataFrame(data, geometry=gpd.GeoSeries(geoms, dtype="geometry"), crs=crs_text(layer.crs()))
+
+
+def stretch_rule(alg, parameters, name, input_name, context, warn):
+    """The engine's StretchRule for the STRETCH parameter and the input raster layer (RitmError on bad text);
+    ``warn(text)`` says when the layer's style cannot be copied."""
+    from ritm_qgis.layer_stretch import stretch_for_layer
+
+    choice = alg.parameterAsString(parameters, name, context) or "percentile"
+    rule, note = stretch_for_layer(choice, alg.parameterAsRasterLayer(parameters, input_name, context))
+    if note:
+        warn(note)
+    return rule

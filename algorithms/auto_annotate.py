@@ -12,6 +12,7 @@ from qgis.core import (
     QgsProcessingParameterVectorLayer,
 )
 
+from ._params import stretch_parameter
 from .base import RitmAlgorithm
 
 
@@ -24,6 +25,7 @@ class AutoAnnotateAlgorithm(RitmAlgorithm):
     DEVICE = "DEVICE"
     TARGET_IOU = "TARGET_IOU"
     MAX_CLICKS = "MAX_CLICKS"
+    STRETCH = "STRETCH"
     OUTPUT = "OUTPUT"
     OUTPUT_CLICKS = "OUTPUT_CLICKS"
     OUTPUT_OVERLAY = "OUTPUT_OVERLAY"
@@ -61,6 +63,7 @@ class AutoAnnotateAlgorithm(RitmAlgorithm):
         self.addParameter(QgsProcessingParameterNumber(
             self.MAX_CLICKS, "Click budget", QgsProcessingParameterNumber.Integer, defaultValue=20, minValue=1,
             maxValue=100))
+        self.addParameter(stretch_parameter(self.STRETCH))
         self.add_vector_output(self.OUTPUT, "Predicted buildings (GeoPackage)")
         self.add_vector_output(self.OUTPUT_CLICKS, "Clicks (GeoPackage)", QgsProcessing.TypeVectorPoint)
         self.add_overwrite_parameter()
@@ -72,7 +75,7 @@ class AutoAnnotateAlgorithm(RitmAlgorithm):
         self.addOutput(QgsProcessingOutputNumber("FINAL_IOU", "IoU after the last click"))
 
     def process(self, parameters, context, run):
-        from ._layers import layer_to_frame, raster_file
+        from ._layers import layer_to_frame, raster_file, stretch_rule
         from ritm_qgis.core.atomic import OutputSet
         from ritm_qgis.engine.geo.footprints import load_footprints
         from ritm_qgis.engine.geo.output_paths import check_writable
@@ -104,15 +107,17 @@ class AutoAnnotateAlgorithm(RitmAlgorithm):
         reference = layer_to_frame(ref_layer, what="reference layer") if ref_layer is not None else None
         if reference is not None:
             reference = load_footprints(reference, raster_meta(raster).grid)
+        stretch = stretch_rule(self, parameters, self.STRETCH, self.INPUT, context, run.warning)
         backend = build_backend(spec, device)
         label = model_label(spec)
-        run.info(f"model {label}; clicking until IoU {target_iou:g}")
+        run.info(f"model {label}; clicking until IoU {target_iou:g}; stretch {stretch.label}")
         result = annotate_raster(
             raster, lambda: Predictor(backend), footprints=reference, mask_raster=mask_raster, bounds=bounds,
             target_iou=target_iou, max_clicks=self.parameterAsInt(parameters, self.MAX_CLICKS, context),
-            progress=lambda done, total: run.progress(done / total, 0, 90), cancel=run.cancelled)
+            progress=lambda done, total: run.progress(done / total, 0, 90), cancel=run.cancelled, stretch=stretch)
         ann = result.annotation
         polys, clicks = annotation_frames(ann, result.grid, label)
+        polys["stretch"] = stretch.label
         with OutputSet() as staging:
             out_path = self.write_layer(polys, polys_dest, staging=staging)
             clicks_path = self.write_layer(clicks, clicks_dest, staging=staging)

@@ -13,6 +13,7 @@ from qgis.core import (
     QgsProcessingParameterVectorLayer,
 )
 
+from ._params import stretch_parameter
 from .base import RitmAlgorithm
 
 MODES = ("tiles", "buildings")
@@ -23,6 +24,7 @@ class EvaluateNocAlgorithm(RitmAlgorithm):
     INPUT = "INPUT"
     REFERENCE = "REFERENCE"
     MODEL = "MODEL"
+    STRETCH = "STRETCH"
     DEVICE = "DEVICE"
     MODE = "MODE"
     TILE_SIZE = "TILE_SIZE"
@@ -59,6 +61,7 @@ class EvaluateNocAlgorithm(RitmAlgorithm):
         self.addParameter(QgsProcessingParameterVectorLayer(
             self.REFERENCE, "Reference building footprints", [QgsProcessing.TypeVectorPolygon]))
         self.add_model_parameters(self.MODEL, self.DEVICE)
+        self.addParameter(stretch_parameter(self.STRETCH))
         self.addParameter(QgsProcessingParameterEnum(
             self.MODE, "Samples", options=["tiles, union of buildings (paper)", "one window per building"],
             defaultValue=0))
@@ -102,7 +105,7 @@ class EvaluateNocAlgorithm(RitmAlgorithm):
         return None
 
     def process(self, parameters, context, run):
-        from ._layers import layer_to_frame, raster_file
+        from ._layers import layer_to_frame, raster_file, stretch_rule
         from ritm_qgis.engine.geo.output_paths import check_writable
         from ritm_qgis.engine.interactive.backends import build_backend, model_label
         from ritm_qgis.engine.interactive.predictor import Predictor
@@ -131,7 +134,8 @@ class EvaluateNocAlgorithm(RitmAlgorithm):
             self.OUTPUT_FOOTPRINTS) else None
         reference = layer_to_frame(ref_layer, what="reference footprint layer")
         aoi = layer_to_frame(aoi_layer, what="area of interest") if aoi_layer is not None else None
-        run.info(f"{len(reference)} reference footprint(s); model {spec}; mode {mode}")
+        stretch = stretch_rule(self, parameters, self.STRETCH, self.INPUT, context, run.warning)
+        run.info(f"{len(reference)} reference footprint(s); model {spec}; mode {mode}; stretch {stretch.label}")
         backend = build_backend(spec, device)
         label = model_label(spec)
         ev = evaluate_raster(
@@ -140,7 +144,8 @@ class EvaluateNocAlgorithm(RitmAlgorithm):
             max_clicks=max_clicks, thresholds=thresholds,
             batch_size=self.parameterAsInt(parameters, self.BATCH_SIZE, context),
             predictions=fp_dest is not None, edge_tiles=edge_tiles,
-            progress=lambda done, total: run.progress(done / max(total, 1), 0, 90), cancel=run.cancelled)
+            progress=lambda done, total: run.progress(done / max(total, 1), 0, 90), cancel=run.cancelled,
+            stretch=stretch)
         footprints = (fp_dest.path, fp_dest.layer) if fp_dest is not None else None
         write_evaluation_outputs(ev, thresholds, table_path=table, html_path=html, ious_path=ious,
                                  footprints=footprints, overwrite_footprints=fp_dest is not None and fp_dest.overwrite,

@@ -12,6 +12,7 @@ from qgis.core import (
     QgsProcessingParameterVectorLayer,
 )
 
+from ._params import stretch_parameter
 from .base import RitmAlgorithm
 
 
@@ -25,6 +26,7 @@ class SegmentFromPointsAlgorithm(RitmAlgorithm):
     DEVICE = "DEVICE"
     MARGIN = "MARGIN"
     SIMPLIFY = "SIMPLIFY"
+    STRETCH = "STRETCH"
     OUTPUT = "OUTPUT"
     OUTPUT_MASK = "OUTPUT_MASK"
 
@@ -42,8 +44,11 @@ class SegmentFromPointsAlgorithm(RitmAlgorithm):
         "bounding box plus the context margin) is read.\n"
         "Model: a RITM checkpoint file, the name of a downloaded official model, or 'grabcut' for the "
         "weight-free GrabCut backend.\n"
+        "Input stretch (what the model sees of a raster that is not 8-bit): 'percentile' (2-98 %, the CLI's "
+        "default), 'minmax', 'layer' (as the layer is drawn in QGIS: its bands and contrast), or a fixed range "
+        "LOW,HIGH such as 100,2000. The simplification tolerance is in raster pixels, as in the map tool.\n"
         "Output: one (multi)polygon per building with object_id, area_m2, perimeter_m, n_clicks, model, "
-        "pixels and touches_window (true when the mask reaches the window border: raise the margin); "
+        "pixels, touches_window (true when the mask reaches the window border: raise the margin) and stretch; "
         "optionally a 0/255 mask raster on the raster's grid."
     )
 
@@ -65,15 +70,16 @@ class SegmentFromPointsAlgorithm(RitmAlgorithm):
             self.MARGIN, "Context margin around each building's clicks (pixels)", QgsProcessingParameterNumber.Integer,
             defaultValue=200, minValue=1))
         self.addParameter(QgsProcessingParameterNumber(
-            self.SIMPLIFY, "Simplification tolerance (map units, 0 = exact pixel outlines)",
+            self.SIMPLIFY, "Simplification tolerance (raster pixels, 0 = exact pixel outlines)",
             QgsProcessingParameterNumber.Double, defaultValue=0.0, minValue=0.0))
+        self.addParameter(stretch_parameter(self.STRETCH))
         self.add_vector_output(self.OUTPUT, "Buildings (GeoPackage)")
         self.add_overwrite_parameter()
         self.addParameter(QgsProcessingParameterRasterDestination(
             self.OUTPUT_MASK, "Mask raster (0/255)", optional=True, createByDefault=False))
 
     def process(self, parameters, context, run):
-        from ._layers import crs_text, python_value, raster_file
+        from ._layers import crs_text, python_value, raster_file, stretch_rule
         from ritm_qgis.core.atomic import OutputSet
         from ritm_qgis.engine.geo.output_paths import check_writable
         from ritm_qgis.engine.geo.raster_io import raster_meta
@@ -116,13 +122,14 @@ class SegmentFromPointsAlgorithm(RitmAlgorithm):
                 python_value(feat[object_field]) if object_field else None,
                 None if order is None else float(order)))
         objects = group_clicks(points, grid, src_crs=crs_text(layer.crs()))
-        run.info(f"{len(points)} click(s), {len(objects)} building(s); model {spec}")
+        stretch = stretch_rule(self, parameters, self.STRETCH, self.INPUT, context, run.warning)
+        run.info(f"{len(points)} click(s), {len(objects)} building(s); model {spec}; stretch {stretch.label}")
         backend = build_backend(spec, device)
         with OutputSet() as staging:
             gdf = segment_objects(
                 raster, objects, lambda: interactive_predictor(backend), model_name=model_label(spec),
                 margin=self.parameterAsInt(parameters, self.MARGIN, context),
-                simplify=self.parameterAsDouble(parameters, self.SIMPLIFY, context),
+                simplify_px=self.parameterAsDouble(parameters, self.SIMPLIFY, context), stretch_rule=stretch,
                 mask_path=mask_dest, progress=run.scaled(0, 95), cancel=run.cancelled, staging=staging)
             cut = [str(o) for o, t in zip(gdf["object_id"], gdf["touches_window"]) if t]
             if cut and object_field is None:

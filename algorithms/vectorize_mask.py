@@ -33,7 +33,7 @@ class VectorizeMaskAlgorithm(RitmAlgorithm):
         "outlines with their holes (the same shapes as GDAL's polygonize), then specks removed, optional "
         "simplification (Douglas-Peucker, topology preserved) and optional squaring of building outlines "
         "(dominant orientation, right angles; a polygon that would move more than the tolerance is left as it "
-        "is). Nodata pixels are background. The raster is read in bands of rows, so any size works.\n"
+        "is); both tolerances are in raster pixels, as in the map tool. Nodata pixels are background. The raster is read in bands of rows, so any size works.\n"
         "Fields: area_m2 and perimeter_m (metres where the CRS allows: projected CRS, or the local UTM zone "
         "for a geographic one), pixels, regularized.\n"
         "The GeoPackage is written atomically (a cancelled run leaves no file or the old one); with 'append' "
@@ -48,16 +48,16 @@ class VectorizeMaskAlgorithm(RitmAlgorithm):
             self.THRESHOLD, "Threshold (building where value > threshold; empty = nonzero for integer masks, "
             "0.49 for probabilities)", QgsProcessingParameterNumber.Double, optional=True))
         self.addParameter(QgsProcessingParameterNumber(
-            self.MIN_AREA, "Minimum polygon area (square map units)", QgsProcessingParameterNumber.Double,
+            self.MIN_AREA, "Minimum polygon area (m²)", QgsProcessingParameterNumber.Double,
             defaultValue=0.0, minValue=0.0))
         self.addParameter(QgsProcessingParameterNumber(
             self.MIN_PIXELS, "Minimum polygon size (pixels)", QgsProcessingParameterNumber.Integer,
             defaultValue=0, minValue=0))
         self.addParameter(QgsProcessingParameterNumber(
-            self.SIMPLIFY, "Simplification tolerance (map units, 0 = exact pixel outlines)",
+            self.SIMPLIFY, "Simplification tolerance (raster pixels, 0 = exact pixel outlines)",
             QgsProcessingParameterNumber.Double, defaultValue=0.0, minValue=0.0))
         self.addParameter(QgsProcessingParameterNumber(
-            self.REGULARIZE, "Square building outlines, maximum shift (map units, 0 = off)",
+            self.REGULARIZE, "Square building outlines, maximum shift (raster pixels, 0 = off)",
             QgsProcessingParameterNumber.Double, defaultValue=0.0, minValue=0.0))
         self.addParameter(QgsProcessingParameterBoolean(
             self.APPEND, "Append to the existing layer of the output GeoPackage", defaultValue=False))
@@ -74,16 +74,16 @@ class VectorizeMaskAlgorithm(RitmAlgorithm):
         threshold = None
         if parameters.get(self.THRESHOLD) not in (None, "") and self.parameterAsString(parameters, self.THRESHOLD, context):
             threshold = self.parameterAsDouble(parameters, self.THRESHOLD, context)
-        regularize = self.parameterAsDouble(parameters, self.REGULARIZE, context) or None
+        regularize_px = self.parameterAsDouble(parameters, self.REGULARIZE, context)
         append = self.parameterAsBool(parameters, self.APPEND, context)
         destination = self.vector_output(parameters, self.OUTPUT, context, "buildings", append=append)
         run.progress(0.05)
         gdf = vectorize_raster(
             raster, band=band, threshold=threshold,
-            min_area=self.parameterAsDouble(parameters, self.MIN_AREA, context),
+            min_area_m2=self.parameterAsDouble(parameters, self.MIN_AREA, context),
             min_pixels=self.parameterAsInt(parameters, self.MIN_PIXELS, context),
-            simplify=self.parameterAsDouble(parameters, self.SIMPLIFY, context),
-            regularize=regularize)
+            simplify_px=self.parameterAsDouble(parameters, self.SIMPLIFY, context),
+            regularize_px=regularize_px)
         check_cancel(run.cancelled)
         run.progress(0.8)
         path = self.write_layer(gdf, destination, mode="a" if append else "w", cancel=run.cancelled)

@@ -10,11 +10,13 @@ __version__ = "0.1.0"
 
 def classFactory(iface):  # noqa: N802 (QGIS's name)
     """Entry point QGIS calls when it loads the plugin."""
-    # Before anything imports rasterio/shapely/pyproj inside QGIS: bind the pip wheels to their own
-    # GDAL/PROJ/GEOS rather than QGIS's (see core/geos_compat.py). A no-op where they are missing.
+    from .plugin import RitmQgisPlugin, activate_installed_packages
+
+    # The packages the installer put in the profile (deps.py), after everything QGIS imports itself;
+    # then, before anything imports rasterio/shapely/pyproj inside QGIS: bind the pip wheels to their
+    # own GDAL/PROJ/GEOS rather than QGIS's (see core/geos_compat.py). A no-op where they are missing.
+    activate_installed_packages()
     from .core.geos_compat import load_geo_stack_isolated
 
     load_geo_stack_isolated()
-    from .plugin import RitmQgisPlugin
-
     return RitmQgisPlugin(iface)

@@ -18,6 +18,11 @@ class RitmProvider(QgsProcessingProvider):
     def longName(self):  # noqa: N802
         return f"RITM building segmentation {__version__}"
 
+    def icon(self):
+        from ritm_qgis.gui.icon import plugin_icon
+
+        return plugin_icon()
+
     def versionInfo(self):  # noqa: N802
         return __version__
 

@@ -5,7 +5,7 @@
 #      so that PyQGIS (a Debian package) is importable inside it;
 #   3. the Python dependencies of requirements.txt and the project itself (editable) into .venv.
 # Each step is skipped when already done; step 3 re-runs only when requirements.txt or
-# pyproject.toml change.
+# ritm_qgis/requirements.txt or pyproject.toml change.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ROOT=$(pwd)
@@ -30,7 +30,7 @@ if [ ! -x "$VENV/bin/python" ]; then
 fi
 
 STAMP="$VENV/.ritm_qgis-deps"
-WANT=$(cat requirements.txt pyproject.toml | sha256sum | cut -d' ' -f1)
+WANT=$(cat requirements.txt ritm_qgis/requirements.txt pyproject.toml | sha256sum | cut -d' ' -f1)
 if [ "$(cat "$STAMP" 2>/dev/null)" = "$WANT" ] && "$VENV/bin/python" -c "import ritm_qgis, torch" >/dev/null 2>&1; then
     say "Python dependencies already installed in .venv"
 else

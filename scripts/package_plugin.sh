@@ -1,18 +1,18 @@
 #!/usr/bin/env bash
-# Builds the installable QGIS plugin zip with qgis-plugin-ci: dist/ritm_qgis.<version>.zip
+# Builds the installable QGIS plugin zip: dist/ritm_qgis.<version>.zip
 #
 # The repository keeps the top-level folders ritm_qgis/, models/ and algorithms/; QGIS needs a
 # single folder named ritm_qgis holding metadata.txt. This script assembles that folder from
 # the source files git knows of (tracked, plus new files not ignored; in a fresh clone that is
 # exactly the committed tree) (ritm_qgis/ + models/ -> ritm_qgis/models + algorithms/ ->
 # ritm_qgis/algorithms + metadata.txt + LICENSE) in a throw-away git repository under build/,
-# and runs `qgis-plugin-ci package` there (it archives committed files only).
+# and zips it there with `git archive` (committed files only, so no caches or build outputs).
+# qgis-plugin-ci is not used: it refuses a metadata.txt without tracker and repository URLs, and
+# this project has no public tracker or repository to name.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ROOT=$(pwd)
 VERSION=${1:-$(sed -n 's/^version=//p' metadata.txt)}
-QPC="$ROOT/.venv/bin/qgis-plugin-ci"
-[ -x "$QPC" ] || QPC=qgis-plugin-ci
 STAGE="$ROOT/build/plugin"
 rm -rf "$STAGE"
 mkdir -p "$STAGE/ritm_qgis" "$ROOT/dist"
@@ -30,20 +30,15 @@ copy_tracked models "$STAGE/ritm_qgis/models"
 copy_tracked algorithms "$STAGE/ritm_qgis/algorithms"
 cp metadata.txt "$STAGE/ritm_qgis/metadata.txt"
 [ -f LICENSE ] && cp LICENSE "$STAGE/ritm_qgis/LICENSE"
-cat > "$STAGE/pyproject.toml" <<'TOML'
-[tool.qgis-plugin-ci]
-plugin_path = "ritm_qgis"
-github_organization_slug = "ritm-qgis"
-project_slug = "ritm_qgis"
-TOML
+sed -i "s/^version=.*/version=$VERSION/" "$STAGE/ritm_qgis/metadata.txt"
+ZIP="$ROOT/dist/ritm_qgis.$VERSION.zip"
+rm -f "$ZIP"
 (
     cd "$STAGE"
     git init -q
     git add -A
     git -c user.name=ritm_qgis -c user.email=build@localhost commit -qm "plugin $VERSION"
-    "$QPC" package "$VERSION" 2>&1 | grep -v "WARNING: Location" || true
+    git archive --format=zip -o "$ZIP" HEAD ritm_qgis
 )
-ZIP="$STAGE/ritm_qgis.$VERSION.zip"
-[ -f "$ZIP" ] || { echo "package: qgis-plugin-ci did not produce $ZIP" >&2; exit 1; }
-mv "$ZIP" "$ROOT/dist/"
+[ -f "$ZIP" ] || { echo "package: git archive did not produce $ZIP" >&2; exit 1; }
 echo "package: dist/ritm_qgis.$VERSION.zip"

@@ -159,3 +159,16 @@ def point_layer(points, crs=UTM, fields=(("sign", "int"), ("obj", "int"), ("ord"
     assert pr.addFeatures(feats)[0]
     layer.updateExtents()
     return layer
+
+
+def uint16_scene(path, height=300, width=320, seed=1) -> str:
+    """A 1-band uint16 city scene with nodata 0 (a border strip), mostly dark with a few very bright
+    pixels, as a real 16-bit orthophoto: its min/max (59..5982) and 2-98 % stretches differ a lot."""
+    rng = np.random.default_rng(seed)
+    band = rng.integers(150, 400, (height, width)).astype(np.uint16)
+    for r, c, h, w in BUILDINGS:
+        if r + h <= height and c + w <= width:
+            band[r:r + h, c:c + w] = rng.integers(800, 1100, (h, w))
+    band[5, 50], band[6, 300] = 59, 5982  # the extremes Min/Max sees
+    band[:, :12] = 0  # nodata strip
+    return write_raster(path, band, nodata=0)

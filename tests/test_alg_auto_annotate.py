@@ -72,3 +72,27 @@ def test_reference_must_be_given_exactly_once(provider, tmp_path):
         run({"INPUT": raster, "REFERENCE_MASK": empty, "OUTPUT": str(tmp_path / "b.gpkg"),
              "OUTPUT_CLICKS": str(tmp_path / "c.gpkg")})
     assert not (tmp_path / "b.gpkg").exists()
+
+
+def test_layer_stretch_of_a_uint16_raster_is_used_and_recorded(provider, tmp_path):
+    from qgis.core import QgsProject, QgsRasterLayer
+
+    from data_builders import footprints, uint16_scene
+    from ritm_qgis.engine.geo.vector_io import write_gpkg
+
+    raster = uint16_scene(tmp_path / "u16.tif")
+    gpkg = str(tmp_path / "fp.gpkg")
+    write_gpkg(footprints(), gpkg, layer="buildings")
+    layer = QgsRasterLayer(raster, "u16")
+    layer.renderer().contrastEnhancement().setMinimumValue(150)
+    layer.renderer().contrastEnhancement().setMaximumValue(1100)
+    QgsProject.instance().addMapLayer(layer)
+    try:
+        res = run({"INPUT": layer, "REFERENCE": gpkg, "MODEL": "grabcut", "MAX_CLICKS": 1, "STRETCH": "layer",
+                   "OUTPUT": str(tmp_path / "p.gpkg"), "OUTPUT_CLICKS": str(tmp_path / "c.gpkg")})
+    finally:
+        QgsProject.instance().removeMapLayer(layer.id())
+    assert set(gpd.read_file(res["OUTPUT"])["stretch"]) == {"layer:150-1100"}
+    with pytest.raises(Exception, match="LOW below HIGH"):
+        run({"INPUT": raster, "REFERENCE": gpkg, "MODEL": "grabcut", "MAX_CLICKS": 1, "STRETCH": "9,1",
+             "OUTPUT": str(tmp_path / "q.gpkg"), "OUTPUT_CLICKS": str(tmp_path / "d.gpkg")})

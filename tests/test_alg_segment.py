@@ -163,3 +163,32 @@ def test_network_checkpoint_backend(provider, tmp_path):
                "OUTPUT": str(tmp_path / "n.gpkg")})
     gdf = gpd.read_file(res["OUTPUT"])
     assert list(gdf["object_id"]) == [1, 2] and set(gdf["model"]) == {"tiny"}
+
+
+def test_stretch_is_a_parameter_recorded_per_building_and_simplify_is_in_pixels(provider, tmp_path):
+    """The same uint16 raster seen through two stretches, and a 1.5-pixel tolerance that means 1.5
+    pixels whatever the CRS's unit (EPSG:4326 degrees here, where 1.5 map units would erase the building)."""
+    from affine import Affine
+
+    from data_builders import uint16_scene
+
+    raster = uint16_scene(tmp_path / "u16.tif")
+    layer = point_layer(clicks_for(BUILDINGS[1:2]))
+    outs = {}
+    for stretch in ("minmax", "150,1100"):
+        res = run({"INPUT": raster, "POINTS": layer, "SIGN_FIELD": "sign", "MODEL": "grabcut", "MARGIN": 60,
+                   "STRETCH": stretch, "OUTPUT": str(tmp_path / f"{stretch.replace(',', '_')}.gpkg")})
+        outs[stretch] = gpd.read_file(res["OUTPUT"])
+    assert list(outs["minmax"]["stretch"]) == ["minmax"] and list(outs["150,1100"]["stretch"]) == ["150,1100"]
+
+    img, _ = scene_arrays()
+    deg = Affine(1e-5, 0, 10.0, 0, -1e-5, 45.0)
+    geo = write_raster(tmp_path / "deg.tif", img, crs="EPSG:4326", transform_=deg)
+    x, y = deg * (200 + 25.5, 150 + 35.5)
+    pts = point_layer([(x, y, {"sign": 1, "obj": 1, "ord": 1})], crs="EPSG:4326")
+    exact = gpd.read_file(run({"INPUT": geo, "POINTS": pts, "SIGN_FIELD": "sign", "MODEL": "grabcut", "MARGIN": 60,
+                               "OUTPUT": str(tmp_path / "exact.gpkg")})["OUTPUT"]).geometry.iloc[0]
+    simple = gpd.read_file(run({"INPUT": geo, "POINTS": pts, "SIGN_FIELD": "sign", "MODEL": "grabcut", "MARGIN": 60,
+                                "SIMPLIFY": 1.5, "OUTPUT": str(tmp_path / "simple.gpkg")})["OUTPUT"]).geometry.iloc[0]
+    assert not simple.is_empty and simple.area == pytest.approx(exact.area, rel=0.1)
+    assert exact.hausdorff_distance(simple) <= 1.5 * 1e-5 + 1e-12

@@ -6,8 +6,8 @@ import textwrap
 
 from conftest import ROOT
 
-# Modules allowed to import qgis: the plugin entry, the provider, the algorithms and the GUI.
-GLUE = ("ritm_qgis.plugin", "ritm_qgis.provider", "ritm_qgis.algorithms", "ritm_qgis.gui")
+# Modules allowed to import qgis: the plugin entry, the provider, the algorithms, the GUI and layer_stretch.
+GLUE = ("ritm_qgis.plugin", "ritm_qgis.provider", "ritm_qgis.algorithms", "ritm_qgis.gui", "ritm_qgis.layer_stretch")
 
 SCRIPT = textwrap.dedent(
     """

@@ -263,7 +263,7 @@ def test_second_building_appends_and_the_first_is_untouched(scene, qgis_iface, q
     tool = make_tool(qgis_canvas, qgis_iface, layer, tmp_path)
     canvas_tool.append(tool)
     click(qgis_canvas, building_point(sc, 4), layer)
-    key(qgis_canvas, Qt.Key_Space)  # queued behind the click: accepted once its outline exists
+    key(qgis_canvas, Qt.Key_Enter)  # queued behind the click: accepted once its outline exists
     tool.wait_idle()
     one = read_back(tmp_path / "out.gpkg")
     assert len(one) == 1

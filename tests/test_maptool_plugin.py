@@ -77,9 +77,18 @@ def test_button_starts_the_tool_on_the_active_raster_and_dock_settings_persist(
     assert plugin.map_tool is None and qgis_canvas.mapTool() is not tool
 
 
-def test_default_output_is_beside_the_saved_project_else_in_the_home_folder(qgis_new_project, tmp_path):
+def test_default_output_is_beside_the_saved_project_else_a_temporary_layer(qgis_new_project, tmp_path):
     project = QgsProject.instance()
     project.setFileName("")
-    assert default_output_path(project).endswith("ritm_qgis/footprints.gpkg")
+    assert default_output_path(project) == ""  # the tool then writes to a temporary layer (test_maptool_habits)
     project.setFileName(str(tmp_path / "work.qgz"))
     assert default_output_path(project) == str(tmp_path / "footprints.gpkg")
+
+
+def test_stored_settings_come_back_typed_and_bad_values_fall_back(saved_settings):
+    saved_settings.setValue(PREFIX + "regularize", "true")  # how an INI file stores a bool
+    saved_settings.setValue(PREFIX + "simplify_px", "2.5")
+    saved_settings.setValue(PREFIX + "threshold", "not a number")
+    got = load_settings()
+    assert got.regularize is True and got.simplify_px == 2.5
+    assert got.threshold == ToolSettings().threshold

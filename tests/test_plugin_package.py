@@ -37,9 +37,26 @@ def test_zip_has_one_plugin_folder_with_engine_models_and_algorithms(plugin_zip)
     names = zipfile.ZipFile(plugin_zip).namelist()
     assert all(n.startswith("ritm_qgis/") for n in names)
     for required in ("ritm_qgis/metadata.txt", "ritm_qgis/__init__.py", "ritm_qgis/engine/protocol/noc.py",
-                     "ritm_qgis/models/__init__.py", "ritm_qgis/algorithms/noc_report.py", "ritm_qgis/LICENSE"):
+                     "ritm_qgis/models/__init__.py", "ritm_qgis/algorithms/noc_report.py", "ritm_qgis/LICENSE",
+                     "ritm_qgis/deps.py", "ritm_qgis/requirements.txt", "ritm_qgis/gui/deps_dialog.py"):
         assert required in names
     assert not any("__pycache__" in n or n.startswith("ritm_qgis/tests") for n in names)
+
+
+def test_zip_presents_the_plugin_with_its_name_icon_about_changelog_and_pins(plugin_zip):
+    import configparser
+
+    zf = zipfile.ZipFile(plugin_zip)
+    meta = configparser.ConfigParser(interpolation=None)
+    meta.read_string(zf.read("ritm_qgis/metadata.txt").decode("utf-8"))
+    general = meta["general"]
+    assert general["name"] == "RITM buildings"
+    assert general["icon"] == "icon.svg" and zf.read("ritm_qgis/icon.svg").lstrip().startswith(b"<svg")
+    assert general["about"].startswith("A map tool that outlines a building")
+    assert general["changelog"].strip().startswith(general["version"])
+    assert not {"homepage", "tracker", "repository"} & set(general)  # this project has none to name
+    pins = zf.read("ritm_qgis/requirements.txt").decode("utf-8")
+    assert pins == (ROOT / "ritm_qgis" / "requirements.txt").read_text()
 
 
 def test_qgis_process_enables_the_plugin_and_lists_the_provider(profile):
@@ -71,7 +88,8 @@ def test_plugin_loads_without_torch_and_says_what_to_install(profile):
     if probe.returncode == 0:
         pytest.skip("this machine's system Python has torch, so it cannot show the missing-package path")
     env = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "VIRTUAL_ENV")}
-    env.update(QT_QPA_PLATFORM="offscreen", PYTHONPATH=str(plugins), PATH="/usr/bin:/bin")
+    env.update(QT_QPA_PLATFORM="offscreen", PYTHONPATH=str(plugins), PATH="/usr/bin:/bin",
+               QGIS_CUSTOM_CONFIG_PATH=str(profile[0]))
     out = subprocess.run([SYSTEM_PYTHON, str(ROOT / "tests" / "qgis_scripts" / "load_plugin.py")],
                          capture_output=True, text=True, env=env, timeout=120)
     assert out.returncode == 0, out.stdout + out.stderr
@@ -79,6 +97,7 @@ def test_plugin_loads_without_torch_and_says_what_to_install(profile):
     assert f"IMPORTED_FROM:{plugins / 'ritm_qgis'}" in lines  # the packaged copy, not the source tree
     assert "PROVIDER:True" in lines and "UNLOADED:True" in lines
     messages = [line for line in lines if line.startswith("MESSAGE:")]
-    assert len(messages) == 1, out.stdout
-    assert "torch" in messages[0]
-    assert "-m pip install" in messages[0] and SYSTEM_PYTHON in messages[0]
+    assert messages == ["MESSAGE:RITM buildings: needs Python packages that are not installed yet."], out.stdout
+    assert "BUTTON:Install dependencies..." in lines
+    # the packages' folder is the one inside this profile (where the installer puts them)
+    assert f"LOG_TARGET:{plugins.parent / 'ritm_qgis_deps' / 'python3.'}" in "\n".join(lines)

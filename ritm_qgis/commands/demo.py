@@ -8,6 +8,7 @@ import os
 import numpy as np
 
 from ritm_qgis.core.errors import RitmError
+from ritm_qgis.engine.geo.stretch import STRETCH_HELP, STRETCH_METAVAR
 
 HELP = ("Simulate clicks on an image until a target IoU (the paper's demo) and write, per model, the overlay, "
         "the error map, the IoU-per-click plot and the number of clicks; a GeoTIFF also yields footprints and clicks "
@@ -23,6 +24,7 @@ def add_arguments(p):
     p.add_argument("--target-iou", type=float, default=0.9, help="stop once this IoU is reached (default 0.9)")
     p.add_argument("--max-clicks", type=int, default=20, help="click budget (default 20)")
     p.add_argument("--device", default="auto", help="auto (CUDA if available), cpu, cuda or cuda:N")
+    p.add_argument("--stretch", default="percentile", metavar=STRETCH_METAVAR, help=STRETCH_HELP)
     p.add_argument("--out", required=True, metavar="DIR", help="output folder")
 
 
@@ -35,8 +37,8 @@ def _is_georeferenced(path: str) -> bool:
         return ds.crs is not None and not ds.transform.is_identity
 
 
-def load_demo_inputs(image_path: str, target_path: str):
-    """(rgb uint8, target bool, invalid bool | None, grid | None)."""
+def load_demo_inputs(image_path: str, target_path: str, stretch=None):
+    """(rgb uint8, target bool, invalid bool | None, grid | None); ``stretch``: the input rule."""
     from ritm_qgis.engine.data.datasets import read_image_gray, read_image_rgb
 
     for label, path in (("image", image_path), ("target mask", target_path)):
@@ -44,12 +46,14 @@ def load_demo_inputs(image_path: str, target_path: str):
             raise RitmError(f"no {label} at '{path}'")
     grid, invalid = None, None
     if _is_georeferenced(image_path):
-        from ritm_qgis.engine.geo.raster_io import read_rgb as read_raster_rgb
+        from ritm_qgis.engine.geo.stretch import resolve_stretch
 
-        win = read_raster_rgb(image_path)
+        win = resolve_stretch(stretch, image_path).read(image_path)
         rgb, invalid, grid = win.rgb, (win.invalid if win.invalid.any() else None), win.grid
     else:
-        rgb = read_image_rgb(image_path)
+        from ritm_qgis.engine.geo.stretch import stretch_image
+
+        rgb = stretch_image(read_image_rgb(image_path), stretch)
     if target_path.lower().endswith((".tif", ".tiff")):
         import rasterio
 
@@ -66,12 +70,13 @@ def load_demo_inputs(image_path: str, target_path: str):
     return rgb, target, invalid, grid
 
 
-def write_geo_outputs(folder: str, ann, grid, model: str):
+def write_geo_outputs(folder: str, ann, grid, model: str, stretch: str = "percentile"):
     """footprints.gpkg (the final mask as polygons) and clicks.gpkg (sign, order) in the raster's CRS."""
     from ritm_qgis.engine.jobs.annotation_outputs import annotation_frames
     from ritm_qgis.engine.geo.vector_io import write_gpkg
 
     polys, clicks = annotation_frames(ann, grid, model)
+    polys["stretch"] = stretch
     write_gpkg(polys, os.path.join(folder, "footprints.gpkg"), layer="footprints")
     write_gpkg(clicks, os.path.join(folder, "clicks.gpkg"), layer="clicks")
 
@@ -87,7 +92,10 @@ def run(args) -> int:
         raise RitmError("--target-iou must lie in (0, 1]")
     if args.max_clicks < 1:
         raise RitmError("--max-clicks must be at least 1")
-    rgb, target, invalid, grid = load_demo_inputs(args.image, args.target)
+    from ritm_qgis.engine.geo.stretch import parse_stretch
+
+    stretch = parse_stretch(args.stretch)
+    rgb, target, invalid, grid = load_demo_inputs(args.image, args.target, stretch)
     sample = Sample(os.path.splitext(os.path.basename(args.image))[0], rgb, target & (invalid is None or ~invalid), invalid)
     summary = {}
     for spec in args.model or ["grabcut"]:
@@ -100,7 +108,7 @@ def run(args) -> int:
                                  curve_path=os.path.join(folder, "iou_per_click.png"),
                                  target_iou=args.target_iou, title=label)
         if grid is not None:
-            write_geo_outputs(folder, ann, grid, label)
+            write_geo_outputs(folder, ann, grid, label, stretch.label)
         reached = bool(ann.ious and ann.ious[-1] >= args.target_iou)
         summary[label] = {"model": spec, "n_clicks": ann.n_clicks, "final_iou": ann.ious[-1] if ann.ious else None,
                           "reached_target": reached, "ious": ann.ious}
@@ -111,5 +119,6 @@ def run(args) -> int:
 
     write_text_atomically(os.path.join(args.out, "demo.json"),
                           json.dumps({"image": args.image, "target": args.target, "target_iou": args.target_iou,
-                                      "max_clicks": args.max_clicks, "models": summary}, indent=2))
+                                      "max_clicks": args.max_clicks, "stretch": stretch.label,
+                                      "models": summary}, indent=2))
     return 0

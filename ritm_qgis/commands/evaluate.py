@@ -11,6 +11,7 @@ import numpy as np
 
 from ritm_qgis.core.atomic import OutputSet, incomplete_path, remove_file
 from ritm_qgis.core.errors import RitmError
+from ritm_qgis.engine.geo.stretch import STRETCH_HELP, STRETCH_METAVAR, parse_stretch
 from ritm_qgis.engine.interactive.backends import model_label
 from ritm_qgis.engine.protocol.noc import parse_thresholds
 from ritm_qgis.engine.reports.sample_table import IOUS_FILE, SAMPLES_FILE, write_sample_outputs
@@ -28,6 +29,7 @@ def add_arguments(p):
     p.add_argument("--max-clicks", type=int, default=20, help="click budget per sample (default 20)")
     p.add_argument("--thresholds", default="0.8,0.85,0.9", help="IoU thresholds for NoC (default 0.8,0.85,0.9)")
     p.add_argument("--out", required=True, metavar="DIR", help="output folder")
+    p.add_argument("--stretch", default="percentile", metavar=STRETCH_METAVAR, help=STRETCH_HELP)
     p.add_argument("--batch-size", type=int, default=8, help="samples that go through the network together")
     p.add_argument("--device", default="auto", help="auto (CUDA if available), cpu, cuda or cuda:N")
     p.add_argument("--limit", type=int, default=None, help="evaluate only the first N samples")
@@ -57,8 +59,8 @@ def parse_zoom_in_size(text: str):
 
 
 class ProgressBar:
-    def __init__(self, label: str, stream=sys.stderr):
-        self.label, self.stream, self.start = label, stream, time.perf_counter()
+    def __init__(self, label: str, stream=None):
+        self.label, self.stream, self.start = label, stream or sys.stderr, time.perf_counter()
 
     def __call__(self, done: int, total: int):
         elapsed = time.perf_counter() - self.start
@@ -136,7 +138,8 @@ def run(args) -> int:
     from ritm_qgis.engine.training.distributed import cleanup
 
     thresholds, labels = check_arguments(args)
-    dataset = open_dataset(parse_dataset_spec(args.dataset, kinds=("grabcut", "davis", "folder", "inria", "raster")))
+    dataset = open_dataset(parse_dataset_spec(args.dataset, kinds=("grabcut", "davis", "folder", "inria", "raster")),
+                           stretch=args.stretch)
     indices = list(range(min(len(dataset), args.limit) if args.limit else len(dataset)))
     info, device = _distributed(args.device)
     try:
@@ -198,7 +201,7 @@ def _evaluate_all(args, dataset, indices, info, device, thresholds, labels) -> i
                 write_extreme_figures(folder, dataset, result, make_session, staging=staging)
         if not info.is_main:
             return 0
-        meta = {"dataset": args.dataset, "processes": info.world_size, "n_dataset_samples": len(dataset),
+        meta = {"dataset": args.dataset, "stretch": parse_stretch(args.stretch).label, "processes": info.world_size, "n_dataset_samples": len(dataset),
                 "max_clicks": args.max_clicks, "thresholds": list(thresholds), "batch_size": args.batch_size,
                 "zoom_in_size": args.zoom_in_size, "models": summary}
         with open(staging.staged(os.path.join(args.out, "report.json")), "w", encoding="utf-8") as f:

@@ -11,6 +11,7 @@ import numpy as np
 from ritm_qgis.core.atomic import write_text_atomically
 from ritm_qgis.core.defaults import MASK_THRESHOLD
 from ritm_qgis.core.errors import RitmError
+from ritm_qgis.engine.geo.stretch import STRETCH_HELP, STRETCH_METAVAR
 
 HELP = ("Segment one object from clicks with a RITM network (or the weight-free GrabCut backend) "
         "and write the mask (0/255 PNG) and optionally the probability map (.npy).")
@@ -81,6 +82,7 @@ def add_arguments(p):
                         "to int8, calibrated; CPU), onednn "
                         "(fold + oneDNN fused convolutions on prepacked weights, CPU), fold (BatchNorm "
                         "folding + channels-last), none (the unmodified network: RITM's arithmetic)")
+    p.add_argument("--stretch", default="percentile", metavar=STRETCH_METAVAR, help=STRETCH_HELP)
     p.add_argument("--out-mask", required=True, metavar="MASK.png", help="output mask, 0/255 PNG")
     p.add_argument("--out-prob", metavar="PROB.npy", help="also write the probability map (float32, image size)")
     p.add_argument("--threads", type=int, default=None, metavar="N",
@@ -93,6 +95,7 @@ def add_arguments(p):
 def run(args) -> int:
     import cv2
 
+    from ritm_qgis.engine.geo.stretch import parse_stretch, stretch_image
     from ritm_qgis.engine.interactive.interactive_settings import interactive_predictor, load_interactive_backend
     from ritm_qgis.engine.interactive.predictor import Predictor
 
@@ -103,6 +106,7 @@ def run(args) -> int:
         raise RitmError(f"--threshold must lie between 0 and 1, not {args.threshold}.")
     if args.threads is not None and args.threads < 1:
         raise RitmError(f"--threads must be at least 1, not {args.threads}.")
+    stretch = parse_stretch(args.stretch)
     out_dir = os.path.dirname(os.path.abspath(args.out_mask))
     if not os.path.isdir(out_dir):
         raise RitmError(f"The folder of --out-mask, '{out_dir}', does not exist; create it first.")
@@ -110,6 +114,8 @@ def run(args) -> int:
         raise RitmError(f"The folder of --timings, '{os.path.dirname(os.path.abspath(args.timings))}', does not "
                         "exist; create it first.")
     image = read_image(args.image)
+    if stretch.kind != "percentile":  # percentile is the predictor's own normalisation
+        image = stretch_image(image, stretch)
     threads = set_threads(args.threads)
     backend = load_interactive_backend(args.checkpoint, args.device, args.precision, args.optimize,
                                        flip=not args.no_flip)
@@ -132,7 +138,8 @@ def run(args) -> int:
         write_text_atomically(args.timings, json.dumps(
             {"clicks": [{"ms": round(ms, 3)} for ms in click_ms], "optimize": optimize, "threads": threads}, indent=1))
     h, w = pred.mask.shape
-    print(f"{backend.name}: {len(clicks)} click(s) on a {w}x{h} image, {int(pred.mask.sum())} object pixels "
+    print(f"{backend.name}: {len(clicks)} click(s) on a {w}x{h} image (stretch {stretch.label}), "
+          f"{int(pred.mask.sum())} object pixels "
           f"-> {args.out_mask}" + (f", {args.out_prob}" if args.out_prob else ""))
     print(timing_line(click_ms, optimize, threads) + (f" -> {args.timings}" if args.timings else ""))
     return 0

@@ -12,7 +12,7 @@ from qgis.PyQt.QtCore import Qt
 from qgis.PyQt.QtWidgets import QAction
 
 MENU = "&RITM buildings"
-PLUGIN_NAME = "ritm_qgis"
+PLUGIN_NAME = "RITM buildings"
 
 
 class MapToolController:
@@ -29,7 +29,7 @@ class MapToolController:
         self.action.setObjectName("ritmQgisMapTool")
         self.action.setCheckable(True)
         self.action.setToolTip("Click buildings on the active raster layer: left = building, right = background, "
-                               "Enter = accept, Backspace = undo, Esc = discard")
+                               "Enter = accept, Backspace = undo, Esc = discard, drag or Space = pan")
         self.action.triggered.connect(self.activate)
         self.iface.addToolBarIcon(self.action)
         self.iface.addPluginToMenu(MENU, self.action)
@@ -90,6 +90,9 @@ class MapToolController:
             self.tool.setAction(self.action)
         self.dock.settingsChanged.connect(self.tool.set_settings)
         self.dock.activateRequested.connect(self.activate)
+        self.dock.acceptRequested.connect(self.tool.accept)
+        self.tool.busyChanged.connect(self.dock.show_busy)
+        self.dock.show_busy(self.tool.busy, self.tool.busy_text)  # the model started loading with the tool
         self.tool.modelChanged.connect(self.dock.show_model)
         self.tool.latencyMeasured.connect(self.dock.show_latency)
         self.tool.statusChanged.connect(self.dock.show_status)

@@ -1,7 +1,10 @@
-"""The dock of the map tool: model, device, threshold, simplification, regularise, minimum area, output.
+"""The dock of the map tool: model, device, what the model sees (stretch), threshold, simplification,
+regularise, minimum area, output and label, an accept button, and the tool's state.
 
 Every change is saved in QgsSettings at once (``settings.save_settings``) and emitted as
-``settingsChanged(ToolSettings)``; the line under the device shows the device actually in use.
+``settingsChanged(ToolSettings)``; the line under the device shows the model and device in use
+(``loading...`` from the moment a new one is chosen). While the tool works, a progress line says
+what it is doing (``show_busy``). Devices offered are those PyTorch sees (``devices.py``).
 """
 
 from __future__ import annotations
@@ -9,14 +12,17 @@ from __future__ import annotations
 from dataclasses import replace
 
 from qgis.gui import QgsDockWidget, QgsFileWidget
-from qgis.PyQt.QtCore import pyqtSignal
+from qgis.PyQt.QtCore import Qt, pyqtSignal
 from qgis.PyQt.QtWidgets import (QCheckBox, QComboBox, QDoubleSpinBox, QFormLayout, QHBoxLayout, QLabel,
-                                 QPushButton, QWidget)
+                                 QLineEdit, QProgressBar, QPushButton, QWidget)
 
+from .devices import available_devices
 from .output import default_output_path
 from .settings import ToolSettings, load_settings, save_settings
 
-DEVICES = ("auto", "cpu", "cuda")
+TITLE = "RITM buildings"
+STRETCHES = (("layer", "as the layer is drawn"), ("percentile", "2-98 % percentile stretch"),
+             ("minmax", "min/max stretch"))
 
 
 def model_choices() -> list[str]:
@@ -33,9 +39,10 @@ def model_choices() -> list[str]:
 class RitmDock(QgsDockWidget):
     settingsChanged = pyqtSignal(object)  # noqa: N815
     activateRequested = pyqtSignal()  # noqa: N815
+    acceptRequested = pyqtSignal()  # noqa: N815
 
     def __init__(self, parent=None, settings: ToolSettings | None = None):
-        super().__init__("RITM buildings", parent)
+        super().__init__(TITLE, parent)
         self.setObjectName("RitmQgisDock")
         self._loading = True
         body = QWidget(self)
@@ -54,11 +61,8 @@ class RitmDock(QgsDockWidget):
         row.addWidget(self.browse)
         form.addRow("Model", row)
 
-        self.device = QComboBox(body)
-        self.device.addItems(DEVICES)
-        form.addRow("Device", self.device)
-        self.in_use = QLabel("in use: -", body)
-        form.addRow("", self.in_use)
+        self._add_device_rows(body, form)
+        self._add_stretch_row(body, form)
 
         self.threshold = QDoubleSpinBox(body)
         self.threshold.setRange(0.01, 0.99)
@@ -70,7 +74,8 @@ class RitmDock(QgsDockWidget):
         self.simplify.setRange(0.0, 20.0)
         self.simplify.setSingleStep(0.5)
         self.simplify.setSuffix(" px")
-        self.simplify.setToolTip("Simplification tolerance in raster pixels (0: the exact pixel outline)")
+        self.simplify.setToolTip("Simplification tolerance in raster pixels (0: the exact pixel outline); the "
+                                 "same unit as the Processing algorithms' tolerance")
         form.addRow("Simplify", self.simplify)
 
         self.regularize = QCheckBox("Square the outlines", body)
@@ -85,13 +90,23 @@ class RitmDock(QgsDockWidget):
         self.output = QgsFileWidget(body)
         self.output.setStorageMode(QgsFileWidget.SaveFile)
         self.output.setFilter("GeoPackage (*.gpkg)")
-        self.output.setToolTip("Where accepted buildings go (layer 'footprints'); empty: "
-                               "footprints.gpkg beside the project")
+        self.output.setToolTip("Where accepted buildings go (layer 'footprints'); empty: footprints.gpkg "
+                               "beside the project, or a temporary layer while the project is not saved")
         form.addRow("Output", self.output)
+        self.label = QLineEdit(body)
+        self.label.setPlaceholderText("optional, e.g. house, shed")
+        self.label.setToolTip("Written to the 'label' field of every building you accept")
+        form.addRow("Label", self.label)
 
         self.activate_button = QPushButton("Outline buildings (map tool)", body)
         self.activate_button.clicked.connect(self.activateRequested)
-        form.addRow(self.activate_button)
+        self.accept_button = QPushButton("Accept building (Enter)", body)
+        self.accept_button.clicked.connect(self.acceptRequested)
+        buttons = QHBoxLayout()
+        buttons.addWidget(self.activate_button)
+        buttons.addWidget(self.accept_button)
+        form.addRow(buttons)
+        self._add_busy_rows(body, form)
         self.latency = QLabel("last click: -", body)
         form.addRow("Latency", self.latency)
         self.status = QLabel("", body)
@@ -100,13 +115,57 @@ class RitmDock(QgsDockWidget):
         self.setWidget(body)
 
         self.set_settings(settings or load_settings())
+        initial = self.settings()
+        self._last_stretch, self._last_model = initial.stretch, (initial.model, initial.device)
         self._loading = False
         self.model.currentTextChanged.connect(self._changed)
-        self.device.currentTextChanged.connect(self._changed)
+        self.device.currentIndexChanged.connect(self._changed)
+        self.stretch.currentTextChanged.connect(self._changed)
+        self.label.textChanged.connect(self._changed)
         for w in (self.threshold, self.simplify, self.min_area):
             w.valueChanged.connect(self._changed)
         self.regularize.toggled.connect(self._changed)
         self.output.fileChanged.connect(self._changed)
+
+    # ------------------------------------------------------------------ rows of their own
+    def _add_device_rows(self, body, form) -> None:
+        self.device = QComboBox(body)
+        for value, text in available_devices():
+            self.device.addItem(text, value)
+        self.device.setToolTip("Where the network runs; only the devices PyTorch can use here are listed")
+        form.addRow("Device", self.device)
+        self.in_use = QLabel("in use: -", body)
+        self.in_use.setWordWrap(True)
+        form.addRow("", self.in_use)
+
+    def _add_stretch_row(self, body, form) -> None:
+        self.stretch = QComboBox(body)
+        self.stretch.setEditable(True)
+        self.stretch.addItems([value for value, _ in STRETCHES])
+        for i, (_, text) in enumerate(STRETCHES):
+            self.stretch.setItemData(i, text, Qt.ToolTipRole)
+        self.stretch.setToolTip("How the raster becomes the model's 8-bit image: 'layer' (as QGIS draws it, its "
+                                "band choice and contrast), 'percentile' (2-98 %), 'minmax', or a range LOW,HIGH "
+                                "typed here (e.g. 100,2000)")
+        form.addRow("Model sees", self.stretch)
+
+    def _add_busy_rows(self, body, form) -> None:
+        self.busy_label = QLabel("ready", body)
+        self.busy_bar = QProgressBar(body)
+        self.busy_bar.setRange(0, 0)  # no fraction known: a moving bar
+        self.busy_bar.setTextVisible(False)
+        self.busy_bar.setMaximumHeight(8)
+        self.busy_bar.hide()
+        form.addRow("State", self.busy_label)
+        form.addRow(self.busy_bar)
+
+    def device_value(self) -> str:
+        return self.device.currentData() or "auto"
+
+    def _set_device(self, value: str) -> None:
+        value = "cuda:0" if value == "cuda" else value  # the name older versions saved
+        index = self.device.findData(value)
+        self.device.setCurrentIndex(index if index >= 0 else 0)
 
     # ------------------------------------------------------------------ values
     def set_settings(self, s: ToolSettings) -> None:
@@ -114,7 +173,9 @@ class RitmDock(QgsDockWidget):
         if self.model.findText(s.model) < 0:
             self.model.addItem(s.model)
         self.model.setCurrentText(s.model)
-        self.device.setCurrentText(s.device if s.device in DEVICES else "auto")
+        self._set_device(s.device)
+        self.stretch.setCurrentText(s.stretch or "layer")
+        self.label.setText(s.label)
         self.threshold.setValue(s.threshold)
         self.simplify.setValue(s.simplify_px)
         self.regularize.setChecked(s.regularize)
@@ -124,22 +185,39 @@ class RitmDock(QgsDockWidget):
         self._update_output_hint()
 
     def settings(self) -> ToolSettings:
-        return ToolSettings(model=self.model.currentText().strip() or "grabcut", device=self.device.currentText(),
+        return ToolSettings(model=self.model.currentText().strip() or "grabcut", device=self.device_value(),
                             threshold=self.threshold.value(), simplify_px=self.simplify.value(),
                             regularize=self.regularize.isChecked(), min_area_m2=self.min_area.value(),
-                            output_path=self.output.filePath().strip())
+                            output_path=self.output.filePath().strip(), stretch=self._stretch_value(),
+                            label=self.label.text())
+
+    def _stretch_value(self) -> str:
+        from ritm_qgis.engine.geo.stretch import parse_stretch
+
+        text = self.stretch.currentText().strip().lower() or "layer"
+        if text == "layer":
+            return text
+        try:
+            return parse_stretch(text).label
+        except Exception:  # noqa: BLE001 - half-typed range: keep the last good choice
+            return getattr(self, "_last_stretch", "layer")
 
     def _changed(self, *_):
         if self._loading:
             return
         s = self.settings()
+        self._last_stretch = s.stretch
+        previous = getattr(self, "_last_model", None)
+        if previous is not None and previous != (s.model, s.device):
+            self.in_use.setText(f"in use: loading {s.model} on {s.device}…")
+        self._last_model = (s.model, s.device)
         save_settings(s)
         self._update_output_hint()
         self.settingsChanged.emit(s)
 
     def _update_output_hint(self):
         if not self.output.filePath().strip():
-            self.output.lineEdit().setPlaceholderText(default_output_path())
+            self.output.lineEdit().setPlaceholderText(default_output_path() or "temporary layer (project not saved)")
 
     def _browse(self):
         from qgis.PyQt.QtWidgets import QFileDialog
@@ -151,6 +229,10 @@ class RitmDock(QgsDockWidget):
     # ------------------------------------------------------------------ feedback
     def show_model(self, backend: str, device: str) -> None:
         self.in_use.setText(f"in use: {backend} on {device}")
+
+    def show_busy(self, busy: bool, what: str) -> None:
+        self.busy_label.setText(f"busy: {what}…" if busy else "ready")
+        self.busy_bar.setVisible(busy)
 
     def show_latency(self, total_ms: float, predict_ms: float) -> None:
         self.latency.setText(f"last click: {total_ms:.0f} ms (model {predict_ms:.0f} ms)")

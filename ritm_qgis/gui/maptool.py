@@ -1,13 +1,18 @@
 """The map tool: click a building, see its outline, accept it into the footprint layer.
 
-Left click: positive click (on the building); right click: negative (background).
-Backspace or Ctrl+Z: undo the last click. Esc: discard the current building. Enter, Return or
-Space: accept it (its polygons are appended to the output GeoPackage layer), then the next one.
+Left click: positive click (on the building); right click: negative (background). A left drag
+(beyond a few pixels) pans the map and places no click; Space keeps QGIS's space-to-pan.
+Backspace or Ctrl+Z: undo the last click. Esc: discard the current building. Enter or Return (or
+the dock's button): accept it (its polygons are appended to the output layer), then the next one.
 
 The model runs on ``InferenceWorker``'s thread (jobs in order, see worker.py); this object only
-turns events into jobs and results into the overlay and features. Clicks are reprojected from
-the canvas CRS to the raster's CRS, outlines from the raster's CRS to the canvas CRS (overlay) and
-to the output layer's CRS (features).
+turns events into jobs and results into the overlay and features. While jobs wait (a model
+loading, an outline being computed) the cursor is busy and ``busyChanged`` tells the dock. Clicks
+are reprojected from the canvas CRS to the raster's CRS, outlines from the raster's CRS to the
+canvas CRS (overlay) and to the output layer's CRS (features).
+
+What the model sees follows the dock's stretch choice; by default ``layer``: the layer's
+renderer as QGIS draws it (``layer_stretch.py``), read again when the layer's style changes.
 
 Switching the active layer while a building has clicks loses nothing: the building stays on the
 raster it was started on, and the tool moves to the new raster when that building is accepted
@@ -22,13 +27,17 @@ from qgis.core import (Qgis, QgsCoordinateTransform, QgsGeometry, QgsMapLayer, Q
                        QgsRasterLayer)
 from qgis.gui import QgsMapTool
 from qgis.PyQt.QtCore import QEvent, Qt, pyqtSignal
+from qgis.PyQt.QtWidgets import QApplication
 
-from .output import append_footprints, default_output_path, open_output_layer
+from ritm_qgis.layer_stretch import stretch_for_layer
+from .output import append_footprints, default_output_path, open_output_layer, temporary_output_layer
 from .overlay import OutlineOverlay, polygon_geometries
 from .settings import ToolSettings
 from .worker import InferenceWorker, Job
 
-PLUGIN_NAME = "ritm_qgis"
+PLUGIN_NAME = "RITM buildings"
+BUSY_TEXT = {"model": "loading the model", "raster": "reading the raster", "click": "computing the outline",
+             "undo": "computing the outline", "refresh": "computing the outline", "accept": "saving the building"}
 
 
 def raster_path(layer: QgsRasterLayer) -> str | None:
@@ -43,6 +52,7 @@ class RitmMapTool(QgsMapTool):
     latencyMeasured = pyqtSignal(float, float)  # noqa: N815 - ms from release to overlay drawn, ms in the predictor
     modelChanged = pyqtSignal(str, str)  # noqa: N815 - backend name, device in use
     buildingSaved = pyqtSignal(int)  # noqa: N815 - features appended
+    busyChanged = pyqtSignal(bool, str)  # noqa: N815 - busy or not, what it is doing
 
     def __init__(self, canvas, message_bar=None, settings: ToolSettings | None = None, min_size: int | None = None):
         super().__init__(canvas)
@@ -50,6 +60,12 @@ class RitmMapTool(QgsMapTool):
         self.min_size = min_size
         self.worker = InferenceWorker()
         self.worker.jobFinished.connect(self._on_job)
+        self.worker.queueChanged.connect(self._queue_changed)
+        self.busy, self.busy_text = False, ""
+        self._press = None  # (position, button) of the mouse press being followed
+        self._panning = False
+        self.stretch_label = ""
+        self._stale_raster = False  # the layer's style or the stretch changed during a building
         self.overlay = OutlineOverlay(canvas)
         self.overlay.paint_hook = self._painted
         self.layer: QgsRasterLayer | None = None
@@ -76,7 +92,9 @@ class RitmMapTool(QgsMapTool):
         if reload_model:
             self.worker.submit(Job("model", dict(spec=settings.model, device=settings.device,
                                                  threshold=settings.threshold)))
-        if self.has_object():
+        if old.stretch != settings.stretch and self.layer is not None:
+            self._reload_raster()
+        if self.has_object() and old.outline() != settings.outline():  # not for a new label or output file
             self.worker.submit(Job("refresh", dict(outline=settings.outline()), self.object_id))
 
     def set_layer(self, layer: QgsMapLayer | None) -> bool:
@@ -95,11 +113,41 @@ class RitmMapTool(QgsMapTool):
             self.statusChanged.emit(f"RITM: the current building stays on '{self.layer.name()}'; accept (Enter) or "
                                     f"discard (Esc) it to move to '{layer.name()}'.")
             return False
+        self._follow_style(self.layer, layer)
         self.layer = layer
         self.pending_layer = None
-        self.worker.submit(Job("raster", dict(path=path, min_size=self.min_size)))
-        self.statusChanged.emit(f"RITM: click buildings on '{layer.name()}'.")
+        self._submit_raster()
+        self.statusChanged.emit(f"RITM: click buildings on '{layer.name()}' (the model sees it with the stretch "
+                                f"{self.stretch_label}).")
         return True
+
+    def _submit_raster(self) -> None:
+        rule, note = stretch_for_layer(self.settings.stretch, self.layer)
+        self.stretch_label = rule.label
+        self._stale_raster = False
+        self.worker.submit(Job("raster", dict(path=raster_path(self.layer), min_size=self.min_size, stretch=rule)))
+        if note:
+            self._message(note, Qgis.Info)
+
+    def _reload_raster(self) -> None:
+        """The model's view of the raster changed (style, stretch): now, or after the current building."""
+        if self.has_object():
+            self._stale_raster = True
+        else:
+            self._submit_raster()
+
+    def _follow_style(self, old, new) -> None:
+        for layer, connect in ((old, False), (new, True)):
+            try:
+                signal = layer.rendererChanged if layer is not None else None
+                if signal is not None:
+                    (signal.connect if connect else signal.disconnect)(self._style_changed)
+            except (TypeError, RuntimeError):  # not connected, or the layer was deleted
+                pass
+
+    def _style_changed(self) -> None:
+        if self.layer is not None and self.settings.stretch.strip().lower() == "layer":
+            self._reload_raster()
 
     def has_object(self) -> bool:
         return bool(self.markers)
@@ -109,6 +157,7 @@ class RitmMapTool(QgsMapTool):
         self.worker.wait_idle(timeout)
 
     def shutdown(self) -> None:
+        self._follow_style(self.layer, None)
         self.worker.stop()
         self.overlay.clear()
         scene = self.canvas().scene()
@@ -132,8 +181,31 @@ class RitmMapTool(QgsMapTool):
         return ct.transform(point_or_geom)
 
     # ------------------------------------------------------------------ events
+    def canvasPressEvent(self, e):  # noqa: N802
+        self._press = (e.pos(), e.button())
+        self._panning = False
+
+    def canvasMoveEvent(self, e):  # noqa: N802 - a left drag pans, as QGIS's pan tool does
+        if self._press is None or self._press[1] != Qt.LeftButton or not e.buttons() & Qt.LeftButton:
+            return
+        if not self._panning:
+            moved = (e.pos() - self._press[0]).manhattanLength()
+            if moved < QApplication.startDragDistance():
+                return
+            self._panning = True
+            self.canvas().setCursor(Qt.ClosedHandCursor)
+        self.canvas().panAction(e)
+
     def canvasReleaseEvent(self, e):  # noqa: N802
         t_release = time.perf_counter()
+        press, self._press = self._press, None
+        if self._panning:
+            self._panning = False
+            self.canvas().panActionEnd(e.pos())
+            self._apply_cursor()
+            return
+        if press is not None and (e.pos() - press[0]).manhattanLength() >= QApplication.startDragDistance():
+            return  # a drag with another button: not a click
         if e.button() not in (Qt.LeftButton, Qt.RightButton):
             return
         if self.layer is None:
@@ -160,32 +232,27 @@ class RitmMapTool(QgsMapTool):
         e.accept()
 
     def keyPressEvent(self, e):  # noqa: N802
+        # QgsMapCanvas reads this backwards: an event the tool leaves *ignored* is consumed, one left
+        # accepted gets the canvas's own handling (Space to pan, arrows, Page Up/Down...).
         key = e.key()
         if key == Qt.Key_Backspace or (key == Qt.Key_Z and e.modifiers() & Qt.ControlModifier):
             self.undo()
         elif key == Qt.Key_Escape:
             self.discard()
-        elif key in (Qt.Key_Return, Qt.Key_Enter, Qt.Key_Space):
+        elif key in (Qt.Key_Return, Qt.Key_Enter):
             self.accept()
         else:
-            e.ignore()
+            e.accept()
             return
-        e.accept()
+        e.ignore()
 
-    def eventFilter(self, obj, event):  # noqa: N802 - the canvas keeps Space for panning; take it first
+    def eventFilter(self, obj, event):  # noqa: N802 - QGIS's own Ctrl+Z (undo) shortcut must not take the tool's keys
         if event.type() == QEvent.ShortcutOverride and self.canvas().mapTool() is self and (
-                event.key() in (Qt.Key_Backspace, Qt.Key_Escape, Qt.Key_Return, Qt.Key_Enter, Qt.Key_Space)
+                event.key() in (Qt.Key_Backspace, Qt.Key_Escape, Qt.Key_Return, Qt.Key_Enter)
                 or (event.key() == Qt.Key_Z and event.modifiers() & Qt.ControlModifier)):
-            event.accept()  # QGIS's own Ctrl+Z (undo) shortcut must not take the tool's keys
+            event.accept()
             return True
-        if (event.type() == QEvent.KeyPress and event.key() == Qt.Key_Space and not event.isAutoRepeat()
-                and self.canvas().mapTool() is self):
-            self.accept()
-            return True
-        if (event.type() == QEvent.KeyRelease and event.key() == Qt.Key_Space
-                and self.canvas().mapTool() is self):
-            return True
-        return False
+        return False  # Space stays the canvas's: hold it and move the mouse to pan
 
     def activate(self):
         super().activate()
@@ -217,6 +284,8 @@ class RitmMapTool(QgsMapTool):
         job = Job("accept", dict(outline=self.settings.outline()), self.object_id)
         job.layer = self.layer
         job.output_path = self.settings.output_path or default_output_path()
+        job.fields = dict(source=raster_path(self.layer), label=self.settings.label.strip(),
+                          stretch=self.stretch_label, model=self.backend_name)
         self._new_object()
         self.worker.submit(job)
         self._apply_pending_layer()
@@ -232,6 +301,26 @@ class RitmMapTool(QgsMapTool):
         if self.pending_layer is not None:
             layer, self.pending_layer = self.pending_layer, None
             self.set_layer(layer)
+        elif self._stale_raster and self.layer is not None:
+            self._submit_raster()
+
+    # ------------------------------------------------------------------ busy state
+    def _queue_changed(self) -> None:
+        kinds = [k for k in self.worker.kinds if k in BUSY_TEXT]
+        busy = bool(kinds)
+        text = ""
+        if busy:
+            kind = "model" if "model" in kinds else kinds[0]
+            text = BUSY_TEXT[kind]
+            if kind == "model":
+                text += f" '{self.settings.model}'"
+        if busy != self.busy or busy:
+            self.busy, self.busy_text = busy, text
+            self._apply_cursor()
+            self.busyChanged.emit(busy, text)
+
+    def _apply_cursor(self) -> None:
+        self.setCursor(Qt.BusyCursor if self.busy else Qt.CrossCursor)
 
     # ------------------------------------------------------------------ results (GUI thread)
     def _on_job(self, job: Job) -> None:
@@ -252,6 +341,8 @@ class RitmMapTool(QgsMapTool):
         if job.result:
             self.backend_name, self.device_name = job.result["backend"], job.result["device"]
             self.modelChanged.emit(self.backend_name, self.device_name)
+            if job.result.get("note") and not job.error:
+                self._message(job.result["note"], Qgis.Info)
 
     def _show_outline(self, job: Job) -> None:
         if job.object_id != self.object_id:
@@ -293,24 +384,42 @@ class RitmMapTool(QgsMapTool):
                           "area); nothing was added.", Qgis.Info)
             return
         try:
-            layer = self.output_layer
-            path = job.output_path
-            if layer is None or not _is_layer_of(layer, path):
-                layer = open_output_layer(path, job.layer.crs())
-                self.output_layer = layer
+            layer = self._output_layer(job)
             feats = append_footprints(layer, geoms, job.layer.crs(), area_m2=res["area_m2"],
-                                      perimeter_m=res["perimeter_m"], n_clicks=res["n_clicks"],
-                                      model=self.backend_name)
+                                      perimeter_m=res["perimeter_m"], n_clicks=res["n_clicks"], **job.fields)
         except Exception as exc:  # noqa: BLE001 - RitmError or a QGIS failure: say it, keep the tool
             self._message(str(exc), Qgis.Critical)
             return
         self.buildingSaved.emit(len(feats))
         self.statusChanged.emit(f"RITM: building added to '{layer.name()}' ({len(feats)} polygon(s)).")
 
+    def _output_layer(self, job: Job):
+        """The layer accepted buildings go to: the dock's file, footprints.gpkg beside the saved project,
+        or (project never saved, no file chosen) a temporary layer the user can save."""
+        layer, path = self.output_layer, job.output_path
+        if path:
+            if layer is None or not _is_layer_of(layer, path):
+                layer = open_output_layer(path, job.layer.crs())
+        elif layer is None or not _is_temporary(layer):
+            layer = temporary_output_layer(job.layer.crs())
+            self._message("The project is not saved, so buildings go to the temporary layer 'footprints': save it "
+                          "(right-click > Make Permanent), save the project, or choose an output file in the dock.",
+                          Qgis.Info)
+        self.output_layer = layer
+        return layer
+
     def _message(self, text: str, level=Qgis.Warning) -> None:
         self.statusChanged.emit("RITM: " + text)
         if self.message_bar is not None:
             self.message_bar.pushMessage(PLUGIN_NAME, text, level=level, duration=8)
+
+
+def _is_temporary(layer) -> bool:
+    try:
+        return (layer.isValid() and layer.providerType() == "memory"
+                and QgsProject.instance().mapLayer(layer.id()) is not None)
+    except RuntimeError:  # deleted
+        return False
 
 
 def _is_layer_of(layer, path: str) -> bool:

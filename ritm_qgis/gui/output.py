@@ -1,9 +1,12 @@
 """The output footprint layer: a GeoPackage layer, created when missing, appended through the edit buffer.
 
-Default path: ``footprints.gpkg`` beside the saved project; for a project never saved,
-``~/ritm_qgis/footprints.gpkg`` (the home folder, created when needed). The layer is named
-``footprints`` with fields area_m2, perimeter_m, n_clicks, model, created, and the CRS of the
-raster the first building was drawn on (later buildings are transformed to the layer's CRS).
+Default path: ``footprints.gpkg`` beside the saved project; for a project never saved (and no
+file chosen in the dock) a temporary layer ``footprints`` that the user can save. The layer is named
+``footprints`` with fields area_m2, perimeter_m, n_clicks, model, created, source (the raster's
+file), label (the dock's text box), stretch (what the model saw, ``StretchRule.label``), and the
+CRS of the raster the first building was drawn on (later buildings are transformed to the
+layer's CRS). A layer the tool adds to the project is styled as outlines over the imagery (a
+light translucent fill); an existing layer without source, label or stretch gets those fields.
 
 Appends go through QGIS's edit buffer (``beginEditCommand`` / ``addFeatures``): when the layer is
 already in edit mode it stays so (the user saves, or undoes with QGIS's own undo); otherwise the
@@ -15,7 +18,8 @@ from __future__ import annotations
 import os
 
 from qgis.core import (QgsCoordinateReferenceSystem, QgsCoordinateTransform, QgsFeature, QgsField, QgsFields,
-                       QgsProject, QgsVectorFileWriter, QgsVectorLayer, QgsWkbTypes)
+                       QgsFillSymbol, QgsProject, QgsSingleSymbolRenderer, QgsVectorFileWriter, QgsVectorLayer,
+                       QgsWkbTypes)
 from qgis.PyQt.QtCore import QDateTime, QVariant
 
 from ritm_qgis.core.errors import RitmError
@@ -23,11 +27,15 @@ from ritm_qgis.core.errors import RitmError
 LAYER_NAME = "footprints"
 
 
+REQUIRED = ("area_m2", "perimeter_m", "n_clicks", "model", "created")
+
+
 def default_output_path(project: QgsProject | None = None) -> str:
+    """footprints.gpkg beside the saved project; '' for a project never saved (a temporary layer)."""
     project = project or QgsProject.instance()
-    home = project.homePath() if project.fileName() else ""
-    folder = home or os.path.join(os.path.expanduser("~"), "ritm_qgis")
-    return os.path.join(folder, "footprints.gpkg")
+    if not project.fileName():
+        return ""
+    return os.path.join(project.homePath(), "footprints.gpkg")
 
 
 def output_fields() -> QgsFields:
@@ -37,7 +45,43 @@ def output_fields() -> QgsFields:
     fields.append(QgsField("n_clicks", QVariant.Int))
     fields.append(QgsField("model", QVariant.String))
     fields.append(QgsField("created", QVariant.DateTime))
+    fields.append(QgsField("source", QVariant.String))
+    fields.append(QgsField("label", QVariant.String))
+    fields.append(QgsField("stretch", QVariant.String))
     return fields
+
+
+def style_outlines(layer: QgsVectorLayer) -> None:
+    """Outlines over the imagery: a bright edge and a light translucent fill that leaves the roofs visible."""
+    symbol = QgsFillSymbol.createSimple({"color": "255,214,0,38", "outline_color": "255,214,0,255",
+                                         "outline_width": "0.6", "outline_width_unit": "MM"})
+    layer.setRenderer(QgsSingleSymbolRenderer(symbol))
+
+
+def temporary_output_layer(crs: QgsCoordinateReferenceSystem) -> QgsVectorLayer:
+    """A memory layer ``footprints`` with the output fields, in the project and styled."""
+    layer = QgsVectorLayer(f"Polygon?crs={crs.authid() or crs.toWkt()}", LAYER_NAME, "memory")
+    if not crs.authid():
+        layer.setCrs(crs)
+    layer.dataProvider().addAttributes(output_fields().toList())
+    layer.updateFields()
+    style_outlines(layer)
+    QgsProject.instance().addMapLayer(layer)
+    return layer
+
+
+def _add_missing_fields(layer: QgsVectorLayer, path: str) -> None:
+    missing = [f for f in output_fields() if layer.fields().indexOf(f.name()) < 0]
+    required = [f.name() for f in missing if f.name() in REQUIRED]
+    if required:
+        raise RitmError(f"The layer '{LAYER_NAME}' of '{path}' lacks the field(s) {', '.join(required)}; "
+                        "choose another output file in the dock.")
+    if not missing:
+        return
+    if not layer.dataProvider().addAttributes(missing):
+        raise RitmError(f"Could not add the field(s) {', '.join(f.name() for f in missing)} to '{path}'; "
+                        "choose another output file in the dock.")
+    layer.updateFields()
 
 
 def _create(path: str, crs: QgsCoordinateReferenceSystem) -> None:
@@ -62,6 +106,7 @@ def open_output_layer(path: str, crs: QgsCoordinateReferenceSystem, add_to_proje
     source = f"{path}|layername={LAYER_NAME}"
     for layer in QgsProject.instance().mapLayers().values():
         if isinstance(layer, QgsVectorLayer) and _same_source(layer.source(), path):
+            _add_missing_fields(layer, path)
             return layer
     has_layer = False
     if os.path.exists(path):
@@ -72,11 +117,9 @@ def open_output_layer(path: str, crs: QgsCoordinateReferenceSystem, add_to_proje
     layer = QgsVectorLayer(source, LAYER_NAME, "ogr")
     if not layer.isValid():
         raise RitmError(f"'{path}' has no usable '{LAYER_NAME}' layer; choose another output file in the dock.")
-    missing = [f.name() for f in output_fields() if layer.fields().indexOf(f.name()) < 0]
-    if missing:
-        raise RitmError(f"The layer '{LAYER_NAME}' of '{path}' lacks the field(s) {', '.join(missing)}; "
-                        "choose another output file in the dock.")
+    _add_missing_fields(layer, path)
     if add_to_project:
+        style_outlines(layer)
         QgsProject.instance().addMapLayer(layer)
     return layer
 
@@ -102,7 +145,8 @@ def transform_to_layer(src_crs: QgsCoordinateReferenceSystem, layer: QgsVectorLa
 
 
 def append_footprints(layer: QgsVectorLayer, geometries, src_crs: QgsCoordinateReferenceSystem, *,
-                      area_m2, perimeter_m, n_clicks: int, model: str) -> list[QgsFeature]:
+                      area_m2, perimeter_m, n_clicks: int, model: str, source: str = "", label: str = "",
+                      stretch: str = "") -> list[QgsFeature]:
     """Add one feature per polygon through the edit buffer (see module doc); returns the features."""
     transform = transform_to_layer(src_crs, layer)
     now = QDateTime.currentDateTime()
@@ -118,6 +162,9 @@ def append_footprints(layer: QgsVectorLayer, geometries, src_crs: QgsCoordinateR
         f["n_clicks"] = int(n_clicks)
         f["model"] = str(model)
         f["created"] = now
+        f["source"] = str(source or "")
+        f["label"] = str(label) if label else None
+        f["stretch"] = str(stretch or "")
         feats.append(f)
     if not feats:
         return []

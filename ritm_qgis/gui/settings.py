@@ -14,12 +14,14 @@ PREFIX = "ritm_qgis/maptool/"
 @dataclass(frozen=True)
 class ToolSettings:
     model: str = "grabcut"  # 'grabcut', an official model name, or a checkpoint file
-    device: str = "auto"  # auto | cpu | cuda
+    device: str = "auto"  # auto | cpu | cuda:N (gui/devices.py)
     threshold: float = MASK_THRESHOLD
     simplify_px: float = 1.0  # simplification tolerance, raster pixels
     regularize: bool = False
     min_area_m2: float = 2.0
     output_path: str = ""  # empty: footprints.gpkg beside the project (see output.default_output_path)
+    stretch: str = "layer"  # what the model sees: layer (as drawn) | percentile | minmax | LOW,HIGH
+    label: str = ""  # written to the 'label' field of each accepted building
 
     def outline(self):
         from ritm_qgis.engine.interactive.raster_session import OutlineSettings
@@ -32,18 +34,10 @@ def load_settings(settings: QgsSettings | None = None) -> ToolSettings:
     s = settings or QgsSettings()
     values = {}
     for f in fields(ToolSettings):
-        default = f.default
-        raw = s.value(PREFIX + f.name, default)
-        try:
-            if isinstance(default, bool):
-                value = raw if isinstance(raw, bool) else str(raw).lower() in ("true", "1", "yes")
-            elif isinstance(default, float):
-                value = float(raw)
-            else:
-                value = str(raw) if raw is not None else default
+        try:  # QgsSettings converts stored text ("true", "0.5") to the field's type
+            values[f.name] = s.value(PREFIX + f.name, f.default, type=type(f.default))
         except (TypeError, ValueError):
-            value = default
-        values[f.name] = value
+            values[f.name] = f.default
     return ToolSettings(**values)
 
 

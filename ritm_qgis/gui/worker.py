@@ -54,11 +54,16 @@ class WorkerState:
         return getattr(self, "_" + job.kind)(job, **job.args)
 
     def _model(self, job, spec: str, device: str, threshold: float):
-        """Build the backend; on failure fall back to GrabCut and say why (job.error)."""
+        """Build the backend and run it once (so the first click does not pay for the warm-up); on
+        failure fall back to GrabCut and say why (job.error). A device that is not there becomes the
+        CPU, said in ``job.result['note']``."""
         from ritm_qgis.engine.interactive.backends import build_backend
         from ritm_qgis.engine.interactive.interactive_settings import interactive_predictor, load_interactive_backend
 
+        from .devices import usable_device
+
         spec = (spec or "grabcut").strip() or "grabcut"
+        device, note = usable_device(device)
         error = None
         try:
             backend = load_interactive_backend(spec, device)  # warmed up: no one-off cost on the first click
@@ -74,19 +79,21 @@ class WorkerState:
         self.factory = lambda: interactive_predictor(backend, threshold=threshold)
         if self.session is not None:
             self.session.predictor_factory = self.factory  # used from the next window or object on
-        job.result = {"backend": self.backend_name, "device": self.device_name, "spec": spec}
+        if backend.is_network and not error:
+            _warm_up(self.factory())
+        job.result = {"backend": self.backend_name, "device": self.device_name, "spec": spec, "note": note}
         if error:
             raise RitmError(f"Could not load the model '{spec}' ({error}); using the weight-free GrabCut "
                             "backend instead.")
         return job.result
 
-    def _raster(self, job, path: str, min_size: int | None = None):
+    def _raster(self, job, path: str, min_size: int | None = None, stretch=None):
         from ritm_qgis.engine.interactive.raster_session import RasterSession
 
         kwargs = {} if min_size is None else {"min_size": int(min_size)}
         self.session = None
-        self.session = RasterSession(path, self.factory, **kwargs)
-        return {"path": path, "crs": str(self.session.grid.crs)}
+        self.session = RasterSession(path, self.factory, stretch=stretch, **kwargs)
+        return {"path": path, "crs": str(self.session.grid.crs), "stretch": self.session.stretch.rule.label}
 
     def _outline(self, outline):
         gdf = self.session.outline(outline)
@@ -129,10 +136,19 @@ class WorkerState:
         return out
 
 
+def _warm_up(predictor) -> None:
+    """One click on a small blank image: the network's first run (memory, kernels) happens now."""
+    import numpy as np
+
+    predictor.set_image(np.full((96, 96, 3), 128, np.uint8))
+    predictor.add_click(48, 48, True)
+
+
 class InferenceWorker(QThread):
     """One thread, one queue; ``jobFinished`` is emitted on the GUI thread once per submitted job, in order."""
 
     jobFinished = pyqtSignal(object)  # noqa: N815 (Qt naming) - GUI thread
+    queueChanged = pyqtSignal()  # noqa: N815 - GUI thread: a job was submitted or handled (see ``kinds``)
     _handedBack = pyqtSignal(object)  # noqa: N815 - worker thread -> GUI thread, the only cross-thread connection
 
     def __init__(self, parent=None):
@@ -140,6 +156,7 @@ class InferenceWorker(QThread):
         self._queue: queue.Queue = queue.Queue()
         self.state = WorkerState()
         self.pending = 0  # GUI thread only: submitted, not yet handled by every jobFinished receiver
+        self.kinds: list[str] = []  # GUI thread only: the kinds of those jobs, oldest first
         # this object lives on the GUI thread (only run() executes on the worker's), so _handed_back runs there
         self._handedBack.connect(self._handed_back, Qt.QueuedConnection)
 
@@ -147,7 +164,9 @@ class InferenceWorker(QThread):
         if not self.isRunning():
             self.start()
         self.pending += 1
+        self.kinds.append(job.kind)
         self._queue.put(job)
+        self.queueChanged.emit()
         return job
 
     def _handed_back(self, job):  # GUI thread
@@ -155,6 +174,9 @@ class InferenceWorker(QThread):
             self.jobFinished.emit(job)  # same thread: the receivers run now, before the count drops
         finally:
             self.pending -= 1
+            if self.kinds:
+                self.kinds.pop(0)
+            self.queueChanged.emit()
 
     def run(self):  # the worker thread
         while True:

@@ -1,7 +1,7 @@
 """Loads the plugin from an unzipped package in a bare QGIS (run with Debian's /usr/bin/python3).
 
 Prints where ritm_qgis was imported from and every message the plugin pushed to a real
-QgsMessageBar, one per line, prefixed MESSAGE:.
+QgsMessageBar, one per line, prefixed MESSAGE: (title: text), with their buttons (BUTTON:).
 """
 
 import os
@@ -9,6 +9,7 @@ import sys
 
 from qgis.core import QgsApplication
 from qgis.gui import QgsMessageBar
+from qgis.PyQt.QtWidgets import QPushButton
 
 app = QgsApplication([], True)
 app.initQgis()
@@ -32,7 +33,10 @@ plugin.initGui()
 print("IMPORTED_FROM:" + os.path.dirname(ritm_qgis.__file__))
 print("PROVIDER:" + str(QgsApplication.processingRegistry().providerById("ritm_qgis") is not None))
 for item in iface.bar.items():
-    print("MESSAGE:" + item.text())
+    print("MESSAGE:" + item.title() + ": " + item.text())
+    for button in item.findChildren(QPushButton):
+        print("BUTTON:" + button.text())
+print("LOG_TARGET:" + ritm_qgis.deps.active_target())
 plugin.unload()
 print("UNLOADED:" + str(QgsApplication.processingRegistry().providerById("ritm_qgis") is None))
 sys.stdout.flush()

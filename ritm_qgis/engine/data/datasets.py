@@ -138,3 +138,16 @@ def inria_crops(root: str, split: str = "test") -> Dataset:
         return Sample(names[i], image, gt)
 
     return Dataset(f"inria:{split}", names, load)
+
+
+def restretched(dataset: Dataset, rule) -> Dataset:
+    """The dataset with each image made the model's 8-bit RGB by ``rule`` (``geo.stretch.StretchRule``)."""
+    from dataclasses import replace
+
+    from ritm_qgis.engine.geo.stretch import stretch_image
+
+    def load(i):
+        sample = dataset.loader(i)
+        return replace(sample, image=stretch_image(sample.image, rule))
+
+    return Dataset(dataset.name, dataset.names, load)

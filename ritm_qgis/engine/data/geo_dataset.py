@@ -25,7 +25,8 @@ from rasterio.windows import Window
 from ritm_qgis.engine.data.datasets import Dataset, Sample
 from ritm_qgis.core.errors import RitmError
 from ritm_qgis.engine.geo.footprints import load_footprints, rasterize_footprints
-from ritm_qgis.engine.geo.raster_io import map_to_pixel, open_raster, raster_meta, raster_stretch, read_rgb
+from ritm_qgis.engine.geo.raster_io import map_to_pixel, open_raster, raster_meta
+from ritm_qgis.engine.geo.stretch import resolve_stretch
 from ritm_qgis.engine.geo.tiling import tile_grid
 
 MODES = ("tiles", "buildings")
@@ -51,7 +52,8 @@ def building_windows(footprints, grid, margin: float = 0.4, min_size: int = 64):
 
 
 def raster_footprint_dataset(raster: str, footprints, mode: str = "tiles", tile_size: int = 500,
-                             layer_name: str | None = None, area_of_interest=None, edge_tiles: str = "pad") -> Dataset:
+                             layer_name: str | None = None, area_of_interest=None, edge_tiles: str = "pad",
+                             stretch=None) -> Dataset:
     """Samples of ``raster`` labelled by ``footprints`` (a path or GeoDataFrame); see the module doc.
 
     edge_tiles (tile mode), where the raster is not a whole number of tiles: 'pad' keeps the edge
@@ -59,7 +61,7 @@ def raster_footprint_dataset(raster: str, footprints, mode: str = "tiles", tile_
     only, 'shift' moves the last tile of each row/column inward so every tile is whole.
 
     area_of_interest: an optional shapely geometry in the raster's CRS; only tiles/buildings
-    intersecting it are kept.
+    intersecting it are kept. stretch: the input rule (``stretch.StretchRule``; default percentile).
     """
     if mode not in MODES:
         raise RitmError(f"unknown sampling mode '{mode}'; use 'tiles' (the paper's) or 'buildings'")
@@ -67,7 +69,7 @@ def raster_footprint_dataset(raster: str, footprints, mode: str = "tiles", tile_
         raise RitmError(f"no raster at '{raster}'")
     with open_raster(raster) as ds:
         meta = raster_meta(ds)
-        stretch = raster_stretch(ds) if meta.dtype != "uint8" else None
+        stretch = resolve_stretch(stretch, ds)
     grid = meta.grid
     fp = load_footprints(footprints, grid, layer_name=layer_name)
     stem = os.path.splitext(os.path.basename(str(raster)))[0]
@@ -88,7 +90,7 @@ def raster_footprint_dataset(raster: str, footprints, mode: str = "tiles", tile_
 
     def load(i):
         name, window, building = items[i]
-        rgb = read_rgb(raster, window, stretch=stretch if stretch is not None else "raster")
+        rgb = stretch.read(raster, window)
         masks = rasterize_footprints(fp, grid, window)
         gt = masks.mask if building is None else masks.instances == building
         gt = gt & ~rgb.invalid

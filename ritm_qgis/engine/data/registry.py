@@ -90,9 +90,16 @@ def parse_dataset_spec(text: str, kinds=None, flag: str = "--dataset") -> Datase
     return _FORMATS[kind].from_parts(kind, args)
 
 
-def open_dataset(spec: DatasetSpec) -> "datasets.Dataset":
-    """The samples a spec names (read lazily)."""
+def open_dataset(spec: DatasetSpec, stretch=None) -> "datasets.Dataset":
+    """The samples a spec names (read lazily). ``stretch``: how images that are not 8-bit become the
+    model's input (``geo.stretch.StretchRule`` or its CLI text; default percentile)."""
+    from ritm_qgis.engine.geo.stretch import parse_stretch
+
+    rule = parse_stretch(stretch)
+    if isinstance(spec, RasterSpec):
+        return geo_dataset.raster_footprint_dataset(spec.raster, spec.footprints, mode=spec.mode, stretch=rule)
     for fmt in _FORMATS.values():
         if isinstance(spec, fmt.spec_type):
-            return fmt.open(spec)
+            dataset = fmt.open(spec)
+            return dataset if rule.kind == "percentile" else datasets.restretched(dataset, rule)
     raise RitmError(f"not a dataset spec: {spec!r}")

@@ -89,3 +89,8 @@ def to_rgb_uint8(image) -> np.ndarray:
     if arr.dtype == np.uint8 and arr.ndim == 3 and arr.shape[2] == 3:
         return np.ascontiguousarray(arr)
     return np.ascontiguousarray(np.round(to_rgb_float(arr) * 255.0).astype(np.uint8))
+
+
+def rgb_bands_first(image) -> np.ndarray:
+    """The image's grey or R, G, B bands (layout and band rules above) as (3, H, W), values untouched."""
+    return np.ascontiguousarray(np.moveaxis(_select_rgb(_to_hwc(np.asarray(image))), -1, 0))

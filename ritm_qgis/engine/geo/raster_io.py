@@ -125,10 +125,15 @@ class RasterMeta:
 
 @dataclass(frozen=True)
 class Stretch:
-    """Per-band linear stretch: value ``low[i]`` -> 0, ``high[i]`` -> 255 (clipped)."""
+    """Per-band linear stretch: value ``low[i]`` -> 0, ``high[i]`` -> 255 (clipped).
+
+    ``low > high`` inverts the band (white to black). ``floor``: truncate to the grey level below,
+    as QGIS's contrast enhancement does, instead of rounding to the nearest.
+    """
 
     low: tuple[float, ...]
     high: tuple[float, ...]
+    floor: bool = False
 
 
 @dataclass(frozen=True)
@@ -422,11 +427,12 @@ def to_rgb(
 ) -> tuple[np.ndarray, np.ndarray]:
     """Raw (bands, H, W) with 1 or 3 bands -> ((H, W, 3) uint8, invalid). Pure; see module doc.
 
-    uint8 passes through unchanged; other types use ``stretch`` (computed from ``data`` when None).
+    uint8 passes through unchanged unless a ``stretch`` is given; other types use ``stretch``
+    (computed from ``data`` when None).
     """
     if data.ndim != 3 or data.shape[0] not in (1, 3):
         raise RitmError(f"Expected 1 or 3 bands to make an RGB image, got shape {data.shape}.")
-    if data.dtype == np.uint8:
+    if data.dtype == np.uint8 and stretch is None:
         out = data
     else:
         if stretch is None:
@@ -439,10 +445,10 @@ def to_rgb(
         for i, band in enumerate(data):
             lo, hi = stretch.low[i], stretch.high[i]
             b = band.astype("float64", copy=False)
-            if hi > lo:
+            if hi != lo:
                 scaled = (b - lo) * (255.0 / (hi - lo))
                 np.clip(scaled, 0, 255, out=scaled)
-                out[i] = np.rint(scaled).astype(np.uint8)
+                out[i] = (np.floor(scaled) if stretch.floor else np.rint(scaled)).astype(np.uint8)
             else:
                 out[i] = np.where(b > lo, 255, 0).astype(np.uint8)
     if out.shape[0] == 1:
@@ -465,7 +471,7 @@ def read_rgb(
 
     ``stretch``: a ``Stretch`` (reuse one from ``raster_stretch`` across many windows), or
     ``"raster"`` (compute from the whole raster, decimated) or ``"window"`` (from this window).
-    Ignored for uint8 rasters.
+    uint8 rasters pass through unchanged unless a ``Stretch`` is given.
     """
     if isinstance(source, (str, os.PathLike)):
         with open_raster(source) as ds:
@@ -475,10 +481,10 @@ def read_rgb(
             )
     rw = read_window(source, window, bands=bands, pixel_space=pixel_space)
     st: Stretch | None
-    if rw.data.dtype == np.uint8:
-        st = None
-    elif isinstance(stretch, Stretch):
+    if isinstance(stretch, Stretch):
         st = stretch
+    elif rw.data.dtype == np.uint8:
+        st = None
     elif stretch == "raster":
         st = raster_stretch(source, bands=rw.bands, percentiles=percentiles, pixel_space=pixel_space)
     elif stretch == "window":

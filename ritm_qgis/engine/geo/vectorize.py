@@ -350,10 +350,16 @@ def vectorize_raster(
     regularize: float | None = None,
     band_rows: int | None = None,
     pixel_space: bool = False,
+    simplify_px: float = 0.0,
+    regularize_px: float = 0.0,
+    min_area_m2: float = 0.0,
 ) -> gpd.GeoDataFrame:
     """A mask/probability raster file -> building polygons, read in bands of rows (bounded memory).
 
-    The raster's nodata pixels are background; the rest as in ``vectorize_mask``.
+    The raster's nodata pixels are background; the rest as in ``vectorize_mask``. Tolerances come
+    in map units (``simplify``, ``regularize``) or raster pixels (``simplify_px``,
+    ``regularize_px``, converted here with the raster's pixel size; the two add up). ``min_area_m2``
+    drops polygons whose ``area_m2`` (square metres whatever the CRS) is smaller.
     """
     with open_raster(path) as ds:
         meta = raster_meta(ds, pixel_space=pixel_space)
@@ -371,5 +377,12 @@ def vectorize_raster(
             return binarize(a, threshold, inv)
 
         geoms = _trace_banded(read_band, meta.height, meta.width, band_rows)
-    return _finish(geoms, meta.grid, min_area=min_area, min_pixels=min_pixels, simplify=simplify,
-                   regularize=regularize)
+    px = max(meta.grid.res)
+    simplify = simplify + simplify_px * px
+    if regularize_px:
+        regularize = (regularize or 0.0) + regularize_px * px
+    gdf = _finish(geoms, meta.grid, min_area=min_area, min_pixels=min_pixels, simplify=simplify,
+                  regularize=regularize)
+    if min_area_m2 > 0 and len(gdf):
+        gdf = gdf[~(gdf["area_m2"] < min_area_m2)].reset_index(drop=True)
+    return gdf

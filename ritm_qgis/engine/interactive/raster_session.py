@@ -8,7 +8,7 @@
 Each click is turned into a raster pixel (``raster_io.map_to_pixel``); the model sees a window
 of the raster at native resolution around the clicks (``context_window``), read by window with
 the engine's normalisation to RGB uint8 (1 band, 16 bit, RGBA... ``raster_io.read_rgb``, with
-one stretch per raster so windows look alike). When a new click falls outside the window's safe
+one stretch per raster so windows look alike: ``stretch.StretchRule``, default percentile). When a new click falls outside the window's safe
 area, a larger window is chosen from all the clicks, read, and the clicks are replayed in order
 on a fresh ``Predictor`` (so the result is what the model gives for those clicks on that
 window). Undo restores the previous step exactly (same window, same prediction object state):
@@ -30,7 +30,8 @@ from ritm_qgis.engine.interactive.context_window import (DEFAULT_MARGIN, DEFAULT
                              keeps_window, pixel_index)
 from ritm_qgis.core.errors import RitmError
 from ritm_qgis.core.defaults import MASK_THRESHOLD
-from ritm_qgis.engine.geo.raster_io import RgbWindow, Window, map_to_pixel, raster_meta, raster_stretch, read_rgb
+from ritm_qgis.engine.geo.raster_io import RgbWindow, Window, map_to_pixel, raster_meta
+from ritm_qgis.engine.geo.stretch import StretchRule, resolve_stretch
 
 __all__ = ["RasterSession", "Step", "OutlineSettings"]
 
@@ -64,10 +65,10 @@ class Step:
 class RasterSession:
     def __init__(self, raster_path: str, predictor_factory: Callable[[], object], *,
                  min_size: int = DEFAULT_MIN_SIZE, max_size: int = DEFAULT_MAX_SIZE,
-                 margin: int = DEFAULT_MARGIN):
+                 margin: int = DEFAULT_MARGIN, stretch: StretchRule | str | None = None):
         self.path = str(raster_path)
         self.meta = raster_meta(self.path)
-        self.stretch = None if self.meta.dtype == "uint8" else raster_stretch(self.path)
+        self.stretch = resolve_stretch(stretch, self.path)  # one per raster, so windows look alike
         self.predictor_factory = predictor_factory
         self.min_size, self.max_size, self.margin = int(min_size), int(max_size), int(margin)
         self.steps: list[Step] = []
@@ -97,7 +98,7 @@ class RasterSession:
     def _read(self, window: WindowBox) -> RgbWindow:
         self.reads += 1
         win = Window(window.col_off, window.row_off, window.width, window.height)
-        return read_rgb(self.path, win, stretch=self.stretch if self.stretch is not None else "raster")
+        return self.stretch.read(self.path, win)
 
     def add_click(self, x: float, y: float, positive: bool = True) -> Step:
         """A click at map coordinates (x, y) of the raster's CRS; returns the new step."""

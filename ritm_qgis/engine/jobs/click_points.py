@@ -19,7 +19,8 @@ one run) and an order. This module turns that into pixel clicks on a raster and 
   pixels, replays the clicks in order and vectorizes the final mask into one (multi)polygon in
   the raster's CRS with ``object_id``, ``area_m2``, ``perimeter_m``, ``n_clicks``, ``model``,
   ``touches_window`` (the mask reaches the window's border: the building may be cut; raise the
-  margin). Optionally each object's mask is burnt into a 0/255 mask raster of the raster's grid
+  margin), ``stretch`` (the input rule, ``stretch.StretchRule.label``). ``simplify_px`` is in
+  raster pixels (``simplify`` in map units; they add up). Optionally each object's mask is burnt into a 0/255 mask raster of the raster's grid
   (written window by window, atomically).
 """
 
@@ -164,10 +165,9 @@ def context_window(obj: ObjectClicks, grid: RasterGrid, margin: int = 200) -> Wi
 def _segment_one(ds, obj: ObjectClicks, window: Window, stretch, make_session, model_name, simplify, dst) -> dict:
     import shapely
 
-    from ritm_qgis.engine.geo.raster_io import read_rgb
     from ritm_qgis.engine.geo.vectorize import vectorize_mask
 
-    rgb = read_rgb(ds, window, stretch=stretch)
+    rgb = stretch.read(ds, window)
     r = np.asarray(obj.rows) - int(window.row_off)
     c = np.asarray(obj.cols) - int(window.col_off)
     on_nodata = rgb.invalid[r, c]
@@ -192,7 +192,7 @@ def _segment_one(ds, obj: ObjectClicks, window: Window, stretch, make_session, m
         old = dst.read(1, window=window)
         dst.write(np.maximum(old, mask.astype("uint8") * 255), 1, window=window)
     return {"object_id": obj.object_id, "n_clicks": len(obj), "model": model_name,
-            "pixels": int(mask.sum()), "touches_window": touches, "geometry": geom}
+            "pixels": int(mask.sum()), "touches_window": touches, "stretch": stretch.rule.label, "geometry": geom}
 
 
 def segment_objects(
@@ -203,6 +203,8 @@ def segment_objects(
     model_name: str = "model",
     margin: int = 200,
     simplify: float = 0.0,
+    simplify_px: float = 0.0,
+    stretch_rule=None,
     mask_path: str | os.PathLike | None = None,
     progress: Callable[[float], None] | None = None,
     cancel: Callable[[], bool] | None = None,
@@ -219,13 +221,15 @@ def segment_objects(
 
     from ritm_qgis.core.atomic import atomic_path
     from ritm_qgis.core.cancel import check_cancel
-    from ritm_qgis.engine.geo.raster_io import open_raster, raster_meta, raster_stretch
+    from ritm_qgis.engine.geo.raster_io import open_raster, raster_meta
+    from ritm_qgis.engine.geo.stretch import resolve_stretch
 
     rows = []
     with open_raster(raster) as ds:
         meta = raster_meta(ds)
         grid = meta.grid
-        stretch = raster_stretch(ds) if meta.dtype != "uint8" else "raster"
+        stretch = resolve_stretch(stretch_rule, ds)
+        simplify = simplify + simplify_px * max(grid.res)  # map units, as vectorize_mask takes them
         windows = [context_window(o, grid, margin) for o in objects]
         if mask_path is None:
             ctx = contextlib.nullcontext()
@@ -253,7 +257,7 @@ def segment_objects(
     from ritm_qgis.engine.geo.vectorize import metric_area_perimeter
 
     gdf = gpd.GeoDataFrame(rows, geometry="geometry", crs=grid.crs) if rows else gpd.GeoDataFrame(
-        {"object_id": [], "n_clicks": [], "model": [], "pixels": [], "touches_window": []},
+        {"object_id": [], "n_clicks": [], "model": [], "pixels": [], "touches_window": [], "stretch": []},
         geometry=gpd.GeoSeries([], crs=grid.crs), crs=grid.crs)
     area, perim = metric_area_perimeter(np.asarray(gdf.geometry.values, dtype=object), grid.crs)
     gdf.insert(1, "area_m2", area)

@@ -58,18 +58,21 @@ def reference_mask(grid, window, footprints=None, mask_raster=None) -> np.ndarra
 
 
 def annotate_raster(raster: str, make_session, *, footprints=None, mask_raster=None, bounds=None,
-                    target_iou: float = 0.9, max_clicks: int = 20, progress=None, cancel=None) -> GeoAnnotation:
-    """The demo on a window of ``raster``; progress(clicks, max_clicks) and cancel() as ``annotate``."""
+                    target_iou: float = 0.9, max_clicks: int = 20, progress=None, cancel=None,
+                    stretch=None) -> GeoAnnotation:
+    """The demo on a window of ``raster``; progress(clicks, max_clicks) and cancel() as ``annotate``;
+    ``stretch``: the input rule (``geo.stretch.StretchRule``, default percentile)."""
     from ritm_qgis.engine.data.datasets import Sample
     from ritm_qgis.engine.protocol.evaluation import annotate
-    from ritm_qgis.engine.geo.raster_io import raster_meta, read_rgb
+    from ritm_qgis.engine.geo.raster_io import raster_meta
+    from ritm_qgis.engine.geo.stretch import resolve_stretch
 
     grid = raster_meta(raster).grid
     window = Window(0, 0, grid.width, grid.height) if bounds is None else extent_window(grid, bounds)
     if window.width * window.height > MAX_PIXELS:
         raise RitmError(f"The window is {int(window.width)}x{int(window.height)} pixels, too large to annotate at "
                         "once; choose an extent of at most 4000x4000 pixels.")
-    rgb = read_rgb(raster, window)
+    rgb = resolve_stretch(stretch, raster).read(raster, window)
     gt = reference_mask(grid, window, footprints, mask_raster) & ~rgb.invalid
     if not gt.any():
         raise RitmError("The reference has no building in this window; choose an extent that contains one.")

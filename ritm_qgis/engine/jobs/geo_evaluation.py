@@ -81,8 +81,10 @@ def evaluate_raster(
     edge_tiles: str = "pad",
     progress: Callable[[int, int], None] | None = None,
     cancel: Callable[[], bool] | None = None,
+    stretch=None,
 ) -> GeoEvaluation:
-    """Evaluate on ``raster`` labelled by ``footprints`` (see the module doc)."""
+    """Evaluate on ``raster`` labelled by ``footprints`` (see the module doc); ``stretch``: the input
+    rule (``geo.stretch.StretchRule``, default percentile)."""
     import geopandas as gpd
 
     from ritm_qgis.engine.protocol.evaluation import evaluate
@@ -94,7 +96,7 @@ def evaluate_raster(
     # a tile/building counts when it overlaps the area of interest by more than 1/100 of a pixel
     aoi = aoi_geometry(area_of_interest, grid.crs, shrink=0.01 * min(grid.res))
     dataset = raster_footprint_dataset(str(raster), footprints, mode=mode, tile_size=tile_size,
-                                       area_of_interest=aoi, edge_tiles=edge_tiles)
+                                       area_of_interest=aoi, edge_tiles=edge_tiles, stretch=stretch)
     sessions: list = []
     rows: list = []
     done = [0]

@@ -166,7 +166,9 @@ def optimize_model(model, device, channels_last: bool = True, fold_bn: bool = Tr
             try:
                 fast, _ = onednn_fusion.fuse_model(fast if fast is not model else copy.deepcopy(model),
                                                    (image, points))
-            except RuntimeError as exc:  # a layer oneDNN cannot run: keep the folded network
+            except (RuntimeError, ImportError) as exc:  # keep the folded network
+                # RuntimeError: a layer oneDNN cannot run. ImportError: torch.fx needs a newer sympy than
+                # some Pythons have (Debian 12's 1.11, which QGIS's Python imports before the plugin's folder)
                 log.warning("oneDNN convolution fusion skipped: %s", exc)
     if example is not None and fast is not model:
         image, points = (t.to(device) for t in example)

@@ -1,0 +1,139 @@
+"""One rule for how a raster becomes the model's 8-bit RGB input: the stretch, chosen by the user.
+
+``StretchRule(kind, low, high, bands)``, one of
+
+* ``percentile``: each band from its 2nd to its 98th percentile (the default of the CLI and
+  Processing; 8-bit rasters pass through unchanged);
+* ``minmax``: each band from its minimum to its maximum (8-bit rasters pass through unchanged);
+* ``fixed``: every band from ``low[0]`` to ``high[0]``, whatever its type (``--stretch LOW,HIGH``);
+* ``layer``: what QGIS draws: the layer's bands (``bands``, 1-based, 1 or 3) each from
+  ``low[i]`` to ``high[i]``, truncated to the grey level below as QGIS does. It is built by the
+  QGIS glue from the layer's renderer (``ritm_qgis/layer_stretch.py``); the engine only
+  applies the numbers.
+
+Statistics of ``percentile`` and ``minmax`` come from the whole raster (a decimated read, nodata
+excluded), so every window of a raster looks the same. ``label`` is what outputs record.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from ritm_qgis.core.errors import RitmError
+
+KINDS = ("percentile", "minmax", "fixed", "layer")
+CLI_CHOICES = "percentile, minmax or LOW,HIGH"
+STRETCH_METAVAR = "{percentile,minmax,LOW,HIGH}"
+STRETCH_HELP = ("how an image that is not 8-bit becomes the model's 8-bit input: percentile (default: each band "
+                "from its 2nd to 98th percentile), minmax (from its minimum to maximum), or LOW,HIGH (a fixed "
+                "range for every band, 8-bit images included); recorded with the outputs")
+
+
+@dataclass(frozen=True)
+class StretchRule:
+    kind: str = "percentile"
+    low: tuple[float, ...] = ()
+    high: tuple[float, ...] = ()
+    bands: tuple[int, ...] | None = None
+
+    def __post_init__(self):
+        if self.kind not in KINDS:
+            raise RitmError(f"Unknown stretch '{self.kind}'; use {CLI_CHOICES}.")
+        if self.kind in ("fixed", "layer") and (not self.low or len(self.low) != len(self.high)):
+            raise RitmError(f"The '{self.kind}' stretch needs one low and one high value per band.")
+
+    @property
+    def label(self) -> str:
+        """The rule as recorded in outputs: 'percentile', 'minmax', '100,2000', 'layer:59-5982'."""
+        if self.kind == "fixed":
+            return f"{self.low[0]:g},{self.high[0]:g}"
+        if self.kind == "layer":
+            ranges = ";".join(f"{lo:g}-{hi:g}" for lo, hi in zip(self.low, self.high))
+            return f"layer:{ranges}"
+        return self.kind
+
+
+def parse_stretch(text: str | StretchRule | None) -> StretchRule:
+    """'percentile' | 'minmax' | 'LOW,HIGH' -> a rule (a rule is returned as it is)."""
+    if isinstance(text, StretchRule):
+        return text
+    value = (text or "percentile").strip().lower()
+    if value in ("percentile", "minmax"):
+        return StretchRule(value)
+    parts = value.split(",")
+    try:
+        low, high = (float(p) for p in parts)
+    except ValueError:
+        raise RitmError(f"--stretch takes {CLI_CHOICES} (e.g. 100,2000), not '{text}'.") from None
+    if not (np.isfinite(low) and np.isfinite(high)) or high <= low:
+        raise RitmError(f"--stretch LOW,HIGH needs two numbers with LOW below HIGH, not '{text}'.")
+    return StretchRule("fixed", (low,), (high,))
+
+
+@dataclass(frozen=True)
+class RasterStretch:
+    """A rule resolved on one raster: the bands to read and the numbers to apply (None: unchanged)."""
+
+    rule: StretchRule
+    bands: tuple[int, ...] | None
+    values: object  # raster_io.Stretch | None
+
+    def read(self, source, window=None):
+        """The window as the model's input (``raster_io.RgbWindow``)."""
+        from ritm_qgis.engine.geo.raster_io import read_rgb
+
+        return read_rgb(source, window, bands=self.bands,
+                        stretch=self.values if self.values is not None else "raster")
+
+
+def resolve_stretch(rule: StretchRule | str | None, source) -> RasterStretch:
+    """Compute the rule's numbers for a raster (a path or an open rasterio dataset)."""
+    from ritm_qgis.engine.geo.raster_io import Stretch, open_raster, raster_meta, raster_stretch
+
+    rule = parse_stretch(rule)
+    if isinstance(source, str) or hasattr(source, "__fspath__"):
+        with open_raster(source) as ds:
+            return resolve_stretch(rule, ds)
+    meta = raster_meta(source)
+    if rule.kind == "layer":
+        bands = tuple(rule.bands) if rule.bands else None
+        n = 1 if bands is None else len(bands)
+        low = rule.low if len(rule.low) == n else rule.low[:1] * n
+        high = rule.high if len(rule.high) == n else rule.high[:1] * n
+        if meta.dtype == "uint8" and set(low) == {0.0} and set(high) == {255.0}:
+            return RasterStretch(rule, bands, None)  # drawn as stored: the bytes as they are, no arithmetic
+        return RasterStretch(rule, bands, Stretch(tuple(low), tuple(high), floor=True))
+    if rule.kind == "fixed":
+        from ritm_qgis.engine.geo.raster_io import select_bands
+
+        n = len(select_bands(meta))
+        return RasterStretch(rule, None, Stretch(rule.low[:1] * n, rule.high[:1] * n))
+    if meta.dtype == "uint8":
+        return RasterStretch(rule, None, None)
+    percentiles = (2.0, 98.0) if rule.kind == "percentile" else (0.0, 100.0)
+    return RasterStretch(rule, None, raster_stretch(source, percentiles=percentiles))
+
+
+def stretch_image(image, rule: StretchRule | str | None) -> np.ndarray:
+    """A plain image array (PNG/TIFF read into memory) -> RGB uint8 under the rule.
+
+    ``percentile`` is the engine's usual normalisation (``image_norm.to_rgb_uint8``)."""
+    from ritm_qgis.engine.geo.image_norm import rgb_bands_first, to_rgb_uint8
+    from ritm_qgis.engine.geo.raster_io import Stretch, to_rgb, window_stretch
+
+    rule = parse_stretch(rule)
+    arr = np.asarray(image)
+    if rule.kind == "percentile" or (rule.kind == "minmax" and arr.dtype == np.uint8):
+        return to_rgb_uint8(arr)
+    data = rgb_bands_first(arr)
+    invalid = np.zeros(data.shape[1:], bool)
+    if rule.kind == "minmax":
+        values = window_stretch(data.astype(np.float64), invalid, (0.0, 100.0))
+    elif rule.kind == "fixed":
+        values = Stretch(rule.low[:1] * 3, rule.high[:1] * 3)
+    else:
+        raise RitmError("The 'layer' stretch exists only inside QGIS; use percentile, minmax or LOW,HIGH.")
+    rgb, _ = to_rgb(data, invalid, values)
+    return rgb
