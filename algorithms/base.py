@@ -28,10 +28,10 @@ HELP_URL = "https://github.com/ritm-qgis/ritm_qgis#processing-algorithms-batch-g
 
 
 def icon_path() -> str:
-    """``ritm_qgis/icon.svg`` (may be absent; QGIS then shows its default icon)."""
-    import ritm_qgis
+    """``ritm_qgis/icon.svg``, the plugin's one icon (may be absent: QGIS then shows its default)."""
+    from ritm_qgis.gui.icon import ICON_PATH
 
-    return os.path.join(os.path.dirname(os.path.abspath(ritm_qgis.__file__)), "icon.svg")
+    return ICON_PATH
 
 
 class Destination(NamedTuple):
@@ -266,13 +266,13 @@ class RitmAlgorithm(QgsProcessingAlgorithm):
 def _processing_error(message: str, feedback) -> QgsProcessingException:
     """The exception for a failed run, so that the message is printed once.
 
-    qgis_process prints an exception's message three times (twice from QGIS's message log, once as
-    ``ERROR:``); there the message goes out once through ``reportError`` and the exception that
-    fails the run is left empty. Elsewhere (the toolbox, processing.run) it carries the message.
+    qgis_process prints a failed run's message three times: as ``ERROR:`` and twice more through
+    QGIS's message log, which it echoes to stderr. The run ends the process there, so in
+    qgis_process the log's echo is silenced first and only the ``ERROR:`` line remains. Elsewhere
+    (the toolbox, processing.run, the Modeler) the exception is left to QGIS as it is.
     """
     from qgis.core import QgsApplication
 
     if QgsApplication.platform() == "qgis_process":
-        feedback.reportError(message, True)
-        return QgsProcessingException("")
+        QgsApplication.messageLog().blockSignals(True)
     return QgsProcessingException(message)

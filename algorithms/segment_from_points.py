@@ -84,7 +84,7 @@ class SegmentFromPointsAlgorithm(RitmAlgorithm):
         from ritm_qgis.engine.geo.raster_io import raster_meta
         from ritm_qgis.engine.interactive.backends import build_backend, model_label
         from ritm_qgis.engine.jobs.click_points import ClickPoint, group_clicks, parse_sign, segment_objects
-        from ritm_qgis.engine.interactive.predictor import Predictor
+        from ritm_qgis.engine.interactive.interactive_settings import interactive_predictor
 
         raster = raster_file(self, parameters, self.INPUT, context)
         layer = self.parameterAsVectorLayer(parameters, self.POINTS, context)
@@ -125,7 +125,7 @@ class SegmentFromPointsAlgorithm(RitmAlgorithm):
         backend = build_backend(spec, device)
         with OutputSet() as staging:
             gdf = segment_objects(
-                raster, objects, lambda: Predictor(backend), model_name=model_label(spec),
+                raster, objects, lambda: interactive_predictor(backend), model_name=model_label(spec),
                 margin=self.parameterAsInt(parameters, self.MARGIN, context),
                 simplify_px=self.parameterAsDouble(parameters, self.SIMPLIFY, context), stretch_rule=stretch,
                 mask_path=mask_dest, progress=run.scaled(0, 95), cancel=run.cancelled, staging=staging)

@@ -1,29 +1,27 @@
-"""Per-click latency of the interactive session, next to one plain forward pass of the network.
+"""Per-click latency of the interactive session: the default path against RITM's arithmetic.
 
-For each network (random weights: timing only) a 500 x 500 synthetic scene (one bright
-"building" on textured ground) is segmented with 20 clicks of the simulated user, through
-``Predictor(NetworkBackend(net, optimize=MODE), zoom_in=True, flip=...)``. From the second click
-on, RITM's zoom-in feeds the network a crop resized to 400 on its longer side; the first
-click runs on the whole 500 x 500 image. Each mode first runs one untimed warm-up session with
-the same clicks (its wall time is reported as "warm-up"), then the timed one.
+Headline (printed first): for each network and thread count, the default backend
+(``--optimize auto``) and ``--optimize none`` (the unmodified fp32 network: RITM's own
+arithmetic, its predictor measured identical in output and speed) segment the same image with
+the same clicks (those of the simulated user on the 'none' predictions), through the same
+``Predictor`` (RITM's zoom-in, 400 on the longer side from the 2nd click). The two sessions
+advance click by click, taking turns (A, B, then B, A on the next click, ...), over
+``--rounds`` fresh sessions after one untimed warm-up session each, so that the load of this
+shared machine falls on both alike. Printed: click p50 / p95 (wall ms) of each, the ratio
+p95(none) / p95(default) over all rounds and its spread over the rounds (min..max of the
+per-round ratios), the median ratio, whether both fed the network the same input sizes, and
+how far their outputs are apart (max |probability difference| and the smallest mask IoU
+over the clicks).
 
-The reference is one plain forward pass of the unmodified network, fp32, eager, under
-torch.no_grad, at the image's resolution (500 x 500: what every click would cost without the
-zoom-in) and at 400 x 400 (the zoom-in's resolution, to isolate the network speed-up).
+With ``--other-baselines`` the former table follows, labelled: each ``--modes`` mode against
+one plain forward pass at the image's size (not like for like: the zoom-in makes the clicks
+smaller than the image) and at 400 x 400.
 
-"vs image" = plain forward at the image's size (median) / per-click p95: the issue's target
-(>= 1.5x). "vs 400" = the same against the 400 x 400 forward. On a shared machine wall-clock
-times swing with the load, so both plain forwards are timed right after every click (same
-load) and CPU times (``time.process_time``, robust to other processes when torch runs one
-thread) are printed in brackets, with their own ratios. "max |dprob|" compares each mode's probability maps
-with the 'none' session's, click by click (same click sequence); "max |dlogit|" compares the
-optimised network's logits at 400 x 400 with the plain network's.
+Networks (``--models``): registry names (random weights: timing only) or checkpoints (files
+or shipped names such as aerial-finetuned-h18s).
 
-Also printed: the share of a forward pass spent in the image-only stem (conv1 + bn1 + relu of
-the HRNet, before the click features are added): the part that could be cached per image.
-
-    .venv/bin/python bench/bench_click_latency.py [--models hrnet18s,hrnet18] [--modes none,fold,onednn]
-        [--threads N] [--flip] [--clicks 20] [--size 500] [--device cuda --precision fp16]
+    .venv/bin/python bench/bench_click_latency.py [--models aerial-finetuned-h18s,hrnet18]
+        [--threads 1,2] [--rounds 3] [--clicks 20] [--fast auto] [--flip] [--other-baselines]
 """
 
 from __future__ import annotations
@@ -52,6 +50,17 @@ def scene(size: int, seed: int = 0):
     gt[r0:r0 + int(size * 0.24), c0:c0 + int(size * 0.18)] = True
     img[gt] = rng.normal(200, 10, (gt.sum(), 3))
     return np.clip(img, 0, 255).astype(np.uint8), gt
+
+
+def cpu_name():
+    try:
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                if line.startswith("model name"):
+                    return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
 
 
 def pct(values, q):
@@ -132,9 +141,91 @@ def logits_gap(plain, backend, device, hw=(400, 400)):
     return float((ref - got).abs().max())
 
 
+def load_network(name, device):
+    """A registry name -> random weights; anything else -> a checkpoint (file or shipped name)."""
+    from ritm_qgis.models.checkpoint import load_model
+    from ritm_qgis.models.registry import list_models
+
+    if name in list_models():
+        return randomize_(create_model(name), seed=0).eval().to(device), f"{name} (random weights)"
+    net, _ = load_model(name, device)
+    return net.eval(), name
+
+
+def interleaved_sessions(backends, img, clicks, flip, rounds):
+    """Time every click of ``rounds`` fresh sessions per backend, the backends taking turns
+    click by click (order reversed on every other click); one untimed session each first.
+    Returns {key: [[ms per click] per round]}, {key: [Prediction of round 0]}, {key: [input hw]}."""
+    keys = list(backends)
+    for k in keys:
+        run_session(backends[k], img, clicks, flip)  # warm-up: weights, allocator, oneDNN kernels
+    times = {k: [] for k in keys}
+    preds = {k: [] for k in keys}
+    shapes = {k: [] for k in keys}
+    for r in range(rounds):
+        sessions = {}
+        for k in keys:
+            sessions[k] = Predictor(backends[k], zoom_in=True, flip=flip)
+            sessions[k].set_image(img)
+            times[k].append([])
+        for i, c in enumerate(clicks):
+            order = keys if (i + r) % 2 == 0 else keys[::-1]
+            for k in order:
+                t = time.perf_counter()
+                p = sessions[k].add_click(c.row, c.col, c.is_positive)
+                times[k][-1].append((time.perf_counter() - t) * 1e3)
+                if r == 0:
+                    preds[k].append(p)
+                    shapes[k].append(zi.crop_size(p.roi, 400) if p.roi is not None else img.shape[:2])
+    return times, preds, shapes
+
+
+def mask_iou(a, b):
+    union = np.logical_or(a, b).sum()
+    return 1.0 if union == 0 else float(np.logical_and(a, b).sum() / union)
+
+
+def headline(args, device, img, gt):
+    print("== Headline: default path vs --optimize none (RITM's arithmetic), same image, same clicks, "
+          f"interleaved, {args.rounds} rounds of {args.clicks} clicks after a warm-up session; wall ms")
+    print(f"{'network':34} {'thr':>3} {'default':>8} {'none p50/p95':>14} {'default p50/p95':>16} "
+          f"{'p95 ratio':>9} {'spread':>11} {'p50 ratio':>9} {'1st/later':>9} {'same crops':>10} "
+          f"{'max|dprob|':>10} {'min IoU':>8}")
+    for name in args.models.split(","):
+        net, label = load_network(name, device)
+        for threads in [int(t) for t in str(args.threads or torch.get_num_threads()).split(",")]:
+            torch.set_num_threads(threads)
+            base = NetworkBackend(net, device=device, optimize="none", cuda_graphs=False)
+            fast = NetworkBackend(net, device=device, optimize=args.fast, cuda_graphs=False)
+            clicks = simulated_clicks(base, img, gt, args.clicks, args.flip)
+            times, preds, shapes = interleaved_sessions({"none": base, "fast": fast}, img, clicks, args.flip,
+                                                        args.rounds)
+            allt = {k: np.concatenate(v) for k, v in times.items()}
+            p95 = {k: pct(v, 95) for k, v in allt.items()}
+            p50 = {k: pct(v, 50) for k, v in allt.items()}
+            per_round = [pct(a, 95) / pct(b, 95) for a, b in zip(times["none"], times["fast"])]
+            later = np.median([t for rnd in times["fast"] for t in rnd[1:]])
+            first = np.median([rnd[0] for rnd in times["fast"]])
+            dprob = max(float(np.abs(a.prob - b.prob).max()) for a, b in zip(preds["none"], preds["fast"]))
+            iou = min(mask_iou(a.mask, b.mask) for a, b in zip(preds["none"], preds["fast"]))
+            same = "yes" if shapes["none"] == shapes["fast"] else \
+                f"{sum(a == b for a, b in zip(shapes['none'], shapes['fast']))}/{len(clicks)}"
+            print(f"{label[:34]:34} {threads:3d} {fast.optimize:>8} {p50['none']:6.0f}/{p95['none']:<6.0f} "
+                  f"  {p50['fast']:6.0f}/{p95['fast']:<6.0f}  {p95['none'] / p95['fast']:8.2f}x "
+                  f"{min(per_round):4.2f}-{max(per_round):4.2f}x {p50['none'] / p50['fast']:8.2f}x "
+                  f"{first / later:8.2f}x {same:>10} {dprob:10.1e} {iou:8.4f}", flush=True)
+    print("p95 ratio = p95(none) / p95(default) over all timed clicks; spread = the same ratio per round; "
+          "1st/later = the default path's first click / its median later click.\n")
+
+
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    ap.add_argument("--models", default="hrnet18s,hrnet18")
+    ap.add_argument("--models", default="aerial-finetuned-h18s,hrnet18",
+                    help="registry names (random weights) or checkpoints, comma-separated")
+    ap.add_argument("--rounds", type=int, default=3, help="timed sessions per backend (headline)")
+    ap.add_argument("--fast", default="auto", help="the --optimize mode compared with 'none' (default: auto)")
+    ap.add_argument("--other-baselines", action="store_true",
+                    help="also print the former table against plain whole-image forward passes")
     ap.add_argument("--modes", default="none,fold,onednn",
                     help="optimize modes; MODE+graphs replays CUDA graphs (CUDA only; without it they are off)")
     ap.add_argument("--warmup-sessions", type=int, default=1,
@@ -142,7 +233,7 @@ def main(argv=None):
     ap.add_argument("--size", type=int, default=500)
     ap.add_argument("--clicks", type=int, default=20)
     ap.add_argument("--repeats", type=int, default=20, help="stem passes timed")
-    ap.add_argument("--threads", type=int, default=None, help="torch intra-op threads (default: torch's)")
+    ap.add_argument("--threads", default=None, help="torch intra-op threads, comma-separated (default: torch's)")
     ap.add_argument("--flip", action="store_true", help="with RITM's flip averaging (a batch of 2 per click)")
     ap.add_argument("--device", default="cpu", help="cpu (default) or cuda[:N]")
     ap.add_argument("--precision", default="fp32", choices=("fp32", "fp16", "bf16"),
@@ -150,16 +241,19 @@ def main(argv=None):
     args = ap.parse_args(argv)
     device = torch.device(args.device)
     warnings.filterwarnings("ignore")
-    if args.threads:
-        torch.set_num_threads(args.threads)
     modes = args.modes.split(",")
     img, gt = scene(args.size)
-    print(f"torch {torch.__version__}, {platform.processor() or platform.machine()}, "
-          f"{torch.get_num_threads()} thread(s), image {args.size}x{args.size}, {args.clicks} clicks, "
+    print(f"torch {torch.__version__}, {cpu_name()}, image {args.size}x{args.size}, {args.clicks} clicks, "
           f"zoom-in on (target 400), flip {'on' if args.flip else 'off'}, device {device}"
           + (f" ({torch.cuda.get_device_name(device)})" if device.type == "cuda" else ""))
+    headline(args, device, img, gt)
+    if not args.other_baselines:
+        return
+    print("== Other baselines (not like for like): each mode's clicks against plain forward passes")
+    if args.threads:
+        torch.set_num_threads(int(str(args.threads).split(",")[0]))
     for name in args.models.split(","):
-        net = randomize_(create_model(name), seed=0).eval().to(device)
+        net, _ = load_network(name, device)
         stem = time_stem(net, (400, 400), args.repeats)
         base = NetworkBackend(net, device=device, optimize="none", cuda_graphs=False)
         clicks = simulated_clicks(base, img, gt, args.clicks, args.flip)

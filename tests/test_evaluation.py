@@ -145,6 +145,8 @@ def test_evaluate_command_outputs_agree_with_noc_report(tmp_path, tiny_net_file)
     assert run.returncode == 0, run.stderr
     report = json.loads((out / "report.json").read_text())
     assert set(report["models"]) == {"tiny", "grabcut"} and report["zoom_in_size"] == [96, 96]
+    # the protocol's numbers in fp32 by default, whatever the CPU offers (bf16 only when asked)
+    assert report["models"]["tiny"]["optimize"] == "onednn"
     for name, m in report["models"].items():
         arr = np.load(out / m["ious_file"])
         assert arr.shape == (5, 2) and np.isnan(arr[3]).all()

@@ -124,12 +124,10 @@ def test_a_layer_the_project_did_not_write_is_never_replaced_by_default(provider
 @pytest.mark.parametrize("bad", ["80,85,90", "0", "1.5", "-0.2"])
 def test_cli_evaluate_refuses_bad_thresholds_before_any_work(tmp_path, bad):
     raster, gpkg, _ = scene(str(tmp_path))
-    start = time.perf_counter()
     out = cli("evaluate", "--model", "grabcut", "--dataset", f"raster:{raster}:{gpkg}:buildings",
               "--thresholds", bad, "--max-clicks", "3", "--out", tmp_path / "ev")
     assert out.returncode == 1 and "--thresholds" in out.stderr and one_sentence(out.stderr)
-    assert not (tmp_path / "ev").exists()  # nothing evaluated, nothing written
-    assert time.perf_counter() - start < 60
+    assert not (tmp_path / "ev").exists()  # refused before the output folder was even made
 
 
 def test_processing_messages_name_the_processing_parameters(provider, tmp_path):

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import json
 import os
+import time
 
 import numpy as np
 
-from ritm_qgis.engine.interactive.backends import build_backend
+from ritm_qgis.core.atomic import write_text_atomically
 from ritm_qgis.core.defaults import MASK_THRESHOLD
 from ritm_qgis.core.errors import RitmError
 from ritm_qgis.engine.geo.stretch import STRETCH_HELP, STRETCH_METAVAR
@@ -62,26 +64,39 @@ def add_arguments(p):
     p.add_argument("--click", action="append", default=[], metavar="X,Y,+|-",
                    help="a click in pixels (X = column, Y = row, origin top-left) and its sign: "
                         "+ on the object, - on the background; repeat, in order")
-    p.add_argument("--no-zoom-in", action="store_true", help="always run on the whole image")
+    p.add_argument("--no-zoom-in", action="store_true",
+                   help="always run on the whole image (resized to at most 800 px on the longer side)")
+    p.add_argument("--protocol-zoom", action="store_true",
+                   help="the evaluation's zoom-in (first click on the whole image at full resolution, crops "
+                        "400 px on the longer side) instead of RITM's interactive demo settings (every click "
+                        "on a 400x400 focus crop; the default)")
     p.add_argument("--no-flip", action="store_true", help="skip the mirrored second pass")
     p.add_argument("--threshold", type=float, default=MASK_THRESHOLD,
                    help=f"mask = probability > this (default {MASK_THRESHOLD})")
     p.add_argument("--device", default="auto", help="auto (default: CUDA if available), cpu, cuda or cuda:N")
     p.add_argument("--precision", default="fp32", choices=("fp32", "fp16", "bf16"),
                    help="autocast precision on CUDA (default fp32)")
-    p.add_argument("--optimize", default="auto", choices=("auto", "onednn", "fold", "none"),
-                   help="network speed-up: auto (default: onednn on the CPU, fold elsewhere), onednn "
+    p.add_argument("--optimize", default="auto", choices=("auto", "bf16", "int8", "onednn", "fold", "none"),
+                   help="network speed-up: auto (default: bf16 on CPUs with bf16 in hardware, else onednn; "
+                        "fold on a GPU), bf16 (onednn on a bfloat16 copy of the network, CPU), int8 (the HRNet quantized "
+                        "to int8, calibrated; CPU), onednn "
                         "(fold + oneDNN fused convolutions on prepacked weights, CPU), fold (BatchNorm "
-                        "folding + channels-last), none")
+                        "folding + channels-last), none (the unmodified network: RITM's arithmetic)")
     p.add_argument("--stretch", default="percentile", metavar=STRETCH_METAVAR, help=STRETCH_HELP)
     p.add_argument("--out-mask", required=True, metavar="MASK.png", help="output mask, 0/255 PNG")
     p.add_argument("--out-prob", metavar="PROB.npy", help="also write the probability map (float32, image size)")
+    p.add_argument("--threads", type=int, default=None, metavar="N",
+                   help="CPU threads for the network (default: PyTorch's, one per core)")
+    p.add_argument("--timings", metavar="FILE.json",
+                   help='write the wall time of each click\'s prediction (model loading excluded): '
+                        '{"clicks": [{"ms": ...}, ...], "optimize": "...", "threads": N}')
 
 
 def run(args) -> int:
     import cv2
 
     from ritm_qgis.engine.geo.stretch import parse_stretch, stretch_image
+    from ritm_qgis.engine.interactive.interactive_settings import interactive_predictor, load_interactive_backend
     from ritm_qgis.engine.interactive.predictor import Predictor
 
     clicks = [parse_click(c) for c in args.click]
@@ -89,25 +104,59 @@ def run(args) -> int:
         raise RitmError("Give at least one --click X,Y,+ on the object.")
     if not 0.0 <= args.threshold <= 1.0:
         raise RitmError(f"--threshold must lie between 0 and 1, not {args.threshold}.")
+    if args.threads is not None and args.threads < 1:
+        raise RitmError(f"--threads must be at least 1, not {args.threads}.")
     stretch = parse_stretch(args.stretch)
-    image = read_image(args.image)
-    if stretch.kind != "percentile":  # percentile is the predictor's own normalisation
-        image = stretch_image(image, stretch)
-    backend = build_backend(args.checkpoint, args.device, args.precision, args.optimize)
-    session = Predictor(backend, zoom_in=not args.no_zoom_in, flip=not args.no_flip, threshold=args.threshold)
-    session.set_image(image)
-    pred = None
-    for row, col, positive in clicks:
-        pred = session.add_click(row, col, positive)
     out_dir = os.path.dirname(os.path.abspath(args.out_mask))
     if not os.path.isdir(out_dir):
         raise RitmError(f"The folder of --out-mask, '{out_dir}', does not exist; create it first.")
+    if args.timings and not os.path.isdir(os.path.dirname(os.path.abspath(args.timings))):
+        raise RitmError(f"The folder of --timings, '{os.path.dirname(os.path.abspath(args.timings))}', does not "
+                        "exist; create it first.")
+    image = read_image(args.image)
+    if stretch.kind != "percentile":  # percentile is the predictor's own normalisation
+        image = stretch_image(image, stretch)
+    threads = set_threads(args.threads)
+    backend = load_interactive_backend(args.checkpoint, args.device, args.precision, args.optimize,
+                                       flip=not args.no_flip)
+    if args.protocol_zoom:
+        session = Predictor(backend, zoom_in=not args.no_zoom_in, flip=not args.no_flip, threshold=args.threshold)
+    else:
+        session = interactive_predictor(backend, args.threshold, flip=not args.no_flip, zoom_in=not args.no_zoom_in)
+    session.set_image(image)
+    pred, click_ms = None, []
+    for row, col, positive in clicks:
+        t0 = time.perf_counter()
+        pred = session.add_click(row, col, positive)
+        click_ms.append((time.perf_counter() - t0) * 1e3)
     if not cv2.imwrite(args.out_mask, pred.mask.astype(np.uint8) * 255):
         raise RitmError(f"Could not write the mask to '{args.out_mask}'; use a .png path in a writable folder.")
     if args.out_prob:
         np.save(args.out_prob, pred.prob.astype(np.float32))
+    optimize = getattr(backend, "optimize", "none")
+    if args.timings:
+        write_text_atomically(args.timings, json.dumps(
+            {"clicks": [{"ms": round(ms, 3)} for ms in click_ms], "optimize": optimize, "threads": threads}, indent=1))
     h, w = pred.mask.shape
     print(f"{backend.name}: {len(clicks)} click(s) on a {w}x{h} image (stretch {stretch.label}), "
           f"{int(pred.mask.sum())} object pixels "
           f"-> {args.out_mask}" + (f", {args.out_prob}" if args.out_prob else ""))
+    print(timing_line(click_ms, optimize, threads) + (f" -> {args.timings}" if args.timings else ""))
     return 0
+
+
+def set_threads(threads: int | None) -> int:
+    import torch
+
+    if threads:
+        torch.set_num_threads(int(threads))
+    return int(torch.get_num_threads())
+
+
+def timing_line(click_ms: list, optimize: str, threads: int) -> str:
+    """'first click X ms, later clicks median Y ms (first/later Z), optimize ..., N thread(s)'."""
+    text = f"first click {click_ms[0]:.0f} ms"
+    if len(click_ms) > 1:
+        later = float(np.median(click_ms[1:]))
+        text += f", later clicks median {later:.0f} ms (first / later {click_ms[0] / later:.2f})"
+    return text + f"; optimize {optimize}, {threads} thread(s)"

@@ -58,7 +58,7 @@ class WorkerState:
         failure fall back to GrabCut and say why (job.error). A device that is not there becomes the
         CPU, said in ``job.result['note']``."""
         from ritm_qgis.engine.interactive.backends import build_backend
-        from ritm_qgis.engine.interactive.predictor import Predictor
+        from ritm_qgis.engine.interactive.interactive_settings import interactive_predictor, load_interactive_backend
 
         from .devices import usable_device
 
@@ -70,7 +70,7 @@ class WorkerState:
         device, note = usable_device(device)
         error = None
         try:
-            backend = build_backend(spec, device)
+            backend = load_interactive_backend(spec, device)  # warmed up: no one-off cost on the first click
         except RitmError as exc:
             error = str(exc)
         except Exception as exc:  # noqa: BLE001 - a broken checkpoint can raise anything
@@ -80,10 +80,7 @@ class WorkerState:
         self.backend_name = getattr(backend, "name", spec)
         self.device_name = str(getattr(backend, "device", "cpu"))
         self.backend = backend
-        if backend.is_network:
-            self.factory = lambda: Predictor(backend, zoom_in=True, flip=True, threshold=threshold)
-        else:
-            self.factory = lambda: Predictor(backend, threshold=threshold)
+        self.factory = lambda: interactive_predictor(backend, threshold=threshold)
         if self.session is not None:
             self.session.predictor_factory = self.factory  # used from the next window or object on
         if backend.is_network and not error:

@@ -4,6 +4,9 @@
 - ``zoom_in``: RITM's zoom-in around the object;
 - ``predictor``: ``Predictor`` (one image, many clicks, undo) over a ``Backend``; ``predict_batch``;
 - ``backends``: ``build_backend(spec)`` (a model name, a checkpoint or GrabCut); ``grabcut_backend``;
+- ``interactive_settings``: RITM's demo settings for a person clicking (400x400 focus crop from
+  the first click, longest side 800) and a backend warmed up at load; ``calibration``: inputs
+  for int8 quantization;
 - ``context_window`` / ``raster_session``: the window of a raster the map tool's model sees, and
   clicking building after building on a raster.
 To add a model backend: a class with ``predict`` in its own module, and one line in ``backends``.

@@ -1,3 +1,4 @@
 """Where and how the networks run: ``device`` (resolve cpu/cuda, precision, ``optimize_model``),
-``onednn_fusion`` (CPU fused kernels), ``cuda_graphs`` (replayed forward passes on CUDA).
+``onednn_fusion`` (CPU fused kernels), ``cpu_bf16`` (bf16 copy on CPUs with bf16 in hardware),
+``quantize`` (int8 post-training quantization), ``cuda_graphs`` (replayed forward passes on CUDA).
 """

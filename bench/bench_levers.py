@@ -1,0 +1,104 @@
+"""Each CPU speed lever at equal input: one forward pass per backend mode, p95 against 'none'.
+
+For each network and thread count, every ``--modes`` backend (``NetworkBackend(net,
+optimize=MODE)``) runs the same input (``--size`` square, 4 channels, batch ``--batch``: 2 is
+a click with RITM's flip) ``--repeats`` times, the modes taking turns pass by pass (A, B, C, A,
+B, C, ...) so that the load of a shared machine falls on all alike. Printed per mode: p50 / p95
+wall ms, the ratio p95(none) / p95(mode), and the max |probability difference| to 'none' on
+that input. Extra rows:
+
+* 'channels-last': the unmodified network with channels-last input and weights (no folding);
+* 'none@S' / 'bf16@S' for each ``--sizes-too`` S: the same at a smaller zoom-in target, ratio
+  still against 'none' at ``--size`` (speed only; what a smaller target costs in NoC is measured
+  with ``ritm-qgis evaluate --zoom-in-size``).
+
+    .venv/bin/python bench/bench_levers.py [--models aerial-finetuned-h18s,hrnet18] [--threads 1,2]
+        [--modes none,fold,onednn,bf16,int8] [--size 400] [--batch 2] [--repeats 10] [--sizes-too 320]
+"""
+
+from __future__ import annotations
+
+import argparse
+import copy
+import time
+import warnings
+
+import numpy as np
+import torch
+
+from bench_click_latency import cpu_name, load_network
+from ritm_qgis.engine.interactive.predictor import NetworkBackend
+
+
+def inputs(size, batch):
+    g = torch.Generator().manual_seed(3)
+    x = torch.rand(batch, 4, size, size, generator=g)
+    x[:, 3] = (x[:, 3] > 0.7).float()
+    pts = torch.tensor([[[size * 0.5, size * 0.45, 0.0], [size * 0.55, size * 0.5, 1.0],
+                         [size * 0.1, size * 0.2, 2.0], [-1.0, -1.0, -1.0]]] * batch)
+    return x, pts
+
+
+class ChannelsLast:
+    """The unmodified network, weights and input in channels-last (the layout lever alone)."""
+
+    optimize = "channels-last"
+
+    def __init__(self, net):
+        self.model = copy.deepcopy(net).to(memory_format=torch.channels_last)
+
+    def forward(self, x, pts):
+        with torch.inference_mode():
+            return self.model(x.contiguous(memory_format=torch.channels_last), pts)["instances"].float()
+
+
+def main(argv=None):
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--models", default="aerial-finetuned-h18s,hrnet18")
+    ap.add_argument("--threads", default="1,2")
+    ap.add_argument("--modes", default="none,channels-last,fold,onednn,bf16,int8")
+    ap.add_argument("--size", type=int, default=400)
+    ap.add_argument("--batch", type=int, default=2, help="2 = one click with RITM's flip")
+    ap.add_argument("--repeats", type=int, default=10)
+    ap.add_argument("--sizes-too", default="320", help="smaller zoom-in targets timed for 'none' and the fastest mode")
+    args = ap.parse_args(argv)
+    warnings.filterwarnings("ignore")
+    print(f"torch {torch.__version__}, {cpu_name()}, input {args.batch}x4x{args.size}x{args.size}, "
+          f"{args.repeats} passes per mode, interleaved; wall ms")
+    for name in args.models.split(","):
+        net, label = load_network(name, "cpu")
+        for threads in [int(t) for t in args.threads.split(",")]:
+            torch.set_num_threads(threads)
+            backends, built = {}, {}
+            for mode in args.modes.split(","):
+                t0 = time.perf_counter()
+                backends[mode] = ChannelsLast(net) if mode == "channels-last" else \
+                    NetworkBackend(net, device="cpu", optimize=mode)
+                built[mode] = time.perf_counter() - t0
+            runs = {m: inputs(args.size, args.batch) for m in backends}
+            fastest = "bf16" if "bf16" in backends else list(backends)[-1]
+            for s in [int(v) for v in args.sizes_too.split(",") if v]:
+                for m in ("none", fastest):
+                    backends[f"{m}@{s}"] = backends[m]
+                    runs[f"{m}@{s}"] = inputs(s, args.batch)
+            outs = {k: torch.sigmoid(b.forward(*runs[k])) for k, b in backends.items()}  # warm-up + outputs
+            times = {k: [] for k in backends}
+            for _ in range(args.repeats):
+                for k, b in backends.items():
+                    t0 = time.perf_counter()
+                    b.forward(*runs[k])
+                    times[k].append((time.perf_counter() - t0) * 1e3)
+            ref = np.percentile(times["none"], 95)
+            print(f"\n== {label}, {threads} thread(s)")
+            print(f"{'mode':16} {'runs as':>13} {'build s':>7} {'p50':>7} {'p95':>7} {'p95 none/mode':>13} {'max|dprob|':>10}")
+            for k, b in backends.items():
+                base = k.split("@")[0]
+                same = "@" not in k
+                gap = float((outs[k] - outs["none"]).abs().max()) if same else float("nan")
+                print(f"{k:16} {b.optimize:>13} {built.get(base, 0) if same else 0:7.1f} "
+                      f"{np.percentile(times[k], 50):7.0f} {np.percentile(times[k], 95):7.0f} "
+                      f"{ref / np.percentile(times[k], 95):12.2f}x {gap:10.1e}", flush=True)
+
+
+if __name__ == "__main__":
+    main()

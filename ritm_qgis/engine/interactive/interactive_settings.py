@@ -1,0 +1,58 @@
+"""Settings for a person clicking (map tool, ``predict``, Processing), as in RITM's interactive demo.
+
+RITM evaluates with one set of zoom-in settings and runs its demo with another. The evaluation's
+(``ZoomInParams()``, kept by ``evaluate``) sends the first click through the network on the
+whole image at full resolution: on a 1000 x 1000 image several times the cost of a later click. The demo's, used here for interactive work:
+
+* a fixed focus crop: every zoom-in crop is resized to 400 x 400 (``target_size=(400, 400)``),
+  so every click after the first feeds the network one input size;
+* ``skip_clicks=-1``: the first click already uses that crop, taken on the whole image (or
+  window), so it costs what a later click costs; from the second click on the crop follows
+  the object as in the evaluation (expansion 1.4, at least 200 px);
+* ``max_size=800``: whole-image passes (zoom-in turned off) are resized to at most 800 px on
+  the longer side (RITM's ``--limit-longest-size``).
+
+``load_interactive_backend`` also runs the network once on that input size while the model
+loads, so the one-off costs (oneDNN kernels for the shape, memory pools) never land on a click.
+"""
+
+from __future__ import annotations
+
+from ritm_qgis.engine.interactive import zoom_in as zi
+from ritm_qgis.engine.interactive.predictor import DEFAULT_THRESHOLD, Predictor
+
+FOCUS_CROP = (400, 400)
+INTERACTIVE_ZOOM = zi.ZoomInParams(target_size=FOCUS_CROP, skip_clicks=-1)
+MAX_SIZE = 800
+
+
+def interactive_predictor(backend, threshold: float = DEFAULT_THRESHOLD, flip: bool = True,
+                          zoom_in: bool = True) -> Predictor:
+    """A session with RITM's demo settings (network backends) or the plain one (GrabCut)."""
+    if not backend.is_network:
+        return Predictor(backend, threshold=threshold)
+    return Predictor(backend, zoom_in=INTERACTIVE_ZOOM if zoom_in else False, flip=flip, threshold=threshold,
+                     max_size=MAX_SIZE)
+
+
+def warm_up(backend, flip: bool = True) -> None:
+    """One untimed pass at the focus crop's size (batch 2 with flip), if ``backend`` is a network."""
+    if not backend.is_network:
+        return
+    import torch
+
+    channels = 4 if backend.with_prev_mask else 3
+    batch = 2 if flip else 1
+    images = torch.zeros((batch, channels, *FOCUS_CROP))
+    points = torch.tensor([[[FOCUS_CROP[0] / 2, FOCUS_CROP[1] / 2, 0.0], [-1.0, -1.0, -1.0]]] * batch)
+    backend.forward(images, points)
+
+
+def load_interactive_backend(spec: str, device: str = "auto", precision: str = "fp32", optimize: str = "auto",
+                             flip: bool = True):
+    """``backends.build_backend`` followed by ``warm_up``: the model is ready for the first click."""
+    from ritm_qgis.engine.interactive.backends import build_backend
+
+    backend = build_backend(spec, device, precision, optimize)
+    warm_up(backend, flip)
+    return backend
