@@ -5,16 +5,20 @@ from __future__ import annotations
 import json
 import os
 import sys
-import time
 
 import numpy as np
 
+from ritm_qgis.cli_progress import ProgressBar
 from ritm_qgis.core.atomic import OutputSet, incomplete_path, remove_file
 from ritm_qgis.core.errors import RitmError
 from ritm_qgis.engine.geo.stretch import STRETCH_HELP, STRETCH_METAVAR, parse_stretch
 from ritm_qgis.engine.interactive.backends import model_label
 from ritm_qgis.engine.protocol.noc import parse_thresholds
-from ritm_qgis.engine.reports.sample_table import IOUS_FILE, SAMPLES_FILE, write_sample_outputs
+from ritm_qgis.engine.reports.sample_table import (
+    IOUS_FILE,
+    SAMPLES_FILE,
+    write_sample_outputs,
+)
 
 HELP = ("Evaluate models with simulated clicks (NoC, >=max, Avg IoU, per-click IoU) on a dataset and write "
         "IoU arrays, per-sample CSVs, report.json, a Markdown table and figures.")
@@ -55,23 +59,6 @@ def parse_zoom_in_size(text: str):
         raise RitmError(f"--zoom-in-size '{text}' is not a size: give N (e.g. 400) or HxW (e.g. 400x400), "
                         "at least 16 pixels")
     return sizes[0] if len(sizes) == 1 else tuple(sizes)
-
-
-
-class ProgressBar:
-    def __init__(self, label: str, stream=None):
-        self.label, self.stream, self.start = label, stream or sys.stderr, time.perf_counter()
-
-    def __call__(self, done: int, total: int):
-        elapsed = time.perf_counter() - self.start
-        eta = elapsed / done * (total - done) if done else 0.0
-        width = 30
-        filled = int(width * done / max(total, 1))
-        self.stream.write(f"\r{self.label} [{'#' * filled}{'.' * (width - filled)}] {done}/{total} samples, "
-                          f"{elapsed:5.0f}s elapsed, ETA {eta:5.0f}s")
-        if done >= total:
-            self.stream.write("\n")
-        self.stream.flush()
 
 
 
@@ -156,13 +143,17 @@ def _evaluate_all(args, dataset, indices, info, device, thresholds, labels) -> i
     partial), so an interrupted run leaves the previous run's outputs as they were.
     """
     from ritm_qgis.engine.interactive.backends import build_backend
-    from ritm_qgis.engine.protocol.evaluation import evaluate, merge_results, shard
-    from ritm_qgis.engine.reports.figures import plot_iou_curves
-    from ritm_qgis.engine.protocol.noc import noc_report
     from ritm_qgis.engine.interactive.predictor import Predictor
-    from ritm_qgis.engine.reports.report_table import TABLE_NOTES, markdown_table, text_table
-    from ritm_qgis.engine.training.distributed import all_gather_objects
     from ritm_qgis.engine.interactive.zoom_in import ZoomInParams
+    from ritm_qgis.engine.protocol.evaluation import evaluate, merge_results, shard
+    from ritm_qgis.engine.protocol.noc import noc_report
+    from ritm_qgis.engine.reports.figures import plot_iou_curves
+    from ritm_qgis.engine.reports.report_table import (
+        TABLE_NOTES,
+        markdown_table,
+        text_table,
+    )
+    from ritm_qgis.engine.training.distributed import all_gather_objects
 
     backends = {label: build_backend(spec, device, optimize=args.optimize)
                 for spec, label in zip(args.model, labels)}  # bad models: now
@@ -182,13 +173,13 @@ def _evaluate_all(args, dataset, indices, info, device, thresholds, labels) -> i
             if info.enabled:  # each process evaluates its shard; rank 0 merges them in dataset order and writes
                 part = evaluate(dataset, make_session, label, args.max_clicks, args.batch_size,
                                 indices=shard(indices, info.rank, info.world_size),
-                                progress=ProgressBar(f"{label} [rank {info.rank}]") if info.is_main else None)
+                                progress=ProgressBar(f"{label} [rank {info.rank}]", "sample").counts if info.is_main else None)
                 result = merge_results(all_gather_objects(info, part))
                 if not info.is_main:
                     continue
             else:
                 result = evaluate(dataset, make_session, label, args.max_clicks, args.batch_size,
-                                  progress=ProgressBar(label), indices=indices,
+                                  progress=ProgressBar(label, "sample").counts, indices=indices,
                                   on_batch=lambda r, folder=folder: write_sample_outputs(
                                       folder, r, thresholds, incomplete=True))
             write_sample_outputs(folder, result, thresholds, staging=staging)

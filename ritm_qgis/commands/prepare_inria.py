@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-import sys
+from ritm_qgis.cli_progress import ProgressBar
 
 HELP = ("Cut INRIA Aerial Image Labeling tiles (AerialImageDataset/train/{images,gt}/{city}{n}.tif) into "
         "non-overlapping crops: OUT/test (n = 1..5 of each city) and OUT/train (the rest), with a manifest; "
@@ -26,12 +26,11 @@ def run(args) -> int:
     except ValueError:
         raise RitmError(f"--test-ids takes comma-separated numbers, not '{args.test_ids}'") from None
 
-    def progress(fraction, message):
-        sys.stderr.write(f"\r[{fraction * 100:5.1f}%] {message:<60}")
-        sys.stderr.flush()
-
-    res = prepare_inria(args.src, args.out, args.crop_size, test_ids, progress=progress)
-    sys.stderr.write("\n")
+    bar = ProgressBar("prepare-inria")
+    try:
+        res = prepare_inria(args.src, args.out, args.crop_size, test_ids, progress=bar.fraction)
+    finally:
+        bar.close()
     print(f"{res.crops} crops ({res.written} written, {res.skipped} already there, {res.empty} empty); "
           f"manifest: {res.manifest}")
     return 0

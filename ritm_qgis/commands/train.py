@@ -6,8 +6,7 @@ The same command runs in one process (CPU or one GPU) or under ``torchrun --npro
 
 from __future__ import annotations
 
-import sys
-import time
+from ritm_qgis.cli_progress import ProgressBar
 
 HELP = ("Train or fine-tune an interactive segmentation network with RITM's iterative click scheme "
         "(checkpoints with metadata in --out, resumable, validation NoC20@85/90 each epoch).")
@@ -80,19 +79,11 @@ def run(args) -> int:
         cache=not args.no_cache, seed=args.seed, resume=not args.no_resume, max_steps=args.max_steps,
     )
     main = int(os.environ.get("RANK", "0")) == 0
-    start = time.perf_counter()
-
-    def progress(fraction, message):
-        if main:
-            el = time.perf_counter() - start
-            sys.stderr.write(f"\r[{fraction * 100:5.1f}%] {message}  {el:6.0f}s")
-            sys.stderr.flush()
-
-    def log(line):
-        sys.stderr.write("\n" + line + "\n")
-        sys.stderr.flush()
-
-    path = train(cfg, progress=progress, log=log)
+    bar = ProgressBar("train", enabled=main)
+    try:
+        path = train(cfg, progress=bar.fraction, log=bar.bar.write)
+    finally:
+        bar.close()
     if main:
         print(f"checkpoint: {path}")
         if args.export_half:

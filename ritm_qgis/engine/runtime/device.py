@@ -102,40 +102,28 @@ def fold_batchnorms(model):
     """
     import copy
 
-    import torch
     from torch import nn
+    from torch.nn.utils.fusion import fuse_conv_bn_eval
 
     model = copy.deepcopy(model).eval()
 
-    def fold(conv: nn.Conv2d, bn: nn.BatchNorm2d) -> bool:
-        if not isinstance(conv, nn.Conv2d) or not isinstance(bn, nn.BatchNorm2d):
-            return False
-        if conv.out_channels != bn.num_features or bn.running_var is None or not bn.affine:
-            return False
-        with torch.no_grad():
-            scale = bn.weight / torch.sqrt(bn.running_var + bn.eps)
-            conv.weight.copy_(conv.weight * scale.view(-1, 1, 1, 1))
-            bias = conv.bias if conv.bias is not None else torch.zeros_like(bn.running_mean)
-            new_bias = (bias - bn.running_mean) * scale + bn.bias
-            if conv.bias is None:
-                conv.bias = nn.Parameter(new_bias, requires_grad=False)
-            else:
-                conv.bias.copy_(new_bias)
-        return True
+    def foldable(conv, bn) -> bool:
+        return (isinstance(conv, nn.Conv2d) and isinstance(bn, nn.BatchNorm2d) and bn.affine
+                and bn.running_var is not None and conv.out_channels == bn.num_features)
 
     for module in list(model.modules()):
         if isinstance(module, nn.Sequential):
             items = list(module._modules.items())
-            for (_, a), (kb, b) in zip(items, items[1:]):
-                if isinstance(b, nn.Sequential) and len(b) and isinstance(b[0], nn.BatchNorm2d):
-                    if fold(a, b[0]):
-                        b[0] = nn.Identity()
-                elif fold(a, b):
-                    module._modules[kb] = nn.Identity()
+            for (ka, a), (kb, b) in zip(items, items[1:]):
+                if isinstance(b, nn.Sequential) and len(b) and foldable(a, b[0]):
+                    module._modules[ka], b[0] = fuse_conv_bn_eval(a, b[0]), nn.Identity()
+                elif foldable(a, b):
+                    module._modules[ka], module._modules[kb] = fuse_conv_bn_eval(a, b), nn.Identity()
         for name, child in list(module._modules.items()):
             if name.startswith("conv") and name[4:].isdigit():
                 bn_name = "bn" + name[4:]
-                if fold(child, module._modules.get(bn_name)):
+                if foldable(child, module._modules.get(bn_name)):
+                    module._modules[name] = fuse_conv_bn_eval(child, module._modules[bn_name])
                     module._modules[bn_name] = nn.Identity()
     return model
 
