@@ -2,8 +2,7 @@
 
 from __future__ import annotations
 
-import sys
-import time
+from ritm_qgis.cli_progress import ProgressBar
 
 HELP = ("Download a model of the list (`model-info --list`) into the cache, or import a file fetched "
         "elsewhere with --from; verified against its published digest.")
@@ -27,26 +26,6 @@ def add_arguments(p):
     p.add_argument("--quiet", action="store_true", help="no progress output")
 
 
-class _Progress:
-    """Prints at most ~10 updates a second to stderr."""
-
-    def __init__(self, stream):
-        self.stream = stream
-        self.last = 0.0
-
-    def __call__(self, done, total):
-        now = time.monotonic()
-        if now - self.last < 0.1 and done != total:
-            return
-        self.last = now
-        mib = done / 2**20
-        if total:
-            self.stream.write(f"\r  {mib:8.1f} / {total / 2**20:.1f} MiB ({100 * done / total:5.1f}%)")
-        else:
-            self.stream.write(f"\r  {mib:8.1f} MiB")
-        self.stream.flush()
-
-
 def run(args) -> int:
     from ritm_qgis.core.errors import RitmError
     from ritm_qgis.models.catalog import download_model, entry, import_model
@@ -58,11 +37,12 @@ def run(args) -> int:
         print(f"{result.path}: imported from {args.from_file} and verified, {result.size} bytes")
         print(f"sha256 {result.sha256}")
         return 0
-    progress = None if args.quiet else _Progress(sys.stderr)
-    result = download_model(args.name, url=args.url, sha256=args.sha256, directory=args.cache_dir,
-                            progress=progress, force=args.force, mirror=args.mirror)
-    if progress is not None and not result.skipped:
-        sys.stderr.write("\n")
+    bar = ProgressBar(args.name, unit="B", unit_scale=True, enabled=not args.quiet)
+    try:
+        result = download_model(args.name, url=args.url, sha256=args.sha256, directory=args.cache_dir,
+                                progress=bar.counts, force=args.force, mirror=args.mirror)
+    finally:
+        bar.close()
     known_entry = entry(args.name)
     state = "already present" if result.skipped else "downloaded"
     if result.resumed_from:
