@@ -13,23 +13,7 @@ from ritm_qgis.engine.interactive.interactive_settings import (FOCUS_CROP, MAX_S
                                                                load_interactive_backend, warm_up)
 from ritm_qgis.engine.interactive.predictor import NetworkBackend, Predictor
 from ritm_qgis.engine.runtime import cpu_bf16
-
-
-@pytest.fixture(scope="module", autouse=True)
-def one_torch_thread():
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
-
-
-@pytest.fixture(scope="module")
-def tiny_net():
-    from ritm_qgis.models import create_model
-    from ritm_qgis.models.testing import randomize_
-
-    torch.manual_seed(0)
-    return randomize_(create_model("hrnet_tiny"), seed=3).eval()
+from tiny_model import one_torch_thread, tiny_net  # noqa: F401 (module fixtures)
 
 
 class Shapes:

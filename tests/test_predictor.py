@@ -23,27 +23,9 @@ from ritm_qgis.engine.runtime.device import autocast, resolve_device
 from ritm_qgis.core.errors import RitmError
 from ritm_qgis.engine.geo.image_norm import to_rgb_float, to_rgb_uint8
 from ritm_qgis.engine.interactive.predictor import NetworkBackend, Predictor, predict_batch
+from tiny_model import one_torch_thread, tiny_net  # noqa: F401 (module fixtures)
 
 DATA = "/work/shared/data/grabcut"
-
-
-@pytest.fixture(scope="module", autouse=True)
-def one_torch_thread():
-    """One intra-op thread: on a shared 2-core machine OpenMP's spinning threads make these
-    small forward passes several times slower (measured 52 s -> 9 s for the 20-click test)."""
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
-
-
-@pytest.fixture(scope="module")
-def tiny_net():
-    from ritm_qgis.models import create_model
-    from ritm_qgis.models.testing import randomize_
-
-    torch.manual_seed(0)
-    return randomize_(create_model("hrnet_tiny"), seed=3).eval()
 
 
 class DiskNet(torch.nn.Module):
