@@ -56,6 +56,22 @@ def atomic_path(path: str, suffix: str | None = None):
         remove_file(tmp)
 
 
+@contextlib.contextmanager
+def output_path(path: str, staging: "OutputSet | None" = None):
+    """Where to write ``path`` now: staged in ``staging`` (moved into place with the run's other
+    outputs by its ``commit``), or on its own with ``atomic_path``. Removed if the block fails."""
+    if staging is None:
+        with atomic_path(path) as tmp:
+            yield tmp
+        return
+    tmp = staging.staged(path)
+    try:
+        yield tmp
+    except BaseException:
+        remove_file(tmp)
+        raise
+
+
 def write_text_atomically(path: str, text: str):
     with atomic_path(path) as tmp:
         with open(tmp, "w", encoding="utf-8") as f:

@@ -28,7 +28,7 @@ from typing import Callable
 import geopandas as gpd
 import pyogrio
 
-from ritm_qgis.core.atomic import fresh_incomplete_path, remove_file
+from ritm_qgis.core.atomic import output_path
 from ritm_qgis.core.errors import RitmError
 
 __all__ = ["write_gpkg", "write_vector", "read_vector", "list_layers", "LayerExists", "written_by_us", "to_layer_crs"]
@@ -145,8 +145,7 @@ def write_gpkg(
     if has_layer and not overwrite and not written_by_us(path, layer):
         raise LayerExists(str(path), layer)
 
-    tmp = staging.staged(str(path)) if staging is not None else fresh_incomplete_path(str(path))
-    try:
+    with output_path(str(path), staging) as tmp:
         if path.exists():
             shutil.copy2(path, tmp)
         n = len(gdf)
@@ -155,11 +154,6 @@ def write_gpkg(
             if cancel is not None and cancel():
                 raise RitmError(f"Writing '{path}' was cancelled; the file was left as it was.")
             _write_layer(gdf.iloc[start : start + chunk_size], tmp, layer, append=i > 0)
-        if staging is None:
-            os.replace(tmp, path)
-    except BaseException:
-        remove_file(tmp)
-        raise
     return path
 
 
@@ -179,12 +173,6 @@ def write_vector(gdf: gpd.GeoDataFrame, path: str | os.PathLike, layer: str = "b
         raise RitmError(f"Appending needs a GeoPackage; '{path.name}' is {driver}. Write to a .gpkg layer instead.")
     if cancel is not None and cancel():
         raise RitmError(f"Writing '{path}' was cancelled; the file was left as it was.")
-    tmp = staging.staged(str(path)) if staging is not None else fresh_incomplete_path(str(path))
-    try:
+    with output_path(str(path), staging) as tmp:
         gdf.to_file(tmp, driver=driver, engine="pyogrio")
-        if staging is None:
-            os.replace(tmp, path)
-    except BaseException:
-        remove_file(tmp)
-        raise
     return path
