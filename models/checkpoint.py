@@ -128,6 +128,9 @@ def read_checkpoint(path: PathLike) -> dict:
     try:
         data = torch.load(str(path), map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as exc:
+        if "global" not in str(exc).lower():  # not a refused object: bytes that are no pickle at all
+            raise RitmError(f"{path.name} is not a readable PyTorch checkpoint (truncated or corrupt download?); "
+                            f"download it again. Detail: {_first_line(exc)}") from None
         raise RitmError(
             f"Refusing to load {path.name}: it contains Python objects other than tensors and "
             "plain values, which could run code when opened. Use a checkpoint from a trusted "

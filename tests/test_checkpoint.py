@@ -19,7 +19,7 @@ from ritm_qgis.models import (
     save_ritm_checkpoint,
     weights_sha256,
 )
-from ritm_qgis.models.checkpoint import config_from_ritm, ritm_config_dict
+from ritm_qgis.models.checkpoint import config_from_ritm, read_checkpoint, ritm_config_dict
 from ritm_qgis.models.testing import deterministic_state_dict, randomize_
 
 # What RITM's @serialize wrote for HRNetModel(width=48, ocr_width=128, with_aux_output=True,
@@ -190,6 +190,18 @@ def test_file_that_would_run_code_is_refused(tmp_path):
     # the payload is real: an unrestricted unpickler does run it
     torch.load(str(path), weights_only=False)
     assert marker.exists()
+
+
+def test_random_bytes_are_a_corrupt_file_not_a_code_warning(tmp_path):
+    import random
+
+    path = tmp_path / "noise.pth"
+    for seed in range(8):  # various first bytes: unknown opcodes, stack errors, bad strings
+        rng = random.Random(seed)
+        path.write_bytes(bytes(rng.getrandbits(8) for _ in range(4000)))
+        with pytest.raises(RitmError, match="not a readable PyTorch checkpoint") as err:
+            read_checkpoint(path)
+        assert "could run code" not in str(err.value)
 
 
 def test_missing_and_unexpected_keys_are_listed(tmp_path):
