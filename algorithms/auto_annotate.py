@@ -114,7 +114,7 @@ class AutoAnnotateAlgorithm(RitmAlgorithm):
         result = annotate_raster(
             raster, lambda: Predictor(backend), footprints=reference, mask_raster=mask_raster, bounds=bounds,
             target_iou=target_iou, max_clicks=self.parameterAsInt(parameters, self.MAX_CLICKS, context),
-            progress=lambda done, total: run.progress(done / total, 0, 90), cancel=run.cancelled, stretch=stretch)
+            progress=run.scaled(0, 90), cancel=run.cancelled, stretch=stretch)
         ann = result.annotation
         polys, clicks = annotation_frames(ann, result.grid, label)
         polys["stretch"] = stretch.label

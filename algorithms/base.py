@@ -43,8 +43,9 @@ class Destination(NamedTuple):
 class RunFeedback:
     """One progress/cancel adapter over a ``QgsProcessingFeedback``.
 
-    ``progress(fraction)`` (0..1) maps into ``[start, end]`` percent; ``counts(done, total)`` is
-    the same for sample counts; ``cancelled()`` is the engine's ``cancel`` callable. Messages
+    ``counts(done, total, message)`` takes the engine's progress reports (``core.progress``),
+    ``progress(fraction)`` (0..1) a fraction, each mapped into ``[start, end]`` percent;
+    ``cancelled()`` is the engine's ``cancel`` callable. Messages
     (``info``/``warning``) given while the progress bar is moving are held back until
     ``finish()`` so that they do not run into qgis_process's progress dots.
     """
@@ -64,12 +65,17 @@ class RunFeedback:
         self._moving = True
         self.feedback.setProgress(start + (end - start) * fraction)
 
-    def counts(self, done: int, total: int) -> None:
-        self.progress(done / max(total, 1))
+    def counts(self, done: float, total: float | None, message: str | None = None,
+               start: float = 0.0, end: float = 100.0) -> None:
+        """The engine's ``progress(done, total, message)`` (``core.progress``), mapped into [start, end] %."""
+        if total:
+            self.progress(done / total, start, end)
+        if message:
+            self.feedback.setProgressText(message)
 
     def scaled(self, start: float, end: float):
-        """A ``progress(fraction)`` callable for one stage of the run."""
-        return lambda fraction: self.progress(fraction, start, end)
+        """An engine ``progress`` callable for one stage of the run, within [start, end] %."""
+        return lambda done, total, message=None: self.counts(done, total, message, start, end)
 
     def _say(self, kind: str, text: str) -> None:
         if self._moving:

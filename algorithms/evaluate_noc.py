@@ -143,7 +143,7 @@ class EvaluateNocAlgorithm(RitmAlgorithm):
             max_clicks=max_clicks, thresholds=thresholds,
             batch_size=self.parameterAsInt(parameters, self.BATCH_SIZE, context),
             predictions=fp_dest is not None, edge_tiles=edge_tiles,
-            progress=lambda done, total: run.progress(done / max(total, 1), 0, 90), cancel=run.cancelled,
+            progress=run.scaled(0, 90), cancel=run.cancelled,
             stretch=stretch)
         footprints = (fp_dest.path, fp_dest.layer) if fp_dest is not None else None
         write_evaluation_outputs(ev, thresholds, table_path=table, html_path=html, ious_path=ious,

@@ -88,7 +88,7 @@ class TileRasterAlgorithm(RitmAlgorithm):
             # leaves the folder as it was
             with OutputSet() as staging:
                 result = write_tiles(raster, folder, size=size, overlap=overlap, edge=edge, index_path=index.path,
-                                     skip_empty=skip_empty, progress=run.progress, cancel=run.cancelled,
+                                     skip_empty=skip_empty, progress=run.counts, cancel=run.cancelled,
                                      staging=staging)
                 if result.cancelled:
                     raise Cancelled()

@@ -102,12 +102,8 @@ class TrainModelAlgorithm(RitmAlgorithm):
                 device=self.parameterAsEnumString(parameters, self.DEVICE, context) or "auto",
                 aerial_aug=True)
 
-            def progress(fraction, message):
-                run.progress(fraction)
-                run.feedback.setProgressText(message)
-
             try:
-                path = train(cfg, progress=progress, cancel=run.cancelled, log=run.info)
+                path = train(cfg, progress=run.counts, cancel=run.cancelled, log=run.info)
             except RitmError as exc:
                 raise RitmError(str(exc).replace(footprints, f"the footprint layer '{layer.name()}'")) from None
         if run.cancelled():

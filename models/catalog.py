@@ -25,9 +25,10 @@ import os
 import shutil
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable, Dict, List, Optional, Tuple
+from typing import Dict, List, Optional, Tuple
 
 from ritm_qgis.core.errors import RitmError
+from ritm_qgis.core.progress import Progress
 
 from .weights import OFFICIAL_WEIGHTS, DownloadResult, cache_dir, cached_path, download, file_sha256
 
@@ -356,9 +357,6 @@ def download_url(e: ModelEntry, mirror: Optional[str] = None) -> str:
     if base:
         return base.rstrip("/") + f"/{e.name}.pth"
     return e.url
-
-
-Progress = Callable[[int, Optional[int]], None]
 
 
 def download_model(

@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Callable, Dict, Optional
 
 from ritm_qgis.core.errors import RitmError
+from ritm_qgis.core.progress import Progress
 
 __all__ = [
     "WeightsEntry",
@@ -59,8 +60,6 @@ OFFICIAL_WEIGHTS: Dict[str, WeightsEntry] = {
         _entry("coco_lvis_h18_baseline", "hrnet18", "COCO+LVIS", "HRNet18 baseline without previous-mask input", "38.8 MB"),
     )
 }
-
-Progress = Callable[[int, Optional[int]], None]
 
 
 @dataclass

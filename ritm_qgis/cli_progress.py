@@ -1,7 +1,6 @@
 """Progress bars on stderr for the command line (tqdm), fed by the engine's progress callbacks.
 
-The engine reports either counts, ``progress(done, total)``, or a fraction with a message,
-``progress(fraction, message)``; ``ProgressBar.counts`` and ``ProgressBar.fraction`` take each.
+A ``ProgressBar`` is itself the engine's ``progress(done, total, message=None)`` callable.
 The bar appears at the first report, so a run that fails before any progress prints only its error.
 """
 
@@ -24,19 +23,15 @@ class ProgressBar:
             self._bar = tqdm(disable=not self.enabled, **self.options)
         return self._bar
 
-    def counts(self, done: float, total: float | None) -> None:
+    def __call__(self, done: float, total: float | None, message: str | None = None) -> None:
+        """The engine's ``progress(done, total, message)`` (``ritm_qgis.core.progress``)."""
         if total and self.bar.total != total:
             self.bar.total = total
+        if message:
+            self.bar.set_postfix_str(message, refresh=False)
         self.bar.update(done - self.bar.n)
         if total and done >= total:
             self.close()
-
-    def fraction(self, fraction: float, message: str = "") -> None:
-        if self.bar.total != 100:
-            self.bar.total = 100
-            self.bar.bar_format = "{desc} {percentage:5.1f}%|{bar}| {elapsed}<{remaining} {postfix}"
-        self.bar.set_postfix_str(message, refresh=False)
-        self.bar.update(min(100.0, 100.0 * fraction) - self.bar.n)
 
     def write(self, line: str) -> None:
         """A line above the bar (or alone when there is none yet)."""

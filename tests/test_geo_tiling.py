@@ -53,7 +53,7 @@ def test_write_tiles_keeps_crs_transform_and_pixels(tmp_path):
     src, data = make_raster(tmp_path / "scene.tif")
     fractions = []
     res = write_tiles(src, tmp_path / "tiles", size=100, edge="shift",
-                      index_path=tmp_path / "tiles" / "index.gpkg", progress=fractions.append)
+                      index_path=tmp_path / "tiles" / "index.gpkg", progress=lambda done, total: fractions.append(done / total))
     assert not res.cancelled and len(res.paths) == 6
     assert fractions[-1] == pytest.approx(1.0) and fractions == sorted(fractions)
     names = sorted(p.name for p in res.paths)

@@ -42,7 +42,7 @@ def test_prepare_inria_crops_split_manifest_and_resume(tmp_path):
     root, out = str(tmp_path / "AerialImageDataset"), str(tmp_path / "crops")
     src = _fabricate(root)
     seen = []
-    res = prepare_inria(root, out, crop_size=50, progress=lambda f, m: seen.append(f))
+    res = prepare_inria(root, out, crop_size=50, progress=lambda done, total, message: seen.append(done / total))
     assert (res.crops, res.written, res.skipped) == (12, 12, 0)
     assert seen[-1] == pytest.approx(1.0) and len(seen) == 3
     test = sorted(os.listdir(os.path.join(out, "test", "images")))

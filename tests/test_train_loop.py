@@ -51,7 +51,7 @@ def test_train_steps_checkpoint_resume_and_finetune(tiny_folder, tmp_path):
     out = tmp_path / "run"
     progress = []
     path = train(_cfg(tiny_folder, out, val_data=[tiny_folder], val_limit=2, val_max_clicks=2),
-                 progress=lambda f, m: progress.append((f, m)))
+                 progress=lambda done, total, m: progress.append((done / total, m)))
     assert path == out / "last.pth" and (out / "last_state.pth").is_file() and (out / "best.pth").is_file()
     assert [round(f, 2) for f, _ in progress] == [0.5, 1.0]
     model, info = load_model(path)

@@ -40,7 +40,7 @@ def run(args) -> int:
     bar = ProgressBar(args.name, unit="B", unit_scale=True, enabled=not args.quiet)
     try:
         result = download_model(args.name, url=args.url, sha256=args.sha256, directory=args.cache_dir,
-                                progress=bar.counts, force=args.force, mirror=args.mirror)
+                                progress=bar, force=args.force, mirror=args.mirror)
     finally:
         bar.close()
     known_entry = entry(args.name)

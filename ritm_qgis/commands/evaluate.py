@@ -173,13 +173,13 @@ def _evaluate_all(args, dataset, indices, info, device, thresholds, labels) -> i
             if info.enabled:  # each process evaluates its shard; rank 0 merges them in dataset order and writes
                 part = evaluate(dataset, make_session, label, args.max_clicks, args.batch_size,
                                 indices=shard(indices, info.rank, info.world_size),
-                                progress=ProgressBar(f"{label} [rank {info.rank}]", "sample").counts if info.is_main else None)
+                                progress=ProgressBar(f"{label} [rank {info.rank}]", "sample") if info.is_main else None)
                 result = merge_results(all_gather_objects(info, part))
                 if not info.is_main:
                     continue
             else:
                 result = evaluate(dataset, make_session, label, args.max_clicks, args.batch_size,
-                                  progress=ProgressBar(label, "sample").counts, indices=indices,
+                                  progress=ProgressBar(label, "sample"), indices=indices,
                                   on_batch=lambda r, folder=folder: write_sample_outputs(
                                       folder, r, thresholds, incomplete=True))
             write_sample_outputs(folder, result, thresholds, staging=staging)

@@ -28,7 +28,7 @@ def run(args) -> int:
 
     bar = ProgressBar("prepare-inria")
     try:
-        res = prepare_inria(args.src, args.out, args.crop_size, test_ids, progress=bar.fraction)
+        res = prepare_inria(args.src, args.out, args.crop_size, test_ids, progress=bar)
     finally:
         bar.close()
     print(f"{res.crops} crops ({res.written} written, {res.skipped} already there, {res.empty} empty); "

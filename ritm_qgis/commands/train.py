@@ -81,7 +81,7 @@ def run(args) -> int:
     main = int(os.environ.get("RANK", "0")) == 0
     bar = ProgressBar("train", enabled=main)
     try:
-        path = train(cfg, progress=bar.fraction, log=bar.write)
+        path = train(cfg, progress=bar, log=bar.write)
     finally:
         bar.close()
     if main:

@@ -34,6 +34,7 @@ import numpy as np
 
 from ritm_qgis.core.atomic import atomic_path, write_text_atomically
 from ritm_qgis.core.errors import RitmError
+from ritm_qgis.core.progress import Progress
 from ritm_qgis.engine.geo.tiling import tile_grid
 
 __all__ = ["InriaTile", "PrepareResult", "find_tiles", "prepare_inria", "TEST_IDS", "MANIFEST_FIELDS"]
@@ -131,11 +132,11 @@ def _write_png(path: str, array: np.ndarray) -> None:
 
 
 def prepare_inria(src: str, out: str, crop_size: int = 500, test_ids=TEST_IDS,
-                  progress: Optional[Callable[[float, str], None]] = None,
+                  progress: Optional[Progress] = None,
                   cancel: Optional[Callable[[], bool]] = None) -> PrepareResult:
     """Cut every tile of ``src`` into ``crop_size`` crops under ``out`` (see the module doc).
 
-    progress(fraction, message) is called after each tile; cancel() is polled between crops
+    progress(tiles done, tiles, message) is called after each tile; cancel() is polled between crops
     (finished crops stay; run again to resume). Returns counts and the manifest path.
     """
     if crop_size < 1:
@@ -181,7 +182,7 @@ def prepare_inria(src: str, out: str, crop_size: int = 500, test_ids=TEST_IDS,
                 result.empty += fg == 0.0
                 rows.append([name, split, tile.city, tile.n, r, c, f"{fg:.6f}", int(fg == 0.0)])
         if progress is not None:
-            progress((k + 1) / len(tiles), f"{tile.stem}: {len(crops)} crops ({split})")
+            progress(k + 1, len(tiles), f"{tile.stem}: {len(crops)} crops ({split})")
     buf = io.StringIO()
     w = csv.writer(buf)
     w.writerow(MANIFEST_FIELDS)

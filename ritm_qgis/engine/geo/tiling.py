@@ -35,6 +35,7 @@ from rasterio.windows import Window
 
 from ritm_qgis.core.atomic import atomic_path
 from ritm_qgis.core.errors import RitmError
+from ritm_qgis.core.progress import Progress
 from ritm_qgis.engine.geo.raster_io import RasterGrid, clip_window, open_raster, raster_meta
 
 __all__ = ["Tile", "TilingResult", "tile_grid", "tile_offsets", "write_tiles", "EDGE_POLICIES"]
@@ -161,14 +162,14 @@ def write_tiles(
     skip_empty: bool = False,
     compress: str | None = None,
     pixel_space: bool = False,
-    progress: Callable[[float], None] | None = None,
+    progress: Progress | None = None,
     cancel: Callable[[], bool] | None = None,
     staging=None,
 ) -> TilingResult:
     """Write the tiles of ``raster`` into ``out_dir`` as ``{stem}_{row}_{col}.tif``.
 
     ``stem`` defaults to the raster's file stem. ``skip_empty`` skips tiles whose pixels are all
-    invalid (nodata). ``progress(fraction)`` is called after each tile; ``cancel()`` is checked
+    invalid (nodata). ``progress(done, total)`` is called after each tile; ``cancel()`` is checked
     before each tile and a True stops the run (``cancelled=True``; finished tiles are kept, no
     partial tile exists). ``index_path`` (a .gpkg) receives one polygon per written tile with
     fields name, row, col, path (written atomically, also after a cancel).
@@ -217,7 +218,7 @@ def write_tiles(
                 data = full
             if skip_empty and _all_invalid(src, meta, data, inner):
                 if progress is not None:
-                    progress((i + 1) / n)
+                    progress(i + 1, n)
                 continue
             path = out_dir / f"{tile.name}.tif"
             profile = _tile_profile(src, grid, tile, nodata, compress)
@@ -226,7 +227,7 @@ def write_tiles(
             written.append(path)
             written_tiles.append(tile)
             if progress is not None:
-                progress((i + 1) / n)
+                progress(i + 1, n)
     index = None
     if index_path is not None:
         index = Path(index_path)

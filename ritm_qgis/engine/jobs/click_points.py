@@ -34,6 +34,7 @@ from typing import Callable, Iterable, Sequence
 import numpy as np
 
 from ritm_qgis.core.errors import RitmError
+from ritm_qgis.core.progress import Progress
 from ritm_qgis.engine.geo.raster_io import RasterGrid, Window, clip_window, map_to_pixel
 
 __all__ = [
@@ -206,7 +207,7 @@ def segment_objects(
     simplify_px: float = 0.0,
     stretch_rule=None,
     mask_path: str | os.PathLike | None = None,
-    progress: Callable[[float], None] | None = None,
+    progress: Progress | None = None,
     cancel: Callable[[], bool] | None = None,
     staging=None,
 ):
@@ -250,7 +251,7 @@ def segment_objects(
                     check_cancel(cancel)
                     rows.append(_segment_one(ds, obj, window, stretch, make_session, model_name, simplify, dst))
                     if progress is not None:
-                        progress((k + 1) / len(objects))
+                        progress(k + 1, len(objects))
             finally:
                 if dst is not None:
                     dst.close()

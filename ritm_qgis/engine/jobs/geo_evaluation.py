@@ -27,6 +27,7 @@ from typing import Callable
 import numpy as np
 
 from ritm_qgis.core.errors import RitmError
+from ritm_qgis.core.progress import Progress
 
 __all__ = ["GeoEvaluation", "evaluate_raster", "write_evaluation_outputs", "aoi_geometry"]
 
@@ -79,7 +80,7 @@ def evaluate_raster(
     batch_size: int = 1,
     predictions: bool = False,
     edge_tiles: str = "pad",
-    progress: Callable[[int, int], None] | None = None,
+    progress: Progress | None = None,
     cancel: Callable[[], bool] | None = None,
     stretch=None,
 ) -> GeoEvaluation:

@@ -23,6 +23,7 @@ from ritm_qgis.engine.protocol.clicker import ClickHistory, next_click
 from ritm_qgis.engine.data.datasets import Dataset, Sample
 from ritm_qgis.engine.protocol.metrics import mask_iou
 from ritm_qgis.core.cancel import Cancelled, check_cancel
+from ritm_qgis.core.progress import Progress
 from ritm_qgis.core.threads import map_samples
 
 __all__ = ["Cancelled", "EvalResult", "evaluate", "Annotation", "annotate", "shard", "merge_results"]
@@ -100,7 +101,7 @@ def _step(runs: list[_Run], k: int, stop_iou: float | None):
 
 def evaluate(dataset: Dataset, make_session: Callable[[], object], model_name: str = "model",
              max_clicks: int = 20, batch_size: int = 1, stop_iou: float | None = None,
-             progress: Callable[[int, int], None] | None = None,
+             progress: Progress | None = None,
              cancel: Callable[[], bool] | None = None,
              on_batch: Callable[[EvalResult], None] | None = None,
              indices=None) -> EvalResult:
@@ -162,7 +163,7 @@ class Annotation:
 
 
 def annotate(sample: Sample, session, target_iou: float = 0.9, max_clicks: int = 20,
-             progress: Callable[[int, int], None] | None = None,
+             progress: Progress | None = None,
              cancel: Callable[[], bool] | None = None) -> Annotation:
     """The paper's demo: simulated clicks on one image until ``target_iou`` or ``max_clicks``.
 

@@ -11,6 +11,7 @@ import sys
 from typing import Callable, List, Optional, Tuple
 
 from ritm_qgis.core.errors import RitmError
+from ritm_qgis.core.progress import Progress
 
 __all__ = ["model_names", "default_model", "default_model_help", "available_devices", "model_spec"]
 
@@ -58,7 +59,7 @@ def available_devices() -> List[str]:
 
 
 def model_spec(name: str, checkpoint: Optional[str] = None,
-               progress: Optional[Callable[[int, Optional[int]], None]] = None,
+               progress: Optional[Progress] = None,
                cancel: Optional[Callable[[], bool]] = None) -> str:
     """The spec ``build_backend`` takes for an algorithm's (model, checkpoint file) pair.
 

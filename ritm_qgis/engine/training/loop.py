@@ -40,6 +40,7 @@ from typing import Callable, Optional
 import numpy as np
 
 from ritm_qgis.core.errors import RitmError
+from ritm_qgis.core.progress import Progress
 from ritm_qgis.engine.data.datasets import Dataset
 from ritm_qgis.engine.data.registry import open_dataset
 
@@ -384,11 +385,11 @@ class Trainer:
                 "seconds": round(time.perf_counter() - t0, 1)}
 
 
-def train(config: TrainConfig, progress: Optional[Callable[[float, str], None]] = None,
+def train(config: TrainConfig, progress: Optional[Progress] = None,
           cancel: Optional[Callable[[], bool]] = None, log: Optional[Callable[[str], None]] = None) -> Path:
     """Train (or fine-tune, or resume) as ``config`` says; returns the path of the last checkpoint.
 
-    progress(fraction, message) after each step; cancel() polled before each step: when it
+    progress(steps done, total steps, message) after each step; cancel() polled before each step: when it
     returns True the weights are saved and the path returned (metadata ``complete: false``;
     run again with the same ``out`` to resume). Ctrl+C saves too, then re-raises.
     """
@@ -427,7 +428,7 @@ def train(config: TrainConfig, progress: Optional[Callable[[float, str], None]] 
                     sums[k] = sums.get(k, 0.0) + v
                 n += 1
                 if progress is not None and info.is_main:
-                    progress(min(1.0, trainer.step / max(total, 1)),
+                    progress(min(trainer.step, total), total,
                              f"epoch {epoch + 1}/{cfg.epochs} step {n}/{steps_per_epoch} loss {parts['loss']:.4f}")
                 if cfg.max_steps and trainer.step >= cfg.max_steps:
                     break
