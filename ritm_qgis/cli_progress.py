@@ -7,6 +7,7 @@ The bar appears at the first report, so a run that fails before any progress pri
 from __future__ import annotations
 
 import sys
+import time
 
 from tqdm import tqdm
 
@@ -16,11 +17,13 @@ class ProgressBar:
         self.options = dict(desc=label, unit=unit, unit_scale=unit_scale, file=sys.stderr, dynamic_ncols=True)
         self.enabled = enabled
         self._bar = None
+        self._started = time.time()
 
     @property
     def bar(self) -> tqdm:
         if self._bar is None:
             self._bar = tqdm(disable=not self.enabled, **self.options)
+            self._bar.start_t = self._started  # rates and times count from the start of the work
         return self._bar
 
     def __call__(self, done: float, total: float | None, message: str | None = None) -> None:
