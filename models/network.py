@@ -15,7 +15,7 @@ is ``{'instances': logits, 'instances_aux': aux_logits}``, both ``(B, 1, H, W)``
 
 from __future__ import annotations
 
-from dataclasses import dataclass, asdict
+from dataclasses import asdict, dataclass
 
 import torch
 import torch.nn as nn

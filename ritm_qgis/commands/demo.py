@@ -72,8 +72,8 @@ def load_demo_inputs(image_path: str, target_path: str, stretch=None):
 
 def write_geo_outputs(folder: str, ann, grid, model: str, stretch: str = "percentile"):
     """footprints.gpkg (the final mask as polygons) and clicks.gpkg (sign, order) in the raster's CRS."""
-    from ritm_qgis.engine.jobs.annotation_outputs import annotation_frames
     from ritm_qgis.engine.geo.vector_io import write_gpkg
+    from ritm_qgis.engine.jobs.annotation_outputs import annotation_frames
 
     polys, clicks = annotation_frames(ann, grid, model)
     polys["stretch"] = stretch
@@ -82,11 +82,11 @@ def write_geo_outputs(folder: str, ann, grid, model: str, stretch: str = "percen
 
 
 def run(args) -> int:
-    from ritm_qgis.engine.interactive.backends import build_backend, model_label
     from ritm_qgis.engine.data.datasets import Sample
+    from ritm_qgis.engine.interactive.backends import build_backend, model_label
+    from ritm_qgis.engine.interactive.predictor import Predictor
     from ritm_qgis.engine.jobs.annotation_outputs import write_annotation_figures
     from ritm_qgis.engine.protocol.evaluation import annotate
-    from ritm_qgis.engine.interactive.predictor import Predictor
 
     if not 0 < args.target_iou <= 1:
         raise RitmError("--target-iou must lie in (0, 1]")

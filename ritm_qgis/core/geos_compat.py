@@ -22,7 +22,6 @@ from __future__ import annotations
 import ctypes
 import importlib
 import os
-
 import sys
 
 __all__ = ["runtime_geos_version", "align_with_runtime_geos", "load_geo_stack_isolated"]

@@ -22,8 +22,8 @@ import numpy as np
 import shapely
 from rasterio.windows import Window
 
-from ritm_qgis.engine.data.datasets import Dataset, Sample
 from ritm_qgis.core.errors import RitmError
+from ritm_qgis.engine.data.datasets import Dataset, Sample
 from ritm_qgis.engine.geo.footprints import load_footprints, rasterize_footprints
 from ritm_qgis.engine.geo.raster_io import map_to_pixel, open_raster, raster_meta
 from ritm_qgis.engine.geo.stretch import resolve_stretch

@@ -41,10 +41,10 @@ import numpy as np
 import rasterio
 import rasterio.transform
 from affine import Affine
+from rasterio import windows
 from rasterio.crs import CRS
 from rasterio.enums import ColorInterp, MaskFlags
 from rasterio.errors import NotGeoreferencedWarning, RasterioIOError
-from rasterio import windows
 from rasterio.windows import Window
 
 from ritm_qgis.core.errors import RitmError

@@ -35,8 +35,8 @@ from affine import Affine
 from rasterio.windows import Window
 from shapely import GeometryType
 
-from ritm_qgis.core.errors import RitmError
 from ritm_qgis.core.defaults import MASK_THRESHOLD
+from ritm_qgis.core.errors import RitmError
 from ritm_qgis.engine.geo.raster_io import RasterGrid, open_raster, raster_meta
 
 __all__ = [

@@ -35,12 +35,11 @@ from typing import Sequence
 
 import numpy as np
 
+from ritm_qgis.core.defaults import MASK_THRESHOLD
+from ritm_qgis.core.errors import RitmError
+from ritm_qgis.engine.geo.image_norm import to_rgb_float, to_rgb_uint8
 from ritm_qgis.engine.interactive import zoom_in as zi
 from ritm_qgis.engine.interactive.click_encoding import Click, flip_clicks, points_array
-from ritm_qgis.core.errors import RitmError
-from ritm_qgis.core.defaults import MASK_THRESHOLD
-from ritm_qgis.engine.geo.image_norm import to_rgb_float, to_rgb_uint8
-
 
 DEFAULT_THRESHOLD = MASK_THRESHOLD
 

@@ -26,12 +26,19 @@ from typing import Callable
 
 import numpy as np
 
-from ritm_qgis.engine.interactive.context_window import (DEFAULT_MARGIN, DEFAULT_MAX_SIZE, DEFAULT_MIN_SIZE, WindowBox, context_window,
-                             keeps_window, pixel_index)
-from ritm_qgis.core.errors import RitmError
 from ritm_qgis.core.defaults import MASK_THRESHOLD
+from ritm_qgis.core.errors import RitmError
 from ritm_qgis.engine.geo.raster_io import RgbWindow, Window, map_to_pixel, raster_meta
 from ritm_qgis.engine.geo.stretch import StretchRule, resolve_stretch
+from ritm_qgis.engine.interactive.context_window import (
+    DEFAULT_MARGIN,
+    DEFAULT_MAX_SIZE,
+    DEFAULT_MIN_SIZE,
+    WindowBox,
+    context_window,
+    keeps_window,
+    pixel_index,
+)
 
 __all__ = ["RasterSession", "Step", "OutlineSettings"]
 

@@ -63,9 +63,9 @@ def annotate_raster(raster: str, make_session, *, footprints=None, mask_raster=N
     """The demo on a window of ``raster``; progress(clicks, max_clicks) and cancel() as ``annotate``;
     ``stretch``: the input rule (``geo.stretch.StretchRule``, default percentile)."""
     from ritm_qgis.engine.data.datasets import Sample
-    from ritm_qgis.engine.protocol.evaluation import annotate
     from ritm_qgis.engine.geo.raster_io import raster_meta
     from ritm_qgis.engine.geo.stretch import resolve_stretch
+    from ritm_qgis.engine.protocol.evaluation import annotate
 
     grid = raster_meta(raster).grid
     window = Window(0, 0, grid.width, grid.height) if bounds is None else extent_window(grid, bounds)

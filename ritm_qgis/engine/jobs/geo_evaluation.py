@@ -88,10 +88,10 @@ def evaluate_raster(
     rule (``geo.stretch.StretchRule``, default percentile)."""
     import geopandas as gpd
 
-    from ritm_qgis.engine.protocol.evaluation import evaluate
     from ritm_qgis.engine.data.geo_dataset import raster_footprint_dataset
-    from ritm_qgis.engine.protocol.noc import noc_report
     from ritm_qgis.engine.geo.raster_io import raster_meta
+    from ritm_qgis.engine.protocol.evaluation import evaluate
+    from ritm_qgis.engine.protocol.noc import noc_report
 
     grid = raster_meta(str(raster)).grid
     # a tile/building counts when it overlaps the area of interest by more than 1/100 of a pixel

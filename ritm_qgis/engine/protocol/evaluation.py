@@ -19,12 +19,12 @@ from typing import Callable
 
 import numpy as np
 
-from ritm_qgis.engine.protocol.clicker import ClickHistory, next_click
-from ritm_qgis.engine.data.datasets import Dataset, Sample
-from ritm_qgis.engine.protocol.metrics import mask_iou
 from ritm_qgis.core.cancel import Cancelled, check_cancel
 from ritm_qgis.core.progress import Progress
 from ritm_qgis.core.threads import map_samples
+from ritm_qgis.engine.data.datasets import Dataset, Sample
+from ritm_qgis.engine.protocol.clicker import ClickHistory, next_click
+from ritm_qgis.engine.protocol.metrics import mask_iou
 
 __all__ = ["Cancelled", "EvalResult", "evaluate", "Annotation", "annotate", "shard", "merge_results"]
 

@@ -14,8 +14,8 @@ import re
 
 import numpy as np
 
-from ritm_qgis.engine.data.datasets import Dataset, Sample
 from ritm_qgis.core.errors import RitmError
+from ritm_qgis.engine.data.datasets import Dataset, Sample
 
 from .augment import Augment
 from .sampler import IGNORE, MultiPointSampler

@@ -366,9 +366,9 @@ class Trainer:
 
     def validate(self) -> Optional[dict]:
         """NoC20@85/90 of the current weights on the held-out set (rank 0)."""
+        from ritm_qgis.engine.interactive.predictor import NetworkBackend, Predictor
         from ritm_qgis.engine.protocol.evaluation import evaluate
         from ritm_qgis.engine.protocol.noc import noc_report
-        from ritm_qgis.engine.interactive.predictor import NetworkBackend, Predictor
 
         if self.val_set is None:
             return None
@@ -395,8 +395,9 @@ def train(config: TrainConfig, progress: Optional[Progress] = None,
     """
     from torch.utils.data import DataLoader, DistributedSampler
 
-    from . import distributed as dist_mod
     from ritm_qgis.models import save_checkpoint, weights_sha256
+
+    from . import distributed as dist_mod
 
     trainer = Trainer(config)
     cfg, info = trainer.cfg, trainer.dist
