@@ -37,3 +37,33 @@ def plugin_zip(tmp_path_factory):
 
 def venv_python() -> str:
     return sys.executable
+
+
+@pytest.fixture(autouse=True, scope="session")
+def no_qgis_task_left_running(qgis_app, request):
+    """End of the session, before QGIS exits: cancel QGIS tasks a failed test left running and let
+    them finish. ``exitQgis`` waits for every task without processing events, so one blocked on the
+    network would hang the run for good; past 60 s the process exits with an error instead."""
+    yield
+    if qgis_app is None:
+        return
+    import time
+
+    from qgis.core import QgsApplication
+    from qgis.PyQt.QtCore import QCoreApplication
+
+    manager = QgsApplication.taskManager()
+    if not manager.activeTasks():
+        return
+    manager.cancelAll()
+    deadline = time.monotonic() + 60
+    while manager.activeTasks() and time.monotonic() < deadline:
+        QCoreApplication.processEvents()
+        time.sleep(0.05)
+    if manager.activeTasks():
+        names = ", ".join(t.description() for t in manager.activeTasks())
+        request.config.pluginmanager.getplugin("capturemanager").suspend_global_capture(in_=False)
+        sys.stderr.write(f"\nconftest: QGIS task(s) still running after cancel: {names}; exiting with an error "
+                         "instead of waiting for them forever.\n")
+        sys.stderr.flush()
+        os._exit(1)

@@ -26,7 +26,7 @@ DEFAULT = catalog.BEST_SHIPPED  # the default model while paper-finetune is not 
 IN_USE = f"in use: {DEFAULT} ("  # followed by its architecture and the device
 
 
-def wait_for(condition, timeout=30.0):
+def wait_for(condition, timeout=90.0):  # generous: a loaded 2-core CI machine is slow, not stuck
     deadline = time.monotonic() + timeout
     while not condition():
         assert time.monotonic() < deadline, "timed out"
