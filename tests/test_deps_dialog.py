@@ -3,9 +3,9 @@
 import os
 import sys
 import time
+from functools import partial
 
 import pytest
-from qgis.core import QgsApplication
 from qgis.PyQt.QtGui import QGuiApplication
 from qgis.PyQt.QtWidgets import QPushButton
 
@@ -13,17 +13,13 @@ from conftest import ROOT
 from ritm_qgis import deps
 from ritm_qgis.gui.deps_dialog import DepsDialog
 from ritm_qgis.plugin import RitmQgisPlugin
+import qgis_events
 from wheel_builder import make_wheel
 
 pytestmark = pytest.mark.qgis
 
 
-def wait_for(condition, timeout=120.0):
-    end = time.monotonic() + timeout
-    while not condition():
-        assert time.monotonic() < end, "timed out"
-        QgsApplication.processEvents()
-        time.sleep(0.02)
+wait_for = partial(qgis_events.wait_for, timeout=120.0)
 
 
 @pytest.fixture

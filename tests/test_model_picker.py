@@ -3,13 +3,14 @@ fetched by a QgsTask through QGIS's network stack from a loopback server, with p
 cancel, then used by the map tool on a real canvas; typing in the box loads nothing."""
 
 import hashlib
-import time
+from functools import partial
 
 import pytest
 from qgis.core import QgsApplication, QgsProject, QgsRasterLayer, QgsSettings
 from qgis.PyQt.QtCore import QCoreApplication, Qt
 from qgis.PyQt.QtTest import QTest
 
+import qgis_events
 from loopback import LoopbackServer
 from tiny_model import tiny_checkpoint
 
@@ -26,12 +27,7 @@ DEFAULT = catalog.BEST_SHIPPED  # the default model while paper-finetune is not 
 IN_USE = f"in use: {DEFAULT} ("  # followed by its architecture and the device
 
 
-def wait_for(condition, timeout=90.0):  # generous: a loaded 2-core CI machine is slow, not stuck
-    deadline = time.monotonic() + timeout
-    while not condition():
-        assert time.monotonic() < deadline, "timed out"
-        QCoreApplication.processEvents()
-        time.sleep(0.01)
+wait_for = partial(qgis_events.wait_for, timeout=90.0)  # generous: a loaded 2-core CI machine is slow, not stuck
 
 
 @pytest.fixture
