@@ -9,8 +9,11 @@ import time
 class LoopbackState:
     def __init__(self, files):
         self.files = dict(files)  # path -> bytes
-        self.mode = "normal"  # normal | truncate | slow | hold (half, then wait for `release`)
+        # normal | truncate | slow | hold (half, then wait for `release`) | wait (nothing until `release`)
+        self.mode = "normal"
         self.release = threading.Event()
+        self.redirects = {}  # path -> path it answers with a 302 to
+        self.sent_all = False  # a response's last byte was written
         self.requests = []  # (path, Range header)
 
 
@@ -22,6 +25,14 @@ class _Handler(http.server.BaseHTTPRequestHandler):
         st = self.server.state
         rng = self.headers.get("Range")
         st.requests.append((self.path, rng))
+        if self.path in st.redirects:
+            self.send_response(302)
+            self.send_header("Location", st.redirects[self.path])
+            self.send_header("Content-Length", "0")
+            self.end_headers()
+            return
+        if st.mode == "wait":
+            st.release.wait(60)
         payload = st.files.get(self.path)
         if payload is None:
             self.send_error(404, "Not Found")
@@ -48,8 +59,10 @@ class _Handler(http.server.BaseHTTPRequestHandler):
                     self.wfile.write(body[i:min(i + 16384, half)])
                     self.wfile.flush()
                     time.sleep(0.01)
-                st.release.wait(10)
+                st.release.wait(60)
                 self.wfile.write(body[half:])
+                self.wfile.flush()
+                st.sent_all = True
                 return
             step = 16384 if st.mode == "slow" else len(body)
             for i in range(0, len(body), step):
@@ -57,6 +70,8 @@ class _Handler(http.server.BaseHTTPRequestHandler):
                 if st.mode == "slow":
                     self.wfile.flush()
                     time.sleep(0.05)
+            self.wfile.flush()
+            st.sent_all = True
         except (BrokenPipeError, ConnectionResetError):  # the client cancelled
             pass
 

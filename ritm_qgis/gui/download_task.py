@@ -1,10 +1,10 @@
 """Downloading a model of the list inside QGIS: a ``QgsTask`` on QGIS's own network stack.
 
-``QgsBlockingNetworkRequest`` goes through ``QgsNetworkAccessManager``, so the user's proxy, SSL
-and authentication settings apply, as for any other download QGIS makes. The task shows in QGIS's
-task manager with its progress and can be cancelled there or from the dock. The file is written
-to the cache only once it is complete and matches its published digest (``.part`` then rename);
-a cancelled, failed or mismatching download leaves no file.
+The request goes through ``QgsNetworkAccessManager`` (the task thread's instance), so the user's
+proxy, SSL and authentication settings apply, as for any other download QGIS makes. The task shows
+in QGIS's task manager with its progress and can be cancelled there or from the dock. Bytes are
+streamed into ``NAME.pth.part`` as they arrive; the file takes its name only once it is complete
+and matches its published digest. A cancelled, failed or mismatching download leaves no file.
 """
 
 from __future__ import annotations
@@ -12,12 +12,14 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from qgis.core import QgsBlockingNetworkRequest, QgsFeedback, QgsTask
-from qgis.PyQt.QtCore import QUrl, pyqtSignal
-from qgis.PyQt.QtNetwork import QNetworkRequest
+from qgis.core import QgsNetworkAccessManager, QgsTask
+from qgis.PyQt import sip
+from qgis.PyQt.QtCore import QEventLoop, QTimer, QUrl, pyqtSignal
+from qgis.PyQt.QtNetwork import QNetworkReply, QNetworkRequest
 
 MIRROR_SETTING = "ritm_qgis/weights_mirror"
 STALL_TIMEOUT_MS = 60_000  # no byte for this long: the download fails with a message
+CANCEL_POLL_MS = 100  # how often the transfer looks at the task's cancel flag
 
 
 def mirror_setting() -> str:
@@ -50,37 +52,25 @@ class ModelDownloadTask(QgsTask):
         self.url = download_url(self.entry, mirror if mirror else None)
         self.dest = cached_path(name, directory)
         self.error: str | None = None
-        self._feedback = QgsFeedback()
 
-    def cancel(self) -> None:
-        self._feedback.cancel()
-        super().cancel()
-
-    def _progress(self, received, total) -> None:
-        if total > 0:
-            self.setProgress(100.0 * received / total)
-        self.bytesReceived.emit(int(received), int(max(total, 0)))
+    def _cancelled(self) -> str:
+        return f"The download of {self.name} was cancelled; nothing was kept."
 
     def run(self) -> bool:  # the task's thread
         from ritm_qgis.models.catalog import check_digest, record_verified
 
-        request = QgsBlockingNetworkRequest()
-        request.downloadProgress.connect(self._progress)
-        net = QNetworkRequest(QUrl(self.url))
-        if hasattr(net, "setTransferTimeout"):  # Qt >= 5.15: a stalled transfer ends in an error, not a hang
-            net.setTransferTimeout(STALL_TIMEOUT_MS)
-        code = request.get(net, True, self._feedback)
-        if self.isCanceled() or self._feedback.isCanceled():
-            self.error = f"The download of {self.name} was cancelled; nothing was kept."
-            return False
-        if code != QgsBlockingNetworkRequest.NoError:
-            self.error = (f"Could not download {self.name} from {self.url} ({request.errorMessage().strip()}); "
-                          "check the network or proxy settings, or set a mirror.")
+        if self.isCanceled():
+            self.error = self._cancelled()
             return False
         part = Path(str(self.dest) + ".part")
         try:
             part.parent.mkdir(parents=True, exist_ok=True)
-            part.write_bytes(bytes(request.reply().content()))
+            with open(part, "wb") as out:
+                self.error = self._transfer(out)
+            if self.error is None and self.isCanceled():  # cancelled after the last byte: still nothing kept
+                self.error = self._cancelled()
+            if self.error is not None:
+                return False
             mismatch = check_digest(part, self.entry.digest) if self.entry.digest else None
             if mismatch is not None:
                 self.error = (f"The file downloaded from {self.url} is not the published {self.name} ({mismatch}, "
@@ -95,3 +85,77 @@ class ModelDownloadTask(QgsTask):
             if part.exists():
                 part.unlink()
         return True
+
+    def _transfer(self, out) -> str | None:
+        """Stream the URL into ``out`` in an event loop of this thread; the error sentence, or None.
+
+        A timer looks at ``isCanceled()`` while the loop runs and aborts the reply: a cancel is a
+        flag the task keeps, so one given before the request exists or between two signals is seen
+        all the same (a signal-based cancel can arrive before there is a reply to abort)."""
+        request = QNetworkRequest(QUrl(self.url))
+        request.setAttribute(QNetworkRequest.RedirectPolicyAttribute, QNetworkRequest.NoLessSafeRedirectPolicy)
+        request.setAttribute(QNetworkRequest.CacheLoadControlAttribute, QNetworkRequest.AlwaysNetwork)
+        request.setAttribute(QNetworkRequest.CacheSaveControlAttribute, False)  # not a second copy in QGIS's cache
+        request.setTransferTimeout(STALL_TIMEOUT_MS)  # Qt >= 5.15, as in QGIS 3.22's Debian and Windows builds
+        reply = QgsNetworkAccessManager.instance().get(request)
+        loop = QEventLoop()
+        write_failed: list[OSError] = []
+
+        def save_available():
+            if not reply.isOpen():  # aborted: nothing more to read
+                return
+            data = reply.readAll()
+            status = reply.attribute(QNetworkRequest.HttpStatusCodeAttribute)
+            if not data or write_failed or (status is not None and not 200 <= int(status) < 300):
+                return  # an error page or a redirect's body is not the file
+            try:
+                out.write(bytes(data))
+            except OSError as exc:
+                write_failed.append(exc)
+                reply.abort()
+
+        def look_at_cancel():
+            if self.isCanceled() and reply.isRunning():
+                reply.abort()
+
+        def progress(received, total):
+            if total > 0:
+                self.setProgress(100.0 * received / total)
+            self.bytesReceived.emit(int(received), int(max(total, 0)))
+
+        reply.readyRead.connect(save_available)
+        reply.downloadProgress.connect(progress)
+        reply.finished.connect(loop.quit)
+        poll = QTimer()
+        poll.setInterval(CANCEL_POLL_MS)
+        poll.timeout.connect(look_at_cancel)
+        poll.start()
+        try:
+            look_at_cancel()
+            if not reply.isFinished():
+                loop.exec_()
+            poll.stop()
+            save_available()  # what arrived with the end of the reply
+            if write_failed:
+                raise write_failed[0]
+            if self.isCanceled():
+                return self._cancelled()
+            return self._reply_error(reply)
+        finally:
+            poll.stop()
+            sip.delete(reply)  # this pool thread runs no event loop that would honour deleteLater()
+
+    def _reply_error(self, reply) -> str | None:
+        status = reply.attribute(QNetworkRequest.HttpStatusCodeAttribute)
+        code = reply.error()
+        if code == QNetworkReply.NoError and (status is None or 200 <= int(status) < 300):
+            return None
+        if code == QNetworkReply.OperationCanceledError:  # not the user's cancel: a stall timeout aborted it
+            why = "the transfer stalled: no data came in time"
+        elif status is not None and not 200 <= int(status) < 300:
+            reason = reply.attribute(QNetworkRequest.HttpReasonPhraseAttribute) or ""
+            why = f"HTTP {int(status)} {reason}".strip()
+        else:
+            why = reply.errorString().strip() or "no response"
+        return (f"Could not download {self.name} from {self.url} ({why}); "
+                "check the network or proxy settings, or set a mirror.")
