@@ -111,11 +111,13 @@ def test_the_list_is_grouped_and_typing_loads_nothing(remote, plugin, qgis_iface
     # typing jumps through the list but commits nothing: no model job, no message
     bar = qgis_iface.messageBar()
     before = len(bar.items()) if hasattr(bar, "items") else 0
-    QTest.keyClicks(combo, "aerial-finetuned-h1")
+    QTest.keyClicks(combo, "paper-fi")  # the first key opens the list and starts the search in it
     QCoreApplication.processEvents()
+    assert combo.view().isVisible()
+    assert combo.view().currentIndex().data(SPEC_ROLE) == "paper-finetune"  # highlighted, not chosen
     combo.hidePopup()  # closed without a commit (Esc or a click elsewhere)
     QCoreApplication.processEvents()
-    assert dock.model.spec() == DEFAULT
+    assert dock.model.spec() == DEFAULT and dock.model.task is None  # nothing loaded, nothing downloading
     assert tool.worker.pending == 0 and tool.settings.model == DEFAULT
     assert (len(bar.items()) if hasattr(bar, "items") else 0) == before
     assert dock.in_use.text().startswith(IN_USE)

@@ -42,12 +42,16 @@ class ChoiceBox(QComboBox):
     """A combo box that changes only through its popup: a closed QComboBox commits ('activated') on
     every key of a keyboard search and every wheel step, which would load (or download) each model
     passed on the way. Here keys open the popup, where typing only moves the highlight and Enter
-    or a click commits."""
+    or a click commits. The key that opens the popup is the first letter of that search, so typing
+    "paper" lands on paper-finetune, as it would in any list."""
 
     def keyPressEvent(self, event):  # noqa: N802 (Qt's name)
-        if event.text().strip() or event.key() in (Qt.Key_Space, Qt.Key_Return, Qt.Key_Enter, Qt.Key_F4,
-                                                   Qt.Key_Up, Qt.Key_Down):
-            self.showPopup()
+        text = event.text().strip()
+        if text or event.key() in (Qt.Key_Space, Qt.Key_Return, Qt.Key_Enter, Qt.Key_F4, Qt.Key_Up, Qt.Key_Down):
+            if not self.view().isVisible():  # showing it again would put the highlight back on the current model
+                self.showPopup()
+            if text:
+                self.view().keyboardSearch(text)
             event.accept()
             return
         event.ignore()
