@@ -64,7 +64,8 @@ def remote(tmp_path, monkeypatch):
 
 
 @pytest.fixture
-def plugin(qgis_iface, qgis_canvas, qgis_new_project, clean_settings, tmp_path, monkeypatch):
+def started(qgis_iface, qgis_canvas, qgis_new_project, clean_settings, tmp_path, monkeypatch):
+    """The plugin with its tool just started from the toolbar button (the first model still loading)."""
     monkeypatch.setenv("RITM_QGIS_CACHE", str(tmp_path / "cache"))
     path = tmp_path / "scene.tif"
     write_scene(make_scene(size=256, n_buildings=4, seed=1), str(path))
@@ -74,7 +75,6 @@ def plugin(qgis_iface, qgis_canvas, qgis_new_project, clean_settings, tmp_path, 
     p = RitmQgisPlugin(qgis_iface)
     p.initGui()
     p.map_tool.action.trigger()
-    p.map_tool.tool.wait_idle()
     try:
         yield p
     finally:
@@ -83,6 +83,12 @@ def plugin(qgis_iface, qgis_canvas, qgis_new_project, clean_settings, tmp_path, 
             picker.cancel_download()
             wait_for(lambda: picker.task is None)
         p.unload()
+
+
+@pytest.fixture
+def plugin(started):
+    started.map_tool.tool.wait_idle()
+    return started
 
 
 def rows(combo):
@@ -120,6 +126,14 @@ def test_the_list_is_grouped_and_typing_loads_nothing(remote, plugin, qgis_iface
     assert dock.model.spec() == DEFAULT and dock.model.task is None  # nothing loaded, nothing downloading
     assert tool.worker.pending == 0 and tool.settings.model == DEFAULT
     assert (len(bar.items()) if hasattr(bar, "items") else 0) == before
+    assert dock.in_use.text().startswith(IN_USE)
+
+
+def test_the_in_use_line_says_which_model_is_loading_from_the_start(started):
+    dock, tool = started.map_tool.dock, started.map_tool.tool
+    assert tool.busy  # the first model loads in the background
+    assert dock.in_use.text().startswith(f"in use: loading {DEFAULT} on ")  # not "in use: -"
+    tool.wait_idle()
     assert dock.in_use.text().startswith(IN_USE)
 
 

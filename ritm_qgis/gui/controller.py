@@ -93,6 +93,8 @@ class MapToolController:
         self.dock.acceptRequested.connect(self.tool.accept)
         self.tool.busyChanged.connect(self.dock.show_busy)
         self.dock.show_busy(self.tool.busy, self.tool.busy_text)  # the model started loading with the tool
+        if self.tool.busy:
+            self.dock.show_loading()  # not "in use: -" while the first model loads
         self.tool.modelChanged.connect(self.dock.show_model)
         self.tool.latencyMeasured.connect(self.dock.show_latency)
         self.tool.statusChanged.connect(self.dock.show_status)

@@ -190,7 +190,7 @@ class RitmDock(QgsDockWidget):
         self._last_stretch = s.stretch
         previous = getattr(self, "_last_model", None)
         if previous is not None and previous != (s.model, s.device):
-            self.in_use.setText(f"in use: loading {s.model} on {s.device}…")
+            self.show_loading()
         self._last_model = (s.model, s.device)
         save_settings(s)
         self._update_output_hint()
@@ -201,6 +201,11 @@ class RitmDock(QgsDockWidget):
             self.output.lineEdit().setPlaceholderText(default_output_path() or "temporary layer (project not saved)")
 
     # ------------------------------------------------------------------ feedback
+    def show_loading(self) -> None:
+        """Until the tool says which model it loaded: the one it is loading."""
+        s = self.settings()
+        self.in_use.setText(f"in use: loading {s.model} on {s.device}…")
+
     def show_model(self, backend: str, device: str) -> None:
         self.in_use.setText(f"in use: {backend} on {device}")
 
