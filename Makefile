@@ -6,7 +6,7 @@ SHARED_DATA ?= ../shared/data
 OUT ?= out
 export QT_QPA_PLATFORM ?= offscreen
 
-.PHONY: setup demo test package bench clean
+.PHONY: setup demo test package bench clean try-desktop
 
 setup:
 	@bash scripts/bootstrap.sh
@@ -26,6 +26,10 @@ test: setup
 
 package: setup
 	@bash scripts/package_plugin.sh
+
+## try-desktop: the plugin in the real QGIS desktop under Xvfb, as a new user (scripts/try_desktop.py)
+try-desktop:
+	@python3 scripts/try_desktop.py --shots docs/models
 
 bench: setup
 	@for b in bench/bench_*.py; do echo "== $$b"; $(PY) $$b || exit 1; done
