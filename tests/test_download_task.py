@@ -121,7 +121,19 @@ def test_a_stalled_transfer_ends_with_a_sentence_and_keeps_nothing(remote, tmp_p
     monkeypatch.setattr(download_task, "STALL_TIMEOUT_MS", 1500)
     task, ended, received = start(tmp_path)
     wait_for(lambda: ended)
-    assert ended == ["terminated"] and received
+    assert ended == ["terminated"]
     assert task.error == (f"Could not download test-task from {server.base}/t.pth (the transfer stalled: no data "
                           "came in time); check the network or proxy settings, or set a mirror.")
+    assert cache_files(tmp_path) == []
+
+
+def test_a_connection_closed_early_is_one_sentence_and_keeps_nothing(remote, tmp_path):
+    server, payload = remote
+    server.state.mode = "truncate"  # promises the whole file, sends 40 %, hangs up
+    task, ended, _ = start(tmp_path)
+    wait_for(lambda: ended)
+    assert ended == ["terminated"]
+    sent = int(len(payload) * 0.4)
+    assert task.error == (f"Could not download test-task from {server.base}/t.pth (the connection closed after "
+                          f"{sent} of {len(payload)} bytes); check the network or proxy settings, or set a mirror.")
     assert cache_files(tmp_path) == []

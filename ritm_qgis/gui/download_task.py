@@ -100,6 +100,7 @@ class ModelDownloadTask(QgsTask):
         reply = QgsNetworkAccessManager.instance().get(request)
         loop = QEventLoop()
         write_failed: list[OSError] = []
+        written = [0]
 
         def save_available():
             if not reply.isOpen():  # aborted: nothing more to read
@@ -110,6 +111,7 @@ class ModelDownloadTask(QgsTask):
                 return  # an error page or a redirect's body is not the file
             try:
                 out.write(bytes(data))
+                written[0] += len(data)
             except OSError as exc:
                 write_failed.append(exc)
                 reply.abort()
@@ -140,17 +142,21 @@ class ModelDownloadTask(QgsTask):
                 raise write_failed[0]
             if self.isCanceled():
                 return self._cancelled()
-            return self._reply_error(reply)
+            return self._reply_error(reply, written[0])
         finally:
             poll.stop()
             sip.delete(reply)  # this pool thread runs no event loop that would honour deleteLater()
 
-    def _reply_error(self, reply) -> str | None:
+    def _reply_error(self, reply, written: int) -> str | None:
         status = reply.attribute(QNetworkRequest.HttpStatusCodeAttribute)
         code = reply.error()
-        if code == QNetworkReply.NoError and (status is None or 200 <= int(status) < 300):
+        expected = reply.header(QNetworkRequest.ContentLengthHeader)
+        cut = expected is not None and int(expected) != written
+        if code == QNetworkReply.NoError and (status is None or 200 <= int(status) < 300) and not cut:
             return None
-        if code == QNetworkReply.OperationCanceledError:  # not the user's cancel: a stall timeout aborted it
+        if cut and (code == QNetworkReply.NoError or code == QNetworkReply.RemoteHostClosedError):
+            why = f"the connection closed after {written} of {int(expected)} bytes"
+        elif code == QNetworkReply.OperationCanceledError:  # not the user's cancel: a stall timeout aborted it
             why = "the transfer stalled: no data came in time"
         elif status is not None and not 200 <= int(status) < 300:
             reason = reply.attribute(QNetworkRequest.HttpReasonPhraseAttribute) or ""
