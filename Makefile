@@ -15,11 +15,11 @@ setup:
 demo: setup
 	@bash scripts/demo.sh "$(SHARED_DATA)" "$(OUT)/demo"
 
-## test: the import layers (import-linter, scripts/check_layers.py), then the whole test suite in
+## test: the import layers (lint-imports, contracts in pyproject.toml), then the whole test suite in
 ## real QGIS, canvas tests included, in one pytest process; pytest's "no tests collected" (exit 5)
 ## is reported and counts as success.
 test: setup
-	@$(PY) scripts/check_layers.py | sed -n '/^Contracts: /p; /BROKEN/,$$p'; test $${PIPESTATUS[0]} -eq 0
+	@$(VENV)/bin/lint-imports --no-cache | sed -n '/^Contracts: /p; /BROKEN/,$$p'; test $${PIPESTATUS[0]} -eq 0
 	@set +e; $(PY) -m pytest -q $(PYTEST_ARGS); r=$$?; \
 	if [ $$r -eq 5 ]; then echo "make test: pytest collected no tests (exit 5), nothing failed"; r=0; fi; \
 	exit $$r

@@ -1,11 +1,13 @@
 """Check the import layers with import-linter (contracts in pyproject.toml, [tool.importlinter]).
 
-The repository keeps ``models/`` and ``algorithms/`` beside ``ritm_qgis/``; they are the
-subpackages ``ritm_qgis.models`` and ``ritm_qgis.algorithms`` only once assembled, as in the
-plugin zip. import-linter reads packages from the file system, so this script assembles the
-Python sources in that layout under ``build/layers`` and runs ``lint-imports`` on it.
+The source tree has the installed layout (``ritm_qgis/models``, ``ritm_qgis/algorithms``; the
+top-level ``models`` and ``algorithms`` are symlinks into it), so plain ``lint-imports`` in the
+repository root checks it (``make test`` runs it there); this script does the same:
 
     python scripts/check_layers.py        # exit 0 when every contract holds
+
+``copy_package`` and ``lint`` also let tests check a changed copy of the package
+(tests/test_layers.py adds a forbidden import to a copy and expects it to be caught).
 """
 
 from __future__ import annotations
@@ -17,37 +19,32 @@ import sys
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
-LAYOUT = {"ritm_qgis": "ritm_qgis", "models": "ritm_qgis/models", "algorithms": "ritm_qgis/algorithms"}
 
 
-def source_files(folder: str) -> list[str]:
-    """The Python files git knows of under ``folder`` (tracked, plus new files not ignored)."""
-    out = subprocess.run(["git", "ls-files", "--cached", "--others", "--exclude-standard", "--", folder],
-                         cwd=ROOT, capture_output=True, text=True, check=True).stdout
-    return [f for f in out.splitlines() if f.endswith(".py") and (ROOT / f).is_file()]
-
-
-def assemble(dest: Path) -> Path:
-    """Copy the package's Python sources into ``dest`` in the installed layout; returns ``dest``."""
+def copy_package(dest: Path) -> Path:
+    """Copy the Python files git knows of under ``ritm_qgis/`` (tracked, plus new files not
+    ignored) into ``dest/ritm_qgis``; returns ``dest``."""
     shutil.rmtree(dest, ignore_errors=True)
-    for src, target in LAYOUT.items():
-        for f in source_files(src):
-            out = dest / target / Path(f).relative_to(src)
-            out.parent.mkdir(parents=True, exist_ok=True)
-            shutil.copyfile(ROOT / f, out)
+    out = subprocess.run(["git", "ls-files", "--cached", "--others", "--exclude-standard", "--", "ritm_qgis"],
+                         cwd=ROOT, capture_output=True, text=True, check=True).stdout
+    for f in out.splitlines():
+        if f.endswith(".py") and (ROOT / f).is_file():
+            (dest / f).parent.mkdir(parents=True, exist_ok=True)
+            shutil.copyfile(ROOT / f, dest / f)
     return dest
 
 
-def lint(assembled: Path) -> subprocess.CompletedProcess:
-    """Run lint-imports (from this Python's environment) on an assembled tree."""
+def lint(tree: Path = ROOT) -> subprocess.CompletedProcess:
+    """Run lint-imports (from this Python's environment) on the ``ritm_qgis`` package under
+    ``tree``: the repository itself by default, or a copy made by :func:`copy_package`."""
     exe = Path(sys.executable).with_name("lint-imports")
-    env = dict(os.environ, PYTHONPATH=str(assembled))
-    return subprocess.run([str(exe), "--no-cache", str(ROOT / "pyproject.toml")], cwd=assembled, env=env,
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join(filter(None, [str(tree), os.environ.get("PYTHONPATH")])))
+    return subprocess.run([str(exe), "--no-cache", str(ROOT / "pyproject.toml")], cwd=tree, env=env,
                           capture_output=True, text=True)
 
 
 def main() -> int:
-    result = lint(assemble(ROOT / "build" / "layers"))
+    result = lint()
     sys.stdout.write(result.stdout)
     sys.stderr.write(result.stderr)
     return result.returncode

@@ -25,7 +25,7 @@ else
 fi
 
 models=(--model grabcut-multi)
-for f in models/weights/*.pth; do  # the project's shipped models, loadable by name
+for f in ritm_qgis/models/weights/*.pth; do  # the project's shipped models, loadable by name
     [ -f "$f" ] && models+=(--model "$(basename "$f" .pth)")
 done
 $CLI demo --image "$IMAGE" --target "$TARGET" "${models[@]}" --target-iou 0.9 --max-clicks 20 --device auto --out "$OUT"

@@ -1,12 +1,12 @@
 #!/usr/bin/env bash
 # Builds the installable QGIS plugin zip: dist/ritm_qgis.<version>.zip
 #
-# The repository keeps the top-level folders ritm_qgis/, models/ and algorithms/; QGIS needs a
-# single folder named ritm_qgis holding metadata.txt. This script assembles that folder from
-# the source files git knows of (tracked, plus new files not ignored; in a fresh clone that is
-# exactly the committed tree) (ritm_qgis/ + models/ -> ritm_qgis/models + algorithms/ ->
-# ritm_qgis/algorithms + metadata.txt + LICENSE) in a throw-away git repository under build/,
-# and zips it there with `git archive` (committed files only, so no caches or build outputs).
+# QGIS needs a single folder named ritm_qgis holding metadata.txt. This script copies the source
+# files git knows of under ritm_qgis/ (tracked, plus new files not ignored; in a fresh clone that
+# is exactly the committed tree), plus metadata.txt and LICENSE, into a throw-away git repository
+# under build/, and zips it there with `git archive` (committed files only, so no caches or build
+# outputs). The top-level models/ and algorithms/ symlinks are not read: their files are copied,
+# as plain files, from ritm_qgis/models and ritm_qgis/algorithms.
 # qgis-plugin-ci is not used: it refuses a metadata.txt without tracker and repository URLs, and
 # this project has no public tracker or repository to name.
 set -euo pipefail
@@ -26,8 +26,6 @@ copy_tracked() {  # copy_tracked SRC_DIR DEST_DIR: the source files of SRC_DIR (
     done
 }
 copy_tracked ritm_qgis "$STAGE/ritm_qgis"
-copy_tracked models "$STAGE/ritm_qgis/models"
-copy_tracked algorithms "$STAGE/ritm_qgis/algorithms"
 cp metadata.txt "$STAGE/ritm_qgis/metadata.txt"
 [ -f LICENSE ] && cp LICENSE "$STAGE/ritm_qgis/LICENSE"
 sed -i "s/^version=.*/version=$VERSION/" "$STAGE/ritm_qgis/metadata.txt"

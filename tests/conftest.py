@@ -63,7 +63,18 @@ def no_qgis_task_left_running(qgis_app, request):
     if manager.activeTasks():
         names = ", ".join(t.description() for t in manager.activeTasks())
         request.config.pluginmanager.getplugin("capturemanager").suspend_global_capture(in_=False)
+        _report_failures_so_far(request.config)
         sys.stderr.write(f"\nconftest: QGIS task(s) still running after cancel: {names}; exiting with an error "
                          "instead of waiting for them forever.\n")
         sys.stderr.flush()
         os._exit(1)
+
+
+def _report_failures_so_far(config) -> None:
+    """pytest's failure report and short summary, printed now: an exit from here skips pytest's own."""
+    reporter = config.pluginmanager.getplugin("terminalreporter")
+    if reporter is None:
+        return
+    for part in ("summary_failures", "summary_errors", "short_test_summary"):
+        getattr(reporter, part, lambda: None)()
+    reporter._tw.flush()

@@ -12,5 +12,5 @@ Rooms (each package's ``__init__`` names its public API; import from the modules
 - ``jobs``: whole runs on georeferenced data that the commands and algorithms call.
 
 Layers inside: jobs -> (reports, training) -> protocol -> interactive -> (data, geo, runtime);
-``scripts/check_layers.py`` keeps imports going down and free of cycles.
+``lint-imports`` (contracts in pyproject.toml) keeps imports going down and free of cycles.
 """
