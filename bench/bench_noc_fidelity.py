@@ -32,6 +32,7 @@ import time
 
 import numpy as np
 import torch
+from bench_click_latency import cpu_name
 
 from ritm_qgis.engine.data.registry import open_dataset, parse_dataset_spec
 from ritm_qgis.engine.interactive.predictor import NetworkBackend, Predictor, predict_batch
@@ -165,7 +166,7 @@ def main(argv=None):
     rank, world = (int(x) for x in args.shard.split("/"))
     indices = list(range(len(dataset)))[: args.limit or None][rank::world]
     meta = {"model": args.model, "dataset": args.dataset, "modes": modes, "threads": args.threads,
-            "shard": args.shard, "max_clicks": args.max_clicks, "cpu": _cpu_name(), "torch": torch.__version__}
+            "shard": args.shard, "max_clicks": args.max_clicks, "cpu": cpu_name(), "torch": torch.__version__}
     start = time.perf_counter()
 
     def on_batch(result, done):
@@ -181,17 +182,6 @@ def main(argv=None):
     print(f"{args.model} on {args.dataset} (shard {args.shard}), {args.threads} thread(s); {meta['cpu']}")
     print_table(summary(result, thresholds), thresholds, len(result["names"]))
     return 0
-
-
-def _cpu_name():
-    try:
-        with open("/proc/cpuinfo") as f:
-            for line in f:
-                if line.startswith("model name"):
-                    return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return "unknown CPU"
 
 
 if __name__ == "__main__":
