@@ -55,7 +55,7 @@ def against_ritm(args, net, ds, zoom):
     (base, fast), names = rates.values(), list(configs)
     opt = configs[names[1]][0].optimize
     print(f"{args.checkpoint or args.arch + ' (random weights)'}, {args.tiles} tiles x {args.clicks} clicks, "
-          f"{torch.get_num_threads()} thread(s), optimize auto -> {opt}, zoom-in to "
+          f"{torch.get_num_threads()} thread(s), optimize {args.optimize} -> {opt}, zoom-in to "
           f"{'400x400' if args.zoom_square else '400 on the longer side'}")
     for name in names:
         print(f"  {name:28}: " + ", ".join(f"{v:6.2f}" for v in rates[name]) + " sample-clicks/s per round")

@@ -108,7 +108,7 @@ class AutoAnnotateAlgorithm(RitmAlgorithm):
         if reference is not None:
             reference = load_footprints(reference, raster_meta(raster).grid)
         stretch = stretch_rule(self, parameters, self.STRETCH, self.INPUT, context, run.warning)
-        backend = build_backend(spec, device, optimize="onednn")  # the protocol's numbers in fp32
+        backend = build_backend(spec, device, optimize="auto")  # the arithmetic of interactive use
         label = model_label(spec)
         run.info(f"model {label}; clicking until IoU {target_iou:g}; stretch {stretch.label}")
         result = annotate_raster(

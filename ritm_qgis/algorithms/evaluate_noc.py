@@ -135,7 +135,7 @@ class EvaluateNocAlgorithm(RitmAlgorithm):
         aoi = layer_to_frame(aoi_layer, what="area of interest") if aoi_layer is not None else None
         stretch = stretch_rule(self, parameters, self.STRETCH, self.INPUT, context, run.warning)
         run.info(f"{len(reference)} reference footprint(s); model {spec}; mode {mode}; stretch {stretch.label}")
-        backend = build_backend(spec, device, optimize="onednn")  # the protocol's numbers in fp32
+        backend = build_backend(spec, device, optimize="auto")  # the arithmetic of interactive use
         label = model_label(spec)
         ev = evaluate_raster(
             raster, reference, lambda: Predictor(backend), model_name=label, mode=mode,

@@ -102,7 +102,7 @@ def run(args) -> int:
         label = model_label(spec)
         folder = os.path.join(args.out, label)
         os.makedirs(folder, exist_ok=True)
-        ann = annotate(sample, Predictor(build_backend(spec, args.device, optimize="onednn")), args.target_iou, args.max_clicks)
+        ann = annotate(sample, Predictor(build_backend(spec, args.device, optimize="auto")), args.target_iou, args.max_clicks)
         write_annotation_figures(rgb, sample.gt, ann, invalid, overlay_path=os.path.join(folder, "overlay.png"),
                                  error_map_path=os.path.join(folder, "error_map.png"),
                                  curve_path=os.path.join(folder, "iou_per_click.png"),

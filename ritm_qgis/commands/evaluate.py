@@ -37,10 +37,11 @@ def add_arguments(p):
     p.add_argument("--batch-size", type=int, default=8, help="samples that go through the network together")
     p.add_argument("--device", default="auto", help="auto (CUDA if available), cpu, cuda or cuda:N")
     p.add_argument("--limit", type=int, default=None, help="evaluate only the first N samples")
-    p.add_argument("--optimize", default="onednn", choices=("auto", "bf16", "int8", "onednn", "fold", "none"),
-                   help="network speed-up: onednn (default: fp32, RITM's probabilities to 1e-6; fold on a GPU), "
-                        "auto (bf16 on CPUs with bf16 in hardware, as interactive use does), bf16, int8 (HRNet "
-                        "quantized, calibrated; CPU), fold, or none (the unmodified network: RITM's arithmetic)")
+    p.add_argument("--optimize", default="auto", choices=("auto", "bf16", "int8", "onednn", "fold", "none"),
+                   help="network speed-up: auto (default: the arithmetic of interactive use, bf16 on CPUs with "
+                        "bf16 in hardware, else onednn; fold on a GPU), onednn (fp32, RITM's probabilities to "
+                        "1e-6), bf16, int8 (HRNet quantized, calibrated; CPU), fold, or none (the unmodified "
+                        "network: RITM's arithmetic)")
     p.add_argument("--no-figures", action="store_true", help="skip the best/worst sample figures")
     p.add_argument("--zoom-in-size", default="400", metavar="N|HxW",
                    help="network input of RITM's zoom-in: N (default 400) resizes each crop to N on its longer "
