@@ -16,8 +16,11 @@ a stopped run keeps what it measured): NoC20@t per mode, the difference to 'none
 changed NoC and by how much, mean IoU at the last click and the largest per-click IoU difference.
 
     .venv/bin/python bench/bench_noc_fidelity.py --model aerial-finetuned-h18s \\
-        --dataset grabcut:out/aerial-buildings/test --modes bf16 [--threads 1] [--batch-size 8] \\
+        --dataset grabcut:out/aerial-buildings/test --limit 0 --modes bf16 [--threads 1] [--batch-size 8] \\
         [--max-clicks 20] [--thresholds 0.8,0.85,0.9] [--shard 0/2] [--out out/noc_fidelity/aerial.json]
+
+The defaults (6 GrabCut images) are a quick check; ``--limit 0`` runs a whole set
+(``out/aerial-buildings`` comes from ``scripts/make_holdout_buildings.py``).
 
 ``--shard I/N`` takes every N-th sample from I (run N processes, then ``--merge`` their JSONs).
 """
@@ -132,13 +135,14 @@ def merge(paths):
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--model", default="aerial-finetuned-h18s")
-    ap.add_argument("--dataset", default="grabcut:out/aerial-buildings/test")
+    ap.add_argument("--dataset", default="grabcut:../shared/data/grabcut")
     ap.add_argument("--modes", default="bf16", help="comma-separated --optimize modes compared with 'none'")
     ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--batch-size", type=int, default=8)
     ap.add_argument("--max-clicks", type=int, default=20)
     ap.add_argument("--thresholds", default="0.8,0.85,0.9")
-    ap.add_argument("--limit", type=int, default=0, help="only the first N samples (0: all)")
+    ap.add_argument("--limit", type=int, default=6, help="only the first N samples (0: all; the default keeps "
+                    "`make bench` short)")
     ap.add_argument("--shard", default="0/1")
     ap.add_argument("--out", default="")
     ap.add_argument("--merge", nargs="+", metavar="JSON", help="print the summary of these shard outputs")
