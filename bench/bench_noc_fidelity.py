@@ -90,6 +90,16 @@ def run_samples(dataset, indices, backends, max_clicks, batch_size, on_batch):
     return out
 
 
+def make_backend(net, mode):
+    """A backend for an --optimize mode, or for openvino-f32 / openvino-bf16 (bench_openvino.py;
+    OpenVINO must be installed beside the project)."""
+    if mode.startswith("openvino-"):
+        from bench_openvino import OpenVinoBackend
+
+        return OpenVinoBackend(net, precision=mode.split("-", 1)[1])
+    return NetworkBackend(net, device="cpu", optimize=mode, cuda_graphs=False)
+
+
 def summary(result, thresholds):
     ref = np.asarray(result["ious"]["none"], float)
     rows = {}
@@ -136,7 +146,8 @@ def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--model", default="aerial-finetuned-h18s")
     ap.add_argument("--dataset", default="grabcut:../shared/data/grabcut")
-    ap.add_argument("--modes", default="bf16", help="comma-separated --optimize modes compared with 'none'")
+    ap.add_argument("--modes", default="bf16", help="comma-separated --optimize modes compared with 'none' "
+                    "(also openvino-f32 and openvino-bf16, with OpenVINO installed)")
     ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--batch-size", type=int, default=8)
     ap.add_argument("--max-clicks", type=int, default=20)
@@ -163,7 +174,7 @@ def main(argv=None):
     net, _ = load_model(args.model, torch.device("cpu"))
     net.eval()
     modes = ["none"] + [m for m in args.modes.split(",") if m and m != "none"]
-    backends = {m: NetworkBackend(net, device="cpu", optimize=m, cuda_graphs=False) for m in modes}
+    backends = {m: make_backend(net, m) for m in modes}
     for m, b in backends.items():
         print(f"{m}: runs as {getattr(b, 'optimize', m)}", file=sys.stderr)
     dataset = open_dataset(parse_dataset_spec(args.dataset))
