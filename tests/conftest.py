@@ -2,6 +2,7 @@ import os
 import shutil
 import subprocess
 import sys
+import zipfile
 from pathlib import Path
 
 import pytest
@@ -33,6 +34,16 @@ def plugin_zip(tmp_path_factory):
     zip_path = ROOT / "dist" / f"ritm_qgis.{version}.zip"
     assert zip_path.is_file()
     return zip_path
+
+
+def unpacked_profile(plugin_zip, config: Path) -> tuple:
+    """A fresh QGIS settings folder ``config`` with the plugin zip unpacked into its default
+    profile's plugins folder; returns ``(config, plugins)``."""
+    plugins = config / "profiles" / "default" / "python" / "plugins"
+    plugins.mkdir(parents=True)
+    with zipfile.ZipFile(plugin_zip) as zf:
+        zf.extractall(plugins)
+    return config, plugins
 
 
 def venv_python() -> str:

@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 import rasterio
 
-from conftest import ROOT
+from conftest import ROOT, unpacked_profile
 from data_builders import provider, scene, scene_arrays, write_raster  # noqa: F401
 
 qgis_core = pytest.importorskip("qgis.core", reason="PyQGIS (Debian's python3-qgis) is not installed")
@@ -54,11 +54,7 @@ def test_model3_tile_then_evaluate_runs_in_the_modeler_engine(provider, tmp_path
 def profile(plugin_zip, tmp_path_factory):
     if not os.path.exists(QGIS_PROCESS):
         pytest.skip("QGIS (qgis_process) is not installed")
-    config = tmp_path_factory.mktemp("qgis-config-alg")
-    plugins = config / "profiles" / "default" / "python" / "plugins"
-    plugins.mkdir(parents=True)
-    with zipfile.ZipFile(plugin_zip) as zf:
-        zf.extractall(plugins)
+    config, _ = unpacked_profile(plugin_zip, tmp_path_factory.mktemp("qgis-config-alg"))
     out = qgis_process(config, "plugins", "enable", "ritm_qgis")
     assert out.returncode == 0, out.stdout + out.stderr
     return config

@@ -18,12 +18,11 @@ import socket
 import subprocess
 import urllib.parse
 import urllib.request
-import zipfile
 
 import numpy as np
 import pytest
 
-from conftest import ROOT
+from conftest import ROOT, unpacked_profile
 from ritm_qgis import deps
 
 SYSTEM_PYTHON = "/usr/bin/python3"
@@ -60,12 +59,7 @@ def profile(plugin_zip, tmp_path_factory):
         pytest.skip("PyPI (pypi.org) is unreachable: the installer cannot download the packages")
     if subprocess.run([SYSTEM_PYTHON, "-c", "import torch"], capture_output=True).returncode == 0:
         pytest.skip("Debian's python3 already has torch: nothing for the installer to do")
-    config = tmp_path_factory.mktemp("qgis-config-deps")
-    plugins = config / "profiles" / "default" / "python" / "plugins"
-    plugins.mkdir(parents=True)
-    with zipfile.ZipFile(plugin_zip) as zf:
-        zf.extractall(plugins)
-    return config, plugins
+    return unpacked_profile(plugin_zip, tmp_path_factory.mktemp("qgis-config-deps"))
 
 
 def system_tag() -> str:

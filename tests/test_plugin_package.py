@@ -7,7 +7,7 @@ import zipfile
 
 import pytest
 
-from conftest import ROOT, shared_path
+from conftest import ROOT, shared_path, unpacked_profile
 
 QGIS_PROCESS = "/usr/bin/qgis_process.bin"  # Debian's wrapper passes a flag 3.22 rejects
 SYSTEM_PYTHON = "/usr/bin/python3"
@@ -18,12 +18,7 @@ pytestmark = pytest.mark.skipif(not os.path.exists(QGIS_PROCESS), reason="QGIS (
 @pytest.fixture(scope="module")
 def profile(plugin_zip, tmp_path_factory):
     """A fresh QGIS settings folder with the zip unpacked into its default profile's plugins."""
-    config = tmp_path_factory.mktemp("qgis-config")
-    plugins = config / "profiles" / "default" / "python" / "plugins"
-    plugins.mkdir(parents=True)
-    with zipfile.ZipFile(plugin_zip) as zf:
-        zf.extractall(plugins)
-    return config, plugins
+    return unpacked_profile(plugin_zip, tmp_path_factory.mktemp("qgis-config"))
 
 
 def qgis_process(config, *args):
