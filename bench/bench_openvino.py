@@ -3,9 +3,10 @@
 Not a dependency of the project: this bench measures whether OpenVINO would pay (issue 17 names
 it as a candidate). Install it beside the project to run it, e.g.
 ``pip install --target /tmp/ovpkgs --no-deps openvino openvino-telemetry`` and
-``PYTHONPATH=/tmp/ovpkgs``. The network (with the sigmoid) is converted once by
-``openvino.convert_model`` from the PyTorch module, then compiled for the CPU with
-``INFERENCE_PRECISION_HINT`` f32 or bf16 and the same thread count as torch. Every mode runs
+``PYTHONPATH=/tmp/ovpkgs``. The network is converted by ``openvino.convert_model`` from the
+PyTorch module (any input size and number of clicks), then compiled for the CPU with
+``INFERENCE_PRECISION_HINT`` f32 or bf16 and the same thread count as torch (``OpenVinoBackend``);
+the sigmoid is applied to the logits outside the network, as for the torch modes. Every mode runs
 the same input as ``bench_levers.py`` (batch 2 = RITM's flip, 4 x 400 x 400), the modes taking
 turns pass by pass (order reversed every other round); printed: p50 / p95 wall ms, p95(none) /
 p95(mode) and the largest probability difference to 'none'.
@@ -26,30 +27,6 @@ from bench_click_latency import cpu_name, load_network
 from bench_levers import inputs
 
 from ritm_qgis.engine.interactive.predictor import NetworkBackend
-
-
-class _Probabilities(torch.nn.Module):
-    def __init__(self, net):
-        super().__init__()
-        self.net = net
-
-    def forward(self, x, pts):
-        return torch.sigmoid(self.net(x, pts)["instances"])
-
-
-def openvino_modes(ov, net, x, pts, threads):
-    """{name: callable} for OpenVINO in fp32 and bf16, and the conversion/compilation seconds."""
-    t = time.perf_counter()
-    model = ov.convert_model(_Probabilities(net).eval(), example_input=(x, pts))
-    seconds = {"convert": time.perf_counter() - t}
-    core, modes = ov.Core(), {}
-    for precision in ("f32", "bf16"):
-        t = time.perf_counter()
-        compiled = core.compile_model(model, "CPU", {"INFERENCE_PRECISION_HINT": precision,
-                                                     "INFERENCE_NUM_THREADS": threads, "PERFORMANCE_HINT": "LATENCY"})
-        seconds[f"compile {precision}"] = time.perf_counter() - t
-        modes[f"openvino-{precision}"] = lambda c=compiled: np.asarray(c([x.numpy(), pts.numpy()])[0])
-    return modes, seconds
 
 
 class OpenVinoBackend(NetworkBackend):
@@ -81,6 +58,17 @@ class _Logits(torch.nn.Module):
 
     def forward(self, x, pts):
         return self.net(x, pts)["instances"]
+
+
+def openvino_modes(net, x, pts, threads):
+    """{name: probabilities callable} for OpenVINO in fp32 and bf16, and each one's build seconds."""
+    modes, seconds = {}, {}
+    for precision in ("f32", "bf16"):
+        t = time.perf_counter()
+        backend = OpenVinoBackend(net, precision=precision, threads=threads)
+        seconds[f"build openvino-{precision}"] = time.perf_counter() - t
+        modes[backend.optimize] = lambda b=backend: torch.sigmoid(b.forward(x, pts)).numpy()
+    return modes, seconds
 
 
 def torch_modes(net, x, pts):
@@ -124,7 +112,7 @@ def main(argv=None):
         for threads in (int(t) for t in args.threads.split(",")):
             torch.set_num_threads(threads)
             fns = torch_modes(net, x, pts)
-            ov_fns, seconds = openvino_modes(ov, net, x, pts, threads)
+            ov_fns, seconds = openvino_modes(net, x, pts, threads)
             fns.update(ov_fns)
             ref = fns["none"]()
             gaps = {k: float(np.abs(f() - ref).max()) for k, f in fns.items()}
