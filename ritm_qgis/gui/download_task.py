@@ -136,7 +136,6 @@ class ModelDownloadTask(QgsTask):
             look_at_cancel()
             if not reply.isFinished():
                 loop.exec_()
-            poll.stop()
             save_available()  # what arrived with the end of the reply
             if write_failed:
                 raise write_failed[0]
