@@ -8,12 +8,20 @@ wall ms, the ratio p95(none) / p95(mode), and the max |probability difference| t
 that input. Extra rows:
 
 * 'channels-last': the unmodified network with channels-last input and weights (no folding);
+* 'bf16-all': the whole network in bf16, input included (the 'bf16' mode before its input side,
+  normalisation, click encoder and first convolution, stayed in fp32);
 * 'none@S' / 'bf16@S' for each ``--sizes-too`` S: the same at a smaller zoom-in target, ratio
   still against 'none' at ``--size`` (speed only; what a smaller target costs in NoC is measured
   with ``ritm-qgis evaluate --zoom-in-size``).
 
     .venv/bin/python bench/bench_levers.py [--models aerial-finetuned-h18s,hrnet18] [--threads 1,2]
         [--modes none,fold,onednn,bf16,int8] [--size 400] [--batch 2] [--repeats 10] [--sizes-too 320]
+        [--dataset grabcut:out/aerial-buildings/test --crops 8]
+
+With ``--dataset``, the probabilities are also compared on real objects: ``--crops`` samples
+(every 5th), each resized to ``--size`` square with one positive click at the centroid of its
+ground truth, batch 1; printed per mode: mean |probability difference| to 'none' and the pixels
+whose mask (probability > 0.49) differs from 'none''s, summed over the crops.
 """
 
 from __future__ import annotations
@@ -39,6 +47,60 @@ def inputs(size, batch):
     return x, pts
 
 
+class Bf16All:
+    """The whole network in bf16, input included (``cpu_bf16.bf16_model(keep_fp32=())``)."""
+
+    optimize = "bf16-all"
+
+    def __init__(self, net):
+        from ritm_qgis.engine.runtime import cpu_bf16
+        from ritm_qgis.engine.runtime.device import fold_batchnorms
+
+        self.model = cpu_bf16.bf16_model(fold_batchnorms(net), inputs(400, 1), keep_fp32=())
+
+    def forward(self, x, pts):
+        with torch.inference_mode():
+            x = x.to(torch.bfloat16).contiguous(memory_format=torch.channels_last)
+            return self.model(x, pts)["instances"].float()
+
+
+def real_crops(spec, count, size):
+    """(image (1, 4, size, size), points) for every 5th object of a dataset: one click at its centroid."""
+    import cv2
+
+    from ritm_qgis.engine.data.registry import open_dataset, parse_dataset_spec
+
+    dataset = open_dataset(parse_dataset_spec(spec))
+    crops = []
+    for i in range(0, len(dataset), 5):
+        sample = dataset[i]
+        if not sample.gt.any():
+            continue
+        img = sample.image.astype(np.float32)
+        img = img / 255.0 if img.max() > 1.5 else img
+        rows, cols = np.nonzero(sample.gt)
+        h, w = sample.gt.shape
+        x = torch.zeros(1, 4, size, size)
+        x[0, :3] = torch.from_numpy(cv2.resize(img, (size, size), interpolation=cv2.INTER_LINEAR).transpose(2, 0, 1))
+        crops.append((x, torch.tensor([[[rows.mean() * size / h, cols.mean() * size / w, 0.0], [-1.0, -1.0, -1.0]]])))
+        if len(crops) == count:
+            break
+    return crops
+
+
+def real_gaps(backends, crops):
+    """{mode: (mean |dprob| to 'none', differing mask pixels)} over ``crops``."""
+    ref = [torch.sigmoid(backends["none"].forward(x, p)) for x, p in crops]
+    gaps = {}
+    for k, b in backends.items():
+        if "@" in k:
+            continue
+        probs = [torch.sigmoid(b.forward(x, p)) for x, p in crops]
+        gaps[k] = (float(np.mean([float((a - r).abs().mean()) for a, r in zip(probs, ref)])),
+                   sum(int(((a > 0.49) != (r > 0.49)).sum()) for a, r in zip(probs, ref)))
+    return gaps
+
+
 class ChannelsLast:
     """The unmodified network, weights and input in channels-last (the layout lever alone)."""
 
@@ -61,7 +123,10 @@ def main(argv=None):
     ap.add_argument("--batch", type=int, default=2, help="2 = one click with RITM's flip")
     ap.add_argument("--repeats", type=int, default=10)
     ap.add_argument("--sizes-too", default="320", help="smaller zoom-in targets timed for 'none' and the fastest mode")
+    ap.add_argument("--dataset", default="", help="also compare probabilities on real objects of this dataset spec")
+    ap.add_argument("--crops", type=int, default=8)
     args = ap.parse_args(argv)
+    crops = real_crops(args.dataset, args.crops, args.size) if args.dataset else []
     warnings.filterwarnings("ignore")
     print(f"torch {torch.__version__}, {cpu_name()}, input {args.batch}x4x{args.size}x{args.size}, "
           f"{args.repeats} passes per mode, interleaved; wall ms")
@@ -72,8 +137,8 @@ def main(argv=None):
             backends, built = {}, {}
             for mode in args.modes.split(","):
                 t0 = time.perf_counter()
-                backends[mode] = ChannelsLast(net) if mode == "channels-last" else \
-                    NetworkBackend(net, device="cpu", optimize=mode)
+                special = {"channels-last": ChannelsLast, "bf16-all": Bf16All}.get(mode)
+                backends[mode] = special(net) if special else NetworkBackend(net, device="cpu", optimize=mode)
                 built[mode] = time.perf_counter() - t0
             runs = {m: inputs(args.size, args.batch) for m in backends}
             fastest = "bf16" if "bf16" in backends else list(backends)[-1]
@@ -98,6 +163,10 @@ def main(argv=None):
                 print(f"{k:16} {b.optimize:>13} {built.get(base, 0) if same else 0:7.1f} "
                       f"{np.percentile(times[k], 50):7.0f} {np.percentile(times[k], 95):7.0f} "
                       f"{ref / np.percentile(times[k], 95):12.2f}x {gap:10.1e}", flush=True)
+            if crops:
+                print(f"on {len(crops)} objects of {args.dataset}, one click each, {args.size}x{args.size}:")
+                for k, (mean_gap, flips) in real_gaps(backends, crops).items():
+                    print(f"{k:16} mean|dprob| {mean_gap:9.2e}   mask pixels changed {flips:6d}", flush=True)
 
 
 if __name__ == "__main__":

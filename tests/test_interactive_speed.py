@@ -87,7 +87,13 @@ def test_bf16_mode_stays_near_the_fp32_network(tiny_net):
         session.set_image(img)
         probs[mode] = [session.add_click(*c).prob for c in clicks]
         if mode == "bf16":
-            assert all(b.dtype == torch.bfloat16 for b in backend.model.buffers() if b.is_floating_point())
+            dtypes = {name: t.dtype for name, t in [*backend.model.named_parameters(),
+                                                     *backend.model.named_buffers()] if t.is_floating_point()}
+            fp32 = {n for n, d in dtypes.items() if d == torch.float32}
+            # the input side stays fp32 (normalisation, click encoder, first convolution), the rest is bf16
+            assert {"mean", "std"} <= fp32 and any(n.startswith("maps_transform.") for n in fp32)
+            assert all(dtypes[n] == torch.bfloat16 for n in set(dtypes) - fp32)
+            assert len(dtypes) > 4 * len(fp32)
     gaps = [float(np.abs(a - b).max()) for a, b in zip(probs["none"], probs["bf16"])]
     assert 0 < max(gaps) < cpu_bf16.PROB_TOLERANCE  # changed (bf16), but not much
     expected = "bf16" if cpu_bf16.native_bf16() else "onednn"

@@ -78,8 +78,8 @@ def add_arguments(p):
                    help="autocast precision on CUDA (default fp32)")
     p.add_argument("--optimize", default="auto", choices=("auto", "bf16", "int8", "onednn", "fold", "none"),
                    help="network speed-up: auto (default: bf16 on CPUs with bf16 in hardware, else onednn; "
-                        "fold on a GPU), bf16 (onednn on a bfloat16 copy of the network, CPU), int8 (the HRNet quantized "
-                        "to int8, calibrated; CPU), onednn "
+                        "fold on a GPU), bf16 (onednn in bfloat16 past the fp32 input layers, CPU), int8 "
+                        "(the HRNet quantized to int8, calibrated; CPU), onednn "
                         "(fold + oneDNN fused convolutions on prepacked weights, CPU), fold (BatchNorm "
                         "folding + channels-last), none (the unmodified network: RITM's arithmetic)")
     p.add_argument("--stretch", default="percentile", metavar=STRETCH_METAVAR, help=STRETCH_HELP)

@@ -1,4 +1,4 @@
 """Where and how the networks run: ``device`` (resolve cpu/cuda, precision, ``optimize_model``),
-``onednn_fusion`` (CPU fused kernels), ``cpu_bf16`` (bf16 copy on CPUs with bf16 in hardware),
+``onednn_fusion`` (CPU fused kernels), ``cpu_bf16`` (bf16 past fp32 input layers on CPUs with bf16 in hardware),
 ``quantize`` (int8 post-training quantization), ``cuda_graphs`` (replayed forward passes on CUDA).
 """

@@ -5,13 +5,15 @@ convolutions two to three times faster than fp32 ones; elsewhere bf16 is emulate
 than fp32, so it is only chosen automatically where ``native_bf16()`` holds.
 
 ``bf16_model`` turns a network whose BatchNorms are folded (``device.fold_batchnorms``) into a
-bf16 copy (weights, buffers, activations; the click disks are still drawn in fp32 from fp32
-coordinates and then cast) whose convolutions run as oneDNN's fused, prepacked kernels
-(``onednn_fusion``), as the fp32 'onednn' mode does. Measured on an AMX Xeon: 2x over bf16
-autocast of the plain network, 4x over fp32. Probabilities move by a few 1e-3 (the protocol's
-NoC by less than 0.05 clicks, see docs/benchmarks.md), which is why it is a separate choice
-from the exact ``fold`` / ``onednn`` modes, and ``prob_gap`` compares it with fp32 when a
-backend is built.
+mixed copy whose convolutions run as oneDNN's fused, prepacked kernels (``onednn_fusion``), as
+the fp32 'onednn' mode does. Everything runs in bf16 except the input side (``FP32_MODULES``):
+the image normalisation, the click-map encoder and the first RGB convolution stay in fp32, and
+their outputs are rounded to bf16 once. Rounding the normalised image and the click encoder's
+weights to bf16 was the largest single source of the bf16 copy's error: keeping them in fp32
+divides the flipped mask pixels by about 2.5 for 5-15 % of the time (docs/benchmarks.md).
+Measured on an AMX Xeon: about 3.3x faster than fp32. Probabilities move by a few 1e-3, which
+is why it is a separate choice from the exact ``fold`` / ``onednn`` modes, and ``prob_gap``
+compares it with fp32 when a backend is built.
 """
 
 from __future__ import annotations
@@ -19,6 +21,10 @@ from __future__ import annotations
 # Largest |probability difference| to the fp32 network accepted on the construction check;
 # trained networks measured here stay under 1e-2 (docs/benchmarks.md).
 PROB_TOLERANCE = 0.05
+
+# Sub-modules of a RitmHRNet kept in fp32 (their output rounded to bf16): the click-map encoder
+# and the first convolution on the normalised image.
+FP32_MODULES = ("maps_transform", "feature_extractor.conv1")
 
 
 def native_bf16() -> bool:
@@ -36,31 +42,67 @@ def native_bf16() -> bool:
     return False
 
 
-def bf16_model(folded, example):
-    """A bf16 copy of ``folded`` (eval, CPU, channels-last) with oneDNN's fused convolutions,
-    weights laid out for ``example`` = (image (1, C, H, W) float, points); the model takes
-    bf16 images (``to_input``) and fp32 points and returns bf16 logits."""
+def _fp32_island(module):
+    """``module`` run in fp32 on its (fp32) input, its output rounded to bf16."""
+    import torch
+    from torch import nn
+
+    class Fp32Island(nn.Module):
+        def __init__(self, inner):
+            super().__init__()
+            self.inner = inner
+
+        def forward(self, x):
+            return self.inner(x.float()).to(torch.bfloat16)
+
+    return Fp32Island(module)
+
+
+def bf16_model(folded, example, keep_fp32=FP32_MODULES):
+    """A mixed bf16 copy of ``folded`` (eval, CPU, channels-last) with oneDNN's fused
+    convolutions, weights laid out for ``example`` = (image (1, C, H, W) float, points). It
+    takes fp32 images (``to_input``) and fp32 points and returns bf16 logits.
+
+    ``keep_fp32=()`` gives the whole network in bf16, taking bf16 images (what this mode was
+    before the input side moved to fp32; bench_levers.py's 'bf16-all' compares the two)."""
     import copy
 
     import torch
 
     from ritm_qgis.engine.runtime import onednn_fusion
 
-    model = copy.deepcopy(folded).to(torch.bfloat16)
+    def mixed():
+        model = copy.deepcopy(folded).to(torch.bfloat16)
+        for name in keep_fp32:
+            parent_name, _, attr = name.rpartition(".")
+            try:
+                parent = model.get_submodule(parent_name) if parent_name else model
+                original = folded.get_submodule(name)
+            except AttributeError:  # not a RitmHRNet layout: that part runs in bf16
+                continue
+            setattr(parent, attr, _fp32_island(copy.deepcopy(original)))
+        for name, buffer in folded.named_buffers():  # normalisation constants stay exact
+            if keep_fp32 and name in ("mean", "std"):
+                setattr(model, name, buffer.clone())
+        return model.to(memory_format=torch.channels_last)
+
+    model = mixed()
     if onednn_fusion.available():
         image, points = example
         try:
-            model, _ = onednn_fusion.fuse_model(model, (to_input(image), points))
+            image = to_input(image) if keep_fp32 else image.to(torch.bfloat16).contiguous(
+                memory_format=torch.channels_last)
+            model, _ = onednn_fusion.fuse_model(model, (image, points))
         except Exception:  # noqa: BLE001 - a layer oneDNN cannot run, or torch.fx failing to import its
-            # helpers (sympy too old, as in QGIS's Debian Python): plain bf16 modules still work
-            model = copy.deepcopy(folded).to(torch.bfloat16)
+            # helpers (sympy too old, as in QGIS's Debian Python): plain modules still work
+            model = mixed()
     return model
 
 
 def to_input(image):
     import torch
 
-    return image.to(torch.bfloat16).contiguous(memory_format=torch.channels_last)
+    return image.float().contiguous(memory_format=torch.channels_last)
 
 
 def prob_gap(reference, fast, example) -> float:
