@@ -1,5 +1,7 @@
 """Dataset specs: typed values inside the code, text only at the command line (Windows paths included)."""
 
+import json
+
 import pytest
 
 from ritm_qgis.core.errors import RitmError
@@ -53,3 +55,23 @@ def test_a_pair_spec_opens_as_whole_tiles_of_the_image(tmp_path):
     assert ds.names == [f"scene_{r}_{c}" for r in range(3) for c in range(4)]  # 100 // 32, 130 // 32
     s = ds[ds.names.index("scene_1_2")]
     assert np.array_equal(s.image, image[32:64, 64:96]) and np.array_equal(s.gt, mask[32:64, 64:96] > 127)
+
+
+def test_evaluate_on_a_geopackage_with_several_layers_names_the_layer(tmp_path, capsys):
+    from data_builders import footprints, scene
+    from ritm_qgis.cli import main
+    from ritm_qgis.engine.geo.vector_io import write_gpkg
+
+    raster, _, _ = scene(str(tmp_path))
+    gpkg = str(tmp_path / "city.gpkg")
+    write_gpkg(footprints()[:1], gpkg, layer="parcels")  # listed first by GDAL, not the buildings
+    write_gpkg(footprints(), gpkg, layer="buildings")
+    args = ["evaluate", "--model", "grabcut", "--limit", "9", "--max-clicks", "1", "--no-figures"]
+    assert main(args + ["--dataset", f"raster:{raster}:{gpkg}:buildings", "--out", str(tmp_path / "a")]) == 1
+    err = capsys.readouterr().err
+    assert "holds 2 layers" in err and f"{gpkg}|layername=" in err and "Traceback" not in err
+    assert not (tmp_path / "a" / "report.json").exists()
+    assert main(args + ["--dataset", f"raster:{raster}:{gpkg}|layername=buildings:buildings",
+                        "--out", str(tmp_path / "b")]) == 0
+    report = json.loads((tmp_path / "b" / "report.json").read_text())
+    assert report["n_dataset_samples"] == 5  # the five buildings, not the one parcel

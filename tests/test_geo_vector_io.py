@@ -90,3 +90,20 @@ def test_refusals(tmp_path):
         write_gpkg(frame(["a"]), tmp_path / "missing" / "out.gpkg")
     with pytest.raises(RitmError, match="mode"):
         write_gpkg(frame(["a"]), tmp_path / "out.gpkg", mode="x")
+
+
+def test_a_file_with_several_layers_needs_the_layer_named(tmp_path):
+    from ritm_qgis.engine.geo.vector_io import read_vector
+
+    p = tmp_path / "fp.gpkg"
+    write_gpkg(frame(["a", "b"]), p, layer="buildings")
+    write_gpkg(frame(["x"]), p, layer="roads")
+    with pytest.raises(RitmError, match=r"holds 2 layers \(.*buildings.*roads.*\); name the one to read as '.*\|layername="):
+        read_vector(p)
+    assert read_vector(f"{p}|layername=roads").name.tolist() == ["x"]  # QGIS's layer source syntax
+    assert read_vector(p, layer="buildings").name.tolist() == ["a", "b"]
+    with pytest.raises(RitmError, match=r"only '\|layername=NAME'"):
+        read_vector(f"{p}|subset=name='a'")
+    single = tmp_path / "one.gpkg"
+    write_gpkg(frame(["s"]), single, layer="only")
+    assert read_vector(single).name.tolist() == ["s"]  # one layer: nothing to name

@@ -55,12 +55,32 @@ def list_layers(path: str | os.PathLike) -> list[str]:
 
 
 def read_vector(path: str | os.PathLike, layer: str | None = None, **kwargs) -> gpd.GeoDataFrame:
-    """Read any OGR vector file (a layer of it), with a ``RitmError`` when it cannot be read."""
+    """Read any OGR vector file (a layer of it), with a ``RitmError`` when it cannot be read.
+
+    The layer can also be named the way QGIS names layer sources, ``file.gpkg|layername=NAME``. A
+    file holding several layers must have one named: reading the first silently would evaluate
+    or train on whichever layer GDAL lists first."""
+    text = os.fspath(path)
+    if "|" in text:
+        text, options = text.split("|", 1)
+        for option in options.split("|"):
+            key, _, value = option.partition("=")
+            if key != "layername" or not value:
+                raise RitmError(f"'{path}': only '|layername=NAME' can follow the file name, not '|{option}'.")
+            layer = layer or value
+    if layer is None:
+        try:
+            layers = list_layers(text)
+        except Exception:  # noqa: BLE001 - unreadable: gpd.read_file below says why
+            layers = []
+        if len(layers) > 1:
+            raise RitmError(f"'{text}' holds {len(layers)} layers ({', '.join(layers)}); name the one to read "
+                            f"as '{text}|layername={layers[0]}'.")
     try:
-        return gpd.read_file(path, layer=layer, **kwargs)
+        return gpd.read_file(text, layer=layer, **kwargs)
     except Exception as exc:  # noqa: BLE001 - pyogrio/GDAL raise several types
         where = f"layer '{layer}' of " if layer else ""
-        raise RitmError(f"Could not read {where}'{path}' ({exc}); check the path and layer name.") from None
+        raise RitmError(f"Could not read {where}'{text}' ({exc}); check the path and layer name.") from None
 
 
 def written_by_us(path: str | os.PathLike, layer: str) -> bool:
