@@ -185,6 +185,32 @@ def test_disk_maps_radius_padding_and_sign():
     assert empty.shape == (2, 2, 8, 8) and empty.sum() == 0
 
 
+@pytest.mark.parametrize("radius", [5, 3.7, 0.5, 12])
+def test_local_disk_maps_equal_the_whole_image_computation(radius):
+    from ritm_qgis.models.network import disk_maps_local
+
+    g = torch.Generator().manual_seed(int(radius * 10))
+    points = torch.rand(3, 12, 3, generator=g) * torch.tensor([70.0, 90.0, 1.0]) - torch.tensor([8.0, 8.0, 0.0])
+    points[:, ::3, :2] = torch.floor(points[:, ::3, :2]) + 0.5  # half pixels: distances exactly on the edge
+    points[:, 1::4, :2] = torch.round(points[:, 1::4, :2])  # whole pixels
+    points[0, 4:6] = -1.0  # RITM's padding rows
+    points[1, 2, 0] = -3.0  # partly above the image, still a click
+    for h, w in [(60, 80), (17, 9)]:
+        expected = disk_maps(points, h, w, radius)
+        assert expected.sum() > 0
+        assert torch.equal(disk_maps_local(points, h, w, radius), expected)
+    assert torch.equal(disk_maps_local(points[:, :0], 5, 5, radius), torch.zeros(3, 2, 5, 5))
+
+
+def test_optimised_backends_rasterise_clicks_locally_on_their_own_copy():
+    from ritm_qgis.engine.interactive.predictor import NetworkBackend
+
+    net = randomize_(create_model("hrnet_tiny"), seed=2).eval()
+    assert NetworkBackend(net, device="cpu", optimize="none").model.local_disks is False
+    fast = NetworkBackend(net, device="cpu", optimize="onednn")
+    assert fast.model.local_disks is True and net.local_disks is False  # the caller's network is untouched
+
+
 def test_deterministic_weights_do_not_depend_on_construction():
     a = deterministic_state_dict(create_model("hrnet_tiny").state_dict())
     b = deterministic_state_dict(create_model("hrnet_tiny").state_dict())

@@ -23,7 +23,7 @@ import torch.nn.functional as F
 
 from .hrnet import HighResolutionNet
 
-__all__ = ["ModelConfig", "RitmHRNet", "disk_maps", "IMAGENET_MEAN", "IMAGENET_STD"]
+__all__ = ["ModelConfig", "RitmHRNet", "disk_maps", "disk_maps_local", "IMAGENET_MEAN", "IMAGENET_STD"]
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
@@ -65,6 +65,33 @@ def disk_maps(points: torch.Tensor, height: int, width: int, radius: float) -> t
     return inside.to(torch.float32)
 
 
+def disk_maps_local(points: torch.Tensor, height: int, width: int, radius: float) -> torch.Tensor:
+    """``disk_maps``, bit for bit, evaluating the distance test only on a square window around
+    each click instead of on the whole image for every click (20 clicks on a 400x400 crop: 3.2
+    million tests per image against about 8000). Same float32 arithmetic per pixel; the window
+    has a pixel of margin on each side so that a rounding at the disk's edge cannot fall outside it.
+    """
+    import math
+
+    b, rows, _ = points.shape
+    out = torch.zeros(b, 2, height, width, dtype=torch.float32, device=points.device)
+    if rows == 0:
+        return out
+    n = rows // 2
+    pts = points[..., :2].float()
+    valid = pts.max(dim=-1).values >= 0  # (B, 2N)
+    span = int(math.floor(2 * float(radius))) + 4
+    offsets = torch.arange(span, dtype=torch.float32, device=points.device)
+    py, px = pts[..., 0].view(b, rows, 1, 1), pts[..., 1].view(b, rows, 1, 1)
+    ys = torch.ceil(py - float(radius)) - 1 + offsets.view(1, 1, span, 1)  # whole numbers, exact in float32
+    xs = torch.ceil(px - float(radius)) - 1 + offsets.view(1, 1, 1, span)
+    inside = ((ys - py) ** 2 + (xs - px) ** 2) <= float(radius) ** 2
+    inside &= valid.view(b, rows, 1, 1) & (ys >= 0) & (ys < height) & (xs >= 0) & (xs < width)
+    bi, ri, yi, xi = inside.nonzero(as_tuple=True)
+    out[bi, ri // max(n, 1), ys[bi, ri, yi, 0].long(), xs[bi, ri, 0, xi].long()] = 1.0
+    return out
+
+
 class ScaleLayer(nn.Module):
     """Multiplies by ``|scale|`` (a learnt scalar); RITM initialises it to 0.05."""
 
@@ -93,6 +120,9 @@ class RitmHRNet(nn.Module):
         self.feature_extractor = HighResolutionNet(
             width=config.width, ocr_width=config.ocr_width, small=config.small
         )
+        # The optimised inference modes rasterise the clicks with ``disk_maps_local`` (same maps);
+        # 'none' keeps RITM's whole-image computation, so that it stays RITM's cost as well.
+        self.local_disks = False
         # Normalisation constants are buffers that follow .to(device) but are not saved.
         self.register_buffer("mean", torch.empty(1, 3, 1, 1), persistent=False)
         self.register_buffer("std", torch.empty(1, 3, 1, 1), persistent=False)
@@ -111,7 +141,8 @@ class RitmHRNet(nn.Module):
     def click_features(self, image: torch.Tensor, points: torch.Tensor) -> torch.Tensor:
         """The 3 (or 2) channel map fed to ``maps_transform``: previous mask, pos, neg disks."""
         h, w = image.shape[-2:]
-        maps = disk_maps(points, h, w, self.config.norm_radius).to(image.dtype)
+        rasterise = disk_maps_local if getattr(self, "local_disks", False) else disk_maps
+        maps = rasterise(points, h, w, self.config.norm_radius).to(image.dtype)
         if self.config.with_prev_mask:
             maps = torch.cat([image[:, 3:4], maps], dim=1)
         return maps

@@ -124,7 +124,7 @@ class NetworkBackend(Backend):
         self.net_clicks_limit = net_clicks_limit
         self.name = name or type(model).__name__
         self.with_prev_mask = _takes_prev_mask(model)
-        model = model.eval()
+        model = plain = model.eval()
         for p in model.parameters():
             p.requires_grad_(False)
         self.channels_last = optimize in ("fold", "onednn", "bf16", "int8")
@@ -136,12 +136,14 @@ class NetworkBackend(Backend):
                         torch.tensor([[[size / 2, size / 2, 0.0], [-1.0, -1.0, -1.0]]]))
 
             # oneDNN lays the weights out for one input size: the zoom-in's 400 is the usual one.
-            plain = model
             model = optimize_model(model, self.device, channels_last=True, fold_bn=True, example=example(64),
                                    onednn_example=example(400) if optimize == "onednn" else None)
             if optimize in ("bf16", "int8"):
                 model = self._checked_low_precision(plain, model, example(400), example(96))
         self.model = model.to(self.device)
+        if self.channels_last and self.model is not plain and self.device.type == "cpu" and \
+                hasattr(self.model, "local_disks"):  # our copy; on CUDA the whole-image maps replay in graphs
+            self.model.local_disks = True
         self._graphs = None
         if cuda_graphs and self.device.type == "cuda":
             from ritm_qgis.engine.runtime.cuda_graphs import CudaGraphRunner
