@@ -18,6 +18,10 @@ that input. Extra rows:
         [--modes none,fold,onednn,bf16,int8] [--size 400] [--batch 2] [--repeats 10] [--sizes-too 320]
         [--dataset grabcut:out/aerial-buildings/test --crops 8]
 
+First line: the click disks of 20 clicks on the input (2x400x400) rasterised on the whole image
+for every click (``disk_maps``, RITM's way and 'none''s) against a window around each click
+(``disk_maps_local``, every other mode; identical maps), p50 ms.
+
 With ``--dataset``, the probabilities are also compared on real objects: ``--crops`` samples
 (every 5th), each resized to ``--size`` square with one positive click at the centroid of its
 ground truth, batch 1; printed per mode: mean |probability difference| to 'none' and the pixels
@@ -101,6 +105,25 @@ def real_gaps(backends, crops):
     return gaps
 
 
+def print_disk_lever(size, batch, repeats, clicks=20):
+    from ritm_qgis.models.network import disk_maps, disk_maps_local
+
+    g = torch.Generator().manual_seed(5)
+    points = torch.rand(batch, 2 * clicks, 3, generator=g) * size
+    points[:, clicks // 2:clicks] = -1.0  # 10 positive, 10 negative clicks: padding rows as RITM has them
+    points[:, clicks + clicks // 2:] = -1.0
+    assert torch.equal(disk_maps(points, size, size, 5), disk_maps_local(points, size, size, 5))
+    times = {f: [] for f in (disk_maps, disk_maps_local)}
+    for _ in range(repeats):
+        for f in times:
+            t0 = time.perf_counter()
+            f(points, size, size, 5)
+            times[f].append((time.perf_counter() - t0) * 1e3)
+    whole, local = (np.percentile(v, 50) for v in times.values())
+    print(f"click disks, {clicks} clicks, {batch}x{size}x{size}, {torch.get_num_threads()} thread(s): whole image "
+          f"{whole:.1f} ms, local windows {local:.2f} ms (same maps): {whole / local:.0f}x")
+
+
 class ChannelsLast:
     """The unmodified network, weights and input in channels-last (the layout lever alone)."""
 
@@ -130,6 +153,7 @@ def main(argv=None):
     warnings.filterwarnings("ignore")
     print(f"torch {torch.__version__}, {cpu_name()}, input {args.batch}x4x{args.size}x{args.size}, "
           f"{args.repeats} passes per mode, interleaved; wall ms")
+    print_disk_lever(args.size, args.batch, args.repeats)
     for name in args.models.split(","):
         net, label = load_network(name, "cpu")
         for threads in [int(t) for t in args.threads.split(",")]:
