@@ -9,9 +9,10 @@ mixed copy whose convolutions run as oneDNN's fused, prepacked kernels (``onednn
 the fp32 'onednn' mode does. Everything runs in bf16 except the input side (``FP32_MODULES``):
 the image normalisation, the click-map encoder and the first RGB convolution stay in fp32, and
 their outputs are rounded to bf16 once. Rounding the normalised image and the click encoder's
-weights to bf16 was the largest single source of the bf16 copy's error: keeping them in fp32
-divides the flipped mask pixels by about 2.5 for 5-15 % of the time (docs/benchmarks.md).
-Measured on an AMX Xeon: about 3.3x faster than fp32. Probabilities move by a few 1e-3, which
+weights to bf16 was the largest single source of the whole-network bf16 copy's error: keeping
+them in fp32 divides the mask pixels that differ from fp32 by 2.8 on held-out buildings, for at
+most 6 % of the time (docs/benchmarks.md). Measured on an AMX Xeon: 3.0-3.5x faster than fp32
+(hrnet18s), 4.4-4.7x (hrnet18). Probabilities move by a few 1e-3, which
 is why it is a separate choice from the exact ``fold`` / ``onednn`` modes, and ``prob_gap``
 compares it with fp32 when a backend is built.
 """
