@@ -133,7 +133,8 @@ def summary(result, thresholds):
     for m, values in result["ious"].items():
         ious = np.asarray(values, float)
         row = {"mean_iou_last": float(ious[:, -1].mean()) if len(ious) else float("nan"),
-               "max_abs_diou": float(np.abs(ious - ref).max()) if len(ious) else 0.0}
+               "max_abs_diou": float(np.abs(ious - ref).max()) if len(ious) else 0.0,
+               "mean_abs_diou": float(np.abs(ious - ref).mean()) if len(ious) else 0.0}
         for t in thresholds:
             noc, noc_ref = noc_per_sample(ious, t), noc_per_sample(ref, t)
             d = noc - noc_ref
@@ -148,11 +149,11 @@ def summary(result, thresholds):
 def print_table(rows, thresholds, n):
     print(f"{n} samples; NoC20@t (delta to 'none'; samples whose NoC changed, largest change)")
     head = f"{'mode':8}" + "".join(f" {'NoC@' + format(t, 'g'):>22}" for t in thresholds)
-    print(head + f" {'IoU@last':>9} {'max|dIoU|':>9}")
+    print(head + f" {'IoU@last':>9} {'max|dIoU|':>9} {'mean|dIoU|':>10}")
     for m, r in rows.items():
         cells = "".join(f" {r[f'noc@{t:g}']:6.3f} ({r[f'delta@{t:g}']:+.3f}; {r[f'changed@{t:g}']},"
                         f"{r[f'max_abs_change@{t:g}']:>2})" for t in thresholds)
-        print(f"{m:8}{cells} {r['mean_iou_last']:9.4f} {r['max_abs_diou']:9.2e}")
+        print(f"{m:8}{cells} {r['mean_iou_last']:9.4f} {r['max_abs_diou']:9.2e} {r['mean_abs_diou']:10.2e}")
 
 
 def merge(paths):
@@ -217,8 +218,9 @@ def main(argv=None):
         if missing or lengths != {args.max_clicks}:
             raise SystemExit(f"--replay does not cover this run: {len(missing)} samples missing, "
                              f"{sorted(lengths)} clicks recorded against --max-clicks {args.max_clicks}")
-    meta = {"model": args.model, "dataset": args.dataset, "modes": ["none", *modes] if replay else modes, "threads": args.threads,
-            "shard": args.shard, "max_clicks": args.max_clicks, "cpu": cpu_name(), "torch": torch.__version__}
+    meta = {"model": args.model, "dataset": args.dataset, "modes": ["none", *modes] if replay else modes,
+            "threads": args.threads, "shard": args.shard, "max_clicks": args.max_clicks, "cpu": cpu_name(),
+            "torch": torch.__version__}
     start = time.perf_counter()
 
     def on_batch(result, done):

@@ -98,7 +98,8 @@ def test_a_file_with_several_layers_needs_the_layer_named(tmp_path):
     p = tmp_path / "fp.gpkg"
     write_gpkg(frame(["a", "b"]), p, layer="buildings")
     write_gpkg(frame(["x"]), p, layer="roads")
-    with pytest.raises(RitmError, match=r"holds 2 layers \(.*buildings.*roads.*\); name the one to read as '.*\|layername="):
+    with pytest.raises(RitmError, match=r"holds 2 layers \(.*buildings.*roads.*\); name the one to read as "
+                                        r"'.*\|layername="):
         read_vector(p)
     assert read_vector(f"{p}|layername=roads").name.tolist() == ["x"]  # QGIS's layer source syntax
     assert read_vector(p, layer="buildings").name.tolist() == ["a", "b"]

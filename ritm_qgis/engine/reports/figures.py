@@ -48,7 +48,7 @@ def plot_iou_curves(reports, path: str, baseline_band=SUPERVISED_BAND, title="Io
         ax.axhline((lo + hi) / 2, color="red", linewidth=1)
     ax.set_xlabel("number of clicks")
     ax.set_ylabel("IoU")
-    ax.set_xlim(0.5, 1.5) if max_c == 1 else ax.set_xlim(1, max_c)  # one click: a point, not an empty range
+    ax.set_xlim(*((0.5, 1.5) if max_c == 1 else (1, max_c)))  # one click: a point, not an empty range
     ax.set_xticks(range(1, max_c + 1, max(1, max_c // 10)))
     ax.set_ylim(0, 1)
     ax.grid(True, alpha=0.3)
