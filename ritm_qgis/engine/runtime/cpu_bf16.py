@@ -82,9 +82,10 @@ def bf16_model(folded, example, keep_fp32=FP32_MODULES):
             except AttributeError:  # not a RitmHRNet layout: that part runs in bf16
                 continue
             setattr(parent, attr, _fp32_island(copy.deepcopy(original)))
-        for name, buffer in folded.named_buffers():  # normalisation constants stay exact
-            if keep_fp32 and name in ("mean", "std"):
-                setattr(model, name, buffer.clone())
+        if keep_fp32:  # the normalisation constants stay exact, like the layers that use them
+            for name in ("mean", "std"):
+                if hasattr(folded, name):
+                    setattr(model, name, getattr(folded, name).clone())
         return model.to(memory_format=torch.channels_last)
 
     model = mixed()
