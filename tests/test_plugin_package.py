@@ -1,7 +1,6 @@
 """`make package` gives a zip that installs into a fresh QGIS profile and runs from qgis_process."""
 
 import os
-import shutil
 import subprocess
 import zipfile
 
