@@ -6,7 +6,8 @@ SHARED_DATA ?= ../shared/data
 OUT ?= out
 export QT_QPA_PLATFORM ?= offscreen
 
-.PHONY: setup demo test package bench clean try-desktop
+.PHONY: setup demo test package zip bench clean try-desktop
+RELEASE ?= release.toml
 
 setup:
 	@bash scripts/bootstrap.sh
@@ -24,8 +25,15 @@ test: setup
 	if [ $$r -eq 5 ]; then echo "make test: pytest collected no tests (exit 5), nothing failed"; r=0; fi; \
 	exit $$r
 
-package: setup
-	@bash scripts/package_plugin.sh
+## package: the plugin zip, then whether plugins.qgis.org would take it (qgis-plugin-ci and the repository's
+## upload rules, scripts/release_check.py); fails, naming each setting, while release.toml lacks an address
+package: zip
+	@$(PY) scripts/release_check.py check "$(RELEASE)" build/plugin \
+		"dist/ritm_qgis.$$(sed -n 's/^version=//p' metadata.txt).zip"
+
+## zip: the plugin zip alone (dist/ritm_qgis.<version>.zip), for installing from a file
+zip: setup
+	@RELEASE="$(RELEASE)" bash scripts/package_plugin.sh
 
 ## try-desktop: the plugin in the real QGIS desktop under Xvfb, as a new user (scripts/try_desktop.py)
 try-desktop:

@@ -3,7 +3,10 @@
 #   1. QGIS 3.22 + PyQGIS + Xvfb from Debian (apt), only if PyQGIS is not importable yet;
 #   2. a virtual environment at .venv made from Debian's Python with --system-site-packages,
 #      so that PyQGIS (a Debian package) is importable inside it;
-#   3. the Python dependencies of requirements.txt and the project itself (editable) into .venv.
+#   3. the Python dependencies of requirements.txt and the project itself (editable) into .venv;
+#   4. qgis-plugin-ci, the packaging check of `make package`, in a virtual environment of its own
+#      (.venv/tools/qgis-plugin-ci): it pulls PyQt5 from pip, which must never shadow the PyQt5
+#      that QGIS and PyQGIS use in .venv.
 # Each step is skipped when already done; step 3 re-runs only when requirements.txt or
 # ritm_qgis/requirements.txt or pyproject.toml change.
 set -euo pipefail
@@ -39,5 +42,16 @@ else
     quiet_pip install -q -r requirements.txt
     quiet_pip install -q --no-deps -e . >/dev/null
     echo "$WANT" > "$STAMP"
+fi
+PLUGIN_CI_VERSION=2.10.0
+TOOLS="$VENV/tools/qgis-plugin-ci"
+if [ "$("$TOOLS/bin/qgis-plugin-ci" --version 2>/dev/null)" = "$PLUGIN_CI_VERSION" ]; then
+    say "qgis-plugin-ci $PLUGIN_CI_VERSION already installed in $TOOLS"
+else
+    say "installing qgis-plugin-ci $PLUGIN_CI_VERSION into $TOOLS (its own environment; about a minute)"
+    rm -rf "$TOOLS"
+    /usr/bin/python3 -m venv "$TOOLS"
+    "$TOOLS/bin/python" -m pip install -q "qgis-plugin-ci==$PLUGIN_CI_VERSION" 2>&1 \
+        | { grep -v -e "WARNING: Location 'file://" || true; }
 fi
 say "ready: $("$VENV/bin/python" -c 'import torch, numpy, rasterio, shapely, qgis.core as q; print(f"torch {torch.__version__}, numpy {numpy.__version__}, rasterio {rasterio.__version__} (GDAL {rasterio.__gdal_version__}), shapely {shapely.__version__}, QGIS {q.Qgis.QGIS_VERSION}")')"

@@ -1,18 +1,22 @@
 #!/usr/bin/env bash
 # Builds the installable QGIS plugin zip: dist/ritm_qgis.<version>.zip
+#   package_plugin.sh [VERSION]   (default: metadata.txt's version; RELEASE=file names the release
+#                                  setting, default release.toml)
 #
 # QGIS needs a single folder named ritm_qgis holding metadata.txt. This script copies the source
 # files git knows of under ritm_qgis/ (tracked, plus new files not ignored; in a fresh clone that
-# is exactly the committed tree), plus metadata.txt and LICENSE, into a throw-away git repository
+# is exactly the committed tree), plus metadata.txt (with the project's public addresses from the
+# release setting, where it names them), LICENSE and NOTICE, into a throw-away git repository
 # under build/, and zips it there with `git archive` (committed files only, so no caches or build
 # outputs). The top-level models/ and algorithms/ symlinks are not read: their files are copied,
 # as plain files, from ritm_qgis/models and ritm_qgis/algorithms.
-# qgis-plugin-ci is not used: it refuses a metadata.txt without tracker and repository URLs, and
-# this project has no public tracker or repository to name.
+# Whether the zip may be uploaded to plugins.qgis.org is `make package`'s next step,
+# scripts/release_check.py (qgis-plugin-ci and the plugin repository's rules).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ROOT=$(pwd)
 VERSION=${1:-$(sed -n 's/^version=//p' metadata.txt)}
+RELEASE=${RELEASE:-release.toml}
 STAGE="$ROOT/build/plugin"
 rm -rf "$STAGE"
 mkdir -p "$STAGE/ritm_qgis" "$ROOT/dist"
@@ -27,8 +31,9 @@ copy_tracked() {  # copy_tracked SRC_DIR DEST_DIR: the source files of SRC_DIR (
 }
 copy_tracked ritm_qgis "$STAGE/ritm_qgis"
 cp metadata.txt "$STAGE/ritm_qgis/metadata.txt"
-[ -f LICENSE ] && cp LICENSE "$STAGE/ritm_qgis/LICENSE"
+cp LICENSE NOTICE "$STAGE/ritm_qgis/"
 sed -i "s/^version=.*/version=$VERSION/" "$STAGE/ritm_qgis/metadata.txt"
+python3 scripts/release_check.py apply "$RELEASE" "$STAGE/ritm_qgis/metadata.txt"
 ZIP="$ROOT/dist/ritm_qgis.$VERSION.zip"
 rm -f "$ZIP"
 (

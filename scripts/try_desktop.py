@@ -4,7 +4,7 @@
     python3 scripts/try_desktop.py --shots docs/models   # also save the screenshots there
 
 What it does, as a user would:
-1. builds the plugin zip (scripts/package_plugin.sh, what `make package` makes) and unzips it into
+1. builds the plugin zip (scripts/package_plugin.sh, what `make zip` makes) and unzips it into
    the plugins folder of a fresh QGIS profile (``--profiles-path build/try_desktop/profiles``), enabled
    in that profile's QGIS3.ini;
 2. installs the plugin's Python packages with the plugin's own installer (``python3 -m ritm_qgis.deps

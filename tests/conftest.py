@@ -23,7 +23,7 @@ def shared_path(*parts) -> Path:
 
 @pytest.fixture(scope="session")
 def plugin_zip(tmp_path_factory):
-    """The plugin zip built by `make package` (scripts/package_plugin.sh), once per test session."""
+    """The plugin zip built by `make zip` (scripts/package_plugin.sh), once per test session."""
     if shutil.which("git") is None:
         pytest.skip("git is needed to build the plugin zip")
     out = subprocess.run(["bash", str(ROOT / "scripts" / "package_plugin.sh")], cwd=ROOT,

@@ -1,4 +1,4 @@
-"""`make package` gives a zip that installs into a fresh QGIS profile and runs from qgis_process."""
+"""`make zip` gives a zip that installs into a fresh QGIS profile and runs from qgis_process."""
 
 import os
 import subprocess
@@ -32,6 +32,7 @@ def test_zip_has_one_plugin_folder_with_engine_models_and_algorithms(plugin_zip)
     assert all(n.startswith("ritm_qgis/") for n in names)
     for required in ("ritm_qgis/metadata.txt", "ritm_qgis/__init__.py", "ritm_qgis/engine/protocol/noc.py",
                      "ritm_qgis/models/__init__.py", "ritm_qgis/algorithms/noc_report.py", "ritm_qgis/LICENSE",
+                     "ritm_qgis/NOTICE",
                      "ritm_qgis/deps.py", "ritm_qgis/requirements.txt", "ritm_qgis/gui/deps_dialog.py"):
         assert required in names
     assert not any("__pycache__" in n or n.startswith("ritm_qgis/tests") for n in names)
