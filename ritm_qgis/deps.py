@@ -1,20 +1,24 @@
 """The Python packages the plugin needs, which are missing, and how to install them without touching QGIS.
 
-Runs with any Python and imports nothing outside the standard library, so that it works inside a
-QGIS whose Python lacks torch or the geo stack, and as a command for administrators:
+Runs with any Python and imports nothing outside the standard library (``deps_network`` included),
+so that it works inside a QGIS whose Python lacks torch or the geo stack, and as a command:
 
-    python3 -m ritm_qgis.deps            # what is missing and the exact install command (exit 1 if any)
-    python3 -m ritm_qgis.deps --json     # {"missing": [...], "command": [argv...], "target": "<folder>"}
-    python3 -m ritm_qgis.deps --install  # run it
+    python3 -m ritm_qgis.deps              # what is missing, its size and the install command (exit 1 if any)
+    python3 -m ritm_qgis.deps --json       # {"missing", "command", "target", "download_mb", "disk_mb", "notes"}
+    python3 -m ritm_qgis.deps --install    # install what is missing
+    python3 -m ritm_qgis.deps --uninstall  # remove the folder
 
 The packages go into a folder private to the plugin inside the QGIS profile,
 ``<profile>/python/ritm_qgis_deps/python3.X``, which ``activate`` *appends* to ``sys.path`` when the
-plugin loads: whatever QGIS's Python already imports comes first and is never shadowed. pip runs with
-``--target`` and a constraints file written at install time that pins every distribution QGIS's
-Python already has to its installed version (numpy above all), so the new packages are resolved
-against the versions that will really be imported. The versions come from ``requirements.txt``
-beside this file, the plugin's single list of pins. torch comes from PyTorch's CPU wheel index unless
-the CUDA build is chosen; ``RITM_QGIS_TORCH_INDEX`` replaces that index (empty: no extra index).
+plugin loads: whatever QGIS's Python already imports comes first and is never shadowed. pip runs as
+QGIS's own interpreter (the one under ``sys.exec_prefix``, checked before it runs), under a
+constraints file written at install time that pins every distribution QGIS's Python already has to
+its installed version (numpy above all). Only what is missing is installed: the folder's contents
+count as installed and stay (see ``install``). The versions come from ``requirements.txt`` beside
+this file, the plugin's single list of pins. torch is the CPU build unless the CUDA build is chosen:
+from PyTorch's CPU index (``RITM_QGIS_TORCH_INDEX`` replaces it; empty: none), asked for by its exact
+``+cpu`` version where PyPI's torch is the CUDA build, so pip fails rather than fetch CUDA when that
+index is out of reach. Where QGIS's Python has no pip, pip's own wheel is fetched from the registry.
 """
 
 from __future__ import annotations
@@ -271,35 +275,78 @@ def constraint_lines(present: dict[str, tuple[str, str]]) -> list[str]:
 
 # ---------------------------------------------------------------- the command
 def python_executable() -> str:
-    """The Python interpreter behind this process (inside QGIS, sys.executable may be QGIS itself)."""
+    """QGIS's own Python interpreter: the one under ``sys.exec_prefix`` (inside QGIS, ``sys.executable``
+    may be QGIS itself, or whatever ``python3`` comes first on the PATH of the shell QGIS started from)."""
+    names = (["python.exe", "python3.exe"] if os.name == "nt"
+             else ["python%d.%d" % sys.version_info[:2], "python3", "python"])
+    folders = [os.path.join(prefix, sub) for prefix in dict.fromkeys((sys.exec_prefix, sys.prefix))
+               for sub in (("", "Scripts") if os.name == "nt" else ("bin",))]
     exe = sys.executable or ""
-    if os.path.basename(exe).lower().startswith("python"):
+    if os.path.basename(exe).lower().startswith("python") and any(_inside(exe, folder) for folder in folders):
         return exe
-    names = ["python.exe", "python3.exe"] if os.name == "nt" else ["python3", "python"]
-    for folder in (sys.exec_prefix, os.path.join(sys.exec_prefix, "bin")):
+    for folder in folders:
         for name in names:
             candidate = os.path.join(folder, name)
             if os.path.isfile(candidate):
                 return candidate
-    return "python3"
+    raise InstallError(f"QGIS's Python interpreter was not found in {sys.exec_prefix}; install the packages "
+                       f"with that Python's pip by hand (the folder and packages are shown above).")
 
 
-def pip_argv() -> list[str]:
-    """How to run pip with this Python: its pip module, else pip's own wheel (runnable as is)."""
-    python = python_executable()
+def check_interpreter(python: str) -> None:
+    """Refuse an interpreter that is not this very Python (another version or installation would
+    build packages QGIS cannot import)."""
+    probe = "import sys; print('%d.%d' % sys.version_info[:2]); print(sys.prefix)"
+    try:
+        out = subprocess.run([python, "-c", probe], capture_output=True, text=True, timeout=60,
+                             stdin=subprocess.DEVNULL).stdout.splitlines()
+    except (OSError, subprocess.SubprocessError) as exc:
+        raise InstallError(f"QGIS's Python ({python}) could not be started ({exc}); nothing was installed.") from None
+    mine = "%d.%d" % sys.version_info[:2]
+    if len(out) < 2 or out[0] != mine or os.path.realpath(out[1]) != os.path.realpath(sys.prefix):
+        found = f"Python {out[0]} in {out[1]}" if len(out) >= 2 else "not a Python that answers"
+        raise InstallError(f"{python} is {found}, not QGIS's own Python {mine} in {sys.prefix}, so its packages "
+                           "would not load in QGIS; nothing was installed.")
+
+
+def pip_argv(python: str | None = None, wheel_folders: list[str] | None = None) -> list[str]:
+    """How to run pip with QGIS's Python: its pip module, else a pip wheel (runnable as is) from this
+    machine or, failing that, one fetched from the package registry into the plugin's folder (no root
+    needed); ``PipMissing`` when there is none of them."""
+    python = python or python_executable()
     if importlib.util.find_spec("pip") is not None:
         return [python, "-m", "pip"]
-    import glob
+    wheel = local_pip_wheel(wheel_folders)
+    if wheel is None:
+        raise PipMissing(f"QGIS's Python ({python}) has no pip; the installer fetches pip's own package from "
+                         "the package registry (pypi.org) first.")
+    return [python, os.path.join(wheel, "pip")]
 
-    folders = ["/usr/share/python-wheels"]  # Debian's python3-pip-whl (python3-venv needs it)
+
+class PipMissing(InstallError):
+    """QGIS's Python has no pip and this machine holds no pip wheel: ``install`` fetches one first."""
+
+
+def pip_wheel_folders(target: str | None = None) -> list[str]:
+    """Where a pip wheel may already lie: the plugin's own download (beside ``target``), Debian's
+    python3-pip-whl, ensurepip's bundled one."""
+    folders = [os.path.join(os.path.dirname(os.path.abspath(target or target_folder())), "pip"),
+               "/usr/share/python-wheels"]
     ensurepip = importlib.util.find_spec("ensurepip")
     if ensurepip is not None and ensurepip.origin:
         folders.append(os.path.join(os.path.dirname(ensurepip.origin), "_bundled"))
-    for folder in folders:
-        wheels = sorted(glob.glob(os.path.join(folder, "pip-*.whl")))
+    return folders
+
+
+def local_pip_wheel(folders: list[str] | None = None) -> str | None:
+    import glob
+
+    for folder in pip_wheel_folders() if folders is None else folders:
+        wheels = sorted(glob.glob(os.path.join(folder, "pip-*.whl")), key=lambda w: _release(
+            os.path.basename(w)[4:]))
         if wheels:
-            return [python, os.path.join(wheels[-1], "pip")]
-    raise InstallError(f"{python} has no pip: install it (Debian/Ubuntu: sudo apt install python3-pip), then try again.")
+            return wheels[-1]
+    return None
 
 
 def gpu_present() -> bool:
@@ -321,15 +368,44 @@ def torch_index(build: str = "cpu") -> str:
     return CPU_INDEX
 
 
-def install_command(requirements: list[str], target: str, build: str = "cpu") -> list[str]:
-    """The pip argv that installs ``requirements`` into ``target`` under the constraints file."""
+def cpu_torch_requirement(requirement: str) -> str:
+    """``torch==X`` -> ``torch==X+cpu`` on Linux and Windows: only the CPU build satisfies it, so pip
+    refuses rather than takes PyPI's Linux torch (the CUDA build, with gigabytes of CUDA libraries)."""
+    if sys.platform == "darwin" or _name_of(requirement) != "torch":
+        return requirement
+    m = re.fullmatch(r"(torch\s*==\s*[0-9.]+)", requirement.strip(), re.I)
+    return m.group(1) + "+cpu" if m else requirement
+
+
+# Measured on Linux x86-64 for Python 3.11 (wheel, installed size), each with the dependencies it brings
+# into a QGIS Python that lacks them; a plan adds those of its missing requirements, as an estimate.
+SIZES_MB = {"torch": (201, 858), "opencv-python-headless": (50, 142), "rasterio": (36, 112),
+            "geopandas": (46, 181), "shapely": (2, 9), "pyproj": (9, 33), "matplotlib": (10, 36), "numpy": (18, 78),
+            "affine": (0.1, 0.1), "tqdm": (0.1, 0.5)}
+
+
+def size_estimate(requirements: list[str], build: str) -> tuple[float, float] | None:
+    """(download MB, disk MB) for these requirements, or None when one of them is not in SIZES_MB."""
+    if build != "cpu" or not all(_name_of(r) in SIZES_MB for r in requirements):
+        return None
+    sizes = [SIZES_MB[_name_of(r)] for r in requirements]
+    return sum(d for d, _ in sizes), sum(k for _, k in sizes)
+
+
+def install_command(requirements: list[str], target: str, build: str = "cpu", index: str | None = None,
+                    pip: list[str] | None = None) -> list[str]:
+    """The pip argv that installs ``requirements`` into ``target`` under the constraints file (``index``:
+    the extra index for torch, ``torch_index(build)`` by default)."""
     # --no-compile: Python compiles what is imported on first use, not the thousands of files of torch's
     # (and of the copies dropped afterwards) that never are; it took most of an install's time here
-    argv = pip_argv() + ["install", "--upgrade", "--prefer-binary", "--no-compile", "--target",
-                         os.path.abspath(target), "--constraint", constraints_path(target)]
-    index = torch_index(build)
+    argv = (pip or pip_argv(wheel_folders=pip_wheel_folders(target))) + [
+        "install", "--upgrade", "--prefer-binary", "--no-compile", "--target", os.path.abspath(target),
+        "--constraint", constraints_path(target)]
+    index = torch_index(build) if index is None else index
     if index and any(_name_of(r) == "torch" for r in requirements):
         argv += ["--extra-index-url", index]
+    if build == "cpu":
+        requirements = [cpu_torch_requirement(r) for r in requirements]
     return argv + list(requirements)
 
 
@@ -343,9 +419,15 @@ class Plan:
     command: list[str]  # [] when there is nothing to install
     build: str = "cpu"
     kept: list[str] = field(default_factory=list)  # "numpy 1.24.2": what QGIS's Python has and keeps
+    notes: list[str] = field(default_factory=list)  # sentences: an index out of reach, pip to fetch first
+    sizes_mb: tuple[float, float] | None = None  # (download, disk), estimated
+    needs_pip: bool = False  # pip's wheel is fetched from the registry before the command runs
+    pip_wheel_folder: str = ""  # where that wheel goes
 
     def as_json(self) -> dict:
-        return {"missing": self.missing, "command": self.command, "target": self.target}
+        return {"missing": self.missing, "command": self.command, "target": self.target,
+                "download_mb": self.sizes_mb[0] if self.sizes_mb else None,
+                "disk_mb": self.sizes_mb[1] if self.sizes_mb else None, "notes": self.notes}
 
     def shell_command(self) -> str:
         if os.name == "nt":
@@ -353,6 +435,12 @@ class Plan:
         import shlex
 
         return " ".join(shlex.quote(a) for a in self.command)
+
+    def size_text(self) -> str:
+        if self.sizes_mb is None:
+            return ""
+        download, disk = (f"{round(v, -1):,.0f}" if v >= 10 else f"{v:.0f}" for v in self.sizes_mb)
+        return f"About {download} MB to download and {disk} MB on disk (measured on Linux; other systems differ)."
 
     def text(self) -> str:
         """Everything a user or administrator needs, as copyable text."""
@@ -366,9 +454,12 @@ class Plan:
         if self.command:
             lines += ["", "They go into a folder of their own, which the plugin adds to Python's search path "
                       "when QGIS starts (after QGIS's own packages, which it never replaces):", "  " + self.target]
+            if self.size_text():
+                lines.append(self.size_text())
             if self.kept:
                 lines.append("Kept as they are: " + ", ".join(self.kept) + ".")
             lines.append("torch: " + ("the CUDA build (NVIDIA GPU)." if self.build == "cuda" else "the CPU build."))
+            lines += self.notes
             lines += ["", "Command (pinned to QGIS's own versions by the constraints file it names):",
                       "  " + self.shell_command()]
         return "\n".join(lines)
@@ -389,14 +480,37 @@ def make_plan(target: str | None = None, build: str = "cpu", requirements: list[
     present = present_distributions(exclude=target)
     kept = [f"{name} {version}" for key, (name, version) in sorted(present.items())
             if key in {normalize(n.requirement.name) for n in needs} and key not in UNPINNED]
-    command = []
-    if installable:
-        command = install_command(installable, target, build)
-        if write_constraints:
-            write_text_atomic(constraints_path(target),
-                              "# Written by ritm_qgis.deps: the versions QGIS's Python already has.\n"
-                              + "".join(line + "\n" for line in constraint_lines(present)))
-    return Plan(target, missing, conflicts, command, build, kept)
+    plan = Plan(target, missing, conflicts, [], build, kept, pip_wheel_folder=pip_wheel_folders(target)[0])
+    if not installable:
+        return plan
+    python = python_executable()
+    try:
+        pip = pip_argv(python, pip_wheel_folders(target))
+    except PipMissing as exc:
+        plan.needs_pip = True
+        plan.notes.append(str(exc))
+        pip = [python, os.path.join(plan.pip_wheel_folder, "pip-<latest>-py3-none-any.whl", "pip")]
+    index = torch_index(build)
+    if index and any(_name_of(r) == "torch" for r in installable):
+        from .deps_network import unreachable_reason
+
+        reason = unreachable_reason(index)
+        if reason is not None:
+            index = ""
+            plan.notes.append(
+                f"PyTorch's package index ({torch_index(build)}) cannot be reached from here ({reason}), so pip "
+                "looks for torch in its usual sources only"
+                + (", and asks for the CPU build by its exact version: PyPI has only the CUDA build for Linux, so "
+                   "unless a mirror or local folder of yours holds the CPU build, the install stops with a "
+                   "sentence instead of downloading gigabytes of CUDA libraries." if sys.platform.startswith("linux")
+                   and build == "cpu" else "."))
+    plan.command = install_command(installable, target, build, index=index, pip=pip)
+    plan.sizes_mb = size_estimate(installable, build)
+    if write_constraints:
+        write_text_atomic(constraints_path(target),
+                          "# Written by ritm_qgis.deps: the versions QGIS's Python already has.\n"
+                          + "".join(line + "\n" for line in constraint_lines(present)))
+    return plan
 
 
 def write_text_atomic(path: str, text: str) -> None:
@@ -422,22 +536,30 @@ def run_streaming(argv: list[str], on_line, should_stop=lambda: False, env: dict
         lines.put(None)
 
     threading.Thread(target=read, daemon=True).start()
-    while True:
-        if should_stop():
-            proc.terminate()
+    try:
+        while True:
+            if should_stop():
+                _stop(proc)
+                return None
             try:
-                proc.wait(10)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait()
-            return None
-        try:
-            line = lines.get(timeout=0.1)
-        except queue.Empty:
-            continue
-        if line is None:
-            return proc.wait()
-        on_line(line)
+                line = lines.get(timeout=0.1)
+            except queue.Empty:
+                continue
+            if line is None:
+                return proc.wait()
+            on_line(line)
+    except BaseException:  # Ctrl+C, or on_line failed: pip must not go on writing alone
+        _stop(proc)
+        raise
+
+
+def _stop(proc: subprocess.Popen) -> None:
+    proc.terminate()
+    try:
+        proc.wait(10)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait()
 
 
 def prune_shadowed(folder: str, present: dict[str, tuple[str, str]]) -> list[str]:
@@ -469,44 +591,145 @@ def prune_shadowed(folder: str, present: dict[str, tuple[str, str]]) -> list[str
 
 
 def install(plan: Plan, on_line=print, should_stop=lambda: False) -> list[str]:
-    """Run the plan's command into a fresh folder beside the target, then put that folder in its place.
+    """Install what the plan lists as missing, beside what the folder already holds, then swap it in.
 
-    A failed or cancelled install leaves the previous folder as it was. Returns the names dropped
-    from the new folder because QGIS's Python already has them.
+    pip installs under a scratch prefix with the folder on its path (``PYTHONPATH``), so what the
+    folder or QGIS's Python already has counts as installed and is neither downloaded nor lost (pip's
+    ``--target`` ignores both). The new distributions then join a copy of the folder (hard links), and
+    the copy replaces the folder. pip's temporary files live in the scratch folder, removed whatever
+    happens. A failed or cancelled install (Ctrl+C included) leaves the folder as it was. Returns the
+    names dropped from the new folder because QGIS's Python already has them.
     """
     if not plan.command:
         raise InstallError("Nothing to install" + (": " + plan.conflicts[0] if plan.conflicts else "."))
     target = plan.target
-    staging, old = target + ".partial", target + ".old"
-    for leftover in (staging, old):
-        shutil.rmtree(leftover, ignore_errors=True)
+    staging, old, scratch = target + ".partial", target + ".old", target + ".tmp"
     argv = list(plan.command)
-    argv[argv.index("--target") + 1] = staging
-    on_line("$ " + plan.shell_command())
+    check_interpreter(argv[0])
+    for leftover in (staging, old, scratch):
+        shutil.rmtree(leftover, ignore_errors=True)
     try:
-        code = run_streaming(argv, on_line, should_stop)
-    except OSError as exc:
-        shutil.rmtree(staging, ignore_errors=True)
-        raise InstallError(f"Could not start pip ({exc.strerror or exc}); nothing was changed.") from None
-    if code != 0:
-        shutil.rmtree(staging, ignore_errors=True)
+        os.makedirs(scratch)
+        if plan.needs_pip:
+            argv[1] = os.path.join(_fetch_pip(plan, on_line), "pip")
+        prefix = os.path.join(scratch, "prefix")
+        at = argv.index("--target")
+        argv[at:at + 2] = ["--prefix", prefix]
+        env = dict(os.environ, TMPDIR=scratch, TEMP=scratch, TMP=scratch)
+        env["PYTHONPATH"] = target if os.path.isdir(target) else ""
+        on_line("$ " + plan.shell_command())
+        try:
+            code = run_streaming(argv, on_line, should_stop, env=env)
+        except OSError as exc:
+            raise InstallError(f"Could not start pip ({exc.strerror or exc}); nothing was changed.") from None
         if code is None:
             raise InstallError("Installation cancelled; nothing was changed.")
-        raise InstallError(f"pip failed (exit code {code}, see its messages above); nothing was changed.")
-    removed = prune_shadowed(staging, present_distributions(exclude=target))
-    if removed:
-        on_line("Not kept (QGIS's Python already has them): " + ", ".join(removed))
+        if code != 0:
+            hint = next((n for n in plan.notes if "PyTorch's package index" in n), "")
+            raise InstallError(f"pip failed (exit code {code}, see its messages above); nothing was changed."
+                               + (f" {hint}" if hint and "torch" in " ".join(plan.missing) else ""))
+        _copy_folder(target, staging)
+        _merge_prefix(prefix, staging)
+        _refuse_cuda_torch(plan, staging)
+        removed = prune_shadowed(staging, present_distributions(exclude=target))
+        if removed:
+            on_line("Not kept (QGIS's Python already has them): " + ", ".join(removed))
+        _swap_in(staging, target, old)
+    finally:
+        for leftover in (staging, scratch):
+            shutil.rmtree(leftover, ignore_errors=True)
+    shutil.rmtree(old, ignore_errors=True)
+    activate(target)
+    on_line(f"Installed into {target}.")
+    return removed
+
+
+def _copy_folder(folder: str, copy: str) -> None:
+    """``copy`` holds what ``folder`` holds (hard links where the file system allows: no second gigabyte)."""
+    if not os.path.isdir(folder):
+        os.makedirs(copy)
+        return
+
+    def link(src, dst):
+        try:
+            os.link(src, dst)
+        except OSError:
+            shutil.copy2(src, dst)
+
+    shutil.copytree(folder, copy, symlinks=True, copy_function=link)
+
+
+def _merge_prefix(prefix: str, folder: str) -> None:
+    """Move what pip installed under ``prefix`` (its site-packages, wherever the platform put it) into
+    ``folder``, each distribution replacing an older copy of itself there."""
+    for root, dirs, _ in os.walk(prefix):
+        if os.path.basename(root) not in ("site-packages", "dist-packages"):
+            continue
+        dirs[:] = []
+        entries = os.listdir(root)
+        fresh = {normalize(e[:-len(".dist-info")].rsplit("-", 1)[0]): e for e in entries if e.endswith(".dist-info")}
+        prune_shadowed(folder, {name: (name, "") for name in fresh})
+        for entry in entries:
+            dest = os.path.join(folder, entry)
+            if os.path.isdir(dest) and not os.path.islink(dest):
+                shutil.rmtree(dest)
+            elif os.path.lexists(dest):
+                os.remove(dest)
+            os.replace(os.path.join(root, entry), dest)
+
+
+def _fetch_pip(plan: Plan, on_line) -> str:
+    from .deps_network import fetch_pip_wheel
+
+    on_line("QGIS's Python has no pip: fetching pip's own package from the registry first.")
+    try:
+        return fetch_pip_wheel(plan.pip_wheel_folder)
+    except (OSError, ValueError) as exc:
+        raise InstallError(f"QGIS's Python has no pip, and {exc}; install pip for that Python (Debian/Ubuntu: "
+                           "the package python3-pip), then try again. Nothing was changed.") from None
+
+
+def _refuse_cuda_torch(plan: Plan, staging: str) -> None:
+    """On Linux, a CPU plan that ended with PyPI's torch (the CUDA build) is refused before the swap."""
+    if plan.build != "cpu" or not sys.platform.startswith("linux"):
+        return
+    for entry in os.listdir(staging):
+        if entry.lower().startswith("torch-") and entry.endswith(".dist-info"):
+            version = entry[len("torch-"):-len(".dist-info")]
+            if "+cpu" not in version and any(_name_of(r) == "torch" for r in plan.missing):
+                raise InstallError(f"pip chose torch {version}, which is not the CPU build; nothing was changed. "
+                                   f"Let pip reach {CPU_INDEX} (or set {TORCH_INDEX_ENV} to a mirror of it).")
+
+
+def _swap_in(staging: str, target: str, old: str) -> None:
     try:
         if os.path.isdir(target):
             os.replace(target, old)
         os.replace(staging, target)
     except OSError as exc:
-        raise InstallError(f"Could not replace {target} ({exc.strerror or exc}): close QGIS and run "
-                           "python3 -m ritm_qgis.deps --install again.") from None
-    shutil.rmtree(old, ignore_errors=True)
-    activate(target)
-    on_line(f"Installed into {target}.")
-    return removed
+        if os.path.isdir(old) and not os.path.isdir(target):
+            os.replace(old, target)
+        raise InstallError(f"Could not replace {target} ({exc.strerror or exc}), probably because QGIS uses it: "
+                           "close QGIS, then install again from the plugin's menu.") from None
+
+
+def uninstall(target: str) -> bool:
+    """Remove the plugin's package folder (and its constraints and leftovers); False when there was none."""
+    target = os.path.abspath(target)
+    existed = os.path.isdir(target)
+    for folder in (target + ".partial", target + ".old", target + ".tmp"):
+        shutil.rmtree(folder, ignore_errors=True)
+    if existed:
+        try:
+            shutil.rmtree(target)
+        except OSError as exc:
+            raise InstallError(f"Could not remove {target} completely ({exc.strerror or exc}), probably because "
+                               "QGIS uses it: close QGIS, then delete that folder.") from None
+    if os.path.exists(constraints_path(target)):
+        os.remove(constraints_path(target))
+    if target in sys.path:
+        sys.path.remove(target)
+    return existed
 
 
 # ---------------------------------------------------------------- compatibility with the map tool's check
@@ -532,31 +755,43 @@ def main(argv: list[str] | None = None) -> int:
                     "QGIS profile that QGIS's own packages always take precedence over. Run it with the "
                     "Python QGIS uses.")
     what = parser.add_mutually_exclusive_group()
-    what.add_argument("--json", action="store_true", help='print {"missing", "command", "target"} as JSON')
+    what.add_argument("--json", action="store_true",
+                      help='print {"missing", "command", "target", "download_mb", "disk_mb", "notes"} as JSON '
+                           '(with "error" when no command can be made)')
     what.add_argument("--install", action="store_true", help="run the install command")
+    what.add_argument("--uninstall", action="store_true", help="remove the package folder the installer made")
     parser.add_argument("--target", help="the package folder (default: ritm_qgis_deps/python3.X in the QGIS "
                                          "profile holding this plugin, else in QGIS's default profile)")
     parser.add_argument("--torch", choices=("cpu", "cuda"), default="cpu",
                         help="torch build: cpu (default) or cuda (needs an NVIDIA GPU)")
     args = parser.parse_args(argv)
+    target = os.path.abspath(args.target or target_folder())
     try:
+        if args.uninstall:
+            print(f"Removed {target}." if uninstall(target) else f"Nothing to remove: {target} does not exist.")
+            return 0
         if args.torch == "cuda" and not gpu_present():
             raise InstallError("No NVIDIA GPU was found on this machine: keep the default --torch cpu.")
-        plan = make_plan(args.target, args.torch)
+        plan = make_plan(target, args.torch)
         if args.json:
             print(json.dumps(plan.as_json()))
         elif args.install:
             if plan.command:
                 install(plan, on_line=lambda line: print(line, flush=True))
-                plan = make_plan(args.target, args.torch, write_constraints=False)
+                plan = make_plan(target, args.torch, write_constraints=False)
             for sentence in plan.conflicts:
                 print(sentence, file=sys.stderr)
             print("Missing: " + ", ".join(plan.missing) if plan.missing else "Nothing is missing.")
         else:
             print(plan.text())
     except InstallError as exc:
+        if args.json:
+            print(json.dumps({"missing": [], "command": [], "target": target, "error": str(exc)}))
         print(str(exc), file=sys.stderr)
         return 1
+    except KeyboardInterrupt:
+        print("Stopped (Ctrl+C); nothing was changed.", file=sys.stderr)
+        return 130
     return 1 if plan.missing else 0
 
 

@@ -65,7 +65,8 @@ def test_command_targets_the_folder_under_constraints_and_takes_torch_from_the_c
     monkeypatch.delenv(deps.TORCH_INDEX_ENV, raising=False)
     target = str(tmp_path / "deps")
     argv = deps.install_command(["torch==2.13.0", "affine<3"], target)
-    assert argv[:3] == [sys.executable, "-m", "pip"] and argv[-2:] == ["torch==2.13.0", "affine<3"]
+    cpu_torch = "torch==2.13.0" if sys.platform == "darwin" else "torch==2.13.0+cpu"  # only the CPU build fits
+    assert argv[:3] == [sys.executable, "-m", "pip"] and argv[-2:] == [cpu_torch, "affine<3"]
     assert argv[argv.index("--target") + 1] == target
     assert argv[argv.index("--constraint") + 1] == target + "-constraints.txt"
     assert argv[argv.index("--extra-index-url") + 1] == "https://download.pytorch.org/whl/cpu"
@@ -112,12 +113,13 @@ def test_json_on_a_python_without_the_packages_imports_only_the_standard_library
                          capture_output=True, text=True, env=env, cwd=tmp_path)
     report = json.loads(out.stdout)
     assert out.stderr.strip().splitlines()[-1] == "[]"  # no module outside the standard library was imported
-    assert set(report) == {"missing", "command", "target"}
+    assert set(report) == {"missing", "command", "target", "download_mb", "disk_mb", "notes"}
     assert report["target"] == str(target)
     if subprocess.run([python, "-c", "import torch"], capture_output=True).returncode == 0:
         pytest.skip(f"{python} has torch: nothing to report missing")
     assert out.returncode == 1
-    assert "torch==2.13.0" in report["missing"] and "torch==2.13.0" in report["command"]
+    assert "torch==2.13.0" in report["missing"] and "torch==2.13.0+cpu" in report["command"]
+    assert report["download_mb"] > 100 and report["disk_mb"] > report["download_mb"]
     constraints = (tmp_path / "deps-constraints.txt").read_text().splitlines()
     numpy_pin = [c for c in constraints if c.startswith("numpy==")]
     if subprocess.run([python, "-c", "import numpy"], capture_output=True).returncode == 0:
@@ -133,7 +135,8 @@ def test_nothing_missing_exits_0_with_an_empty_command(tmp_path):
     out = subprocess.run([sys.executable, "-m", "ritm_qgis.deps", "--json", "--target", str(tmp_path / "d")],
                          capture_output=True, text=True, cwd=ROOT)
     assert out.returncode == 0, out.stdout + out.stderr
-    assert json.loads(out.stdout) == {"missing": [], "command": [], "target": str(tmp_path / "d")}
+    assert json.loads(out.stdout) == {"missing": [], "command": [], "target": str(tmp_path / "d"), "download_mb": None,
+                                      "disk_mb": None, "notes": []}
 
 
 # ---------------------------------------------------------------- real pip, offline

@@ -96,3 +96,32 @@ def test_cancel_stops_pip_and_leaves_the_folder_as_it_was(qgis_app, one_missing,
     assert dialog.status.text() == "Installation cancelled; nothing was changed."
     assert not (tmp_path / "profile").exists() or not list((tmp_path / "profile").rglob("*.partial"))
     dialog.close()
+
+
+def test_uninstall_asks_with_the_size_then_removes_the_folder(qgis_app, one_missing):
+    from qgis.PyQt.QtCore import QTimer
+    from qgis.PyQt.QtWidgets import QApplication, QMessageBox
+
+    os.makedirs(os.path.join(one_missing, "ritmprobe"))
+    with open(os.path.join(one_missing, "ritmprobe", "__init__.py"), "wb") as f:
+        f.write(b"#" * 3_000_000)
+    dialog = DepsDialog(one_missing)
+    assert dialog.uninstall_button.isEnabled()
+    asked = []
+
+    def answer(button):
+        box = QApplication.activeModalWidget()
+        if box is None:
+            QTimer.singleShot(50, lambda: answer(button))
+            return
+        asked.append(box.text())
+        box.button(button).click()
+
+    QTimer.singleShot(50, lambda: answer(QMessageBox.No))
+    dialog.uninstall_button.click()
+    assert os.path.isdir(one_missing) and "3 MB" in asked[0] and one_missing in asked[0]
+    QTimer.singleShot(50, lambda: answer(QMessageBox.Yes))
+    dialog.uninstall_button.click()
+    assert not os.path.exists(one_missing)
+    assert "Removed" in dialog.status.text() and not dialog.uninstall_button.isEnabled()
+    dialog.close()

@@ -3,12 +3,14 @@
 import zipfile
 
 
-def make_wheel(folder, name: str, version: str, body: str = "") -> str:
-    """Write ``name-version-py3-none-any.whl`` (module ``name`` with VERSION, and a console script) into folder."""
+def make_wheel(folder, name: str, version: str, body: str = "", requires: tuple[str, ...] = ()) -> str:
+    """Write ``name-version-py3-none-any.whl`` (module ``name`` with VERSION, and a console script) into
+    folder; ``requires``: its dependencies (Requires-Dist)."""
     dist = f"{name}-{version}.dist-info"
+    needs = "".join(f"Requires-Dist: {r}\n" for r in requires)
     files = {
         f"{name}/__init__.py": f"VERSION = {version!r}\n{body}",
-        f"{dist}/METADATA": f"Metadata-Version: 2.1\nName: {name}\nVersion: {version}\n",
+        f"{dist}/METADATA": f"Metadata-Version: 2.1\nName: {name}\nVersion: {version}\n{needs}",
         f"{dist}/WHEEL": "Wheel-Version: 1.0\nGenerator: ritm_qgis-tests\nRoot-Is-Purelib: true\nTag: py3-none-any\n",
         f"{dist}/entry_points.txt": f"[console_scripts]\n{name}-hello = {name}:VERSION\n",
     }

@@ -1,17 +1,20 @@
 """The *Install dependencies...* dialog: what will be installed and where, then pip in a QgsTask.
 
-Shows the plan of ``ritm_qgis.deps`` as copyable text (missing packages, target folder, the exact
-command), lets the user pick the torch build (CUDA only when an NVIDIA GPU is present), runs the
-install as a cancellable background task with pip's output in a live log, and asks for a restart.
+Shows the plan of ``ritm_qgis.deps`` as copyable text (missing packages, target folder, sizes, the
+exact command), lets the user pick the torch build (CUDA only when an NVIDIA GPU is present), runs
+the install as a cancellable background task with pip's output in a live log, and asks for a
+restart. *Uninstall dependencies* removes the folder after a confirmation that says its size.
 """
 
 from __future__ import annotations
 
+import os
+
 from qgis.core import QgsApplication, QgsTask
 from qgis.PyQt.QtCore import pyqtSignal
 from qgis.PyQt.QtGui import QFont, QGuiApplication
-from qgis.PyQt.QtWidgets import (QComboBox, QDialog, QHBoxLayout, QLabel, QPlainTextEdit, QPushButton,
-                                 QVBoxLayout)
+from qgis.PyQt.QtWidgets import (QComboBox, QDialog, QHBoxLayout, QLabel, QMessageBox, QPlainTextEdit,
+                                 QPushButton, QVBoxLayout)
 
 from ritm_qgis import deps
 
@@ -76,11 +79,14 @@ class DepsDialog(QDialog):
         self.cancel_button = QPushButton("Cancel installation")
         self.cancel_button.setEnabled(False)
         self.cancel_button.clicked.connect(self.cancel)
+        self.uninstall_button = QPushButton("Uninstall dependencies")
+        self.uninstall_button.clicked.connect(self.uninstall)
         self.close_button = QPushButton("Close")
         self.close_button.clicked.connect(self.close)
 
         buttons = QHBoxLayout()
         buttons.addWidget(self.copy_button)
+        buttons.addWidget(self.uninstall_button)
         buttons.addStretch(1)
         for b in (self.install_button, self.cancel_button, self.close_button):
             buttons.addWidget(b)
@@ -105,6 +111,7 @@ class DepsDialog(QDialog):
             return
         self.details.setPlainText(self.plan.text())
         self.install_button.setEnabled(bool(self.plan.command) and self.task is None)
+        self.uninstall_button.setEnabled(os.path.isdir(self.target) and self.task is None)
 
     def text(self) -> str:
         return self.details.toPlainText() + ("\n\n" + self.log.toPlainText() if self.log.toPlainText() else "")
@@ -132,6 +139,25 @@ class DepsDialog(QDialog):
         if self.task is not None:
             self.status.setText("Cancelling...")
             self.task.cancel()
+
+    def uninstall(self):
+        if self.task is not None or not os.path.isdir(self.target):
+            return
+        size = sum(os.path.getsize(os.path.join(root, f)) for root, _, files in os.walk(self.target) for f in files
+                   if not os.path.islink(os.path.join(root, f)))
+        answer = QMessageBox.question(
+            self, "Uninstall dependencies",
+            f"Remove the packages {deps.PLUGIN_TITLE} installed ({size / 1e6:,.0f} MB in {self.target})? QGIS's own "
+            "packages are not touched; the plugin needs its packages again before it can outline buildings.")
+        if answer != QMessageBox.Yes:
+            return
+        try:
+            deps.uninstall(self.target)
+        except deps.InstallError as exc:
+            self.status.setText(str(exc))
+        else:
+            self.status.setText("<b>Removed. Restart QGIS to finish.</b>")
+        self.refresh()
 
     def _done(self, ok: bool):
         task, self.task = self.task, None
