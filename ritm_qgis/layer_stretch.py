@@ -8,12 +8,17 @@ colour) or a colour ramp (single band pseudocolour), each band through a contras
 an engine ``StretchRule("layer", low, high, bands)``, so the model gets the grey levels the user
 sees. Renderers the model cannot copy (paletted, hillshade...) fall back to the percentile rule,
 with a sentence saying so.
+
+QGIS styles a one-band 16-bit raster from its minimum to its maximum, so a few bright pixels leave
+it nearly black on the map and for the model alike. ``dark_grey`` tells such a layer (its mean grey
+as drawn), and ``stretch_layer_2_98`` restyles it the way QGIS's own cumulative cut does, 2-98 %,
+so that the user and the model both see the roofs.
 """
 
 from __future__ import annotations
 
-from qgis.core import (QgsContrastEnhancement, QgsMultiBandColorRenderer, QgsRasterLayer,
-                       QgsSingleBandGrayRenderer, QgsSingleBandPseudoColorRenderer)
+from qgis.core import (Qgis, QgsContrastEnhancement, QgsMultiBandColorRenderer, QgsRasterBandStats, QgsRasterLayer,
+                       QgsRasterMinMaxOrigin, QgsSingleBandGrayRenderer, QgsSingleBandPseudoColorRenderer)
 
 from ritm_qgis.engine.geo.stretch import StretchRule, parse_stretch
 
@@ -58,3 +63,63 @@ def stretch_for_layer(choice: str, layer: QgsRasterLayer) -> tuple[StretchRule, 
     if (choice or "layer").strip().lower() == "layer":
         return layer_stretch(layer)
     return parse_stretch(choice), None
+
+
+DARK_GREY = 48  # mean grey level (of 255) under which a high-bit-depth layer is called dark
+_SAMPLE = 250_000  # pixels QGIS samples for statistics
+
+
+def dark_grey(layer: QgsRasterLayer) -> float | None:
+    """The mean grey (0-255) ``layer`` is drawn with, when it holds more than 8 bits per band and is
+    drawn darker than DARK_GREY; None otherwise (bytes, a renderer the model cannot copy, bright)."""
+    if layer is None or not layer.isValid():
+        return None
+    rule, note = layer_stretch(layer)
+    if rule.kind != "layer" or note is not None:
+        return None
+    provider = layer.dataProvider()
+    if all(provider.dataType(band) == Qgis.Byte for band in rule.bands):
+        return None
+    greys = []
+    for band, low, high in zip(rule.bands, rule.low, rule.high):
+        if high == low:
+            continue
+        mean = provider.bandStatistics(band, QgsRasterBandStats.Mean, layer.extent(), _SAMPLE).mean
+        greys.append(min(max((mean - low) / (high - low) * 255.0, 0.0), 255.0))
+    if not greys:
+        return None
+    grey = sum(greys) / len(greys)
+    return grey if grey < DARK_GREY else None
+
+
+def stretch_layer_2_98(layer: QgsRasterLayer) -> bool:
+    """Restyle a grey or RGB layer from its 2nd to its 98th percentile (nodata excluded), as QGIS's
+    "Cumulative count cut" does; False for other renderers (left as they are)."""
+    renderer = layer.renderer()
+    if isinstance(renderer, QgsSingleBandGrayRenderer):
+        bands, setters = (renderer.grayBand(),), ("setContrastEnhancement",)
+    elif isinstance(renderer, QgsMultiBandColorRenderer):
+        bands = (renderer.redBand(), renderer.greenBand(), renderer.blueBand())
+        setters = ("setRedContrastEnhancement", "setGreenContrastEnhancement", "setBlueContrastEnhancement")
+    else:
+        return False
+    renderer = renderer.clone()
+    provider = layer.dataProvider()
+    for band, setter in zip(bands, setters):
+        if band < 1:
+            continue
+        low, high = provider.cumulativeCut(band, 0.02, 0.98, layer.extent(), _SAMPLE)
+        enhancement = QgsContrastEnhancement(provider.dataType(band))
+        enhancement.setContrastEnhancementAlgorithm(QgsContrastEnhancement.StretchToMinimumMaximum)
+        enhancement.setMinimumValue(low)
+        enhancement.setMaximumValue(high)
+        getattr(renderer, setter)(enhancement)
+    origin = renderer.minMaxOrigin()
+    origin.setLimits(QgsRasterMinMaxOrigin.CumulativeCut)
+    origin.setCumulativeCutLower(0.02)
+    origin.setCumulativeCutUpper(0.98)
+    renderer.setMinMaxOrigin(origin)
+    layer.setRenderer(renderer)  # emits rendererChanged: the map tool reloads what the model sees
+    layer.emitStyleChanged()
+    layer.triggerRepaint()
+    return True

@@ -73,6 +73,7 @@ class MapToolController:
             self.iface.messageBar().pushMessage(
                 PLUGIN_NAME, "Select a raster layer (a GeoTIFF or other GDAL raster) in the Layers panel, "
                 "then start the RITM tool.", level=Qgis.Info, duration=6)
+        self.dock.dark_hint.watch(self.tool.layer)
         canvas.setMapTool(self.tool)
         self.dock.show()
         return self.tool
@@ -104,6 +105,7 @@ class MapToolController:
     def _layer_changed(self, layer):
         if self.tool is not None and layer is not None:
             self.tool.set_layer(layer)
+            self.dock.dark_hint.watch(self.tool.layer)
 
     def _status_bar(self, text: str):
         try:

@@ -16,6 +16,7 @@ from qgis.PyQt.QtCore import Qt, pyqtSignal
 from qgis.PyQt.QtWidgets import (QCheckBox, QComboBox, QDoubleSpinBox, QFormLayout, QHBoxLayout, QLabel,
                                  QLineEdit, QProgressBar, QPushButton, QWidget)
 
+from .dark_layer_hint import DarkLayerHint
 from .devices import available_devices
 from .model_picker import ModelPicker
 from .output import default_output_path
@@ -131,6 +132,8 @@ class RitmDock(QgsDockWidget):
                                 "band choice and contrast), 'percentile' (2-98 %), 'minmax', or a range LOW,HIGH "
                                 "typed here (e.g. 100,2000)")
         form.addRow("Model sees", self.stretch)
+        self.dark_hint = DarkLayerHint(body)  # shown while the raster is drawn dark
+        form.addRow(self.dark_hint)
 
     def _add_busy_rows(self, body, form) -> None:
         self.busy_label = QLabel("ready", body)
