@@ -164,6 +164,7 @@ def test_download_task_with_progress_and_cancel_then_use(remote, plugin, tmp_pat
     assert not picker.progress.isVisibleTo(picker)
     assert not cache.exists() or sorted(p.name for p in cache.iterdir()) == []  # cancel leaves no file
     assert "cancelled" in dock.status.text()
+    assert not any("cancelled" in m for m in messages_shown(plugin.iface.messageBar()))  # the user's own doing
     server.state.release.set()  # let the server finish the abandoned response
     assert picker.spec() == DEFAULT and tool.settings.model == DEFAULT
     tool.wait_idle()
@@ -185,7 +186,7 @@ def test_download_task_with_progress_and_cancel_then_use(remote, plugin, tmp_pat
     assert QgsSettings().value(PREFIX + "model") == "test-remote"
 
 
-def test_a_file_that_is_not_the_published_one_is_not_kept(remote, plugin, tmp_path):
+def test_a_file_that_is_not_the_published_one_is_not_kept(remote, plugin, qgis_iface, tmp_path):
     server, payload = remote
     server.state.mode = "normal"
     server.state.files["/t.pth"] = payload[:-4] + b"abcd"
@@ -194,6 +195,7 @@ def test_a_file_that_is_not_the_published_one_is_not_kept(remote, plugin, tmp_pa
     wait_for(lambda: picker.task is None)
     assert not (tmp_path / "cache").exists() or list((tmp_path / "cache").iterdir()) == []
     assert "is not the published test-remote" in plugin.map_tool.dock.status.text()
+    assert any("is not the published test-remote" in m for m in messages_shown(qgis_iface.messageBar()))
     assert picker.spec() == DEFAULT
 
 

@@ -100,12 +100,16 @@ class MapToolController:
         self.tool.latencyMeasured.connect(self.dock.show_latency)
         self.tool.statusChanged.connect(self.dock.show_status)
         self.tool.statusChanged.connect(self._status_bar)
+        self.dock.model.downloadError.connect(self._download_error)
         self.iface.currentLayerChanged.connect(self._layer_changed)
 
     def _layer_changed(self, layer):
         if self.tool is not None and layer is not None:
             self.tool.set_layer(layer)
             self.dock.dark_hint.watch(self.tool.layer)
+
+    def _download_error(self, text: str):
+        self.iface.messageBar().pushMessage(PLUGIN_NAME, text, level=Qgis.Warning, duration=15)
 
     def _status_bar(self, text: str):
         try:

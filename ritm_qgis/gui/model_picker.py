@@ -69,7 +69,8 @@ def item_text(status) -> str:
 
 class ModelPicker(QWidget):
     modelChosen = pyqtSignal(str)  # noqa: N815 - a committed, usable spec (name or checkpoint file)
-    downloadFailed = pyqtSignal(str)  # noqa: N815 - one sentence
+    downloadFailed = pyqtSignal(str)  # noqa: N815 - one sentence (a cancel included)
+    downloadError = pyqtSignal(str)  # noqa: N815 - one sentence, for a download that failed by itself
     downloadStarted = pyqtSignal(str)  # noqa: N815 - model name
 
     def __init__(self, parent=None, spec: str = ""):
@@ -256,6 +257,7 @@ class ModelPicker(QWidget):
     def cancel_download(self) -> None:
         if self.task is not None:
             self.task.cancel()
+            self._cancelled = True
 
     def _download_done(self) -> None:
         task, self.task = self.task, None
@@ -268,7 +270,11 @@ class ModelPicker(QWidget):
         if ok:
             self._commit(task.name)
         else:
-            self.downloadFailed.emit(task.error or f"The download of {task.name} did not finish; nothing was kept.")
+            text = task.error or f"The download of {task.name} did not finish; nothing was kept."
+            self.downloadFailed.emit(text)
+            if not getattr(self, "_cancelled", False):
+                self.downloadError.emit(text)
+        self._cancelled = False
 
 
 __all__ = ["ModelPicker", "item_text"]
