@@ -174,6 +174,41 @@ def test_an_unsaved_project_gets_a_temporary_layer(u16, qgis_iface, qgis_canvas,
     assert not (tmp_path / "footprints.gpkg").exists()
 
 
+def test_saving_the_project_moves_the_temporary_buildings_into_one_footprints_layer_kept_on_top(
+        u16, qgis_iface, qgis_canvas, canvas_tool, tmp_path, qgis_new_project):
+    project = QgsProject.instance()
+    project.setFileName("")
+    layer = QgsRasterLayer(str(u16), "city_u16")
+    project.addMapLayer(layer)
+    show(qgis_canvas, layer)
+    tool = start(qgis_canvas, qgis_iface, layer, tmp_path, canvas_tool, output_path="")
+    dock = RitmDock(settings=tool.settings)
+    assert dock.output.lineEdit().placeholderText() == "temporary layer (project not saved)"
+    for k in (0, 1):
+        QTest.mouseClick(qgis_canvas.viewport(), Qt.LeftButton, Qt.NoModifier, to_view(qgis_canvas, *building_centre(k)))
+        tool.wait_idle()
+        QTest.keyClick(qgis_canvas, Qt.Key_Return)
+        tool.wait_idle()
+    temporary = tool.output_layer
+    assert temporary.providerType() == "memory" and temporary.featureCount() == 2
+    later = QgsRasterLayer(str(u16), "added later")  # a raster added after the outlines
+    project.addMapLayer(later)
+    order = [node.layer() for node in project.layerTreeRoot().findLayers()]
+    assert order.index(temporary) < order.index(later)  # the outlines stay visible above it
+
+    assert project.write(str(tmp_path / "city.qgz"))  # the user saves the project
+    assert dock.output.lineEdit().placeholderText() == str(tmp_path / "footprints.gpkg")
+    QTest.mouseClick(qgis_canvas.viewport(), Qt.LeftButton, Qt.NoModifier, to_view(qgis_canvas, *building_centre(1)))
+    tool.wait_idle()  # (the scene has two buildings: the second one once more)
+    QTest.keyClick(qgis_canvas, Qt.Key_Return)
+    tool.wait_idle()
+    outputs = [l for l in project.mapLayers().values() if l.name() == "footprints"]
+    assert len(outputs) == 1 and outputs[0].providerType() == "ogr"  # one layer: the temporary one is gone
+    assert len(gpd.read_file(tmp_path / "footprints.gpkg", layer="footprints")) == 3  # nothing lost
+    order = [node.layer() for node in project.layerTreeRoot().findLayers()]
+    assert order[0] is outputs[0]
+
+
 def test_busy_state_cursor_and_in_use_label_follow_a_model_change(u16, qgis_iface, qgis_canvas, canvas_tool,
                                                                    tmp_path):
     layer = QgsRasterLayer(str(u16), "city_u16")

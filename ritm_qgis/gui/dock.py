@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from dataclasses import replace
 
+from qgis.core import QgsProject
 from qgis.gui import QgsDockWidget, QgsFileWidget
 from qgis.PyQt.QtCore import Qt, pyqtSignal
 from qgis.PyQt.QtWidgets import (QCheckBox, QComboBox, QDoubleSpinBox, QFormLayout, QHBoxLayout, QLabel,
@@ -110,6 +111,8 @@ class RitmDock(QgsDockWidget):
             w.valueChanged.connect(self._changed)
         self.regularize.toggled.connect(self._changed)
         self.output.fileChanged.connect(self._changed)
+        for saved in (QgsProject.instance().fileNameChanged, QgsProject.instance().projectSaved):
+            saved.connect(self._update_output_hint)  # footprints.gpkg beside the project from now on
 
     # ------------------------------------------------------------------ rows of their own
     def _add_device_rows(self, body, form) -> None:
@@ -199,7 +202,7 @@ class RitmDock(QgsDockWidget):
         self._update_output_hint()
         self.settingsChanged.emit(s)
 
-    def _update_output_hint(self):
+    def _update_output_hint(self, *_):
         if not self.output.filePath().strip():
             self.output.lineEdit().setPlaceholderText(default_output_path() or "temporary layer (project not saved)")
 

@@ -30,7 +30,8 @@ from qgis.PyQt.QtCore import QEvent, Qt, pyqtSignal
 from qgis.PyQt.QtWidgets import QApplication
 
 from ritm_qgis.layer_stretch import stretch_for_layer
-from .output import append_footprints, default_output_path, open_output_layer, temporary_output_layer
+from .output import (append_footprints, default_output_path, keep_on_top, move_temporary_buildings, open_output_layer,
+                     temporary_output_layer)
 from .overlay import OutlineOverlay, polygon_geometries
 from .settings import ToolSettings
 from .worker import InferenceWorker, Job
@@ -78,6 +79,7 @@ class RitmMapTool(QgsMapTool):
         self.last_predict_ms = None
         self.latencies: list[tuple[float, float]] = []
         self.output_layer = None
+        QgsProject.instance().legendLayersAdded.connect(self._layers_added)  # once in the layer tree
         self._await_paint: list[tuple[float, float]] = []  # (t_release, predict_ms) awaiting a paint
         self.settings = settings or ToolSettings()
         self.set_settings(self.settings, reload_model=True)
@@ -156,7 +158,15 @@ class RitmMapTool(QgsMapTool):
         """Block (processing Qt events) until every queued job is done and drawn; for tests and benchmarks."""
         self.worker.wait_idle(timeout)
 
+    def _layers_added(self, layers) -> None:
+        if self.output_layer is not None and any(layer is not self.output_layer for layer in layers):
+            keep_on_top(self.output_layer)
+
     def shutdown(self) -> None:
+        try:
+            QgsProject.instance().legendLayersAdded.disconnect(self._layers_added)
+        except (TypeError, RuntimeError):
+            pass
         self._follow_style(self.layer, None)
         self.worker.stop()
         self.overlay.clear()
@@ -400,12 +410,18 @@ class RitmMapTool(QgsMapTool):
         if path:
             if layer is None or not _is_layer_of(layer, path):
                 layer = open_output_layer(path, job.layer.crs())
+                if self.output_layer is not None and _is_temporary(self.output_layer):
+                    moved = move_temporary_buildings(self.output_layer, layer)
+                    if moved:
+                        self._message(f"The {moved} building(s) of the temporary layer were saved to '{path}', "
+                                      "with the new ones.", Qgis.Info)
         elif layer is None or not _is_temporary(layer):
             layer = temporary_output_layer(job.layer.crs())
             self._message("The project is not saved, so buildings go to the temporary layer 'footprints': save it "
                           "(right-click > Make Permanent), save the project, or choose an output file in the dock.",
                           Qgis.Info)
         self.output_layer = layer
+        keep_on_top(layer)
         return layer
 
     def _message(self, text: str, level=Qgis.Warning) -> None:

@@ -8,6 +8,10 @@ CRS of the raster the first building was drawn on (later buildings are transform
 layer's CRS). A layer the tool adds to the project is styled as outlines over the imagery (a
 light translucent fill); an existing layer without source, label or stretch gets those fields.
 
+When the project is saved while buildings sit in the temporary layer, the next accepted building
+moves them into footprints.gpkg beside it (``move_temporary_buildings``), so the project has one
+``footprints`` layer; the output layer is kept above rasters added later (``keep_on_top``).
+
 Appends go through QGIS's edit buffer (``beginEditCommand`` / ``addFeatures``): when the layer is
 already in edit mode it stays so (the user saves, or undoes with QGIS's own undo); otherwise the
 tool opens an edit session, adds, and commits, so the features are on disk at once.
@@ -122,6 +126,51 @@ def open_output_layer(path: str, crs: QgsCoordinateReferenceSystem, add_to_proje
         style_outlines(layer)
         QgsProject.instance().addMapLayer(layer)
     return layer
+
+
+def move_temporary_buildings(temporary: QgsVectorLayer, layer: QgsVectorLayer) -> int:
+    """Copy the buildings of the temporary layer into ``layer`` (the file that now has a place, once
+    the project is saved) and take the temporary layer out of the project; returns how many moved.
+    The temporary layer stays when the copy fails, so nothing is lost."""
+    features = list(temporary.getFeatures())
+    if features:
+        transform = transform_to_layer(temporary.crs(), layer)
+        copies = []
+        for feature in features:
+            copy = QgsFeature(layer.fields())
+            geometry = feature.geometry()
+            if transform is not None:
+                geometry.transform(transform)
+            copy.setGeometry(geometry)
+            for field in temporary.fields():
+                if layer.fields().indexOf(field.name()) >= 0:
+                    copy[field.name()] = feature[field.name()]
+            copies.append(copy)
+        was_editing = layer.isEditable()
+        if not was_editing and not layer.startEditing():
+            raise RitmError(f"The buildings of the temporary layer could not be moved to '{layer.source()}'; "
+                            "they are still in the temporary layer.")
+        if not layer.addFeatures(copies) or (not was_editing and not layer.commitChanges()):
+            layer.rollBack()
+            raise RitmError(f"The buildings of the temporary layer could not be saved to '{layer.source()}'; "
+                            "they are still in the temporary layer.")
+    QgsProject.instance().removeMapLayer(temporary.id())
+    return len(features)
+
+
+def keep_on_top(layer: QgsVectorLayer | None) -> None:
+    """Move the output layer to the top of its group, so rasters added later do not hide the outlines."""
+    if layer is None:
+        return
+    try:
+        node = QgsProject.instance().layerTreeRoot().findLayer(layer.id())
+    except RuntimeError:  # the layer was deleted
+        return
+    parent = node.parent() if node is not None else None
+    if parent is None or parent.children().index(node) == 0:
+        return
+    parent.insertChildNode(0, node.clone())
+    parent.removeChildNode(node)
 
 
 def _same_source(source: str, path: str) -> bool:
