@@ -741,10 +741,12 @@ def missing_packages() -> list[str]:
 
 
 def missing_message(missing: list[str]) -> str:
-    """One short sentence for the message bar (the dialog lists the packages)."""
-    return (f"{PLUGIN_TITLE} needs {len(missing)} Python package{'s' if len(missing) != 1 else ''} that "
-            f"{'are' if len(missing) != 1 else 'is'} not installed: use Plugins > {PLUGIN_TITLE} > "
-            "Install dependencies..., then restart QGIS.")
+    """One short sentence for the message bar, whose title already names the plugin (the dialog
+    lists the packages)."""
+    n = len(missing)
+    return (f"needs {n} Python package{'s' if n != 1 else ''} that {'are' if n != 1 else 'is'} not installed yet. "
+            f"Install {'them' if n != 1 else 'it'} with Plugins > {PLUGIN_TITLE} > Install dependencies, "
+            "then restart QGIS.")
 
 
 # ---------------------------------------------------------------- command line
