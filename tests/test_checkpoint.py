@@ -19,6 +19,7 @@ from ritm_qgis.models import (
     save_ritm_checkpoint,
     weights_sha256,
 )
+from ritm_qgis.models import catalog
 from ritm_qgis.models.checkpoint import config_from_ritm, read_checkpoint, ritm_config_dict
 from ritm_qgis.models.testing import deterministic_state_dict, randomize_
 
@@ -313,7 +314,11 @@ def test_names_resolve_through_the_cache(tmp_path, monkeypatch):
     with pytest.raises(RitmError, match="neither a checkpoint file nor a known weights name"):
         load_model("hrnet18")
     (tmp_path / "cache").mkdir()
-    write_ritm_file(tmp_path / "cache" / "coco_lvis_h18s_itermask.pth", "hrnet_tiny")
+    cached = tmp_path / "cache" / "coco_lvis_h18s_itermask.pth"
+    write_ritm_file(cached, "hrnet_tiny")
+    with pytest.raises(RitmError, match="has no checksum note"):  # RITM publishes no digest: the note is the check
+        load_model("coco_lvis_h18s_itermask")
+    catalog.record_verified(cached)
     _, info = load_model("coco_lvis_h18s_itermask")
     assert info.path == str(tmp_path / "cache" / "coco_lvis_h18s_itermask.pth")
 
