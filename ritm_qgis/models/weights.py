@@ -161,8 +161,13 @@ def download(
     dest.parent.mkdir(parents=True, exist_ok=True)
     part = dest.with_name(dest.name + ".part")
     out, offset = open_partial(part, dest.parent)
-    with out:
-        result = _transfer(url, out, offset, part, expected, progress, timeout, chunk_size, limits, configured)
+    try:
+        with out:
+            result = _transfer(url, out, offset, part, expected, progress, timeout, chunk_size, limits, configured)
+    except BaseException:
+        if os.path.isfile(part) and os.path.getsize(part) == 0:  # nothing to resume: no empty leftover
+            discard(part)
+        raise
     if result is None:  # the server refused our range (416): the partial file is no prefix of it
         discard(part)
         return download(url, dest, sha256=sha256, progress=progress, timeout=timeout, chunk_size=chunk_size,
