@@ -117,6 +117,7 @@ class ModelDownloadTask(QgsTask):
         request.setAttribute(QNetworkRequest.CacheSaveControlAttribute, False)  # not a second copy in QGIS's cache
         request.setTransferTimeout(STALL_TIMEOUT_MS)  # Qt >= 5.15, as in QGIS 3.22's Debian and Windows builds
         reply = QgsNetworkAccessManager.instance().get(request)
+        reply.setReadBufferSize(1 << 20)  # Qt reads no further ahead than this: the size cap holds back the sender
         loop = QEventLoop()
         write_failed: list[OSError] = []
         refused: list[str] = []  # the policy's sentence, when a rule stopped the transfer
@@ -184,6 +185,11 @@ class ModelDownloadTask(QgsTask):
                 raise write_failed[0]
             if self.isCanceled():
                 return self._cancelled()
+            status = reply.attribute(QNetworkRequest.HttpStatusCodeAttribute)
+            location = bytes(reply.rawHeader(b"Location")).decode("latin-1")
+            if not refused and location and status is not None and 300 <= int(status) < 400:
+                # a redirect Qt ended by itself (ftp://: "unknown protocol"), told in the policy's words
+                check_redirect(reply.url().resolved(QUrl(location)))
             if refused:
                 return refused[0]
             return self._reply_error(reply, written[0])
