@@ -65,7 +65,7 @@ def check_file_kind(path: Path) -> None:
     globals_named, outcome = _scan_pickle(data)
     if globals_named:
         raise RitmError(unsafe_message(name, ", ".join(dict.fromkeys(globals_named[:3]))))
-    if outcome == "truncated":
+    if outcome == "truncated" and len(data) == size:  # a longer file was only looked at in part
         raise RitmError(_truncated(name))
     if outcome == "complete":
         raise RitmError(_not_a_checkpoint(name, "it is a plain Python pickle, not a PyTorch file of tensors"))
@@ -140,10 +140,15 @@ def _tensors(obj, limit: int = 1_000_000) -> Iterator:
 def check_tensor_sizes(data, path: Path) -> None:
     """Refuse tensors that claim more bytes than their storage holds, or more than the file plausibly holds."""
     size = path.stat().st_size
-    total, beyond_storage = 0, False
+    bound = PLAUSIBLE_FACTOR * size + _PLAUSIBLE_MARGIN
+    total, beyond_storage, storages = 0, False, {}
     for t in _tensors(data):  # numel() is arithmetic on the declared shape: nothing is allocated
         nbytes = t.numel() * t.element_size()
         total += nbytes
-        beyond_storage = beyond_storage or nbytes > t.untyped_storage().nbytes()
-    if beyond_storage or total > PLAUSIBLE_FACTOR * size + _PLAUSIBLE_MARGIN:
+        storage = t.untyped_storage()
+        beyond_storage = beyond_storage or nbytes > storage.nbytes()
+        storages[storage.data_ptr()] = storage.nbytes()
+    # a legacy (pre-zip) file declares each storage's size itself; the zip layout's come from the archive
+    total = max(total, sum(storages.values()))
+    if beyond_storage or total > bound:
         raise RitmError(_size_bomb(path.name, total, size))
