@@ -13,7 +13,9 @@ Each entry says where its file comes from and which digest was *published* for i
 * any other ``NAME.pth`` in the cache was downloaded (``--url``) or imported (``--from``) by the user.
 
 A file that passed its published digest gets a ``NAME.pth.sha256`` note beside it in the cache
-(``sha256 size``), so that every later load checks it with one cheap hash and a size compare.
+(``sha256 size``). Every load of a cached file checks it: against the published digest when there
+is one (a ``--sha256`` can never replace it), else against the note, which must then be there and
+well-formed (a missing or garbled note is refused with the command that re-verifies the file).
 Downloads go to ``$RITM_QGIS_WEIGHTS_MIRROR/NAME.pth`` instead of the entry's URL when that
 variable (or the dock's mirror setting, passed as ``mirror=``) names a base URL.
 """
