@@ -258,7 +258,12 @@ def model_choices(directory: Optional[os.PathLike] = None, available_only: bool 
 def default_model(directory: Optional[os.PathLike] = None) -> Tuple[str, str]:
     """``(name, reason)``: the best model available here for outlining buildings."""
     folder = Path(directory) if directory is not None else cache_dir()
-    if (folder / f"{BEST_DOWNLOADABLE}.pth").is_file():
+    best = folder / f"{BEST_DOWNLOADABLE}.pth"
+    if best.is_file():
+        try:
+            check_recorded(best, BEST_DOWNLOADABLE)
+        except RitmError as exc:  # a file that would be refused at load never becomes the default
+            return BEST_SHIPPED, f"{BEST_SHIPPED}, because {exc}"
         return BEST_DOWNLOADABLE, (f"{BEST_DOWNLOADABLE} is downloaded: the paper's model fine-tuned on aerial "
                                    "images, the best available for buildings.")
     return BEST_SHIPPED, (f"{BEST_SHIPPED}: {BEST_SHIPPED_REASON}. Download {BEST_DOWNLOADABLE} (the paper's "
