@@ -34,9 +34,10 @@ import pyogrio
 from ritm_qgis.core.atomic import output_path, remove_file
 from ritm_qgis.core.cancel import Cancelled
 from ritm_qgis.core.errors import RitmError
-from ritm_qgis.engine.geo.gpkg_in_place import append_rows_in, gpkg_layers, layer_crs_wkt, move_layer_in
+from ritm_qgis.engine.geo.gpkg_in_place import append_rows_in, gpkg_layers, layer_columns, layer_crs_wkt, move_layer_in
 
-__all__ = ["write_gpkg", "write_vector", "read_vector", "list_layers", "LayerExists", "written_by_us", "to_layer_crs"]
+__all__ = ["write_gpkg", "write_vector", "read_vector", "list_layers", "LayerExists", "written_by_us", "to_layer_crs",
+           "missing_columns"]
 
 # gpkg_contents.description of every layer this project writes
 OWN_MARK = "written by ritm_qgis"
@@ -89,6 +90,17 @@ def read_vector(path: str | os.PathLike, layer: str | None = None, **kwargs) -> 
     except Exception as exc:  # noqa: BLE001 - pyogrio/GDAL raise several types
         where = f"layer '{layer}' of " if layer else ""
         raise RitmError(f"Could not read {where}'{text}' ({exc}); check the path and layer name.") from None
+
+
+def missing_columns(path: str | os.PathLike, layer: str, gdf: gpd.GeoDataFrame) -> list[str]:
+    """The columns of ``gdf`` that ``layer`` of the GeoPackage ``path`` lacks (an append leaves them out);
+    [] when there is no such file or layer."""
+    if not os.fspath(path).lower().endswith(".gpkg") or not Path(path).exists():
+        return []
+    have = {c.lower() for c in layer_columns(os.path.abspath(path), layer)}
+    if not have:
+        return []
+    return [str(c) for c in gdf.columns if c != gdf.geometry.name and str(c).lower() not in have]
 
 
 def written_by_us(path: str | os.PathLike, layer: str) -> bool:
