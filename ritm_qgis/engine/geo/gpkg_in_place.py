@@ -26,6 +26,8 @@ __all__ = ["BUSY_TIMEOUT_S", "gpkg_layers", "layer_columns", "layer_crs_wkt", "m
 
 # how long a write waits for another program's write to finish before saying the file is locked
 BUSY_TIMEOUT_S = 5.0
+# what GDAL writes (srs_id 99999) for a layer without a CRS
+_UNDEFINED_LOCAL = 'LOCAL_CS["Undefined SRS"'
 # rows moved per statement; cancel() is polled between them
 CHUNK_ROWS = 20_000
 
@@ -114,7 +116,7 @@ def layer_crs_wkt(path: str, layer: str) -> str | None:
         if geom is None or geom[2] in (0, -1):
             return None
         row = con.execute("SELECT definition FROM gpkg_spatial_ref_sys WHERE srs_id = ?", (geom[2],)).fetchone()
-    if row is None or not row[0] or row[0].strip().lower() == "undefined":
+    if row is None or not row[0] or row[0].strip().lower() == "undefined" or _UNDEFINED_LOCAL in row[0]:
         return None
     return row[0]
 

@@ -2,7 +2,8 @@
 
 * A GeoPackage that exists is written **in place**, one SQLite transaction per layer (create,
   replace or append; ``gpkg_in_place``): the rows are first written by GDAL into a separate file
-  beside it (``name.<token>.incomplete.gpkg``, removed afterwards), then moved into the user's file
+  beside it (``name.<pid>-<token>.incomplete.gpkg``, removed afterwards, and by the next write when
+  its process was killed), then moved into the user's file
   in one transaction, so other programs that have it open (QGIS in edit mode, the map tool, a
   reader in WAL mode) keep working and see the old layer or the new one. A file whose write lock
   another program holds for more than a few seconds gets one sentence and nothing is written.
@@ -22,6 +23,7 @@
 
 from __future__ import annotations
 
+import glob
 import os
 import sqlite3
 import uuid
@@ -31,7 +33,7 @@ from typing import Callable
 import geopandas as gpd
 import pyogrio
 
-from ritm_qgis.core.atomic import output_path, remove_file
+from ritm_qgis.core.atomic import incomplete_path, output_path, remove_file
 from ritm_qgis.core.cancel import Cancelled
 from ritm_qgis.core.errors import RitmError
 from ritm_qgis.engine.geo.gpkg_in_place import append_rows_in, gpkg_layers, layer_columns, layer_crs_wkt, move_layer_in
@@ -153,8 +155,29 @@ def _write_chunks(gdf: gpd.GeoDataFrame, target: str, layer: str, chunk_size: in
 
 
 def _aside_path(path: Path) -> str:
-    """A fresh name beside ``path`` for the rows on their way into it (unique: two runs may write one file)."""
-    return str(path.with_name(f"{path.stem}.{uuid.uuid4().hex[:8]}.incomplete.gpkg"))
+    """A fresh name beside ``path`` for the rows on their way into it: unique, as two runs may write one
+    file, and carrying the writer's process id, so that the leftover of a killed run can be told apart
+    from the file of a run still going; leftovers are removed here."""
+    _remove_leftovers(path)
+    return str(path.with_name(f"{path.stem}.{os.getpid()}-{uuid.uuid4().hex[:8]}.incomplete.gpkg"))
+
+
+def _remove_leftovers(path: Path) -> None:
+    remove_file(incomplete_path(str(path)))  # a new file's, from a run killed before its rename
+    for aside in path.parent.glob(f"{glob.escape(path.stem)}.*-*.incomplete.gpkg"):
+        pid = aside.name[len(path.stem) + 1:].split("-", 1)[0]
+        if pid.isdigit() and int(pid) != os.getpid() and not _alive(int(pid)):
+            remove_file(str(aside))
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except OSError:  # another user's process, or no permission to ask
+        return True
+    return True
 
 
 def write_gpkg(
