@@ -255,3 +255,21 @@ def test_cancel_or_failure_inside_the_transaction_leaves_the_file_as_it_was(tmp_
     con.close()
     assert {"user", "my", "buildings"} <= tables and not [t for t in tables if "incomplete" in t or "tmp" in t]
     assert incomplete_files(tmp_path) == []
+
+
+def test_a_file_another_program_creates_meanwhile_is_written_into_not_replaced(tmp_path):
+    from ritm_qgis.engine.geo.vector_io import write_gpkg
+
+    path = tmp_path / "new.gpkg"
+    calls = []
+
+    def cancel():  # before the last chunk, another program (the map tool) creates the file with its layer
+        calls.append(1)
+        if len(calls) == 3:
+            frame(["theirs"]).to_file(path, layer="footprints")
+        return False
+
+    write_gpkg(frame(list("abcde")), path, layer="buildings", chunk_size=2, cancel=cancel)
+    check(path, {"footprints": 1, "buildings": 5})
+    assert incomplete_files(tmp_path) == []
+

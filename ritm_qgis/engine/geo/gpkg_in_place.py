@@ -192,6 +192,9 @@ def _write_transaction(path: str, aside: str):
                 con.execute("ROLLBACK")
             if isinstance(exc, sqlite3.OperationalError) and _is_locked(exc):
                 raise RitmError(locked_message(path)) from None
+            if isinstance(exc, sqlite3.OperationalError) and "full" in str(exc).lower():
+                raise RitmError(f"The disk holding '{path}' is full; nothing was written: free some space and "
+                                "run again.") from None
             raise
         finally:
             with contextlib.suppress(sqlite3.Error):
@@ -226,7 +229,7 @@ def _copy_rows(con, src: str, dst: str, select: str, columns: str, key: str, can
 
 def _srs_in_main(con, aside_srs: int) -> int:
     """The srs_id in the user's file for the aside layer's CRS (added when missing)."""
-    row = con.execute("SELECT srs_name, srs_id, organization, organization_coordsys_id, definition, description "
+    row = con.execute("SELECT srs_name, srs_id, organization, organization_coordsys_id, definition "
                       "FROM aside.gpkg_spatial_ref_sys WHERE srs_id = ?", (aside_srs,)).fetchone()
     if row is None:
         return aside_srs
@@ -243,8 +246,11 @@ def _srs_in_main(con, aside_srs: int) -> int:
     srs_id = aside_srs
     if taken:
         srs_id = con.execute("SELECT max(max(srs_id) + 1, 100000) FROM main.gpkg_spatial_ref_sys").fetchone()[0]
-    con.execute("INSERT INTO main.gpkg_spatial_ref_sys (srs_name, srs_id, organization, organization_coordsys_id, "
-                "definition, description) VALUES (?, ?, ?, ?, ?, ?)", (row[0], srs_id, *row[2:]))
+    main_cols = {c.lower() for c, _ in _columns(con, "main", "gpkg_spatial_ref_sys")}
+    cols = [c for c, _ in _columns(con, "aside", "gpkg_spatial_ref_sys") if c.lower() in main_cols]
+    select = ", ".join("?" if c == "srs_id" else _q(c) for c in cols)
+    con.execute(f"INSERT INTO main.gpkg_spatial_ref_sys ({', '.join(map(_q, cols))}) SELECT {select} "
+                "FROM aside.gpkg_spatial_ref_sys WHERE srs_id = ?", (srs_id, aside_srs))
     return int(srs_id)
 
 

@@ -7,10 +7,12 @@
   in one transaction, so other programs that have it open (QGIS in edit mode, the map tool, a
   reader in WAL mode) keep working and see the old layer or the new one. A file whose write lock
   another program holds for more than a few seconds gets one sentence and nothing is written.
-* A GeoPackage that does not exist yet is written whole under ``name.incomplete.gpkg`` and renamed
-  into place (no one can have it open); with ``staging`` (a ``core.atomic.OutputSet``) the rename
-  waits for the other files of the run. A layer written into an existing file cannot wait for a
-  rename: it goes in at once, so callers write it last in their run.
+* A GeoPackage that does not exist yet is written whole beside it and linked into place, which
+  never replaces a file another program created meanwhile (the layer then goes into that file in
+  place). With ``staging`` (a ``core.atomic.OutputSet``) a new file is written under
+  ``name.incomplete.gpkg`` and renamed with the other files of the run at its commit. A layer
+  written into an existing file cannot wait for a rename: it goes in at once, so callers write
+  it last in their run.
 * A layer that this project did not write (marked in ``gpkg_contents.description``) is never
   replaced unless ``overwrite=True``: the user asked for it (an overwrite choice, or by naming
   that table). The refusal is ``LayerExists``, phrased by the interface that caught it.
@@ -207,9 +209,11 @@ def write_gpkg(
         raise RitmError(f"'{path}' is not a GeoPackage name; give the output a .gpkg extension.")
     if not path.parent.exists():
         raise RitmError(f"The folder '{path.parent}' does not exist; create it or choose another.")
-    if not path.exists():
+    if not path.exists() and staging is not None:
         with output_path(str(path), staging) as tmp:
             _write_chunks(gdf, tmp, layer, chunk_size, cancel, path)
+        return path
+    if not path.exists() and _create_whole(gdf, path, layer, chunk_size, cancel):
         return path
     has_layer = layer.lower() in (name.lower() for name in list_layers(path))
     if mode == "a" and has_layer:
@@ -224,9 +228,31 @@ def write_gpkg(
         move_layer_in(str(path), aside, layer, replace=has_layer, cancel=cancel)
     except Cancelled:
         raise _cancelled(path) from None
+    except sqlite3.Error as exc:
+        raise RitmError(f"Writing the layer '{layer}' into '{path}' failed ({exc}); the file was left as it "
+                        "was.") from exc
     finally:
         remove_file(aside)
     return path
+
+
+def _create_whole(gdf: gpd.GeoDataFrame, path: Path, layer: str, chunk_size: int, cancel) -> bool:
+    """Write a new GeoPackage beside ``path`` and link it into place, which fails rather than replace a
+    file another program created meanwhile (then False: the caller writes into that file in place)."""
+    aside = _aside_path(path)
+    try:
+        _write_chunks(gdf, aside, layer, chunk_size, cancel, path)
+        try:
+            os.link(aside, path)
+        except FileExistsError:
+            return False
+        except OSError:  # a file system without hard links (FAT, some network shares)
+            if path.exists():
+                return False
+            os.replace(aside, path)
+        return True
+    finally:
+        remove_file(aside)
 
 
 def _append_in_place(gdf: gpd.GeoDataFrame, path: Path, layer: str, chunk_size: int, cancel) -> list[str]:
