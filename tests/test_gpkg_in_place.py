@@ -201,6 +201,10 @@ def test_vectorize_appends_into_the_map_tools_footprints_layer(provider, tmp_pat
     expected = sorted([100.0, 100.0] + [h * w * 0.25 for _, _, h, w in BUILDINGS])
     assert sorted(got["area_m2"]) == pytest.approx(expected)
     assert got.geometry.notna().all() and (got.area > 0).all()
+    minx, miny, maxx, maxy = got.total_bounds  # the extent QGIS zooms to covers the appended buildings
+    extent = fresh.extent()
+    assert extent.xMinimum() <= minx and extent.yMinimum() <= miny
+    assert extent.xMaximum() >= maxx and extent.yMaximum() >= maxy
 
 
 # ----------------------------------------------------------------------------- nothing half-written

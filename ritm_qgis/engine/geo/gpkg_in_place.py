@@ -42,21 +42,7 @@ def _q(name: str) -> str:
 
 def locked_message(path: str) -> str:
     return (f"'{path}' is locked by another program that is writing to it (for example QGIS saving edits); "
-            f"nothing was written: save or stop the edits there and run again.")
-
-
-@contextlib.contextmanager
-def _connect(path: str, readonly: bool = False):
-    uri = f"file:{path}?mode={'ro' if readonly else 'rw'}"
-    try:
-        con = sqlite3.connect(uri, uri=True, timeout=BUSY_TIMEOUT_S, isolation_level=None)
-    except sqlite3.Error as exc:
-        raise RitmError(f"Could not open the GeoPackage '{path}' ({exc}); check the path and its permissions.") from None
-    try:
-        _register_geometry_functions(con)
-        yield con
-    finally:
-        con.close()
+            "nothing was written: save or stop the edits there and run again.")
 
 
 def _sql_path(path: str) -> str:
@@ -64,8 +50,21 @@ def _sql_path(path: str) -> str:
     return path.replace("%", "%25").replace("?", "%3f").replace("#", "%23")
 
 
+@contextlib.contextmanager
 def _open(path: str, readonly: bool = False):
-    return _connect(_sql_path(path), readonly)
+    """A connection to the file ``path`` (never created here), waiting up to BUSY_TIMEOUT_S for locks,
+    in autocommit mode (transactions are explicit), with the R-tree triggers' functions."""
+    uri = f"file:{_sql_path(path)}?mode={'ro' if readonly else 'rw'}"
+    try:
+        con = sqlite3.connect(uri, uri=True, timeout=BUSY_TIMEOUT_S, isolation_level=None)
+    except sqlite3.Error as exc:
+        raise RitmError(f"Could not open the GeoPackage '{path}' ({exc}); check the path and its "
+                        "permissions.") from None
+    try:
+        _register_geometry_functions(con)
+        yield con
+    finally:
+        con.close()
 
 
 def _is_locked(exc: BaseException) -> bool:
@@ -366,9 +365,21 @@ def append_rows_in(path: str, aside: str, layer: str, *, cancel: Callable[[], bo
                 left_out.append(c)
         key = next((c for c, pk in _columns(con, "aside", src) if pk), None) or "rowid"
         _copy_rows(con, src, dst, ", ".join(s for _, s in pairs), ", ".join(_q(d) for d, _ in pairs), key, cancel)
-        con.execute("UPDATE main.gpkg_contents SET last_change = strftime('%Y-%m-%dT%H:%M:%fZ', 'now') "
-                    "WHERE lower(table_name) = lower(?)", (dst,))
+        _grow_extent(con, src, dst)
         return left_out
+
+
+def _grow_extent(con, src: str, dst: str) -> None:
+    """The layer's extent in ``gpkg_contents`` (which QGIS zooms to) grown by the appended rows' (same CRS);
+    an extent left unknown (NULL) stays so, for GDAL to compute."""
+    new = con.execute("SELECT min_x, min_y, max_x, max_y FROM aside.gpkg_contents WHERE lower(table_name) = "
+                      "lower(?)", (src,)).fetchone()
+    if new is None or None in new:
+        new = (None,) * 4
+    con.execute("UPDATE main.gpkg_contents SET min_x = min(min_x, coalesce(?, min_x)), "
+                "min_y = min(min_y, coalesce(?, min_y)), max_x = max(max_x, coalesce(?, max_x)), "
+                "max_y = max(max_y, coalesce(?, max_y)), last_change = strftime('%Y-%m-%dT%H:%M:%fZ', 'now') "
+                "WHERE lower(table_name) = lower(?)", (*new, dst))
 
 
 def _types_fit(layer_type: str, new_type: str) -> bool:
