@@ -22,7 +22,8 @@ from typing import Callable
 
 from ritm_qgis.core.errors import RitmError
 
-__all__ = ["BUSY_TIMEOUT_S", "gpkg_layers", "layer_columns", "layer_crs_wkt", "move_layer_in", "append_rows_in"]
+__all__ = ["BUSY_TIMEOUT_S", "gpkg_layers", "layer_columns", "layer_crs_wkt", "layer_description", "move_layer_in",
+           "append_rows_in"]
 
 # how long a write waits for another program's write to finish before saying the file is locked
 BUSY_TIMEOUT_S = 5.0
@@ -106,6 +107,17 @@ def layer_columns(path: str, layer: str) -> list[str]:
     with _open(path, readonly=True) as con:
         name = _table_name(con, "main", layer)
         return [] if name is None else [c for c, pk in _columns(con, "main", name) if not pk]
+
+
+def layer_description(path: str, layer: str) -> str | None:
+    """``gpkg_contents.description`` of ``layer`` (None when it is not listed there)."""
+    with _open(path, readonly=True) as con:
+        try:
+            row = con.execute("SELECT description FROM gpkg_contents WHERE lower(table_name) = lower(?)",
+                              (layer,)).fetchone()
+        except sqlite3.Error as exc:
+            raise RitmError(f"'{path}' is not a readable GeoPackage ({exc}); choose another file.") from None
+    return None if row is None else row[0]
 
 
 def layer_crs_wkt(path: str, layer: str) -> str | None:

@@ -38,7 +38,8 @@ import pyogrio
 from ritm_qgis.core.atomic import incomplete_path, output_path, remove_file
 from ritm_qgis.core.cancel import Cancelled
 from ritm_qgis.core.errors import RitmError
-from ritm_qgis.engine.geo.gpkg_in_place import append_rows_in, gpkg_layers, layer_columns, layer_crs_wkt, move_layer_in
+from ritm_qgis.engine.geo.gpkg_in_place import (append_rows_in, gpkg_layers, layer_columns, layer_crs_wkt,
+                                               layer_description, move_layer_in)
 
 __all__ = ["write_gpkg", "write_vector", "read_vector", "list_layers", "LayerExists", "written_by_us", "to_layer_crs",
            "missing_columns"]
@@ -110,15 +111,10 @@ def missing_columns(path: str | os.PathLike, layer: str, gdf: gpd.GeoDataFrame) 
 def written_by_us(path: str | os.PathLike, layer: str) -> bool:
     """True when ``layer`` of the GeoPackage ``path`` carries this project's mark."""
     try:
-        con = sqlite3.connect(f"file:{os.fspath(path)}?mode=ro", uri=True)
-        try:
-            row = con.execute("SELECT description FROM gpkg_contents WHERE lower(table_name) = lower(?)",
-                              (layer,)).fetchone()
-        finally:
-            con.close()
-    except sqlite3.Error:
+        description = layer_description(os.path.abspath(path), layer)
+    except RitmError:
         return False
-    return bool(row and row[0] and OWN_MARK in row[0])
+    return bool(description and OWN_MARK in description)
 
 
 def to_layer_crs(gdf: gpd.GeoDataFrame, target_crs, where: str) -> gpd.GeoDataFrame:
