@@ -277,3 +277,17 @@ def test_a_file_another_program_creates_meanwhile_is_written_into_not_replaced(t
     check(path, {"footprints": 1, "buildings": 5})
     assert incomplete_files(tmp_path) == []
 
+
+def test_a_cancelled_tile_run_leaves_the_existing_index_layer_as_it_was(provider, tmp_path):
+    # the index goes into an existing GeoPackage in place, so a cancelled (discarded) run must not write it
+    from data_builders import cancelling_feedback, scene
+
+    raster, _, _ = scene(str(tmp_path))
+    index = str(tmp_path / "index.gpkg")
+    params = {"INPUT": raster, "TILE_SIZE": 128, "OUTPUT_FOLDER": str(tmp_path / "tiles"), "OUTPUT_INDEX": index}
+    first = run("tile_raster", params)["TILE_COUNT"]
+    fb = cancelling_feedback(30)
+    with pytest.raises(qgis_core.QgsProcessingException, match="cancelled"):
+        run("tile_raster", dict(params, TILE_SIZE=64), feedback=fb)
+    check(index, {"tiles": first})
+
