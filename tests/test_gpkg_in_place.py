@@ -291,3 +291,15 @@ def test_a_cancelled_tile_run_leaves_the_existing_index_layer_as_it_was(provider
         run("tile_raster", dict(params, TILE_SIZE=64), feedback=fb)
     check(index, {"tiles": first})
 
+
+def test_a_new_geopackage_opens_without_a_warning_in_qgis_3_22s_gdal(tmp_path):
+    import shutil
+
+    from ritm_qgis.engine.geo.vector_io import write_gpkg
+
+    if shutil.which("ogrinfo") is None:
+        pytest.skip("Debian's gdal-bin (ogrinfo, the GDAL QGIS uses) is not installed")
+    path = write_gpkg(frame(["a"]), tmp_path / "new.gpkg", layer="buildings")
+    out = subprocess.run(["ogrinfo", "-q", str(path)], capture_output=True, text=True)
+    assert out.returncode == 0 and "Warning" not in out.stdout + out.stderr, out.stdout + out.stderr
+

@@ -135,7 +135,9 @@ def to_layer_crs(gdf: gpd.GeoDataFrame, target_crs, where: str) -> gpd.GeoDataFr
 
 def _write_layer(gdf: gpd.GeoDataFrame, path: str, layer: str, append: bool) -> None:
     options = {} if append else {"layer_options": {"DESCRIPTION": OWN_MARK}}
-    gdf.to_file(path, layer=layer, driver="GPKG", engine="pyogrio", mode="a" if append else "w", **options)
+    # GeoPackage 1.2: QGIS 3.22's GDAL 3.6 warns on every open of a 1.4 file (pyogrio's GDAL writes 1.4)
+    gdf.to_file(path, layer=layer, driver="GPKG", engine="pyogrio", mode="a" if append else "w",
+                dataset_options={"VERSION": "1.2"}, **options)
 
 
 def _cancelled(path) -> RitmError:
