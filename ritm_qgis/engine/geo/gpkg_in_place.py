@@ -74,10 +74,11 @@ def _is_locked(exc: BaseException) -> bool:
 
 
 def gpkg_layers(path: str) -> list[str]:
-    """The tables listed in ``gpkg_contents`` of the GeoPackage ``path`` (features, attributes, tiles)."""
+    """The vector layers (features and attribute tables) listed in ``gpkg_contents`` of the GeoPackage ``path``."""
     with _open(path, readonly=True) as con:
         try:
-            return [r[0] for r in con.execute("SELECT table_name FROM gpkg_contents")]
+            return [r[0] for r in con.execute("SELECT table_name FROM gpkg_contents WHERE data_type IN "
+                                              "('features', 'attributes')")]
         except sqlite3.Error as exc:
             if _is_locked(exc):
                 raise RitmError(locked_message(path)) from None
