@@ -3,10 +3,10 @@
 * A GeoPackage that exists is written **in place**, one SQLite transaction per layer (create,
   replace or append; ``gpkg_in_place``): the rows are first written by GDAL into a separate file
   beside it (``name.<pid>-<token>.incomplete.gpkg``, removed afterwards, and by the next write when
-  its process was killed), then moved into the user's file
-  in one transaction, so other programs that have it open (QGIS in edit mode, the map tool, a
-  reader in WAL mode) keep working and see the old layer or the new one. A file whose write lock
-  another program holds for more than a few seconds gets one sentence and nothing is written.
+  its process was killed), then moved into the user's file in one transaction, so other programs
+  that have it open (QGIS in edit mode, the map tool, a reader in WAL mode) keep working and see
+  the old layer or the new one. A file whose write lock another program holds for more than a few
+  seconds gets one sentence and nothing is written.
 * A GeoPackage that does not exist yet is written whole beside it and linked into place, which
   never replaces a file another program created meanwhile (the layer then goes into that file in
   place). With ``staging`` (a ``core.atomic.OutputSet``) a new file is written under
