@@ -121,6 +121,24 @@ def test_vectorize_into_a_file_a_wal_reader_holds_keeps_every_layer(provider, tm
     assert incomplete_files(tmp_path) == []
 
 
+def test_qgis_editing_a_layer_in_this_process_saves_its_edits_after_vectorize_wrote_another(provider, tmp_path):
+    # the desktop case: the toolbox runs in the QGIS that has a layer of the file in edit mode
+    from qgis.core import QgsFeature, QgsGeometry, QgsVectorLayer
+
+    path = user_file(tmp_path / "user.gpkg")
+    layer = QgsVectorLayer(f"{path}|layername=user", "user", "ogr")
+    assert layer.isValid() and layer.startEditing()
+    feature = QgsFeature(layer.fields())
+    feature.setGeometry(QgsGeometry.fromWkt("POLYGON((5 0,6 0,6 1,5 1,5 0))"))
+    feature["name"] = "edited"
+    assert layer.addFeature(feature)
+    run("vectorize_mask", {"INPUT": mask_raster(str(tmp_path)), "OUTPUT": path})
+    assert layer.commitChanges(), layer.commitErrors()
+    del layer
+    check(path, {"user": 3, "my": 1, "buildings": len(BUILDINGS)})
+    assert gpd.read_file(path, layer="user").name.tolist() == ["a", "b", "edited"]
+
+
 # ----------------------------------------------------------------------------- 2. all at once
 
 def test_map_tool_writer_vectorize_and_a_wal_reader_at_once_lose_nothing(provider, tmp_path):
