@@ -119,13 +119,14 @@ class AutoAnnotateAlgorithm(RitmAlgorithm):
         polys, clicks = annotation_frames(ann, result.grid, label)
         polys["stretch"] = stretch.label
         with OutputSet() as staging:
-            out_path = self.write_layer(polys, polys_dest, staging=staging)
-            clicks_path = self.write_layer(clicks, clicks_dest, staging=staging)
             staged = {k: staging.staged(p) if p else None for k, p in figures.items()}
             write_annotation_figures(
                 result.rgb, result.gt, ann, result.invalid, overlay_path=staged[self.OUTPUT_OVERLAY],
                 error_map_path=staged[self.OUTPUT_ERROR_MAP], curve_path=staged[self.OUTPUT_CURVE],
                 target_iou=target_iou, title=label)
+            # last: a layer of a GeoPackage that exists goes in at once, in place (vector_io)
+            out_path = self.write_layer(polys, polys_dest, staging=staging)
+            clicks_path = self.write_layer(clicks, clicks_dest, staging=staging)
         run.info(f"{ann.n_clicks} click(s), IoU {ann.ious[-1]:.3f}")
         return {self.OUTPUT: str(out_path), self.OUTPUT_CLICKS: str(clicks_path), **figures,
                 "N_CLICKS": ann.n_clicks, "FINAL_IOU": ann.ious[-1]}

@@ -169,10 +169,11 @@ class RitmAlgorithm(QgsProcessingAlgorithm):
         one-file OGR format, a GeoPackage layer keeping the file's other layers),
         checked before any work: the folder is writable, and an existing layer that ritm_qgis did not
         write is replaced only when the user named it or chose to overwrite it."""
-        from ritm_qgis.engine.geo.output_paths import vector_path
+        from ritm_qgis.engine.geo.output_paths import vector_destination
         from ritm_qgis.engine.geo.vector_io import LayerExists, list_layers, written_by_us
 
-        path, named = vector_path(self.parameterAsOutputLayer(parameters, key, context), self.describe(key))
+        raw = self.parameterAsOutputLayer(parameters, key, context)
+        path, named = vector_destination(*destination_parts(raw), self.describe(key), shown=raw)
         layer = named or default_layer
         if not path.lower().endswith(".gpkg"):  # a one-layer file the user chose by name
             return Destination(path, layer, True)
@@ -267,6 +268,21 @@ class RitmAlgorithm(QgsProcessingAlgorithm):
             run.finish()
             return result
         raise _processing_error(message, run.feedback) from None
+
+
+def destination_parts(destination: str) -> tuple[str, str | None]:
+    """A vector destination as QGIS writes it -> (file, layer or None), decoded by QGIS itself:
+    ``ogr:dbname='/a b/f.gpkg' table="my buildings" (geom)`` (the "Save to GeoPackage" choice, which
+    the OGR provider's ``decodeUri`` does not read in QGIS 3.22) through ``QgsDataSourceUri``, and
+    ``f.gpkg|layername=x`` or a plain file through ``QgsProviderRegistry.decodeUri('ogr', ...)``."""
+    from qgis.core import QgsDataSourceUri, QgsProviderRegistry
+
+    text = destination[4:] if destination.startswith("ogr:") else destination
+    if text.lstrip().startswith("dbname="):
+        uri = QgsDataSourceUri(text)
+        return uri.database(), uri.table() or None
+    parts = QgsProviderRegistry.instance().decodeUri("ogr", text)
+    return parts.get("path") or text, parts.get("layerName") or None
 
 
 def _processing_error(message: str, feedback) -> QgsProcessingException:
