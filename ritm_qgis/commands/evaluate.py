@@ -130,6 +130,11 @@ def run(args) -> int:
     dataset = open_dataset(parse_dataset_spec(args.dataset, kinds=("grabcut", "davis", "folder", "inria", "raster")),
                            stretch=args.stretch)
     indices = list(range(min(len(dataset), args.limit) if args.limit else len(dataset)))
+    if dataset.repaired_footprints:
+        from ritm_qgis.engine.jobs.geo_evaluation import repaired_warning
+
+        print(f"evaluate: warning: {repaired_warning(dataset.repaired_footprints, 'the footprint layer')}",
+              file=sys.stderr)
     info, device = _distributed(args.device)
     try:
         return _evaluate_all(args, dataset, indices, info, device, thresholds, labels)
@@ -198,7 +203,8 @@ def _evaluate_all(args, dataset, indices, info, device, thresholds, labels) -> i
             return 0
         meta = {"dataset": args.dataset, "stretch": parse_stretch(args.stretch).label, "processes": info.world_size, "n_dataset_samples": len(dataset),
                 "max_clicks": args.max_clicks, "thresholds": list(thresholds), "batch_size": args.batch_size,
-                "zoom_in_size": args.zoom_in_size, "models": summary}
+                "zoom_in_size": args.zoom_in_size,
+                "repaired_footprints": list(dataset.repaired_footprints), "models": summary}
         with open(staging.staged(os.path.join(args.out, "report.json")), "w", encoding="utf-8") as f:
             f.write(json.dumps(meta, indent=2))
         table = markdown_table(reports)
