@@ -140,7 +140,7 @@ def test_a_demo_that_fails_on_a_users_layer_has_written_nothing(tmp_path):
     users.unlink()
     footprints(BUILDINGS[:1]).to_file(users, layer="footprints")  # the user's own layer, same name
     before = folder_bytes(out)
-    done = cli(*args[:-4], "--max-clicks", "3", "--out", out)
+    done = cli(*args[:-4], "--max-clicks", "3", "--target-iou", "0.6", "--out", out)  # other figures
     assert done.returncode == 1 and one_sentence(done.stderr) and "footprints" in done.stderr, done.stderr
     assert folder_bytes(out) == before  # no figure replaced before the refusal
 
