@@ -94,6 +94,7 @@ class TileRasterAlgorithm(RitmAlgorithm):
             # tiles and index are staged and moved into place together: a failed or cancelled run
             # leaves the folder as it was
             with OutputSet() as staging:
+                staging.lock(folder, self.describe(self.OUTPUT_FOLDER), manifest=False)  # one lock for all tiles
                 result = write_tiles(raster, folder, size=size, overlap=overlap, edge=edge, index_path=index.path,
                                      skip_empty=skip_empty, progress=run.counts, cancel=run.cancelled,
                                      staging=staging)

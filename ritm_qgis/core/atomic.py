@@ -181,12 +181,17 @@ class OutputSet:
         self._pending: dict[str, str] = {}
         self._locks: list[RunLock] = []
         self._folders: list[str] = []
+        self._manifests: list[str] = []
 
-    def lock(self, folder: str, what: str = "output folder") -> None:
+    def lock(self, folder: str, what: str = "output folder", manifest: bool = True) -> None:
+        """Hold ``folder`` for this run; ``manifest=False`` for a folder whose listing is the user's
+        (tiles), where no manifest is kept and nothing stale is removed."""
         folder = os.path.abspath(os.fspath(folder))
         if folder not in self._folders:
             self._locks.append(lock_folder(folder, what))
             self._folders.append(folder)
+            if manifest:
+                self._manifests.append(folder)
 
     def _in_locked_folder(self, final: str) -> bool:
         return any(os.path.commonpath([folder, final]) == folder for folder in self._folders)
@@ -215,7 +220,7 @@ class OutputSet:
                     with contextlib.suppress(FileNotFoundError):
                         os.remove(tmp + suffix)
                 remove_file(incomplete_path(final))  # a killed earlier run's leftover of this very file
-            for folder in self._folders:
+            for folder in self._manifests:
                 self._update_manifest(folder)
         finally:
             self._pending.clear()
@@ -245,6 +250,7 @@ class OutputSet:
             lock.release()
         self._locks.clear()
         self._folders.clear()
+        self._manifests.clear()
 
     def __enter__(self):
         return self

@@ -31,8 +31,7 @@ _BY_TEXT = (("no space left on device", _FULL), ("disk full", _FULL), ("database
             ("read-only file system", _READ_ONLY), ("permission denied", _DENIED),
             ("database is locked", _LOCKED), ("database table is locked", _LOCKED))
 # a GDAL message that says a file could not be read (only then may it be truncated or corrupt)
-_READ_WORDS = ("read", "truncat", "corrupt", "not recognized", "not a supported", "unexpected end", "malformed",
-               "no such file", "does not exist")
+_READ_WORDS = ("read", "truncat", "corrupt", "not recognized", "not a supported", "unexpected end", "malformed")
 
 
 def _what_it_is(chain) -> str | None:
