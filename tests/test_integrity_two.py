@@ -128,6 +128,24 @@ def test_stale_outputs_of_an_earlier_run_are_removed_but_user_files_kept(tmp_pat
     assert (out / "grabcut" / "ious.npy").exists() and (out / "report.json").exists()
 
 
+def test_the_commit_removes_only_files_its_previous_run_wrote(tmp_path):
+    from ritm_qgis.core.atomic import OutputSet
+
+    def one_run(names):
+        with OutputSet() as staging:
+            staging.lock(str(tmp_path))
+            for name in names:
+                with open(staging.staged(str(tmp_path / name)), "w") as f:
+                    f.write(name)
+
+    (tmp_path / "user.txt").write_text("mine")
+    one_run(["a.png", "sub/b.png", "c.png"])
+    later = time.time() + 10
+    os.utime(tmp_path / "c.png", (later, later))  # rewritten by the user since
+    one_run(["d.png"])
+    assert sorted(p.name for p in tmp_path.rglob("*") if not p.name.startswith(".")) == ["c.png", "d.png", "user.txt"]
+
+
 def test_a_demo_that_fails_on_a_users_layer_has_written_nothing(tmp_path):
     raster, _, mask = scene(str(tmp_path), height=200, width=200, buildings=[(40, 50, 60, 80)])
     from data_builders import write_raster

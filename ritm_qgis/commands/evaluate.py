@@ -31,7 +31,8 @@ def add_arguments(p):
     p.add_argument("--dataset", required=True, metavar="SPEC",
                    help="grabcut:DIR, davis:DIR, folder:DIR, inria:DIR[:test|train], or "
                         "raster:IMAGE.tif:FOOTPRINTS.gpkg[:tiles|buildings]")
-    p.add_argument("--max-clicks", type=int, default=20, help=f"click budget per sample (default 20, at most {MAX_CLICKS})")
+    p.add_argument("--max-clicks", type=int, default=20,
+                   help=f"click budget per sample (default 20, at most {MAX_CLICKS})")
     p.add_argument("--thresholds", default="0.8,0.85,0.9", help="IoU thresholds for NoC (default 0.8,0.85,0.9)")
     p.add_argument("--out", required=True, metavar="DIR", help="output folder")
     p.add_argument("--stretch", default="percentile", metavar=STRETCH_METAVAR, help=STRETCH_HELP)

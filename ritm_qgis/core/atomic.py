@@ -211,8 +211,8 @@ class OutputSet:
         missing = [final for final, tmp in self._pending.items() if not os.path.exists(tmp)]
         if missing:
             self.discard()
-            raise RitmError(f"The staged copy of '{missing[0]}' vanished before the outputs were moved into place "
-                            "(another program removed it?); nothing was replaced, run again.")
+            raise RitmError(f"The staged copy of '{missing[0]}' vanished before the run's outputs were moved into "
+                            "place, so none of them was replaced; run again.")
         try:
             for final, tmp in self._pending.items():
                 os.replace(tmp, final)
@@ -222,6 +222,10 @@ class OutputSet:
                 remove_file(incomplete_path(final))  # a killed earlier run's leftover of this very file
             for folder in self._manifests:
                 self._update_manifest(folder)
+        except BaseException:
+            for tmp in self._pending.values():  # the ones not moved yet
+                remove_file(tmp)
+            raise
         finally:
             self._pending.clear()
             self._release()
@@ -229,10 +233,16 @@ class OutputSet:
     def _update_manifest(self, folder: str) -> None:
         written = sorted(os.path.relpath(f, folder) for f in self._pending if os.path.commonpath([folder, f]) == folder)
         manifest = os.path.join(folder, MANIFEST)
+        try:
+            listed_at = os.stat(manifest).st_mtime
+        except OSError:
+            listed_at = 0.0
         for rel in set(_read_manifest(manifest)) - set(written):
             path = os.path.normpath(os.path.join(folder, rel))
             if os.path.commonpath([folder, path]) != folder or not os.path.isfile(path) or os.path.islink(path):
                 continue  # a manifest names only files under its folder
+            if os.stat(path).st_mtime > listed_at + 1:
+                continue  # changed since that run wrote it: the user's now
             os.remove(path)
             if os.path.dirname(path) != folder:
                 with contextlib.suppress(OSError):  # a subfolder left empty (a model no longer evaluated)

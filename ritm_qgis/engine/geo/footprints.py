@@ -3,8 +3,10 @@
 ``load_footprints`` reads any OGR vector file (or takes a GeoDataFrame), reprojects it to the
 raster's CRS, repairs invalid geometries (``shapely.make_valid``, keeping only the polygonal
 parts: a self-intersecting "bow tie" becomes its two triangles, as QGIS's "Fix geometries" does;
-``Footprints.repaired`` lists their feature ids, for the caller to say so) and drops empty ones. An empty layer, a layer without a CRS, or a layer that does not
-overlap the raster at all is refused with a ``RitmError``.
+``Footprints.repaired`` lists their feature ids, for the caller to say so) and drops empty ones.
+An empty layer, a layer without a CRS (or one that cannot be reprojected), a layer that does not
+overlap the raster at all, or a path that is not a regular file (a pipe would block the read
+forever) is refused with a ``RitmError``.
 
 ``rasterize_footprints`` burns the prepared footprints into a grid or a window of it:
 ``mask`` (H, W) bool, the union of all buildings, and ``instances`` (H, W) int32 where each
