@@ -99,7 +99,8 @@ def check_outputs(args, labels, georeferenced: bool) -> None:
     for label in labels if georeferenced else ():
         for name, layer in GEO_LAYERS:
             path = os.path.join(args.out, label, name)
-            if os.path.isfile(path) and layer in list_layers(path) and not written_by_us(path, layer):
+            existing = [n.lower() for n in list_layers(path)] if os.path.isfile(path) else []
+            if layer in existing and not written_by_us(path, layer):
                 raise LayerExists(path, layer, "choose another --out folder")
 
 
