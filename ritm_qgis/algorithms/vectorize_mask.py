@@ -67,7 +67,8 @@ class VectorizeMaskAlgorithm(RitmAlgorithm):
         self.add_overwrite_parameter()
 
     def process(self, parameters, context, run):
-        from ._layers import raster_file
+        from ._layers import raster_file, refuse_outputs_among_inputs
+        from ritm_qgis.engine.jobs.same_file import Place
         from ritm_qgis.core.cancel import check_cancel
         from ritm_qgis.engine.geo.vector_io import missing_columns
         from ritm_qgis.engine.geo.vectorize import vectorize_raster
@@ -80,6 +81,8 @@ class VectorizeMaskAlgorithm(RitmAlgorithm):
         regularize_px = self.parameterAsDouble(parameters, self.REGULARIZE, context)
         append = self.parameterAsBool(parameters, self.APPEND, context)
         destination = self.vector_output(parameters, self.OUTPUT, context, "buildings", append=append)
+        refuse_outputs_among_inputs([Place(self.describe(self.OUTPUT), destination.path, destination.layer)],
+                                    [Place(self.describe(self.INPUT), raster)])
         run.progress(0.05)
         gdf = vectorize_raster(
             raster, band=band, threshold=threshold,
