@@ -402,7 +402,7 @@ def cpu_torch_requirement(requirement: str) -> str:
 
 # Measured on Linux x86-64 for Python 3.11 (wheel, installed size), each with the dependencies it brings
 # into a QGIS Python that lacks them; a plan adds those of its missing requirements, as an estimate.
-SIZES_MB = {"torch": (201, 858), "opencv-python-headless": (50, 142), "rasterio": (36, 112),
+SIZES_MB = {"torch": (195, 780), "opencv-python-headless": (50, 142), "rasterio": (36, 112),
             "geopandas": (46, 181), "shapely": (2, 9), "pyproj": (9, 33), "matplotlib": (10, 36), "numpy": (18, 78),
             "affine": (0.1, 0.1), "tqdm": (0.1, 0.5)}
 

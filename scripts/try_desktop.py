@@ -12,7 +12,8 @@ What it does, as a user would:
    when QGIS loads it. That folder is kept between runs (``--fresh`` removes it): installing torch
    takes minutes;
 3. starts ``qgis --nologo --noversioncheck --code scripts/try_desktop_in_qgis.py`` under ``xvfb-run``
-   with a real aerial chip of ../shared/data (when there), which opens the dock, reads the model list,
+   with a real aerial chip of ../shared/data (when there), which opens the dock, outlines the chip's
+   largest building with one click and Enter, reads the model list,
    types part of a model name into the model box key by key, counts the messages QGIS logs or shows
    meanwhile, then (unless ``--no-download``) downloads paper-finetune through the dock from a
    loopback mirror that serves a file that is not the published one: Cancel half-way, then to the
@@ -29,7 +30,6 @@ import http.server
 import json
 import os
 import shutil
-import socket
 import subprocess
 import sys
 import threading
@@ -42,15 +42,8 @@ WORK = ROOT / "build" / "try_desktop"
 SYSTEM_PYTHON = "/usr/bin/python3"  # the Python QGIS embeds on Debian
 QGIS = "/usr/bin/qgis"
 RASTER = ROOT.parent / "shared" / "data" / "aerial" / "spacenet_rio" / "images" / "3band_013022223130_Public_img50.tif"
+MASK = ROOT.parent / "shared" / "data" / "aerial" / "spacenet_rio" / "masks" / RASTER.name
 PAPER = ["paper-finetune", "paper-scratch", "paper-notrain"]
-
-
-def reachable(host: str) -> bool:
-    try:
-        socket.create_connection((host, 443), timeout=3).close()
-        return True
-    except OSError:
-        return False
 
 
 def build_zip() -> Path:
@@ -90,8 +83,6 @@ def user_env(**extra) -> dict:
 def install_packages(profile: Path) -> None:
     plugins = profile / "python" / "plugins"
     env = user_env(PYTHONPATH=str(plugins))
-    if not reachable("download.pytorch.org"):
-        env["RITM_QGIS_TORCH_INDEX"] = ""  # PyTorch's CPU index is out of reach here: pip's own sources only
     check = subprocess.run([SYSTEM_PYTHON, "-m", "ritm_qgis.deps"], env=env, cwd=plugins, capture_output=True,
                            text=True)
     if check.returncode == 0:
@@ -131,6 +122,7 @@ def run_qgis(profiles: Path, out: Path, shots: Path | None, typed: str, mirror: 
     shutil.rmtree(out / "model-cache", ignore_errors=True)
     env = user_env(RITM_TRY_DESKTOP_OUT=str(out), RITM_TRY_DESKTOP_TYPE=typed, RITM_TRY_DESKTOP_MIRROR=mirror,
                    RITM_TRY_DESKTOP_RASTER=str(RASTER) if RASTER.is_file() else "",
+                   RITM_TRY_DESKTOP_MASK=str(MASK) if MASK.is_file() else "",
                    RITM_TRY_DESKTOP_SHOTS=str(shots) if shots else "",
                    RITM_QGIS_CACHE=str(out / "model-cache"))  # no model a developer downloaded shows as "downloaded"
     cmd = ["xvfb-run", "-a", "-s", "-screen 0 1280x800x24", QGIS, "--profiles-path", str(profiles), "--nologo",
@@ -178,6 +170,11 @@ def summary(report: dict) -> list[str]:
                (m[0] + m[2]).lower()]
     problems += [f"at startup: {m}" for m in startup]
     print(f"shipped aerial models offered: {aerial}; paper's offered: {[n for n in PAPER if n in offered]}")
+    outline = report.get("outline")
+    if outline is not None:
+        print(f"one click on the largest building, then Enter: {outline}")
+        if not outline.get("features"):
+            problems.append("the accepted building did not reach the output layer")
     download = report.get("download")
     if download is not None:
         print(f"download through the dock from the loopback mirror (requests {report.get('mirror_requests')}):")

@@ -1,6 +1,7 @@
 """Run inside the QGIS desktop by scripts/try_desktop.py (``qgis --code``): what a new user sees.
 
-Opens an aerial image, starts the RITM tool from its toolbar button (which opens the dock), reads
+Opens an aerial image, starts the RITM tool from its toolbar button (which opens the dock), outlines
+the image's largest building with one click and Enter (read from the chip's reference mask), reads
 the dock's model list, types part of a model name into the model box one key at a time as a person
 would, collects every message QGIS logs or shows in its message bar meanwhile, then downloads a
 model from a loopback mirror through the dock (cancel half-way, then a file that is not the
@@ -24,6 +25,7 @@ RASTER = os.environ.get("RITM_TRY_DESKTOP_RASTER", "")
 TYPED = os.environ.get("RITM_TRY_DESKTOP_TYPE", "paper-fi")
 SHOTS = os.environ.get("RITM_TRY_DESKTOP_SHOTS", "")
 MIRROR = os.environ.get("RITM_TRY_DESKTOP_MIRROR", "")  # a loopback server: try the download too
+MASK = os.environ.get("RITM_TRY_DESKTOP_MASK", "")  # the raster's reference buildings: one to outline
 LEVELS = {Qgis.Info: "info", Qgis.Warning: "warning", Qgis.Critical: "critical", Qgis.Success: "success"}
 
 report = {"typed": TYPED, "log": [], "errors": []}
@@ -127,6 +129,8 @@ def try_it():
     report["groups"] = list_entries(combo)
     if SHOTS:
         shoot(window, os.path.join(SHOTS, "desktop_dock.png"))
+    if RASTER and MASK:
+        try_outline(plugin, layer)
 
     # type a part of a model name into the model box, one key at a time
     spec_before = picker.spec()
@@ -160,6 +164,51 @@ def try_it():
     }
     if MIRROR:
         try_download(picker, dock)
+
+
+def try_outline(plugin, layer):
+    """One left click at the deepest point of the largest reference building, then Enter, as a user:
+    the outline must land in the output layer, and its IoU with the reference is recorded."""
+    import cv2
+    import numpy as np
+    import rasterio
+    from shapely.geometry import Polygon
+
+    with rasterio.open(MASK) as src:
+        mask = src.read(1) > 0
+        to_map = src.transform
+    count, labels = cv2.connectedComponents(mask.astype(np.uint8))
+    largest = 1 + int(np.argmax([np.sum(labels == i) for i in range(1, count)]))
+    building = (labels == largest).astype(np.uint8)
+    depth = cv2.distanceTransform(np.pad(building, 1), cv2.DIST_L2, 5)[1:-1, 1:-1]
+    row, col = np.unravel_index(int(np.argmax(depth)), depth.shape)
+    x, y = to_map * (col + 0.5, row + 0.5)
+    canvas = iface.mapCanvas()
+    tool = plugin.map_tool.tool
+    point = canvas.getCoordinateTransform().transform(x, y)
+    from qgis.PyQt.QtCore import QPoint
+
+    QTest.mouseClick(canvas.viewport(), Qt.LeftButton, Qt.NoModifier, QPoint(round(point.x()), round(point.y())))
+    wait_until(lambda: not tool.busy and tool.worker.pending == 0, 120)
+    pump(0.5)
+    if SHOTS:
+        shoot(iface.mainWindow(), os.path.join(SHOTS, "desktop_outline.png"))
+    QTest.keyClick(canvas, Qt.Key_Return)
+    wait_until(lambda: tool.worker.pending == 0 and tool.output_layer is not None, 60)
+    pump(0.5)
+    out = tool.output_layer
+    contours, _ = cv2.findContours(building, cv2.RETR_EXTERNAL, cv2.CHAIN_APPROX_NONE)
+    reference = Polygon([to_map * (c + 0.5, r + 0.5) for c, r in contours[0][:, 0, :]]).buffer(0)
+    features = list(out.getFeatures()) if out is not None else []
+    iou = None
+    if features:
+        from shapely import wkb
+
+        drawn = wkb.loads(bytes(features[0].geometry().asWkb())).buffer(0)
+        iou = round(drawn.intersection(reference).area / drawn.union(reference).area, 3)
+    report["outline"] = {"clicked_map_xy": [x, y], "features": len(features),
+                         "output_layer": out.name() + " (" + out.providerType() + ")" if out is not None else None,
+                         "iou_with_reference": iou, "latency_ms": tool.last_latency_ms}
 
 
 def try_download(picker, dock):
