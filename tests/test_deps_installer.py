@@ -20,6 +20,7 @@ import time
 import pytest
 
 from conftest import ROOT
+from test_deps import offline_pip  # noqa: F401 - the fixture
 from ritm_qgis import deps, deps_network
 from wheel_builder import make_wheel
 
@@ -27,14 +28,9 @@ SYSTEM_PYTHON = "/usr/bin/python3"
 
 
 @pytest.fixture
-def wheels(tmp_path, monkeypatch):
+def wheels(offline_pip):
     """pip reads only this folder of wheels (no index, no network); torch's extra index is off."""
-    folder = tmp_path / "wheels"
-    folder.mkdir()
-    monkeypatch.setenv("PIP_NO_INDEX", "1")
-    monkeypatch.setenv("PIP_FIND_LINKS", str(folder))
-    monkeypatch.setenv(deps.TORCH_INDEX_ENV, "")
-    return folder
+    return offline_pip
 
 
 @pytest.fixture
