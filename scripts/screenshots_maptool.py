@@ -1,4 +1,4 @@
-"""Screenshots of the map tool in the real QGIS desktop under Xvfb, for the README.
+"""Screenshots of the map tool in the real QGIS desktop under Xvfb, for docs/canvas.md.
 
     .venv/bin/python scripts/screenshots_maptool.py [--out docs] [--model aerial-finetuned-h18s]
 
@@ -75,7 +75,7 @@ def main(argv=None) -> int:
     env = dict(os.environ, RITM_SHOT_RASTER=raster, RITM_SHOT_MASK=mask, RITM_SHOT_OUT=os.path.abspath(args.out),
                RITM_SHOT_MODEL=args.model, RITM_SHOT_SITE=site.getsitepackages()[0], RITM_SHOT_WORK=work)
     env.pop("QT_QPA_PLATFORM", None)  # a real X display (Xvfb), not offscreen
-    # the venv's packages first, as for qgis_process in the README (its numpy, pandas, sympy, torch)
+    # the venv's packages first, as for qgis_process in docs/processing.md (its numpy, pandas, sympy, torch)
     env["PYTHONPATH"] = os.pathsep.join([site.getsitepackages()[0], ROOT] + [env.get("PYTHONPATH", "")]).rstrip(os.pathsep)
     code = os.path.join(ROOT, "tests", "qgis_scripts", "maptool_screenshots.py")
     cmd = ["xvfb-run", "-a", "-s", "-screen 0 1500x950x24", "qgis", "--nologo", "--noversioncheck",

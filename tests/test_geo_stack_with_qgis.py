@@ -1,6 +1,6 @@
 """pip's rasterio/pyproj/shapely/geopandas (own GDAL and PROJ) share one process with PyQGIS
 (Debian's GDAL and PROJ): files written by one are read identically by the other, and both
-reproject to the same coordinates. This is the measurement behind the README's dependency choice."""
+reproject to the same coordinates. This is the measurement behind docs/installing.md's dependency choice."""
 
 import numpy as np
 import pytest
