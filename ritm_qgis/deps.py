@@ -296,6 +296,18 @@ def constraint_lines(present: dict[str, tuple[str, str]]) -> list[str]:
     return lines
 
 
+# Newer releases need more than an older QGIS Python has (read from their wheels' Requires-Dist): with
+# QGIS's copy pinned, pip would download release after release (7 pandas wheels of 12 MB on Debian 12)
+# before it settles on the last that fits, so those are capped at once.
+COMPANION_CAPS = (("numpy", "1.26", "pandas<3"), ("numpy", "1.26", "shapely<2.2"), ("pyproj", "3.5", "geopandas<1.1"))
+
+
+def companion_caps(present: dict[str, tuple[str, str]]) -> list[str]:
+    """The caps of COMPANION_CAPS that this Python's own versions call for."""
+    return [cap for dist, below, cap in COMPANION_CAPS
+            if dist in present and present[dist][1] and _cmp(_release(present[dist][1]), _release(below)) < 0]
+
+
 # ---------------------------------------------------------------- the command
 def python_executable() -> str:
     """QGIS's own Python interpreter: the one under ``sys.exec_prefix`` (inside QGIS, ``sys.executable``
@@ -532,7 +544,7 @@ def make_plan(target: str | None = None, build: str = "cpu", requirements: list[
     if write_constraints:
         write_text_atomic(constraints_path(target),
                           "# Written by ritm_qgis.deps: the versions QGIS's Python already has.\n"
-                          + "".join(line + "\n" for line in constraint_lines(present)))
+                          + "".join(line + "\n" for line in constraint_lines(present) + companion_caps(present)))
     return plan
 
 

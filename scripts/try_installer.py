@@ -7,7 +7,8 @@
    QGIS started from such a shell has: the plan must still run Debian's /usr/bin/python3;
 3. installs everything with the plugin's own installer (``python3 -m ritm_qgis.deps --install``), as
    it is here: PyTorch's index is out of reach on this machine, so torch must come as the CPU build
-   from a local folder (pip's ``PIP_FIND_LINKS``) or the install must stop;
+   from a local folder (pip's ``PIP_FIND_LINKS``) or the install must stop; pip must not try release
+   after release of one package (the caps for QGIS's older numpy and pyproj);
 4. runs a shipped model on a real aerial chip with only that folder added (what QGIS imports);
 5. removes one package (tqdm) from the folder, as a plugin update that adds a requirement does, and
    installs again: only tqdm may be fetched, everything else must stay;
@@ -70,9 +71,18 @@ def main() -> int:
 
     out, seconds = deps("--install")
     torch = sorted(p.name for p in target.glob("torch-*.dist-info"))
+    fetched: dict[str, set] = {}
+    for line in out.stdout.splitlines():  # "Downloading pandas-3.1.1-cp311-....whl", "Processing /x/tqdm-4.70.1-....whl"
+        words = line.strip().split()
+        if len(words) >= 2 and words[0] in ("Downloading", "Processing") and words[1].endswith(".whl"):
+            name, version = os.path.basename(words[1]).split("-")[:2]
+            fetched.setdefault(name.lower(), set()).add(version)
     report["install"] = {"rc": out.returncode, "seconds": round(seconds), "folder_mb": round(folder_mb(target)),
-                         "torch": torch, "last_lines": out.stdout.splitlines()[-3:] + out.stderr.splitlines()[-3:]}
+                         "torch": torch, "wheels_fetched": sum(len(v) for v in fetched.values()),
+                         "releases_tried_and_dropped": {k: sorted(v) for k, v in fetched.items() if len(v) > 1},
+                         "last_lines": out.stdout.splitlines()[-3:] + out.stderr.splitlines()[-3:]}
     ok &= out.returncode == 0 and bool(torch) and "+cpu" in torch[0]
+    ok &= not report["install"]["releases_tried_and_dropped"]  # pip did not backtrack through releases
 
     run_env = {k: v for k, v in env.items() if k != "PYTHONPATH"}
     run_env["PYTHONPATH"] = f"{plugins}{os.pathsep}{target}"

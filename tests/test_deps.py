@@ -209,3 +209,10 @@ def test_the_map_tools_message_is_one_short_sentence_pointing_to_the_installer()
     text = deps.missing_message(["torch==2.13.0", "rasterio>=1.4", "shapely>=2"])
     assert text.startswith("needs 3 Python packages") and text.endswith("then restart QGIS.")  # the title names us
     assert "> Install dependencies, then" in text and len(text) < 140 and "pip" not in text and "..." not in text
+
+
+def test_releases_an_older_qgis_python_cannot_take_are_capped_at_once():
+    debian12 = {"numpy": ("numpy", "1.24.2"), "pyproj": ("pyproj", "3.4.1")}
+    assert deps.companion_caps(debian12) == ["pandas<3", "shapely<2.2", "geopandas<1.1"]
+    assert deps.companion_caps({"numpy": ("numpy", "1.26.4"), "pyproj": ("pyproj", "3.7.1")}) == []
+    assert deps.companion_caps({}) == []  # no numpy in QGIS's Python: pip chooses freely
