@@ -20,19 +20,22 @@ from __future__ import annotations
 
 from ritm_qgis.engine.interactive import zoom_in as zi
 from ritm_qgis.engine.interactive.predictor import DEFAULT_THRESHOLD, Predictor
+from ritm_qgis.engine.interactive.raster_session import OutlineSettings
 
 FOCUS_CROP = (400, 400)
 INTERACTIVE_ZOOM = zi.ZoomInParams(target_size=FOCUS_CROP, skip_clicks=-1)
 MAX_SIZE = 800
+# How the map tool turns a mask into the polygon it draws (the dock's defaults; evaluate --as-drawn)
+TOOL_OUTLINE = OutlineSettings(simplify_px=1.0, regularize=False, min_area_m2=2.0)
 
 
 def interactive_predictor(backend, threshold: float = DEFAULT_THRESHOLD, flip: bool = True,
-                          zoom_in: bool = True) -> Predictor:
-    """A session with RITM's demo settings (network backends) or the plain one (GrabCut)."""
+                          zoom_in: bool | zi.ZoomInParams = True) -> Predictor:
+    """A session with the map tool's settings (network backends) or the plain one (GrabCut)."""
     if not backend.is_network:
         return Predictor(backend, threshold=threshold)
-    return Predictor(backend, zoom_in=INTERACTIVE_ZOOM if zoom_in else False, flip=flip, threshold=threshold,
-                     max_size=MAX_SIZE)
+    zoom = zoom_in if isinstance(zoom_in, zi.ZoomInParams) else (INTERACTIVE_ZOOM if zoom_in else False)
+    return Predictor(backend, zoom_in=zoom, flip=flip, threshold=threshold, max_size=MAX_SIZE)
 
 
 def warm_up(backend, flip: bool = True) -> None:
