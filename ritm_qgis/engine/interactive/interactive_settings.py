@@ -26,7 +26,7 @@ FOCUS_CROP = (400, 400)
 INTERACTIVE_ZOOM = zi.ZoomInParams(target_size=FOCUS_CROP, skip_clicks=-1)
 MAX_SIZE = 800
 # How the map tool turns a mask into the polygon it draws (the dock's defaults; evaluate --as-drawn)
-TOOL_OUTLINE = OutlineSettings(simplify_px=1.0, regularize=False, min_area_m2=2.0)
+TOOL_OUTLINE = OutlineSettings(simplify_px=1.0, regularize=True, min_area_m2=2.0, regularize_mode="building")
 
 
 def interactive_predictor(backend, threshold: float = DEFAULT_THRESHOLD, flip: bool = True,
