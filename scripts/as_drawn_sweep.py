@@ -51,6 +51,7 @@ def main(argv=None) -> int:
     ap.add_argument("--first-crop", type=int, default=0)
     ap.add_argument("--first-crop-m", type=float, default=0)
     ap.add_argument("--network-m", type=float, default=0)
+    ap.add_argument("--min-crop-m", type=float, default=0)
     ap.add_argument("--expansion", type=float, default=1.4)
     ap.add_argument("--min-crop", type=int, default=200)
     ap.add_argument("--target", type=int, default=400)
@@ -61,6 +62,8 @@ def main(argv=None) -> int:
     ap.add_argument("--regularize", default="off")
     ap.add_argument("--refine", default="none")
     ap.add_argument("--raw", action="store_true", help="score the raw mask on the sample (the paper's way)")
+    ap.add_argument("--paper", action="store_true", help="with --raw: the paper's predictor settings")
+    ap.add_argument("--save", default=None, metavar="IOUS.npy", help="also write the IoU array")
     args = ap.parse_args(argv)
 
     from ritm_qgis.engine.interactive.backends import build_backend
@@ -83,7 +86,8 @@ def main(argv=None) -> int:
     backend = build_backend(args.model, "cpu")
     zoom = ZoomInParams(target_size=(args.target, args.target), skip_clicks=-1, expansion_ratio=args.expansion,
                         min_crop_size=args.min_crop, first_crop=args.first_crop or None,
-                        first_crop_m=args.first_crop_m or None, network_pixel_m=args.network_m or None)
+                        first_crop_m=args.first_crop_m or None, network_pixel_m=args.network_m or None,
+                        min_crop_m=args.min_crop_m or None)
     outline = OutlineSettings(threshold=args.threshold, simplify_px=args.simplify,
                               regularize=args.regularize != "off", min_area_m2=2.0,
                               regularize_mode=args.regularize if args.regularize != "off" else "building")
@@ -94,6 +98,10 @@ def main(argv=None) -> int:
         return interactive_predictor(backend, threshold=args.threshold, flip=not args.no_flip, zoom_in=zoom)
 
     def make():
+        if args.raw and args.paper:
+            from ritm_qgis.engine.interactive.predictor import Predictor
+
+            return Predictor(backend, zoom_in=ZoomInParams(target_size=400))
         if args.raw:
             return factory()
         return DrawnSession(factory, outline, min_size=args.window)
@@ -104,8 +112,12 @@ def main(argv=None) -> int:
     keep = ~np.isnan(ious).all(axis=1)
     out = dict(vars(args), n=int(keep.sum()), seconds=round(time.perf_counter() - t0, 1),
                noc85=float(noc_per_sample(ious[keep], 0.85).mean()),
+               **{f"noc{c}_85": float(noc_per_sample(ious[keep][:, :c], 0.85).mean())
+                  for c in (10, 20) if ious.shape[1] >= c},
                **click_quality(ious, res.boundary_array(1), res.boundary_array(2)))
     print(json.dumps(out))
+    if args.save:
+        np.save(args.save, ious)
     return 0
 
 
