@@ -101,3 +101,9 @@ def test_evaluate_as_drawn_writes_the_flag_boundary_f_and_worsening_share(tmp_pa
     ia = np.load(out / "aerial-finetuned-tiny" / "ious.npy")
     ib = np.load(tmp_path / "eval-drawn" / "aerial-finetuned-tiny" / "ious.npy")
     assert ia.shape == ib.shape and not np.allclose(ia, ib)
+    report = subprocess.run([sys.executable, "-m", "ritm_qgis", "noc-report", "--json", "--ious",
+                             f"drawn={tmp_path / 'eval-drawn' / 'aerial-finetuned-tiny' / 'ious.npy'}"],
+                            cwd=ROOT, capture_output=True, text=True, timeout=300)
+    assert report.returncode == 0, report.stderr
+    got = json.loads(report.stdout)["drawn"]
+    assert got["boundary_f2px_at"]["1"] == pytest.approx(m["boundary_f2px_at"]["1"])

@@ -72,23 +72,25 @@ def test_first_click_context_is_given_in_metres_and_centred_on_the_click():
 
 
 def test_the_map_tool_session_sees_the_first_click_at_the_buildings_scale(tmp_path):
-    """On a UTM raster at 0.5 m and the same image at 1.0 m, the first click's crop covers the same ground."""
+    """The first click's crop covers the same ground (200 m) at 0.5 m and at 1.0 m per pixel."""
+    from data_builders import scene_arrays, transform, write_raster
     from ritm_qgis.engine.interactive.backends import build_backend
-    from ritm_qgis.engine.interactive.interactive_settings import INTERACTIVE_ZOOM, interactive_predictor
+    from ritm_qgis.engine.interactive.interactive_settings import FIRST_CLICK_M, interactive_predictor
     from ritm_qgis.engine.interactive.raster_session import RasterSession
 
     backend = build_backend("aerial-finetuned-tiny", "cpu")
-    raster, _, mask = scene(str(tmp_path))
-    session = RasterSession(raster, lambda: interactive_predictor(backend))
-    assert session.metres_per_pixel == pytest.approx(0.5)
-    x, y = session.grid.transform * (90 + 0.5, 70 + 0.5)  # inside the first building (rows 40-99, cols 50-129)
-    step = session.add_click(x, y)
-    roi = step.predictor.roi
-    side = INTERACTIVE_ZOOM.first_crop_m / 0.5
-    assert roi is not None and abs((roi[1] - roi[0] + 1) - side) <= 1 and abs((roi[3] - roi[2] + 1) - side) <= 1
-    coarse = uint16_scene(str(tmp_path / "u16.tif"))
-    s16 = RasterSession(coarse, lambda: interactive_predictor(backend))
-    assert s16.metres_per_pixel == pytest.approx(0.5)
+    img, _ = scene_arrays()
+    sides = {}
+    for pixel in (0.5, 1.0):
+        raster = write_raster(tmp_path / f"scene_{pixel}.tif", img, transform_=transform(pixel=pixel))
+        session = RasterSession(raster, lambda: interactive_predictor(backend))
+        assert session.metres_per_pixel == pytest.approx(pixel)
+        x, y = session.grid.transform * (300 + 0.5, 300 + 0.5)
+        step = session.add_click(x, y)
+        roi = step.predictor.roi
+        sides[pixel] = (roi[1] - roi[0] + 1, roi[3] - roi[2] + 1, step.window.width)
+    assert sides[0.5] == (384, 384, 384)  # 200 m at 0.5 m is more than the window: the whole window
+    assert sides[1.0][:2] == (int(FIRST_CLICK_M), int(FIRST_CLICK_M)) and sides[1.0][2] == 384
 
 
 def test_guided_refinement_moves_a_soft_border_onto_the_image_edge():
@@ -130,3 +132,13 @@ def test_the_map_tool_squares_outlines_by_default_as_evaluate_as_drawn_does(qgis
     assert outline.regularize and outline.regularize_mode == "building"
     assert (outline.regularize, outline.simplify_px, outline.min_area_m2) == (
         TOOL_OUTLINE.regularize, TOOL_OUTLINE.simplify_px, TOOL_OUTLINE.min_area_m2)
+
+
+def test_squaring_never_gives_back_what_a_negative_click_took_away():
+    from ritm_qgis.engine.geo.regularize import square_building
+
+    notched = shapely.box(0, 0, 40, 20).difference(shapely.box(32, 14, 40, 20))  # a corner cut off (6 %)
+    corner = shapely.Point(37, 17)
+    assert square_building(notched, 0.5).covers(corner)  # alone, the notch is noise: the rectangle
+    kept = square_building(notched, 0.5, avoid=corner.buffer(0.5))
+    assert kept is None or not kept.intersects(corner)

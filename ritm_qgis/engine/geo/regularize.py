@@ -175,13 +175,17 @@ def _corners(polygon: Polygon) -> int:
     return len(polygon.exterior.coords) - 1 + sum(len(r.coords) - 1 for r in polygon.interiors)
 
 
-def square_building(polygon: Polygon, pixel: float, min_iou: float = BUILDING_MIN_IOU) -> Polygon | None:
-    """A building-shaped version of a traced outline (see module doc) or None to keep it as it is."""
+def square_building(polygon: Polygon, pixel: float, min_iou: float = BUILDING_MIN_IOU,
+                    avoid=None) -> Polygon | None:
+    """A building-shaped version of a traced outline (see module doc) or None to keep it as it is.
+
+    ``avoid``: a geometry (the user's negative clicks) no candidate may cover, so squaring never
+    gives back what a click took away; holes are kept (the rectangle is a candidate only without)."""
     if polygon is None or polygon.is_empty or polygon.geom_type != "Polygon" or pixel <= 0:
         return None
     candidates = []
     rect = shapely.minimum_rotated_rectangle(polygon)
-    if rect.geom_type == "Polygon":
+    if rect.geom_type == "Polygon" and not polygon.interiors:
         candidates.append(rect)
     for steps in (1, 2, 3, 4):
         simple = polygon.simplify(steps * pixel, preserve_topology=True)
@@ -191,6 +195,8 @@ def square_building(polygon: Polygon, pixel: float, min_iou: float = BUILDING_MI
             sq = _square_polygon(simple, angle)
             if sq is not None and sq.is_valid and not sq.is_empty and len(sq.interiors) == len(polygon.interiors):
                 candidates.append(sq)
+    if avoid is not None and not avoid.is_empty:
+        candidates = [c for c in candidates if not c.intersects(avoid)]
     scored = [(c, _iou(c, polygon)) for c in candidates]
     good = [(c, v) for c, v in scored if v >= min_iou]
     if not good:
@@ -198,16 +204,17 @@ def square_building(polygon: Polygon, pixel: float, min_iou: float = BUILDING_MI
     return min(good, key=lambda cv: (_corners(cv[0]), -cv[1]))[0]
 
 
-def _rectangle(polygon: Polygon, _pixel: float) -> Polygon | None:
+def _rectangle(polygon: Polygon, _pixel: float, avoid=None) -> Polygon | None:
     rect = shapely.minimum_rotated_rectangle(polygon)
     return rect if rect.geom_type == "Polygon" else None
 
 
-def regularize_polygons(geoms, tolerance: float, mode: str = "strict") -> tuple[np.ndarray, np.ndarray]:
+def regularize_polygons(geoms, tolerance: float, mode: str = "strict", avoid=None) -> tuple[np.ndarray, np.ndarray]:
     """Regularise each polygon; returns (geometries, regularized flags). Failures keep the input.
 
     ``mode`` "strict": ``regularize_polygon`` within ``tolerance``; "building": ``square_building``
-    with ``tolerance`` as the pixel size; "rectangle": the minimum rotated rectangle (for comparison)."""
+    with ``tolerance`` as the pixel size, never covering ``avoid``; "rectangle": the minimum rotated
+    rectangle (for comparison)."""
     if mode not in MODES:
         raise ValueError(f"unknown regularisation mode {mode!r}; use one of {MODES}")
     square = {"strict": regularize_polygon, "building": square_building, "rectangle": _rectangle}[mode]
@@ -215,7 +222,7 @@ def regularize_polygons(geoms, tolerance: float, mode: str = "strict") -> tuple[
     out = geoms.copy()
     flags = np.zeros(len(geoms), dtype=bool)
     for i, g in enumerate(geoms):
-        r = square(g, tolerance)
+        r = square(g, tolerance) if mode == "strict" else square(g, tolerance, avoid=avoid)
         if r is not None:
             out[i] = r
             flags[i] = True

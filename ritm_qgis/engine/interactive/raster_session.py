@@ -82,6 +82,20 @@ def ground_pixel_size(grid) -> float | None:
     return None
 
 
+def _negative_clicks(step: Step, t):
+    """The negative clicks as pixel-sized squares in map coordinates (``t``: the raster's transform);
+    squaring must not cover them."""
+    import shapely
+
+    boxes = []
+    for col, row, positive in step.pixels:
+        if not positive:
+            x0, y0 = t * (col, row)
+            x1, y1 = t * (col + 1, row + 1)
+            boxes.append(shapely.box(min(x0, x1), min(y0, y1), max(x0, x1), max(y0, y1)))
+    return shapely.union_all(boxes) if boxes else None
+
+
 def _squaring_tolerance(settings: OutlineSettings, px: float) -> float | None:
     """``vectorize_mask``'s ``regularize``: the strict rule's tolerance, else the pixel size."""
     if not settings.regularize:
@@ -217,6 +231,7 @@ class RasterSession:
             prob, step.image.grid, threshold=settings.threshold, invalid=step.image.invalid,
             simplify=settings.simplify_px * px,
             regularize=_squaring_tolerance(settings, px), regularize_mode=settings.regularize_mode,
+            regularize_avoid=_negative_clicks(step, self.grid.transform),
         )
         if settings.min_area_m2 > 0 and len(gdf):
             gdf = gdf[~(gdf["area_m2"] < settings.min_area_m2)].reset_index(drop=True)

@@ -53,3 +53,15 @@ def click_quality(ious, bf1=None, bf2=None, clicks=REPORT_CLICKS) -> dict:
         if arr is not None and len(arr):
             out[name] = {str(k): v for k, v in mean_at_clicks(arr, clicks).items()}
     return out
+
+
+def click_quality_beside(ious_path: str) -> dict:
+    """``click_quality`` of an ``ious.npy`` with the boundary arrays ``evaluate`` wrote beside it, if any."""
+    import os
+
+    folder = os.path.dirname(os.path.abspath(ious_path))
+    arrays = {}
+    for px in (1, 2):
+        path = os.path.join(folder, f"boundary_f{px}px.npy")
+        arrays[px] = np.load(path) if os.path.exists(path) else None
+    return click_quality(np.load(ious_path), arrays[1], arrays[2])
