@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 import importlib
 import os
+import re
 import sys
 
 # OpenCV's own warnings (e.g. on a truncated TIFF) would print beside the CLI's one-sentence errors
@@ -48,9 +49,39 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _value_flags(parser: argparse.ArgumentParser) -> set:
+    """The option strings, in every subcommand, that take one value."""
+    flags = set()
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            for sub in action.choices.values():
+                flags |= _value_flags(sub)
+        elif action.option_strings and action.nargs is None and action.const is None:
+            flags.update(action.option_strings)
+    return flags
+
+
+def join_negative_values(parser: argparse.ArgumentParser, argv: list) -> list:
+    """``--click -5,100,+`` as ``--click=-5,100,+``: argparse takes a value that starts with '-' and is
+    not a plain number for an option, so a negative coordinate would be refused as a missing value."""
+    flags = _value_flags(parser)
+    out = []
+    i = 0
+    while i < len(argv):
+        token = argv[i]
+        if token in flags and i + 1 < len(argv) and re.match(r"^-(\d|\.\d|nan|inf)", str(argv[i + 1]), re.I):
+            out.append(f"{token}={argv[i + 1]}")
+            i += 2
+        else:
+            out.append(token)
+            i += 1
+    return out
+
+
 def main(argv=None) -> int:
     parser = build_parser()
-    args = parser.parse_args(argv)
+    argv = list(sys.argv[1:] if argv is None else argv)
+    args = parser.parse_args(join_negative_values(parser, argv))
     if not getattr(args, "_run", None):
         parser.print_help()
         return 2

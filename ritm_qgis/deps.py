@@ -169,14 +169,37 @@ def active_target() -> str:
 
 
 def activate(target: str) -> bool:
-    """Append the package folder to sys.path (after everything QGIS already imports); True if it exists."""
+    """Append the package folder to sys.path (after everything QGIS already imports); True if it exists.
+
+    An install that could not replace a folder in use (Windows keeps the DLLs QGIS loaded from it)
+    waits beside it as ``<folder>.next``; here, before anything is imported from it, it takes its
+    place."""
     global _active_target
     _active_target = os.path.abspath(target)
+    switch_to_next(target)
     if not os.path.isdir(target):
         return False
     if os.path.abspath(target) not in (os.path.abspath(p) for p in sys.path if p):
         sys.path.append(os.path.abspath(target))
         importlib.invalidate_caches()
+    return True
+
+
+def switch_to_next(target: str) -> bool:
+    """Put ``<target>.next`` (an install made while the folder was in use) in the folder's place."""
+    pending, old = target + ".next", target + ".old"
+    if not os.path.isdir(pending) or os.path.abspath(target) in (os.path.abspath(p) for p in sys.path if p):
+        return False
+    try:
+        shutil.rmtree(old, ignore_errors=True)
+        if os.path.isdir(target):
+            os.replace(target, old)
+        os.replace(pending, target)
+    except OSError:  # still in use: the current folder stays, the switch waits for the next start
+        if os.path.isdir(old) and not os.path.isdir(target):
+            os.replace(old, target)
+        return False
+    shutil.rmtree(old, ignore_errors=True)
     return True
 
 
@@ -634,13 +657,16 @@ def install(plan: Plan, on_line=print, should_stop=lambda: False) -> list[str]:
         removed = prune_shadowed(staging, present_distributions(exclude=target))
         if removed:
             on_line("Not kept (QGIS's Python already has them): " + ", ".join(removed))
-        _swap_in(staging, target, old)
+        switched = _swap_in(staging, target, old)
     finally:
         for leftover in (staging, scratch):
             shutil.rmtree(leftover, ignore_errors=True)
     shutil.rmtree(old, ignore_errors=True)
-    activate(target)
-    on_line(f"Installed into {target}.")
+    if switched:
+        activate(target)
+        on_line(f"Installed into {target}.")
+    else:
+        on_line(f"Installed; QGIS uses {target} now, so the new packages take its place when QGIS starts again.")
     return removed
 
 
@@ -701,23 +727,31 @@ def _refuse_cuda_torch(plan: Plan, staging: str) -> None:
                                    f"Let pip reach {CPU_INDEX} (or set {TORCH_INDEX_ENV} to a mirror of it).")
 
 
-def _swap_in(staging: str, target: str, old: str) -> None:
+def _swap_in(staging: str, target: str, old: str, rename=os.replace) -> bool:
+    """Put the new folder in place: now (True), or, when the folder in use cannot be renamed (Windows,
+    DLLs loaded), as ``<target>.next`` for ``activate`` at the next start (False)."""
+    shutil.rmtree(target + ".next", ignore_errors=True)
     try:
         if os.path.isdir(target):
-            os.replace(target, old)
-        os.replace(staging, target)
-    except OSError as exc:
+            rename(target, old)
+        rename(staging, target)
+        return True
+    except OSError:
         if os.path.isdir(old) and not os.path.isdir(target):
-            os.replace(old, target)
-        raise InstallError(f"Could not replace {target} ({exc.strerror or exc}), probably because QGIS uses it: "
-                           "close QGIS, then install again from the plugin's menu.") from None
+            rename(old, target)
+    try:
+        rename(staging, target + ".next")
+    except OSError as exc:
+        raise InstallError(f"Could not put the new packages beside {target} ({exc.strerror or exc}); nothing was "
+                           "changed. Close QGIS and install again from the plugin's menu.") from None
+    return False
 
 
 def uninstall(target: str) -> bool:
     """Remove the plugin's package folder (and its constraints and leftovers); False when there was none."""
     target = os.path.abspath(target)
     existed = os.path.isdir(target)
-    for folder in (target + ".partial", target + ".old", target + ".tmp"):
+    for folder in (target + ".partial", target + ".old", target + ".tmp", target + ".next"):
         shutil.rmtree(folder, ignore_errors=True)
     if existed:
         try:
@@ -741,10 +775,12 @@ def missing_packages() -> list[str]:
 
 
 def missing_message(missing: list[str]) -> str:
-    """One short sentence for the message bar (the dialog lists the packages)."""
-    return (f"{PLUGIN_TITLE} needs {len(missing)} Python package{'s' if len(missing) != 1 else ''} that "
-            f"{'are' if len(missing) != 1 else 'is'} not installed: use Plugins > {PLUGIN_TITLE} > "
-            "Install dependencies..., then restart QGIS.")
+    """One short sentence for the message bar, whose title already names the plugin (the dialog
+    lists the packages)."""
+    n = len(missing)
+    return (f"needs {n} Python package{'s' if n != 1 else ''} that {'are' if n != 1 else 'is'} not installed yet. "
+            f"Install {'them' if n != 1 else 'it'} with Plugins > {PLUGIN_TITLE} > Install dependencies, "
+            "then restart QGIS.")
 
 
 # ---------------------------------------------------------------- command line

@@ -52,7 +52,7 @@ class RitmQgisPlugin:
         unmet = [n for n in needs if not n.ok]
         if not unmet:
             return
-        QgsMessageLog.logMessage(deps.missing_message([n.requirement.text for n in unmet]) + " Missing: "
+        QgsMessageLog.logMessage(PLUGIN_NAME + " " + deps.missing_message([n.requirement.text for n in unmet]) + " Missing: "
                                  + ", ".join(n.requirement.text for n in unmet), PLUGIN_NAME, Qgis.Warning)
         if self.iface is None:
             return

@@ -1,5 +1,5 @@
 """A loopback HTTP server for download tests (no real network): serves byte strings by path,
-honours ``Range``, and can cut a response short or stall it on purpose."""
+honours ``Range``, and can cut a response short, stall it, stream without end or trickle on purpose."""
 
 import http.server
 import threading
@@ -10,7 +10,12 @@ class LoopbackState:
     def __init__(self, files):
         self.files = dict(files)  # path -> bytes
         # normal | truncate | slow | hold (half, then wait for `release`) | wait (nothing until `release`)
+        # | endless (no Content-Length, bytes until `endless_limit`) | trickle (1 byte per `trickle_s`)
+        # | silent (headers, then nothing until `release`)
         self.mode = "normal"
+        self.endless_limit = 64 << 20  # an endless stream ends here, so that a test of old code ends too
+        self.trickle_s = 0.3
+        self.bytes_sent = 0
         self.release = threading.Event()
         self.redirects = {}  # path -> path it answers with a 302 to
         self.sent_all = False  # a response's last byte was written
@@ -33,6 +38,9 @@ class _Handler(http.server.BaseHTTPRequestHandler):
             return
         if st.mode == "wait":
             st.release.wait(60)
+        if st.mode == "endless":
+            self._endless(st)
+            return
         payload = st.files.get(self.path)
         if payload is None:
             self.send_error(404, "Not Found")
@@ -64,9 +72,19 @@ class _Handler(http.server.BaseHTTPRequestHandler):
                 self.wfile.flush()
                 st.sent_all = True
                 return
+            if st.mode in ("trickle", "silent"):
+                for i in range(len(body)):
+                    if st.release.wait(st.trickle_s if st.mode == "trickle" else 60):
+                        return
+                    self.wfile.write(body[i:i + 1])
+                    self.wfile.flush()
+                    st.bytes_sent += 1
+                st.sent_all = True
+                return
             step = 16384 if st.mode == "slow" else len(body)
             for i in range(0, len(body), step):
                 self.wfile.write(body[i:i + step])
+                st.bytes_sent += len(body[i:i + step])
                 if st.mode == "slow":
                     self.wfile.flush()
                     time.sleep(0.05)
@@ -74,6 +92,18 @@ class _Handler(http.server.BaseHTTPRequestHandler):
             st.sent_all = True
         except (BrokenPipeError, ConnectionResetError):  # the client cancelled
             pass
+
+    def _endless(self, st):
+        self.send_response(200)
+        self.end_headers()  # no Content-Length: the body ends when the connection closes
+        block = bytes(range(256)) * 256
+        try:
+            while st.bytes_sent < st.endless_limit and not st.release.is_set():
+                self.wfile.write(block)
+                st.bytes_sent += len(block)
+        except (BrokenPipeError, ConnectionResetError):  # the client stopped reading
+            pass
+        self.close_connection = True
 
 
 class LoopbackServer:

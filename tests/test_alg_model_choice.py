@@ -49,8 +49,14 @@ def test_model_parameter_lists_the_shipped_and_paper_models(provider, name, tmp_
     assert not model.checkValueIsAcceptable("aerial-finetuned-h1")  # a partial name is not a model
     help_text = alg.shortHelpString()
     assert f"Default here: {catalog.BEST_SHIPPED}: " in help_text and "paper-finetune" in help_text
-    # once paper-finetune is downloaded it becomes the default, and the help says why
+    # once paper-finetune is downloaded (the published file) it becomes the default, and the help says why
     (tmp_path / "paper-finetune.pth").write_bytes(b"x")
+    assert algorithm(name).parameterDefinition("MODEL").defaultValue() == catalog.BEST_SHIPPED  # not published
+    import dataclasses
+    import hashlib
+
+    monkeypatch.setitem(catalog._ENTRIES, "paper-finetune", dataclasses.replace(
+        catalog.entry("paper-finetune"), digest="git-blob-sha1:" + hashlib.sha1(b"blob 1\0x").hexdigest()))
     alg = algorithm(name)
     assert alg.parameterDefinition("MODEL").defaultValue() == "paper-finetune"
     assert "paper-finetune is downloaded" in alg.shortHelpString()

@@ -1,6 +1,7 @@
 """The one list of models: published digests (git blob SHA-1), download, resume, mismatch, --from,
 mirror, the listing, the default model. Files come from a loopback server (no real network)."""
 
+import dataclasses
 import hashlib
 import json
 
@@ -182,7 +183,12 @@ def test_user_files_in_the_cache_are_listed_and_the_default_follows_paper_finetu
     listed = {w["name"]: w for w in json.loads(capsys.readouterr().out)["weights"]}
     assert listed["mine"]["arch"] == "hrnet_tiny" and listed["mine"]["status"] == "downloaded"
     assert statuses["paper-finetune"].status == "downloaded"
-    name, reason = catalog.default_model()
+    name, reason = catalog.default_model()  # a file that is not the published one never becomes the default
+    assert name == catalog.BEST_SHIPPED and "is not the published paper-finetune" in reason
+    published = hashlib.sha1(f"blob {len(payload)}\0".encode() + payload).hexdigest()
+    monkeypatch.setitem(catalog._ENTRIES, "paper-finetune", dataclasses.replace(
+        catalog.entry("paper-finetune"), digest=f"git-blob-sha1:{published}"))
+    name, reason = catalog.default_model()  # the published file (here: the test's digest)
     assert name == "paper-finetune" and "downloaded" in reason
     order = [s.status for s in catalog.model_statuses()]
     assert order == sorted(order, key=["shipped", "downloaded", "downloadable"].index)

@@ -19,6 +19,7 @@ from ritm_qgis.models import (
     save_ritm_checkpoint,
     weights_sha256,
 )
+from ritm_qgis.models import catalog
 from ritm_qgis.models.checkpoint import config_from_ritm, read_checkpoint, ritm_config_dict
 from ritm_qgis.models.testing import deterministic_state_dict, randomize_
 
@@ -184,12 +185,46 @@ def test_file_that_would_run_code_is_refused(tmp_path):
     state = deterministic_state_dict(create_model("hrnet_tiny").state_dict())
     torch.save({"state_dict": state, "config": _TouchOnLoad(marker)}, str(path))
     assert not marker.exists()
-    with pytest.raises(RitmError, match="Refusing to load evil.pth"):
+    with pytest.raises(RitmError, match="Refusing to load evil.pth: it holds code or Python objects") as err:
         load_model(path)
+    assert "refused for safety" in str(err.value) and "weights_only" not in str(err.value)  # no advice to unlock it
     assert not marker.exists()
     # the payload is real: an unrestricted unpickler does run it
     torch.load(str(path), weights_only=False)
     assert marker.exists()
+
+
+@pytest.mark.parametrize("protocol", [0, 2, 4, 5])
+def test_a_bare_pickle_that_runs_code_is_refused_for_safety_not_called_truncated(tmp_path, protocol):
+    marker = tmp_path / "pwned"
+    path = tmp_path / "raw.pth"
+    path.write_bytes(pickle.dumps({"state_dict": _TouchOnLoad(marker)}, protocol=protocol))
+    with pytest.raises(RitmError) as err:
+        load_model(path)
+    msg = str(err.value)
+    assert msg.startswith("Refusing to load raw.pth: it holds code or Python objects (") and "pathlib" in msg
+    assert "refused for safety" in msg
+    assert "truncated" not in msg and "weights_only" not in msg
+    assert not marker.exists()
+
+
+def test_cut_off_files_are_truncated_and_other_pickles_no_checkpoint(tmp_path):
+    good = tmp_path / "good.pth"
+    save_checkpoint(good, create_model("hrnet_tiny"))
+    cut = tmp_path / "cut.pth"
+    cut.write_bytes(good.read_bytes()[:-5000])  # the zip's directory is at its end
+    with pytest.raises(RitmError, match="cut.pth is not a readable PyTorch checkpoint: it ends early, as a truncated "
+                                        "download does; download or copy it again."):
+        load_model(cut)
+    half = tmp_path / "half.pth"
+    half.write_bytes(pickle.dumps({"state_dict": {"w": [1.0] * 100}}, protocol=2)[:200])
+    with pytest.raises(RitmError, match="ends early, as a truncated download does"):
+        load_model(half)
+    plain = tmp_path / "plain.pth"
+    plain.write_bytes(pickle.dumps({"state_dict": {"w": [1.0, 2.0]}}, protocol=4))
+    with pytest.raises(RitmError, match="plain.pth is not a readable PyTorch checkpoint: it is a plain Python pickle, "
+                                        "not a PyTorch file of tensors"):
+        load_model(plain)
 
 
 def test_random_bytes_are_a_corrupt_file_not_a_code_warning(tmp_path):
@@ -313,7 +348,11 @@ def test_names_resolve_through_the_cache(tmp_path, monkeypatch):
     with pytest.raises(RitmError, match="neither a checkpoint file nor a known weights name"):
         load_model("hrnet18")
     (tmp_path / "cache").mkdir()
-    write_ritm_file(tmp_path / "cache" / "coco_lvis_h18s_itermask.pth", "hrnet_tiny")
+    cached = tmp_path / "cache" / "coco_lvis_h18s_itermask.pth"
+    write_ritm_file(cached, "hrnet_tiny")
+    with pytest.raises(RitmError, match="has no checksum note"):  # RITM publishes no digest: the note is the check
+        load_model("coco_lvis_h18s_itermask")
+    catalog.record_verified(cached)
     _, info = load_model("coco_lvis_h18s_itermask")
     assert info.path == str(tmp_path / "cache" / "coco_lvis_h18s_itermask.pth")
 

@@ -207,5 +207,5 @@ def test_cuda_without_a_gpu_is_refused_in_one_sentence(tmp_path):
 
 def test_the_map_tools_message_is_one_short_sentence_pointing_to_the_installer():
     text = deps.missing_message(["torch==2.13.0", "rasterio>=1.4", "shapely>=2"])
-    assert text.startswith("RITM buildings needs 3 Python packages") and text.endswith("then restart QGIS.")
-    assert "Install dependencies..." in text and len(text) < 140 and "pip" not in text
+    assert text.startswith("needs 3 Python packages") and text.endswith("then restart QGIS.")  # the title names us
+    assert "> Install dependencies, then" in text and len(text) < 140 and "pip" not in text and "..." not in text

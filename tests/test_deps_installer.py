@@ -248,3 +248,30 @@ def test_sizes_are_shown_before_install_and_uninstall_removes_the_folder(wheels,
     again = subprocess.run([sys.executable, "-m", "ritm_qgis.deps", "--uninstall", "--target", target],
                            capture_output=True, text=True, cwd=ROOT)
     assert again.returncode == 0 and "Nothing to remove" in again.stdout
+
+
+def test_a_folder_in_use_is_replaced_at_the_next_start(wheels, target):
+    """Windows cannot rename a folder whose DLLs QGIS loaded: the new folder waits as <folder>.next and
+    takes its place when the plugin activates it at the next start. (Linux renames such a folder, so
+    the refusal is Windows's, given to the swap; the rest is the real code.)"""
+    make_wheel(wheels, "ritmprobe", "1.0")
+    make_wheel(wheels, "ritmprobe", "2.0")
+    deps.install(deps.make_plan(target, requirements=reqs("ritmprobe==1.0")), on_line=lambda _: None)
+    sys.path.remove(target)
+    staging = target + ".partial"
+    deps._copy_folder(target, staging)
+    shutil.rmtree(os.path.join(staging, "ritmprobe"))
+    os.makedirs(os.path.join(staging, "ritmprobe"))
+    open(os.path.join(staging, "ritmprobe", "__init__.py"), "w").write("VERSION = '2.0'\n")
+
+    def windows_rename(src, dst):
+        if src == target:
+            raise PermissionError(13, "The process cannot access the file because it is being used")
+        os.replace(src, dst)
+
+    assert deps._swap_in(staging, target, target + ".old", rename=windows_rename) is False
+    assert open(os.path.join(target, "ritmprobe", "__init__.py")).read().startswith("VERSION = '1.0'")
+    assert os.path.isdir(target + ".next") and not os.path.exists(staging)
+    assert deps.activate(target)  # the next start
+    assert open(os.path.join(target, "ritmprobe", "__init__.py")).read() == "VERSION = '2.0'\n"
+    assert not os.path.exists(target + ".next") and not os.path.exists(target + ".old")

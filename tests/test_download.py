@@ -143,7 +143,7 @@ def test_http_errors_and_bad_arguments(server, tmp_path):
     httpd, base = server
     with pytest.raises(RitmError, match="HTTP 404"):
         download(base + "/missing.pth", tmp_path / "a.pth")
-    with pytest.raises(RitmError, match="Only http:// and https://"):
+    with pytest.raises(RitmError, match="only https:// addresses"):
         download("file:///etc/passwd", tmp_path / "a.pth")
     with pytest.raises(RitmError, match="not a SHA-256"):
         download(base + "/w.pth", tmp_path / "a.pth", sha256="abc")

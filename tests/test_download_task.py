@@ -137,3 +137,69 @@ def test_a_connection_closed_early_is_one_sentence_and_keeps_nothing(remote, tmp
     assert task.error == (f"Could not download test-task from {server.base}/t.pth (the connection closed after "
                           f"{sent} of {len(payload)} bytes); check the network or proxy settings, or set a mirror.")
     assert cache_files(tmp_path) == []
+
+
+# The rules every weights download follows (models/download_policy.py), here on QGIS's network stack.
+
+
+def test_a_link_planted_at_the_part_file_is_not_written_through(remote, tmp_path):
+    _, payload = remote
+    outside = tmp_path / "outside.txt"
+    outside.write_bytes(b"not the cache's to overwrite")
+    (tmp_path / "cache").mkdir()
+    (tmp_path / "cache" / "test-task.pth.part").symlink_to(outside)
+    task, ended, _ = start(tmp_path)
+    wait_for(lambda: ended)
+    assert ended == ["completed"] and task.error is None
+    assert outside.read_bytes() == b"not the cache's to overwrite"
+    assert (tmp_path / "cache" / "test-task.pth").read_bytes() == payload
+    assert not (tmp_path / "cache" / "test-task.pth").is_symlink()
+    assert cache_files(tmp_path) == ["test-task.pth", "test-task.pth.sha256"]
+
+
+@pytest.mark.parametrize("target", ["ftp://127.0.0.1:1/t.pth", "http://127.0.0.2:{port}/t.pth"])
+def test_a_redirect_to_another_scheme_or_http_host_is_refused(remote, tmp_path, target):
+    server, _ = remote
+    port = server.base.rsplit(":", 1)[1]
+    server.state.redirects["/mirror/test-task.pth"] = target.format(port=port)
+    task, ended, _ = start(tmp_path, mirror=server.base + "/mirror")
+    wait_for(lambda: ended)
+    assert ended == ["terminated"]
+    assert task.error == (f"Refusing to download from {target.format(port=port)}: only https:// addresses (and "
+                          "http:// to the mirror or URL you configured) are allowed, also after a redirect.")
+    assert [r[0] for r in server.state.requests] == ["/mirror/test-task.pth"]  # the redirect was not followed
+    assert cache_files(tmp_path) == []
+
+
+def test_an_endless_body_is_stopped_at_the_cap(remote, tmp_path):
+    from ritm_qgis.models.download_policy import DownloadLimits
+
+    server, _ = remote
+    server.state.mode = "endless"
+    task = ModelDownloadTask("test-task", directory=str(tmp_path / "cache"), limits=DownloadLimits(max_bytes=3_000_000))
+    ended = []
+    task.taskTerminated.connect(lambda: ended.append("terminated"))
+    task.taskCompleted.connect(lambda: ended.append("completed"))
+    QgsApplication.taskManager().addTask(task)
+    wait_for(lambda: ended)
+    assert ended == ["terminated"]
+    assert task.error == (f"The download from {server.base}/t.pth was stopped after 3000000 bytes, more than the file "
+                          "can be; the server is not sending the expected file (check the URL or mirror).")
+    assert server.state.bytes_sent < 3_000_000 + (16 << 20)
+    assert cache_files(tmp_path) == []
+
+
+def test_a_trickle_is_stopped_by_the_minimum_rate(remote, tmp_path):
+    from ritm_qgis.models.download_policy import DownloadLimits
+
+    server, _ = remote
+    server.state.mode = "trickle"  # one byte per 0.3 s
+    limits = DownloadLimits(min_rate=100.0, rate_window_s=1.5)
+    task = ModelDownloadTask("test-task", directory=str(tmp_path / "cache"), limits=limits)
+    ended = []
+    task.taskTerminated.connect(lambda: ended.append("terminated"))
+    QgsApplication.taskManager().addTask(task)
+    wait_for(lambda: ended)
+    assert ended == ["terminated"] and task.error.startswith(f"The download from {server.base}/t.pth was stopped: ")
+    assert "less than 100 bytes per second" in task.error and "choose a faster mirror" in task.error
+    assert cache_files(tmp_path) == []

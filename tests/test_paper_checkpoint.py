@@ -1,12 +1,15 @@
 """The paper's published checkpoints: files in the exact layout of the authors' trainer load
 through ``load_model`` and give the probabilities the authors' own model code computes."""
 
+import dataclasses
+
 import numpy as np
 import pytest
 import torch
 
 from paper_fork import DATA, fork_config, fork_inputs, fork_layout, write_fork_checkpoint
 
+from ritm_qgis.core.errors import RitmError
 from ritm_qgis.models import catalog, load_model
 
 
@@ -46,6 +49,12 @@ def test_fork_layout_checkpoint_gives_the_forks_probabilities(fork_file):
 def test_paper_name_loads_the_cached_file(fork_file, tmp_path, monkeypatch):
     monkeypatch.setenv("RITM_QGIS_CACHE", str(tmp_path))
     (tmp_path / "paper-finetune.pth").symlink_to(fork_file)
+    with pytest.raises(RitmError, match="is not the published paper-finetune"):  # not the authors' bytes
+        load_model("paper-finetune")
+    # as if the fork's file were the published one: its git blob SHA-1 is the entry's digest
+    published = dataclasses.replace(catalog.entry("paper-finetune"),
+                                    digest="git-blob-sha1:" + catalog.git_blob_sha1(fork_file))
+    monkeypatch.setitem(catalog._ENTRIES, "paper-finetune", published)
     _, info = load_model("paper-finetune")
     assert info.arch == "hrnet18" and info.path == str(tmp_path / "paper-finetune.pth")
     assert catalog.default_model()[0] == "paper-finetune"

@@ -96,3 +96,34 @@ def test_plugin_loads_without_torch_and_says_what_to_install(profile):
     assert "BUTTON:Install dependencies..." in lines
     # the packages' folder is the one inside this profile (where the installer puts them)
     assert f"LOG_TARGET:{plugins.parent / 'ritm_qgis_deps' / 'python3.'}" in "\n".join(lines)
+
+
+def test_an_algorithm_run_without_the_packages_says_so_in_one_sentence(profile, tmp_path):
+    """Debian's QGIS Python without the plugin's packages: qgis_process runs an algorithm and gets a
+    sentence that points to the installer, not a ModuleNotFoundError traceback."""
+    if subprocess.run([SYSTEM_PYTHON, "-c", "import cv2"], capture_output=True).returncode == 0:
+        pytest.skip("this machine's system Python has OpenCV, so it cannot show the missing-package path")
+    config, _ = profile
+    env = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "VIRTUAL_ENV")}
+    env.update(QT_QPA_PLATFORM="offscreen", PATH="/usr/bin:/bin", QGIS_CUSTOM_CONFIG_PATH=str(config))
+    run = dict(capture_output=True, text=True, env=env, cwd=config, timeout=300)
+    enabled = subprocess.run([QGIS_PROCESS, "plugins", "enable", "ritm_qgis"], **run)
+    assert enabled.returncode == 0 or "already enabled" in enabled.stdout + enabled.stderr
+    mask = shared_path("aerial", "spacenet_rio", "masks")
+    first = sorted(p for p in os.listdir(mask) if p.endswith(".tif"))[0]
+    out = subprocess.run([QGIS_PROCESS, "run", "ritm_qgis:vectorize_mask", "--", f"INPUT={mask / first}",
+                          f"OUTPUT={tmp_path / 'b.gpkg'}"], **run)
+    assert out.returncode != 0 and not (tmp_path / "b.gpkg").exists()
+    said = out.stdout + out.stderr
+    assert "Traceback" not in said and "ModuleNotFoundError" not in said, said
+    assert "Plugins > RITM buildings > Install dependencies, then restart QGIS." in said, said
+
+
+def test_the_help_link_is_the_release_settings_homepage_or_none(tmp_path):
+    from ritm_qgis.algorithms.base import help_url
+
+    metadata = tmp_path / "metadata.txt"
+    metadata.write_text("[general]\nname=RITM buildings\n")
+    assert help_url(str(metadata)) == ""  # no public address yet: no invented link
+    metadata.write_text("[general]\nname=RITM buildings\nhomepage=https://example.org/ritm\n")
+    assert help_url(str(metadata)) == "https://example.org/ritm"

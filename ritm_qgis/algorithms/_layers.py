@@ -36,8 +36,13 @@ def raster_file(alg, parameters, name, context) -> str:
 
 
 def crs_text(crs: QgsCoordinateReferenceSystem) -> str | None:
-    """A QGIS CRS as text pyproj understands (authority id, else WKT2), or None when unset."""
+    """A QGIS CRS as text pyproj understands (authority id, else WKT2), or None when unset.
+
+    A GeoPackage layer written without a CRS has QGIS's 'Undefined SRS' (a LOCAL_CS that nothing can
+    be reprojected from or to): that is no CRS either."""
     if not crs.isValid():
+        return None
+    if not crs.authid() and crs.toWkt().startswith('LOCAL_CS["Undefined'):
         return None
     auth = crs.authid()
     if auth and ":" in auth and not auth.upper().startswith("USER:"):
@@ -89,3 +94,26 @@ def stretch_rule(alg, parameters, name, input_name, context, warn):
     if note:
         warn(note)
     return rule
+
+
+def layer_place(alg, key: str, layer=None, context=None):
+    """Where a layer parameter's data lives, as an engine ``Place`` (file, layer name) named by the
+    parameter; None for a layer that is not a file (a memory layer, a database)."""
+    from qgis.core import QgsProviderRegistry
+
+    from ritm_qgis.engine.jobs.same_file import Place
+
+    if layer is None:
+        return None
+    parts = QgsProviderRegistry.instance().decodeUri(layer.providerType(), layer.source())
+    path = parts.get("path") or ""
+    if not path or not os.path.exists(path):
+        return None
+    return Place(alg.describe(key), path, parts.get("layerName") or None)
+
+
+def refuse_outputs_among_inputs(outputs, inputs) -> None:
+    """``same_file.refuse_outputs_among_inputs`` with the None entries (no such output, no file) left out."""
+    from ritm_qgis.engine.jobs.same_file import refuse_outputs_among_inputs as refuse
+
+    refuse([o for o in outputs if o is not None and o.path], [i for i in inputs if i is not None and i.path])

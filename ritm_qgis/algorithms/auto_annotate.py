@@ -12,6 +12,8 @@ from qgis.core import (
     QgsProcessingParameterVectorLayer,
 )
 
+from ritm_qgis.engine.jobs.limits import MAX_CLICKS
+
 from ._params import stretch_parameter
 from .base import RitmAlgorithm
 
@@ -63,7 +65,7 @@ class AutoAnnotateAlgorithm(RitmAlgorithm):
             maxValue=1.0))
         self.addParameter(QgsProcessingParameterNumber(
             self.MAX_CLICKS, "Click budget", QgsProcessingParameterNumber.Integer, defaultValue=20, minValue=1,
-            maxValue=100))
+            maxValue=MAX_CLICKS))
         self.addParameter(stretch_parameter(self.STRETCH))
         self.add_vector_output(self.OUTPUT, "Predicted buildings (GeoPackage)")
         self.add_vector_output(self.OUTPUT_CLICKS, "Clicks (GeoPackage)", QgsProcessing.TypeVectorPoint)
@@ -76,7 +78,8 @@ class AutoAnnotateAlgorithm(RitmAlgorithm):
         self.addOutput(QgsProcessingOutputNumber("FINAL_IOU", "IoU after the last click"))
 
     def process(self, parameters, context, run):
-        from ._layers import layer_to_frame, raster_file, stretch_rule
+        from ._layers import layer_place, layer_to_frame, raster_file, refuse_outputs_among_inputs, stretch_rule
+        from ritm_qgis.engine.jobs.same_file import Place
         from ritm_qgis.core.atomic import OutputSet
         from ritm_qgis.engine.geo.footprints import load_footprints
         from ritm_qgis.engine.geo.output_paths import check_writable
@@ -99,6 +102,12 @@ class AutoAnnotateAlgorithm(RitmAlgorithm):
         for key, path in figures.items():
             if path:
                 check_writable(path, self.describe(key))
+        refuse_outputs_among_inputs(
+            [Place(self.describe(self.OUTPUT), polys_dest.path, polys_dest.layer),
+             Place(self.describe(self.OUTPUT_CLICKS), clicks_dest.path, clicks_dest.layer)]
+            + [Place(self.describe(k), p) for k, p in figures.items() if p],
+            [Place(self.describe(self.INPUT), raster), layer_place(self, self.REFERENCE, ref_layer),
+             Place(self.describe(self.REFERENCE_MASK), mask_raster) if mask_raster else None])
         bounds = None
         if parameters.get(self.EXTENT):
             crs = self.parameterAsRasterLayer(parameters, self.INPUT, context).crs()
@@ -107,6 +116,10 @@ class AutoAnnotateAlgorithm(RitmAlgorithm):
         reference = layer_to_frame(ref_layer, what="reference layer") if ref_layer is not None else None
         if reference is not None:
             reference = load_footprints(reference, raster_meta(raster).grid)
+            if reference.repaired:
+                from ritm_qgis.engine.jobs.geo_evaluation import repaired_warning
+
+                run.warning(repaired_warning(reference.repaired, ref_layer.name()))
         stretch = stretch_rule(self, parameters, self.STRETCH, self.INPUT, context, run.warning)
         backend = build_backend(spec, device, optimize="auto")  # the arithmetic of interactive use
         label = model_label(spec)
@@ -119,13 +132,14 @@ class AutoAnnotateAlgorithm(RitmAlgorithm):
         polys, clicks = annotation_frames(ann, result.grid, label)
         polys["stretch"] = stretch.label
         with OutputSet() as staging:
-            out_path = self.write_layer(polys, polys_dest, staging=staging)
-            clicks_path = self.write_layer(clicks, clicks_dest, staging=staging)
             staged = {k: staging.staged(p) if p else None for k, p in figures.items()}
             write_annotation_figures(
                 result.rgb, result.gt, ann, result.invalid, overlay_path=staged[self.OUTPUT_OVERLAY],
                 error_map_path=staged[self.OUTPUT_ERROR_MAP], curve_path=staged[self.OUTPUT_CURVE],
                 target_iou=target_iou, title=label)
+            # last: a layer of a GeoPackage that exists goes in at once, in place (vector_io)
+            out_path = self.write_layer(polys, polys_dest, staging=staging)
+            clicks_path = self.write_layer(clicks, clicks_dest, staging=staging)
         run.info(f"{ann.n_clicks} click(s), IoU {ann.ious[-1]:.3f}")
         return {self.OUTPUT: str(out_path), self.OUTPUT_CLICKS: str(clicks_path), **figures,
                 "N_CLICKS": ann.n_clicks, "FINAL_IOU": ann.ious[-1]}

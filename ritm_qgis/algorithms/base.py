@@ -24,7 +24,6 @@ from qgis.core import (
 )
 from qgis.PyQt.QtCore import QCoreApplication
 
-HELP_URL = "https://github.com/ritm-qgis/ritm_qgis#processing-algorithms-batch-graphical-modeler-qgis_process"
 
 
 def icon_path() -> str:
@@ -128,7 +127,7 @@ class RitmAlgorithm(QgsProcessingAlgorithm):
         return self.tr(self.HELP)
 
     def helpUrl(self):  # noqa: N802
-        return HELP_URL
+        return help_url()
 
     def icon(self):
         from qgis.PyQt.QtGui import QIcon
@@ -169,10 +168,11 @@ class RitmAlgorithm(QgsProcessingAlgorithm):
         one-file OGR format, a GeoPackage layer keeping the file's other layers),
         checked before any work: the folder is writable, and an existing layer that ritm_qgis did not
         write is replaced only when the user named it or chose to overwrite it."""
-        from ritm_qgis.engine.geo.output_paths import vector_path
+        from ritm_qgis.engine.geo.output_paths import vector_destination
         from ritm_qgis.engine.geo.vector_io import LayerExists, list_layers, written_by_us
 
-        path, named = vector_path(self.parameterAsOutputLayer(parameters, key, context), self.describe(key))
+        raw = self.parameterAsOutputLayer(parameters, key, context)
+        path, named = vector_destination(*destination_parts(raw), self.describe(key), shown=raw)
         layer = named or default_layer
         if not path.lower().endswith(".gpkg"):  # a one-layer file the user chose by name
             return Destination(path, layer, True)
@@ -245,13 +245,17 @@ class RitmAlgorithm(QgsProcessingAlgorithm):
         raise NotImplementedError
 
     def processAlgorithm(self, parameters, context, feedback):  # noqa: N802
-        from . import _layers  # noqa: F401 - first: isolates the geo stack
         from ritm_qgis.core.cancel import Cancelled
         from ritm_qgis.core.errors import RitmError, file_error_message
 
         run = RunFeedback(feedback)
         try:
+            from . import _layers  # noqa: F401 - first: isolates the geo stack
             result = self.process(parameters, context, run)
+        except ModuleNotFoundError as exc:
+            message = missing_package_message(exc)
+            if message is None:
+                raise
         except Cancelled:
             message = (f"{self.DISPLAY_NAME} was cancelled; no output was written and earlier outputs were left "
                        "as they were.")
@@ -267,6 +271,48 @@ class RitmAlgorithm(QgsProcessingAlgorithm):
             run.finish()
             return result
         raise _processing_error(message, run.feedback) from None
+
+
+def help_url(metadata: str | None = None) -> str:
+    """The project's homepage, as `make package` wrote it into the plugin's metadata.txt from the
+    release setting; '' (no help link) while the project has none, rather than an invented address."""
+    import configparser
+
+    parser = configparser.ConfigParser(interpolation=None)
+    try:  # the zip's ritm_qgis/metadata.txt (a source checkout has none there: no link)
+        parser.read(metadata or os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))),
+                                             "metadata.txt"), encoding="utf-8")
+    except configparser.Error:
+        return ""
+    return parser.get("general", "homepage", fallback="").strip()
+
+
+def missing_package_message(exc: ModuleNotFoundError) -> str | None:
+    """One sentence for a package of the plugin's requirements that QGIS's Python lacks (the
+    dependencies were never installed); None for any other module (a bug: it stays a traceback)."""
+    from ritm_qgis import deps
+
+    top = (exc.name or "").split(".")[0]
+    modules = {r.module for r in deps.read_requirements()} | {"pyogrio", "pandas", "cv2"}
+    if top not in modules:
+        return None
+    return (f"{deps.PLUGIN_TITLE} needs Python packages that QGIS's Python does not have yet (here '{top}'): "
+            f"install them with Plugins > {deps.PLUGIN_TITLE} > Install dependencies, then restart QGIS.")
+
+
+def destination_parts(destination: str) -> tuple[str, str | None]:
+    """A vector destination as QGIS writes it -> (file, layer or None), decoded by QGIS itself:
+    ``ogr:dbname='/a b/f.gpkg' table="my buildings" (geom)`` (the "Save to GeoPackage" choice, which
+    the OGR provider's ``decodeUri`` does not read in QGIS 3.22) through ``QgsDataSourceUri``, and
+    ``f.gpkg|layername=x`` or a plain file through ``QgsProviderRegistry.decodeUri('ogr', ...)``."""
+    from qgis.core import QgsDataSourceUri, QgsProviderRegistry
+
+    text = destination[4:] if destination.startswith("ogr:") else destination
+    if text.lstrip().startswith("dbname="):
+        uri = QgsDataSourceUri(text)
+        return uri.database(), uri.table() or None
+    parts = QgsProviderRegistry.instance().decodeUri("ogr", text)
+    return parts.get("path") or text, parts.get("layerName") or None
 
 
 def _processing_error(message: str, feedback) -> QgsProcessingException:

@@ -13,6 +13,8 @@ from qgis.core import (
     QgsProcessingParameterVectorLayer,
 )
 
+from ritm_qgis.engine.jobs.limits import MAX_BATCH_SIZE, MAX_CLICKS, MAX_EVAL_TILE
+
 from ._params import stretch_parameter
 from .base import RitmAlgorithm
 
@@ -67,7 +69,7 @@ class EvaluateNocAlgorithm(RitmAlgorithm):
             defaultValue=0))
         self.addParameter(QgsProcessingParameterNumber(
             self.TILE_SIZE, "Tile size (pixels, tile mode)", QgsProcessingParameterNumber.Integer,
-            defaultValue=500, minValue=16))
+            defaultValue=500, minValue=16, maxValue=MAX_EVAL_TILE))
         self.addParameter(QgsProcessingParameterEnum(
             self.EDGE_TILES, "Edge tiles where the raster is not a whole number of tiles (tile mode)",
             options=["pad: keep them, padding ignored (a thin sliver counts as a sample)",
@@ -78,12 +80,12 @@ class EvaluateNocAlgorithm(RitmAlgorithm):
             [QgsProcessing.TypeVectorPolygon], optional=True))
         self.addParameter(QgsProcessingParameterNumber(
             self.MAX_CLICKS, "Click budget per sample", QgsProcessingParameterNumber.Integer, defaultValue=20,
-            minValue=1, maxValue=100))
+            minValue=1, maxValue=MAX_CLICKS))
         self.addParameter(QgsProcessingParameterString(
             self.THRESHOLDS, "IoU thresholds for NoC (comma-separated)", defaultValue="0.8,0.85,0.9"))
         self.addParameter(QgsProcessingParameterNumber(
             self.BATCH_SIZE, "Samples per network batch", QgsProcessingParameterNumber.Integer, defaultValue=4,
-            minValue=1))
+            minValue=1, maxValue=MAX_BATCH_SIZE))
         self.addParameter(QgsProcessingParameterFileDestination(
             self.OUTPUT_TABLE, "Per-sample table", "CSV files (*.csv)"))
         self.addParameter(QgsProcessingParameterFileDestination(
@@ -105,11 +107,12 @@ class EvaluateNocAlgorithm(RitmAlgorithm):
         return None
 
     def process(self, parameters, context, run):
-        from ._layers import layer_to_frame, raster_file, stretch_rule
+        from ._layers import layer_place, layer_to_frame, raster_file, refuse_outputs_among_inputs, stretch_rule
+        from ritm_qgis.engine.jobs.same_file import Place
         from ritm_qgis.engine.geo.output_paths import check_writable
         from ritm_qgis.engine.interactive.backends import build_backend, model_label
         from ritm_qgis.engine.interactive.predictor import Predictor
-        from ritm_qgis.engine.jobs.geo_evaluation import evaluate_raster, write_evaluation_outputs
+        from ritm_qgis.engine.jobs.geo_evaluation import evaluate_raster, repaired_warning, write_evaluation_outputs
         from ritm_qgis.engine.protocol.noc import parse_thresholds
 
         raster = raster_file(self, parameters, self.INPUT, context)
@@ -131,6 +134,12 @@ class EvaluateNocAlgorithm(RitmAlgorithm):
             check_writable(ious, self.describe(self.OUTPUT_IOUS))
         fp_dest = self.vector_output(parameters, self.OUTPUT_FOOTPRINTS, context, "predictions") if parameters.get(
             self.OUTPUT_FOOTPRINTS) else None
+        refuse_outputs_among_inputs(
+            [Place(self.describe(k), p) for k, p in ((self.OUTPUT_TABLE, table), (self.OUTPUT_HTML, html),
+                                                      (self.OUTPUT_IOUS, ious)) if p]
+            + ([Place(self.describe(self.OUTPUT_FOOTPRINTS), fp_dest.path, fp_dest.layer)] if fp_dest else []),
+            [Place(self.describe(self.INPUT), raster), layer_place(self, self.REFERENCE, ref_layer),
+             layer_place(self, self.AREA_OF_INTEREST, aoi_layer)])
         reference = layer_to_frame(ref_layer, what="reference footprint layer")
         aoi = layer_to_frame(aoi_layer, what="area of interest") if aoi_layer is not None else None
         stretch = stretch_rule(self, parameters, self.STRETCH, self.INPUT, context, run.warning)
@@ -149,6 +158,8 @@ class EvaluateNocAlgorithm(RitmAlgorithm):
         write_evaluation_outputs(ev, thresholds, table_path=table, html_path=html, ious_path=ious,
                                  footprints=footprints, overwrite_footprints=fp_dest is not None and fp_dest.overwrite,
                                  title=f"NoC report: {label} on {ref_layer.name()} ({mode})")
+        if ev.repaired:
+            run.warning(repaired_warning(ev.repaired, ref_layer.name()))
         r = ev.report
         run.info(f"{label}: {r.n_samples} samples ({r.n_empty_dropped} empty dropped), "
                  + ", ".join(f"NoC@{t:g}={v:.2f}" for t, v in r.noc.items()))

@@ -14,6 +14,8 @@ from qgis.core import (
     QgsProcessingParameterString,
 )
 
+from ritm_qgis.engine.jobs.limits import MAX_CLICKS
+
 from .base import RitmAlgorithm
 
 
@@ -42,7 +44,7 @@ class NocReportAlgorithm(RitmAlgorithm):
             self.THRESHOLDS, "IoU thresholds (comma-separated)", defaultValue="0.8,0.85,0.9"))
         self.addParameter(QgsProcessingParameterNumber(
             self.MAX_CLICKS, "Click budget (0 = all clicks in the arrays)", QgsProcessingParameterNumber.Integer,
-            defaultValue=0, minValue=0))
+            defaultValue=0, minValue=0, maxValue=MAX_CLICKS))
         self.addParameter(QgsProcessingParameterFileDestination(
             self.OUTPUT_HTML, "HTML report", "HTML files (*.html)"))
         self.addParameter(QgsProcessingParameterFileDestination(
@@ -59,7 +61,9 @@ class NocReportAlgorithm(RitmAlgorithm):
         from ritm_qgis.core.atomic import OutputSet
         from ritm_qgis.core.cancel import check_cancel
         from ritm_qgis.core.errors import RitmError
-        from ritm_qgis.engine.protocol.noc import load_iou_array, noc_report, parse_thresholds
+        from ritm_qgis.engine.jobs.same_file import Place, refuse_outputs_among_inputs
+        from ritm_qgis.engine.protocol.noc import noc_report, parse_thresholds
+        from ritm_qgis.engine.reports.iou_arrays import read_iou_array
         from ritm_qgis.engine.reports.figures import plot_iou_curves
         from ritm_qgis.engine.reports.report_html import write_html_report
 
@@ -71,11 +75,14 @@ class NocReportAlgorithm(RitmAlgorithm):
         out_json = self.parameterAsFileOutput(parameters, self.OUTPUT_JSON, context)
         thresholds = parse_thresholds(self.parameterAsString(parameters, self.THRESHOLDS, context),
                                       self.describe(self.THRESHOLDS))
+        refuse_outputs_among_inputs(
+            [Place(self.describe(k), p) for k, p in ((self.OUTPUT_HTML, out_html), (self.OUTPUT_JSON, out_json)) if p],
+            [Place(self.describe(self.IOUS), p) for p in paths])
         reports = []
         for i, path in enumerate(paths):
             check_cancel(run.cancelled)
             name = os.path.splitext(os.path.basename(path))[0]
-            reports.append(noc_report(name, load_iou_array(path), thresholds, max_clicks))
+            reports.append(noc_report(name, read_iou_array(path), thresholds, max_clicks))
             run.progress(0.8 * (i + 1) / len(paths))
         if len({r.max_clicks for r in reports}) > 1:
             raise RitmError(f"The arrays hold different numbers of clicks; set {self.describe(self.MAX_CLICKS)} "

@@ -82,13 +82,14 @@ class SegmentFromPointsAlgorithm(RitmAlgorithm):
             self.OUTPUT_MASK, "Mask raster (0/255)", optional=True, createByDefault=False))
 
     def process(self, parameters, context, run):
-        from ._layers import crs_text, python_value, raster_file, stretch_rule
+        from ._layers import crs_text, layer_place, python_value, raster_file, refuse_outputs_among_inputs, stretch_rule
         from ritm_qgis.core.atomic import OutputSet
         from ritm_qgis.engine.geo.output_paths import check_writable
         from ritm_qgis.engine.geo.raster_io import raster_meta
         from ritm_qgis.engine.interactive.backends import build_backend, model_label
         from ritm_qgis.engine.jobs.click_points import ClickPoint, group_clicks, parse_sign, segment_objects
         from ritm_qgis.engine.interactive.interactive_settings import interactive_predictor
+        from ritm_qgis.engine.jobs.same_file import Place
 
         raster = raster_file(self, parameters, self.INPUT, context)
         layer = self.parameterAsVectorLayer(parameters, self.POINTS, context)
@@ -109,6 +110,13 @@ class SegmentFromPointsAlgorithm(RitmAlgorithm):
             if not mask_dest.lower().endswith((".tif", ".tiff")):
                 raise QgsProcessingException(f"The mask raster must be a GeoTIFF (.tif), not '{mask_dest}'.")
             check_writable(mask_dest, self.describe(self.OUTPUT_MASK))
+        refuse_outputs_among_inputs(
+            [Place(self.describe(self.OUTPUT), destination.path, destination.layer),
+             Place(self.describe(self.OUTPUT_MASK), mask_dest) if mask_dest else None],
+            [Place(self.describe(self.INPUT), raster), layer_place(self, self.POINTS, layer)])
+        if crs_text(layer.crs()) is None:
+            raise QgsProcessingException(f"The click layer '{layer.name()}' has no CRS, so its points cannot be "
+                                         "placed on the raster; assign one (Layer > Set CRS).")
         grid = raster_meta(raster).grid
         points = []
         for feat in layer.getFeatures():

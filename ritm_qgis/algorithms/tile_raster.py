@@ -15,6 +15,8 @@ from qgis.core import (
     QgsProcessing,
 )
 
+from ritm_qgis.engine.jobs.limits import MAX_RASTER_TILE
+
 from .base import RitmAlgorithm
 
 EDGES = ("drop", "pad", "shift")
@@ -48,7 +50,7 @@ class TileRasterAlgorithm(RitmAlgorithm):
         self.addParameter(QgsProcessingParameterRasterLayer(self.INPUT, "Raster to tile"))
         self.addParameter(QgsProcessingParameterNumber(
             self.TILE_SIZE, "Tile size (pixels, width = height)", QgsProcessingParameterNumber.Integer,
-            defaultValue=500, minValue=1))
+            defaultValue=500, minValue=1, maxValue=MAX_RASTER_TILE))
         self.addParameter(QgsProcessingParameterNumber(
             self.OVERLAP, "Overlap between neighbouring tiles (pixels)", QgsProcessingParameterNumber.Integer,
             defaultValue=0, minValue=0))
@@ -65,7 +67,8 @@ class TileRasterAlgorithm(RitmAlgorithm):
         self.addOutput(QgsProcessingOutputNumber(self.TILE_COUNT, "Number of tiles written"))
 
     def process(self, parameters, context, run):
-        from ._layers import raster_file
+        from ._layers import raster_file, refuse_outputs_among_inputs
+        from ritm_qgis.engine.jobs.same_file import Place
         from ritm_qgis.core.atomic import OutputSet
         from ritm_qgis.core.cancel import Cancelled
         from ritm_qgis.engine.geo.output_paths import check_writable
@@ -81,12 +84,17 @@ class TileRasterAlgorithm(RitmAlgorithm):
         skip_empty = self.parameterAsBool(parameters, self.SKIP_EMPTY, context)
         folder = self.parameterAsString(parameters, self.OUTPUT_FOLDER, context)
         index = self.vector_output(parameters, self.OUTPUT_INDEX, context, "tiles")
+        refuse_outputs_among_inputs([Place(self.describe(self.OUTPUT_INDEX), index.path, index.layer)],
+                                    [Place(self.describe(self.INPUT), raster)])
+        if os.path.isfile(folder):
+            raise QgsProcessingException(f"{self.describe(self.OUTPUT_FOLDER)} '{folder}' is a file; choose a folder.")
         folder_existed = os.path.isdir(folder)
         check_writable(os.path.join(folder, "tile.tif"), self.describe(self.OUTPUT_FOLDER))
         try:
             # tiles and index are staged and moved into place together: a failed or cancelled run
             # leaves the folder as it was
             with OutputSet() as staging:
+                staging.lock(folder, self.describe(self.OUTPUT_FOLDER), manifest=False)  # one lock for all tiles
                 result = write_tiles(raster, folder, size=size, overlap=overlap, edge=edge, index_path=index.path,
                                      skip_empty=skip_empty, progress=run.counts, cancel=run.cancelled,
                                      staging=staging)

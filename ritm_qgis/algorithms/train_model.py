@@ -17,6 +17,8 @@ from qgis.core import (
     QgsProcessingParameterVectorLayer,
 )
 
+from ritm_qgis.engine.jobs.limits import MAX_BATCH_SIZE
+
 from .base import RitmAlgorithm
 
 SAMPLING = ["tiles", "buildings"]
@@ -64,7 +66,8 @@ class TrainModelAlgorithm(RitmAlgorithm):
         self.addParameter(QgsProcessingParameterNumber(
             self.EPOCHS, "Epochs", QgsProcessingParameterNumber.Integer, defaultValue=10, minValue=1))
         self.addParameter(QgsProcessingParameterNumber(
-            self.BATCH_SIZE, "Batch size", QgsProcessingParameterNumber.Integer, defaultValue=8, minValue=1))
+            self.BATCH_SIZE, "Batch size", QgsProcessingParameterNumber.Integer, defaultValue=8, minValue=1,
+            maxValue=MAX_BATCH_SIZE))
         from ritm_qgis.engine.runtime.choices import available_devices
 
         self.addParameter(QgsProcessingParameterEnum(

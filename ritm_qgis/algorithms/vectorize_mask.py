@@ -36,8 +36,10 @@ class VectorizeMaskAlgorithm(RitmAlgorithm):
         "is); both tolerances are in raster pixels, as in the map tool. Nodata pixels are background. The raster is read in bands of rows, so any size works.\n"
         "Fields: area_m2 and perimeter_m (metres where the CRS allows: projected CRS, or the local UTM zone "
         "for a geographic one), pixels, regularized.\n"
-        "The GeoPackage is written atomically (a cancelled run leaves no file or the old one); with 'append' "
-        "the polygons are added to an existing 'buildings' layer in one transaction."
+        "The layer goes into the GeoPackage in one transaction, in place, so QGIS or the map tool may have the "
+        "file open (a cancelled run leaves the file as it was); with 'append' the polygons are added to the "
+        "existing layer (e.g. the map tool's 'footprints') in one transaction, filling the columns it has: "
+        "columns it lacks (such as pixels) are left out, and the run's log says which."
     )
 
     def initAlgorithm(self, config=None):  # noqa: N802
@@ -65,8 +67,10 @@ class VectorizeMaskAlgorithm(RitmAlgorithm):
         self.add_overwrite_parameter()
 
     def process(self, parameters, context, run):
-        from ._layers import raster_file
+        from ._layers import raster_file, refuse_outputs_among_inputs
+        from ritm_qgis.engine.jobs.same_file import Place
         from ritm_qgis.core.cancel import check_cancel
+        from ritm_qgis.engine.geo.vector_io import missing_columns
         from ritm_qgis.engine.geo.vectorize import vectorize_raster
 
         raster = raster_file(self, parameters, self.INPUT, context)
@@ -77,6 +81,8 @@ class VectorizeMaskAlgorithm(RitmAlgorithm):
         regularize_px = self.parameterAsDouble(parameters, self.REGULARIZE, context)
         append = self.parameterAsBool(parameters, self.APPEND, context)
         destination = self.vector_output(parameters, self.OUTPUT, context, "buildings", append=append)
+        refuse_outputs_among_inputs([Place(self.describe(self.OUTPUT), destination.path, destination.layer)],
+                                    [Place(self.describe(self.INPUT), raster)])
         run.progress(0.05)
         gdf = vectorize_raster(
             raster, band=band, threshold=threshold,
@@ -86,6 +92,10 @@ class VectorizeMaskAlgorithm(RitmAlgorithm):
             regularize_px=regularize_px)
         check_cancel(run.cancelled)
         run.progress(0.8)
+        left_out = missing_columns(destination.path, destination.layer, gdf) if append else []
         path = self.write_layer(gdf, destination, mode="a" if append else "w", cancel=run.cancelled)
         run.info(f"{len(gdf)} polygon(s) written to {path}")
+        if left_out:
+            run.info(f"The layer '{destination.layer}' has no column {', '.join(left_out)}; those values were left "
+                     "out and its columns kept as they are.")
         return {self.OUTPUT: str(path)}

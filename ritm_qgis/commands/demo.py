@@ -70,55 +70,81 @@ def load_demo_inputs(image_path: str, target_path: str, stretch=None):
     return rgb, target, invalid, grid
 
 
-def write_geo_outputs(folder: str, ann, grid, model: str, stretch: str = "percentile"):
+GEO_LAYERS = (("footprints.gpkg", "footprints"), ("clicks.gpkg", "clicks"))
+FIGURES = ("overlay.png", "error_map.png", "iou_per_click.png")
+
+
+def write_geo_outputs(folder: str, ann, grid, model: str, stretch: str = "percentile", staging=None):
     """footprints.gpkg (the final mask as polygons) and clicks.gpkg (sign, order) in the raster's CRS."""
     from ritm_qgis.engine.geo.vector_io import write_gpkg
     from ritm_qgis.engine.jobs.annotation_outputs import annotation_frames
 
     polys, clicks = annotation_frames(ann, grid, model)
     polys["stretch"] = stretch
-    write_gpkg(polys, os.path.join(folder, "footprints.gpkg"), layer="footprints")
-    write_gpkg(clicks, os.path.join(folder, "clicks.gpkg"), layer="clicks")
+    for (name, layer), frame in zip(GEO_LAYERS, (polys, clicks)):
+        write_gpkg(frame, os.path.join(folder, name), layer=layer, staging=staging)
+
+
+def check_outputs(args, labels, georeferenced: bool) -> None:
+    """Before any work: no output is an input, and no layer the user wrote would be replaced."""
+    from ritm_qgis.engine.geo.vector_io import LayerExists, list_layers, written_by_us
+    from ritm_qgis.engine.jobs.same_file import Place, refuse_outputs_among_inputs
+
+    if os.path.exists(args.out) and not os.path.isdir(args.out):
+        raise RitmError(f"--out '{args.out}' is a file; give a folder for the outputs")
+    names = list(FIGURES) + ([n for n, _ in GEO_LAYERS] if georeferenced else [])
+    outputs = [Place("--out", os.path.join(args.out, "demo.json"))]
+    outputs += [Place("--out", os.path.join(args.out, label, n)) for label in labels for n in names]
+    refuse_outputs_among_inputs(outputs, [Place("--image", args.image), Place("--target", args.target)])
+    for label in labels if georeferenced else ():
+        for name, layer in GEO_LAYERS:
+            path = os.path.join(args.out, label, name)
+            existing = [n.lower() for n in list_layers(path)] if os.path.isfile(path) else []
+            if layer in existing and not written_by_us(path, layer):
+                raise LayerExists(path, layer, "choose another --out folder")
 
 
 def run(args) -> int:
+    from ritm_qgis.core.atomic import OutputSet
     from ritm_qgis.engine.data.datasets import Sample
+    from ritm_qgis.engine.geo.stretch import parse_stretch
     from ritm_qgis.engine.interactive.backends import build_backend, model_label
     from ritm_qgis.engine.interactive.predictor import Predictor
     from ritm_qgis.engine.jobs.annotation_outputs import write_annotation_figures
+    from ritm_qgis.engine.jobs.limits import MAX_CLICKS, check_fraction, check_int
     from ritm_qgis.engine.protocol.evaluation import annotate
 
-    if not 0 < args.target_iou <= 1:
-        raise RitmError("--target-iou must lie in (0, 1]")
-    if args.max_clicks < 1:
-        raise RitmError("--max-clicks must be at least 1")
-    from ritm_qgis.engine.geo.stretch import parse_stretch
-
+    check_fraction(args.target_iou, "--target-iou")
+    check_int(args.max_clicks, "--max-clicks", 1, MAX_CLICKS)
     stretch = parse_stretch(args.stretch)
+    specs = args.model or ["grabcut"]
+    labels = [model_label(spec) for spec in specs]
+    if len(set(labels)) != len(labels):
+        raise RitmError("two --model values have the same name; rename one of the files")
     rgb, target, invalid, grid = load_demo_inputs(args.image, args.target, stretch)
+    check_outputs(args, labels, grid is not None)
+    backends = [build_backend(spec, args.device, optimize="auto") for spec in specs]  # bad models: now
     sample = Sample(os.path.splitext(os.path.basename(args.image))[0], rgb, target & (invalid is None or ~invalid), invalid)
     summary = {}
-    for spec in args.model or ["grabcut"]:
-        label = model_label(spec)
-        folder = os.path.join(args.out, label)
-        os.makedirs(folder, exist_ok=True)
-        ann = annotate(sample, Predictor(build_backend(spec, args.device, optimize="auto")), args.target_iou, args.max_clicks)
-        write_annotation_figures(rgb, sample.gt, ann, invalid, overlay_path=os.path.join(folder, "overlay.png"),
-                                 error_map_path=os.path.join(folder, "error_map.png"),
-                                 curve_path=os.path.join(folder, "iou_per_click.png"),
-                                 target_iou=args.target_iou, title=label)
-        if grid is not None:
-            write_geo_outputs(folder, ann, grid, label, stretch.label)
-        reached = bool(ann.ious and ann.ious[-1] >= args.target_iou)
-        summary[label] = {"model": spec, "n_clicks": ann.n_clicks, "final_iou": ann.ious[-1] if ann.ious else None,
-                          "reached_target": reached, "ious": ann.ious}
-        state = "reached" if reached else "did not reach"
-        print(f"{label}: {ann.n_clicks} clicks, IoU {ann.ious[-1]:.3f} ({state} the target {args.target_iou:g}) "
-              f"-> {folder}/")
-    from ritm_qgis.core.atomic import write_text_atomically
-
-    write_text_atomically(os.path.join(args.out, "demo.json"),
-                          json.dumps({"image": args.image, "target": args.target, "target_iou": args.target_iou,
-                                      "max_clicks": args.max_clicks, "stretch": stretch.label,
-                                      "models": summary}, indent=2))
+    # every file of the run is staged and moved into place at the end: a failure leaves the previous outputs
+    with OutputSet() as staging:
+        staging.lock(args.out, "--out folder")
+        for spec, label, backend in zip(specs, labels, backends):
+            folder = os.path.join(args.out, label)
+            ann = annotate(sample, Predictor(backend), args.target_iou, args.max_clicks)
+            overlay, errors, curve = (staging.staged(os.path.join(folder, n)) for n in FIGURES)
+            write_annotation_figures(rgb, sample.gt, ann, invalid, overlay_path=overlay, error_map_path=errors,
+                                     curve_path=curve, target_iou=args.target_iou, title=label)
+            if grid is not None:
+                write_geo_outputs(folder, ann, grid, label, stretch.label, staging=staging)
+            reached = bool(ann.ious and ann.ious[-1] >= args.target_iou)
+            summary[label] = {"model": spec, "n_clicks": ann.n_clicks, "final_iou": ann.ious[-1] if ann.ious else None,
+                              "reached_target": reached, "ious": ann.ious}
+        with open(staging.staged(os.path.join(args.out, "demo.json")), "w", encoding="utf-8") as f:
+            f.write(json.dumps({"image": args.image, "target": args.target, "target_iou": args.target_iou,
+                                "max_clicks": args.max_clicks, "stretch": stretch.label, "models": summary}, indent=2))
+    for label, info in summary.items():
+        state = "reached" if info["reached_target"] else "did not reach"
+        print(f"{label}: {info['n_clicks']} clicks, IoU {info['final_iou']:.3f} ({state} the target "
+              f"{args.target_iou:g}) -> {os.path.join(args.out, label)}/")
     return 0

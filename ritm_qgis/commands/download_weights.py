@@ -16,10 +16,13 @@ def add_arguments(p):
     p.add_argument("--url", help="download from this http(s) URL instead of the official one")
     p.add_argument("--from", dest="from_file", metavar="FILE",
                    help="import FILE (fetched on another machine) instead of downloading: it is verified against "
-                        "NAME's published digest (or --sha256) and copied into the cache; a mismatch is refused")
+                        "NAME's published digest (or --sha256 when NAME has none) and copied into the cache; a mismatch "
+                        "is refused. Also re-verifies a cached NAME.pth whose checksum note is missing or damaged")
     p.add_argument("--mirror", metavar="URL",
                    help=f"base URL of an internal mirror holding NAME.pth files (default ${MIRROR_ENV})")
-    p.add_argument("--sha256", metavar="HEX", help="expected SHA-256 of the file (checked; mismatch deletes it)")
+    p.add_argument("--sha256", metavar="HEX",
+                   help="expected SHA-256 of a file without a published digest (checked; a mismatch deletes it); a "
+                        "published digest cannot be replaced")
     p.add_argument("--cache-dir", metavar="DIR",
                    help="where to store NAME.pth (default $RITM_QGIS_CACHE or ~/.cache/ritm_qgis)")
     p.add_argument("--force", action="store_true", help="download again even if the file is already there")

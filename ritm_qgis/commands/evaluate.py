@@ -9,10 +9,11 @@ import sys
 import numpy as np
 
 from ritm_qgis.cli_progress import ProgressBar
-from ritm_qgis.core.atomic import OutputSet, incomplete_path, remove_file
+from ritm_qgis.core.atomic import OutputSet, incomplete_path
 from ritm_qgis.core.errors import RitmError
 from ritm_qgis.engine.geo.stretch import STRETCH_HELP, STRETCH_METAVAR, parse_stretch
 from ritm_qgis.engine.interactive.backends import model_label
+from ritm_qgis.engine.jobs.limits import MAX_BATCH_SIZE, MAX_CLICKS, MAX_ZOOM_IN, check_int
 from ritm_qgis.engine.protocol.noc import parse_thresholds
 from ritm_qgis.engine.reports.sample_table import (
     IOUS_FILE,
@@ -30,7 +31,8 @@ def add_arguments(p):
     p.add_argument("--dataset", required=True, metavar="SPEC",
                    help="grabcut:DIR, davis:DIR, folder:DIR, inria:DIR[:test|train], or "
                         "raster:IMAGE.tif:FOOTPRINTS.gpkg[:tiles|buildings]")
-    p.add_argument("--max-clicks", type=int, default=20, help="click budget per sample (default 20)")
+    p.add_argument("--max-clicks", type=int, default=20,
+                   help=f"click budget per sample (default 20, at most {MAX_CLICKS})")
     p.add_argument("--thresholds", default="0.8,0.85,0.9", help="IoU thresholds for NoC (default 0.8,0.85,0.9)")
     p.add_argument("--out", required=True, metavar="DIR", help="output folder")
     p.add_argument("--stretch", default="percentile", metavar=STRETCH_METAVAR, help=STRETCH_HELP)
@@ -60,9 +62,9 @@ def parse_zoom_in_size(text: str):
         sizes = [int(v) for v in parts]
     except ValueError:
         sizes = []
-    if len(sizes) not in (1, 2) or min(sizes, default=0) < 16:
+    if len(sizes) not in (1, 2) or not 16 <= min(sizes, default=0) <= max(sizes, default=0) <= MAX_ZOOM_IN:
         raise RitmError(f"--zoom-in-size '{text}' is not a size: give N (e.g. 400) or HxW (e.g. 400x400), "
-                        "at least 16 pixels")
+                        f"from 16 to {MAX_ZOOM_IN} pixels")
     return sizes[0] if len(sizes) == 1 else tuple(sizes)
 
 
@@ -123,15 +125,15 @@ def check_arguments(args) -> tuple:
 
     thresholds = parse_thresholds(args.thresholds, "--thresholds")
     args.zoom_in_size = parse_zoom_in_size(args.zoom_in_size)
-    if args.max_clicks < 1:
-        raise RitmError(f"--max-clicks must be at least 1, not {args.max_clicks}")
-    if args.batch_size < 1:
-        raise RitmError(f"--batch-size must be at least 1, not {args.batch_size}")
-    if args.limit is not None and args.limit < 1:
-        raise RitmError(f"--limit must be at least 1, not {args.limit}")
+    check_int(args.max_clicks, "--max-clicks", 1, MAX_CLICKS)
+    check_int(args.batch_size, "--batch-size", 1, MAX_BATCH_SIZE)
+    if args.limit is not None:
+        check_int(args.limit, "--limit", 1)
     labels = [model_label(m) for m in args.model]
     if len(set(labels)) != len(labels):
         raise RitmError("two --model values have the same name; rename one of the files")
+    if os.path.exists(args.out) and not os.path.isdir(args.out):
+        raise RitmError(f"--out '{args.out}' is a file; give a folder for the outputs")
     check_writable(os.path.join(args.out, "report.json"), "--out folder")
     return thresholds, labels
 
@@ -144,6 +146,11 @@ def run(args) -> int:
     dataset = open_dataset(parse_dataset_spec(args.dataset, kinds=("grabcut", "davis", "folder", "inria", "raster")),
                            stretch=args.stretch)
     indices = list(range(min(len(dataset), args.limit) if args.limit else len(dataset)))
+    if dataset.repaired_footprints:
+        from ritm_qgis.engine.jobs.geo_evaluation import repaired_warning
+
+        print(f"evaluate: warning: {repaired_warning(dataset.repaired_footprints, 'the footprint layer')}",
+              file=sys.stderr)
     info, device = _distributed(args.device)
     try:
         return _evaluate_all(args, dataset, indices, info, device, thresholds, labels)
@@ -175,9 +182,10 @@ def _evaluate_all(args, dataset, indices, info, device, thresholds, labels) -> i
 
     backends = {label: build_backend(spec, device, optimize=args.optimize)
                 for spec, label in zip(args.model, labels)}  # bad models: now
-    os.makedirs(args.out, exist_ok=True)
-    reports, summary = [], {}
     staging = OutputSet()
+    if info.is_main:  # held until the commit: a second run on this folder is refused before it writes
+        staging.lock(args.out, "--out folder")
+    reports, summary = [], {}
     partial_files = []
     try:
         for spec, label in zip(args.model, labels):
@@ -218,7 +226,8 @@ def _evaluate_all(args, dataset, indices, info, device, thresholds, labels) -> i
             return 0
         meta = {"dataset": args.dataset, "stretch": parse_stretch(args.stretch).label, "processes": info.world_size, "n_dataset_samples": len(dataset),
                 "max_clicks": args.max_clicks, "thresholds": list(thresholds), "batch_size": args.batch_size,
-                "zoom_in_size": args.zoom_in_size, "as_drawn": bool(args.as_drawn), "models": summary}
+                "zoom_in_size": args.zoom_in_size, "as_drawn": bool(args.as_drawn),
+                "repaired_footprints": list(dataset.repaired_footprints), "models": summary}
         with open(staging.staged(os.path.join(args.out, "report.json")), "w", encoding="utf-8") as f:
             f.write(json.dumps(meta, indent=2))
         table = markdown_table(reports)
@@ -234,9 +243,7 @@ def _evaluate_all(args, dataset, indices, info, device, thresholds, labels) -> i
             print(f"evaluate: the previous outputs in {args.out}/ were left as they were; the results so far are "
                   f"in <model>/{os.path.basename(partial_files[0])}", file=sys.stderr)
         raise
-    staging.commit()
-    for p in partial_files:
-        remove_file(p)
+    staging.commit()  # also removes the results-so-far (the staged finals' .incomplete files)
     print(text_table(reports))
     print(quality_lines(summary))
     print(spc)

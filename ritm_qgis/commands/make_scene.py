@@ -17,9 +17,12 @@ def add_arguments(p):
 def run(args) -> int:
     from ritm_qgis.core.errors import RitmError
     from ritm_qgis.engine.geo.synthetic_scene import make_scene, write_scene
+    from ritm_qgis.engine.jobs.limits import MAX_BUILDINGS, MAX_SCENE_SIZE, check_int
 
-    if args.size < 64 or args.buildings < 1:
-        raise RitmError("--size must be at least 64 and --buildings at least 1")
+    check_int(args.size, "--size", 64, MAX_SCENE_SIZE)
+    check_int(args.buildings, "--buildings", 1, MAX_BUILDINGS)
+    if os.path.exists(args.out) and not os.path.isdir(args.out):
+        raise RitmError(f"--out '{args.out}' is a file; give a folder for the scene")
     os.makedirs(args.out, exist_ok=True)
     paths = [os.path.join(args.out, f) for f in ("scene.tif", "footprints.gpkg", "scene_mask.tif")]
     write_scene(make_scene(args.size, args.buildings, args.seed), *paths)

@@ -6,7 +6,9 @@ import json
 import os
 
 from ritm_qgis.core.errors import RitmError
-from ritm_qgis.engine.protocol.noc import DEFAULT_THRESHOLDS, load_iou_array, noc_report, parse_thresholds
+from ritm_qgis.engine.jobs.limits import MAX_CLICKS, check_int
+from ritm_qgis.engine.protocol.noc import DEFAULT_THRESHOLDS, noc_report, parse_thresholds
+from ritm_qgis.engine.reports.iou_arrays import read_iou_array
 from ritm_qgis.engine.reports.report_table import TABLE_NOTES, text_table
 
 HELP = "Print NoC / >=max / Avg IoU (the paper's Table 1) from per-sample IoU arrays (.npy, samples x clicks)."
@@ -37,10 +39,18 @@ def add_arguments(p):
 
 def build_reports(args):
     thresholds = parse_thresholds(args.thresholds)
+    if args.max_clicks is not None:
+        check_int(args.max_clicks, "--max-clicks", 1, MAX_CLICKS)
+    named = [parse_named_file(spec) for spec in args.ious]
+    if args.plot:
+        from ritm_qgis.engine.geo.output_paths import check_writable
+        from ritm_qgis.engine.jobs.same_file import Place, refuse_outputs_among_inputs
+
+        refuse_outputs_among_inputs([Place("--plot", args.plot)], [Place("--ious", path) for _, path in named])
+        check_writable(args.plot, "--plot figure")
     reports = []
-    for spec in args.ious:
-        name, path = parse_named_file(spec)
-        reports.append(noc_report(name, load_iou_array(path), thresholds, args.max_clicks))
+    for name, path in named:
+        reports.append(noc_report(name, read_iou_array(path), thresholds, args.max_clicks))
     if len({r.max_clicks for r in reports}) > 1:
         raise RitmError("the arrays hold different numbers of clicks; pass --max-clicks to compare them on one budget")
     return reports

@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import json
+import math
 import os
 import time
 
 import numpy as np
 
-from ritm_qgis.core.atomic import write_text_atomically
+from ritm_qgis.core.atomic import atomic_path, write_text_atomically
 from ritm_qgis.core.defaults import MASK_THRESHOLD
 from ritm_qgis.core.errors import RitmError
 from ritm_qgis.engine.geo.stretch import STRETCH_HELP, STRETCH_METAVAR
@@ -29,6 +30,8 @@ def parse_click(text: str) -> tuple[int, int, bool]:
         x, y = float(parts[0]), float(parts[1])
     except ValueError:
         raise RitmError(f"--click '{text}': X and Y must be pixel numbers, such as 120,45,+.") from None
+    if not (math.isfinite(x) and math.isfinite(y)):
+        raise RitmError(f"--click '{text}': X and Y must be pixel numbers inside the image, such as 120,45,+.")
     if x != int(x) or y != int(y):
         raise RitmError(f"--click '{text}': X and Y must be whole pixels.")
     sign = parts[2].lower()
@@ -39,6 +42,44 @@ def parse_click(text: str) -> tuple[int, int, bool]:
     else:
         raise RitmError(f"--click '{text}': the sign must be + (object) or - (background).")
     return int(y), int(x), positive
+
+
+def check_clicks_inside(clicks, texts, shape) -> None:
+    """Each click on a pixel of an image of ``shape`` (rows, cols), else a sentence naming the click."""
+    h, w = shape[:2]
+    for (row, col, _), text in zip(clicks, texts):
+        if not (0 <= col < w and 0 <= row < h):
+            raise RitmError(f"--click '{text}' is outside the image ({w} x {h} pixels): X must be 0 to {w - 1} "
+                            f"and Y 0 to {h - 1}.")
+
+
+def check_output_files(args) -> None:
+    """Before any work: each output's folder exists, the mask's format can be written, and no output is
+    an input or another output."""
+    import cv2
+
+    from ritm_qgis.engine.jobs.same_file import Place, refuse_outputs_among_inputs, same_file
+
+    outputs = [Place(flag, path) for flag, path in (("--out-mask", args.out_mask), ("--out-prob", args.out_prob),
+                                                     ("--timings", args.timings)) if path]
+    for out in outputs:
+        folder = os.path.dirname(os.path.abspath(out.path))
+        if not os.path.isdir(folder):
+            raise RitmError(f"The folder of {out.name}, '{folder}', does not exist; create it first.")
+        if os.path.isdir(out.path):
+            raise RitmError(f"{out.name} '{out.path}' is a folder; give a file name.")
+    if not cv2.haveImageWriter(args.out_mask):
+        raise RitmError(f"--out-mask '{args.out_mask}' has no image extension OpenCV can write; end it with .png.")
+    if args.out_prob and not args.out_prob.lower().endswith(".npy"):
+        raise RitmError(f"--out-prob '{args.out_prob}' must end with .npy.")
+    inputs = [Place("--image", args.image)]
+    if os.path.isfile(args.checkpoint):
+        inputs.append(Place("--checkpoint", args.checkpoint))
+    refuse_outputs_among_inputs(outputs, inputs)
+    for i, a in enumerate(outputs):
+        for b in outputs[i + 1:]:
+            if same_file(a.path, b.path):
+                raise RitmError(f"{a.name} and {b.name} name the same file '{a.path}'; give each its own file.")
 
 
 def read_image(path: str) -> np.ndarray:
@@ -98,22 +139,18 @@ def run(args) -> int:
     from ritm_qgis.engine.geo.stretch import parse_stretch, stretch_image
     from ritm_qgis.engine.interactive.interactive_settings import interactive_predictor, load_interactive_backend
     from ritm_qgis.engine.interactive.predictor import Predictor
+    from ritm_qgis.engine.jobs.limits import MAX_THREADS, check_fraction, check_int
 
     clicks = [parse_click(c) for c in args.click]
     if not clicks:
         raise RitmError("Give at least one --click X,Y,+ on the object.")
-    if not 0.0 <= args.threshold <= 1.0:
-        raise RitmError(f"--threshold must lie between 0 and 1, not {args.threshold}.")
-    if args.threads is not None and args.threads < 1:
-        raise RitmError(f"--threads must be at least 1, not {args.threads}.")
+    check_fraction(args.threshold, "--threshold", lo_open=False)
+    if args.threads is not None:
+        check_int(args.threads, "--threads", 1, MAX_THREADS)
     stretch = parse_stretch(args.stretch)
-    out_dir = os.path.dirname(os.path.abspath(args.out_mask))
-    if not os.path.isdir(out_dir):
-        raise RitmError(f"The folder of --out-mask, '{out_dir}', does not exist; create it first.")
-    if args.timings and not os.path.isdir(os.path.dirname(os.path.abspath(args.timings))):
-        raise RitmError(f"The folder of --timings, '{os.path.dirname(os.path.abspath(args.timings))}', does not "
-                        "exist; create it first.")
+    check_output_files(args)
     image = read_image(args.image)
+    check_clicks_inside(clicks, args.click, image.shape)
     if stretch.kind != "percentile":  # percentile is the predictor's own normalisation
         image = stretch_image(image, stretch)
     threads = set_threads(args.threads)
@@ -129,10 +166,12 @@ def run(args) -> int:
         t0 = time.perf_counter()
         pred = session.add_click(row, col, positive)
         click_ms.append((time.perf_counter() - t0) * 1e3)
-    if not cv2.imwrite(args.out_mask, pred.mask.astype(np.uint8) * 255):
-        raise RitmError(f"Could not write the mask to '{args.out_mask}'; use a .png path in a writable folder.")
+    with atomic_path(args.out_mask) as tmp:
+        if not cv2.imwrite(tmp, pred.mask.astype(np.uint8) * 255):
+            raise RitmError(f"Could not write the mask to '{args.out_mask}'; use a .png path in a writable folder.")
     if args.out_prob:
-        np.save(args.out_prob, pred.prob.astype(np.float32))
+        with atomic_path(args.out_prob) as tmp:
+            np.save(tmp, pred.prob.astype(np.float32))
     optimize = getattr(backend, "optimize", "none")
     if args.timings:
         write_text_atomically(args.timings, json.dumps(

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+
 from ritm_qgis.cli_progress import ProgressBar
 
 HELP = ("Cut INRIA Aerial Image Labeling tiles (AerialImageDataset/train/{images,gt}/{city}{n}.tif) into "
@@ -20,6 +22,15 @@ def add_arguments(p):
 def run(args) -> int:
     from ritm_qgis.core.errors import RitmError
     from ritm_qgis.engine.data.inria import prepare_inria
+    from ritm_qgis.engine.jobs.limits import MAX_CROP, check_int
+    from ritm_qgis.engine.jobs.same_file import same_file
+
+    check_int(args.crop_size, "--crop-size", 16, MAX_CROP)
+    src = args.src.rstrip("/\\") or args.src
+    parent = os.path.dirname(os.path.abspath(src))  # AerialImageDataset, when --src is its train folder
+    if same_file(args.out, src) or (os.path.basename(os.path.abspath(src)) == "train" and same_file(args.out, parent)):
+        raise RitmError(f"--out '{args.out}' would write the crops among the INRIA tiles of --src; choose another "
+                        "folder")
 
     try:
         test_ids = [int(v) for v in args.test_ids.split(",") if v.strip()]

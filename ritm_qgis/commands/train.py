@@ -22,6 +22,28 @@ def _pair(text, name):
     return a, b
 
 
+def check_numbers(args) -> None:
+    """Every number in bounds before any work (the bounds of the Processing parameters)."""
+    import math
+
+    from ritm_qgis.core.errors import RitmError
+    from ritm_qgis.engine.jobs.limits import MAX_BATCH_SIZE, MAX_CLICKS, check_int
+
+    check_int(args.epochs, "--epochs", 1, 100_000)
+    check_int(args.batch_size, "--batch-size", 1, MAX_BATCH_SIZE)
+    check_int(args.val_max_clicks, "--val-max-clicks", 1, MAX_CLICKS)
+    check_int(args.val_every, "--val-every", 1)
+    check_int(args.max_next_clicks, "--max-next-clicks", 0, MAX_CLICKS)
+    check_int(args.workers, "--workers", 0, 256)
+    for flag, value in (("--epoch-len", args.epoch_len), ("--val-limit", args.val_limit),
+                        ("--max-steps", args.max_steps)):
+        if value is not None:
+            check_int(value, flag, 1)
+    for flag, value in (("--lr", args.lr), ("--backbone-lr-mult", args.backbone_lr_mult)):
+        if not (math.isfinite(value) and value >= 0):
+            raise RitmError(f"{flag} must be a finite number of at least 0, not {value}")
+
+
 def add_arguments(p):
     p.add_argument("--data", action="append", required=True, metavar="SPEC",
                    help="training data (repeat): inria:DIR:train, davis:DIR, grabcut:DIR, folder:DIR, "
@@ -65,7 +87,13 @@ def run(args) -> int:
     from ritm_qgis.engine.data.registry import parse_dataset_spec
     from ritm_qgis.engine.training import TrainConfig, train
 
-    milestones = tuple(int(v) for v in args.milestones.split(",") if v.strip())
+    check_numbers(args)
+    try:
+        milestones = tuple(int(v) for v in args.milestones.split(",") if v.strip())
+    except ValueError:
+        from ritm_qgis.core.errors import RitmError
+
+        raise RitmError(f"--milestones takes comma-separated epochs, such as 8,9, not '{args.milestones}'") from None
     cfg = TrainConfig(
         train_data=[parse_dataset_spec(s, flag="--data") for s in args.data], out=args.out,
         val_data=[parse_dataset_spec(s, flag="--val-data") for s in args.val_data], include=args.include,

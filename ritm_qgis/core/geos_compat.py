@@ -23,6 +23,7 @@ import ctypes
 import importlib
 import os
 import sys
+import warnings
 
 __all__ = ["runtime_geos_version", "align_with_runtime_geos", "load_geo_stack_isolated"]
 
@@ -83,6 +84,9 @@ def load_geo_stack_isolated() -> bool:
     Returns True when the isolation was applied, False when not needed or too late (then the
     GEOS version is aligned instead).
     """
+    # geopandas 1.0 (what QGIS 3.22's pyproj allows) imports shapely.geos, which shapely 2 deprecates;
+    # QGIS shows that warning as a traceback in its log at every start
+    warnings.filterwarnings("ignore", message="The 'shapely.geos' module is deprecated", category=DeprecationWarning)
     if not hasattr(os, "RTLD_DEEPBIND"):
         return False
     if all(_global_symbol(s) is None for s in ("GDALAllRegister", "proj_context_create", "GEOSversion")):

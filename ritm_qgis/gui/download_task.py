@@ -5,6 +5,9 @@ proxy, SSL and authentication settings apply, as for any other download QGIS mak
 in QGIS's task manager with its progress and can be cancelled there or from the dock. Bytes are
 streamed into ``NAME.pth.part`` as they arrive; the file takes its name only once it is complete
 and matches its published digest. A cancelled, failed or mismatching download leaves no file.
+The rules of every weights download apply here too (``ritm_qgis/models/download_policy.py``): the
+``.part`` file is created fresh, never through a link; each redirect is checked (https, or http to
+the configured origin) before it is followed; the size is capped and a too slow transfer stopped.
 """
 
 from __future__ import annotations
@@ -40,9 +43,12 @@ class ModelDownloadTask(QgsTask):
 
     bytesReceived = pyqtSignal(int, int)  # noqa: N815 - received, total (0 when unknown); from the task's thread
 
-    def __init__(self, name: str, mirror: str | None = None, directory: str | None = None):
+    def __init__(self, name: str, mirror: str | None = None, directory: str | None = None, limits=None):
         super().__init__(f"Downloading RITM model {name}", QgsTask.CanCancel)
+        from dataclasses import replace
+
         from ritm_qgis.models.catalog import download_url, entry
+        from ritm_qgis.models.download_policy import DownloadLimits, size_cap
         from ritm_qgis.models.weights import cached_path
 
         self.name = name
@@ -51,12 +57,16 @@ class ModelDownloadTask(QgsTask):
             raise ValueError(f"{name!r} is not a downloadable model of the list")
         self.url = download_url(self.entry, mirror if mirror else None)
         self.dest = cached_path(name, directory)
+        limits = limits or DownloadLimits()  # tests pass small thresholds
+        self.limits = replace(limits, max_bytes=min(limits.max_bytes, size_cap(self.entry.size, self.entry.size_text)))
         self.error: str | None = None
 
     def _cancelled(self) -> str:
         return f"The download of {self.name} was cancelled; nothing was kept."
 
     def run(self) -> bool:  # the task's thread
+        from ritm_qgis.core.errors import RitmError
+        from ritm_qgis.models.cache_files import discard, open_fresh
         from ritm_qgis.models.catalog import check_digest, record_verified
 
         if self.isCanceled():
@@ -65,7 +75,7 @@ class ModelDownloadTask(QgsTask):
         part = Path(str(self.dest) + ".part")
         try:
             part.parent.mkdir(parents=True, exist_ok=True)
-            with open(part, "wb") as out:
+            with open_fresh(part, part.parent) as out:
                 self.error = self._transfer(out)
             if self.error is None and self.isCanceled():  # cancelled after the last byte: still nothing kept
                 self.error = self._cancelled()
@@ -78,12 +88,17 @@ class ModelDownloadTask(QgsTask):
                 return False
             os.replace(part, self.dest)
             record_verified(self.dest)
+        except RitmError as exc:
+            self.error = str(exc)
+            return False
         except OSError as exc:
             self.error = f"Could not save {self.name} into {self.dest.parent} ({exc.strerror}); nothing was kept."
             return False
         finally:
-            if part.exists():
-                part.unlink()
+            try:
+                discard(part)
+            except (RitmError, OSError):
+                pass
         return True
 
     def _transfer(self, out) -> str | None:
@@ -92,33 +107,61 @@ class ModelDownloadTask(QgsTask):
         A timer looks at ``isCanceled()`` while the loop runs and aborts the reply: a cancel is a
         flag the task keeps, so one given before the request exists or between two signals is seen
         all the same (a signal-based cancel can arrive before there is a reply to abort)."""
+        from ritm_qgis.core.errors import RitmError
+        from ritm_qgis.models.download_policy import RateGuard, check_url, too_large_message
+
         request = QNetworkRequest(QUrl(self.url))
-        request.setAttribute(QNetworkRequest.RedirectPolicyAttribute, QNetworkRequest.NoLessSafeRedirectPolicy)
+        # each redirect is shown to check_url before it is followed (Qt's own policies would follow ftp://)
+        request.setAttribute(QNetworkRequest.RedirectPolicyAttribute, QNetworkRequest.UserVerifiedRedirectPolicy)
         request.setAttribute(QNetworkRequest.CacheLoadControlAttribute, QNetworkRequest.AlwaysNetwork)
         request.setAttribute(QNetworkRequest.CacheSaveControlAttribute, False)  # not a second copy in QGIS's cache
         request.setTransferTimeout(STALL_TIMEOUT_MS)  # Qt >= 5.15, as in QGIS 3.22's Debian and Windows builds
         reply = QgsNetworkAccessManager.instance().get(request)
+        reply.setReadBufferSize(1 << 20)  # Qt reads no further ahead than this: the size cap holds back the sender
         loop = QEventLoop()
         write_failed: list[OSError] = []
+        refused: list[str] = []  # the policy's sentence, when a rule stopped the transfer
         written = [0]
+        guard = RateGuard(self.limits)
+
+        def stop(sentence):
+            if not refused:
+                refused.append(sentence)
+            reply.abort()
 
         def save_available():
             if not reply.isOpen():  # aborted: nothing more to read
                 return
             data = reply.readAll()
             status = reply.attribute(QNetworkRequest.HttpStatusCodeAttribute)
-            if not data or write_failed or (status is not None and not 200 <= int(status) < 300):
+            if not data or write_failed or refused or (status is not None and not 200 <= int(status) < 300):
                 return  # an error page or a redirect's body is not the file
+            if written[0] + len(data) > self.limits.max_bytes:
+                stop(too_large_message(self.url, self.limits.max_bytes))
+                return
             try:
                 out.write(bytes(data))
                 written[0] += len(data)
+                guard.add(len(data))
             except OSError as exc:
                 write_failed.append(exc)
                 reply.abort()
 
+        def check_redirect(url):
+            try:
+                check_url(url.toString(), [self.url])
+            except RitmError as exc:
+                stop(str(exc))
+                return
+            reply.redirectAllowed.emit()
+
         def look_at_cancel():
             if self.isCanceled() and reply.isRunning():
                 reply.abort()
+            elif reply.isRunning():
+                slow = guard.too_slow()
+                if slow:
+                    stop(slow.replace("The download", f"The download from {self.url}", 1))
 
         def progress(received, total):
             if total > 0:
@@ -126,6 +169,7 @@ class ModelDownloadTask(QgsTask):
             self.bytesReceived.emit(int(received), int(max(total, 0)))
 
         reply.readyRead.connect(save_available)
+        reply.redirected.connect(check_redirect)
         reply.downloadProgress.connect(progress)
         reply.finished.connect(loop.quit)
         poll = QTimer()
@@ -141,6 +185,13 @@ class ModelDownloadTask(QgsTask):
                 raise write_failed[0]
             if self.isCanceled():
                 return self._cancelled()
+            status = reply.attribute(QNetworkRequest.HttpStatusCodeAttribute)
+            location = bytes(reply.rawHeader(b"Location")).decode("latin-1")
+            if not refused and location and status is not None and 300 <= int(status) < 400:
+                # a redirect Qt ended by itself (ftp://: "unknown protocol"), told in the policy's words
+                check_redirect(reply.url().resolved(QUrl(location)))
+            if refused:
+                return refused[0]
             return self._reply_error(reply, written[0])
         finally:
             poll.stop()

@@ -228,9 +228,19 @@ def append_footprints(layer: QgsVectorLayer, geometries, src_crs: QgsCoordinateR
             layer.rollBack()
         raise RitmError(f"Could not add the building to '{layer.name()}'.")
     layer.endEditCommand()
-    if not was_editing and not layer.commitChanges():
+    if not was_editing and not _commit(layer):
         errors = "; ".join(layer.commitErrors())
         layer.rollBack()
         raise RitmError(f"Could not save the building to '{layer.name()}': {errors}")
     layer.triggerRepaint()
     return feats
+
+
+def _commit(layer: QgsVectorLayer, tries: int = 2) -> bool:
+    """Commit the edit buffer; once more after a failure, which keeps the buffer: another program
+    (a Processing run writing another layer of the file) may hold the GeoPackage's write lock for
+    longer than the 5 s GDAL waits for it."""
+    for _ in range(tries - 1):
+        if layer.commitChanges():
+            return True
+    return layer.commitChanges()

@@ -13,7 +13,9 @@ Each entry says where its file comes from and which digest was *published* for i
 * any other ``NAME.pth`` in the cache was downloaded (``--url``) or imported (``--from``) by the user.
 
 A file that passed its published digest gets a ``NAME.pth.sha256`` note beside it in the cache
-(``sha256 size``), so that every later load checks it with one cheap hash and a size compare.
+(``sha256 size``). Every load of a cached file checks it: against the published digest when there
+is one (a ``--sha256`` can never replace it), else against the note, which must then be there and
+well-formed (a missing or garbled note is refused with the command that re-verifies the file).
 Downloads go to ``$RITM_QGIS_WEIGHTS_MIRROR/NAME.pth`` instead of the entry's URL when that
 variable (or the dock's mirror setting, passed as ``mirror=``) names a base URL.
 """
@@ -23,13 +25,15 @@ from __future__ import annotations
 import hashlib
 import os
 import shutil
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Dict, List, Optional, Tuple
 
 from ritm_qgis.core.errors import RitmError
 from ritm_qgis.core.progress import Progress
 
+from .cache_files import discard, open_fresh, write_note
+from .download_policy import DownloadLimits, size_cap
 from .weights import OFFICIAL_WEIGHTS, DownloadResult, cache_dir, cached_path, download, file_sha256
 
 __all__ = [
@@ -51,6 +55,7 @@ __all__ = [
     "download_url",
     "git_blob_sha1",
     "file_digest",
+    "file_digests",
     "check_digest",
     "record_verified",
     "check_recorded",
@@ -253,7 +258,12 @@ def model_choices(directory: Optional[os.PathLike] = None, available_only: bool 
 def default_model(directory: Optional[os.PathLike] = None) -> Tuple[str, str]:
     """``(name, reason)``: the best model available here for outlining buildings."""
     folder = Path(directory) if directory is not None else cache_dir()
-    if (folder / f"{BEST_DOWNLOADABLE}.pth").is_file():
+    best = folder / f"{BEST_DOWNLOADABLE}.pth"
+    if best.is_file():
+        try:
+            check_recorded(best, BEST_DOWNLOADABLE)
+        except RitmError as exc:  # a file that would be refused at load never becomes the default
+            return BEST_SHIPPED, f"{BEST_SHIPPED}, because {exc}"
         return BEST_DOWNLOADABLE, (f"{BEST_DOWNLOADABLE} is downloaded: the paper's model fine-tuned on aerial "
                                    "images, the best available for buildings.")
     return BEST_SHIPPED, (f"{BEST_SHIPPED}: {BEST_SHIPPED_REASON}. Download {BEST_DOWNLOADABLE} (the paper's "
@@ -293,6 +303,17 @@ def check_digest(path: os.PathLike, digest: str) -> Optional[str]:
     return None if actual == expected else f"{kind}:{actual}"
 
 
+def file_digests(path: os.PathLike, chunk: int = 1 << 20) -> Dict[str, str]:
+    """Both digests of ``path`` in one read: ``{"sha256": hex, "git-blob-sha1": hex}``."""
+    sha256 = hashlib.sha256()
+    blob = hashlib.sha1(f"blob {os.path.getsize(path)}\0".encode())
+    with open(path, "rb") as fh:
+        for block in iter(lambda: fh.read(chunk), b""):
+            sha256.update(block)
+            blob.update(block)
+    return {"sha256": sha256.hexdigest(), "git-blob-sha1": blob.hexdigest()}
+
+
 def _note_path(path: Path) -> Path:
     return path.with_name(path.name + ".sha256")
 
@@ -301,32 +322,64 @@ def record_verified(path: os.PathLike, sha256: Optional[str] = None) -> str:
     """Write ``NAME.pth.sha256`` (``<sha256> <size>``) beside a verified file; returns the SHA-256."""
     path = Path(path)
     sha256 = sha256 or file_sha256(path)
-    _note_path(path).write_text(f"{sha256} {path.stat().st_size}\n")
+    write_note(_note_path(path), f"{sha256} {path.stat().st_size}\n")
     return sha256
 
 
-def _recorded_sha256(path: Path) -> Optional[str]:
-    note = _note_path(path)
-    try:
-        return note.read_text().split()[0].lower() if note.is_file() else None
-    except (OSError, IndexError):
-        return None
-
-
-def check_recorded(path: os.PathLike) -> None:
-    """Refuse a cached file that no longer matches the SHA-256 recorded when it was verified."""
-    path = Path(path)
+def _read_note(path: Path) -> Tuple[Optional[Tuple[str, int]], str]:
+    """``((sha256, size), "")`` from a well-formed note, else ``(None, what is wrong with it)``."""
     note = _note_path(path)
     if not note.is_file():
-        return
+        return None, "no"
     try:
-        sha256, size = note.read_text().split()[:2]
-        size = int(size)
-    except ValueError:
-        return  # an unreadable note is not evidence of damage
-    if path.stat().st_size != size or file_sha256(path) != sha256.lower():
+        text = note.read_text(encoding="ascii", errors="replace")[:200]
+    except OSError:
+        return None, "an unreadable"
+    if not text.strip():
+        return None, "an empty"
+    parts = text.split()
+    sha = parts[0].lower()
+    if len(parts) < 2 or len(sha) != 64 or any(c not in "0123456789abcdef" for c in sha) or not parts[1].isdigit():
+        return None, "an unreadable"
+    return (sha, int(parts[1])), ""
+
+
+def _recorded_sha256(path: Path) -> Optional[str]:
+    recorded, _ = _read_note(path)
+    return recorded[0] if recorded else None
+
+
+def _reverify_hint(name: str, path: Path) -> str:
+    e = _ENTRIES.get(name)
+    again = f"`ritm-qgis download-weights {name} --force`" if e is not None and e.downloadable else \
+        f"`ritm-qgis download-weights {name} --url URL --force`"
+    return (f"re-verify it with `ritm-qgis download-weights {name} --from {path} --sha256 HEX` (HEX: its SHA-256 "
+            f"from a source you trust) or download it again with {again}")
+
+
+def check_recorded(path: os.PathLike, name: Optional[str] = None) -> None:
+    """Refuse a cached file that does not match its published digest or its note (``NAME.pth.sha256``).
+
+    A file with a published digest is checked against it (and against its note, when there is one);
+    any other file needs a well-formed note: a missing, empty or unreadable one is refused, with the
+    command that re-verifies the file."""
+    path = Path(path)
+    name = name or path.stem
+    e = _ENTRIES.get(name)
+    recorded, why = _read_note(path)
+    published = e.digest if e is not None else None
+    if recorded is None and published is None:
+        raise RitmError(f"{path.name} in the cache has {why} checksum note ({_note_path(path).name}), so it cannot "
+                        f"be verified and was not loaded; {_reverify_hint(name, path)}.")
+    actual = file_digests(path)
+    if recorded is not None and (path.stat().st_size != recorded[1] or actual["sha256"] != recorded[0]):
         raise RitmError(f"{path.name} in the cache has changed since it was verified (damaged or replaced); "
-                        f"delete it and download it again with `ritm-qgis download-weights {path.stem}`.")
+                        f"delete it and download it again with `ritm-qgis download-weights {name} --force`.")
+    if published is not None:
+        kind, expected = _parse_digest(published)
+        if actual[kind] != expected:
+            raise RitmError(f"{path.name} in the cache is not the published {name} ({kind}:{actual[kind]}, expected "
+                            f"{published}); download it again with `ritm-qgis download-weights {name} --force`.")
 
 
 # --------------------------------------------------------------------------- files
@@ -343,7 +396,7 @@ def resolve_file(name: str, directory: Optional[os.PathLike] = None) -> Optional
     folder = Path(directory) if directory is not None else cache_dir()
     path = folder / f"{name}.pth"
     if path.is_file():
-        check_recorded(path)
+        check_recorded(path, name)
         return path
     if e is not None and e.downloadable:
         raise RitmError(f"The model {name!r} is not downloaded yet; choose it in the RITM dock or run "
@@ -359,6 +412,24 @@ def download_url(e: ModelEntry, mirror: Optional[str] = None) -> str:
     return e.url
 
 
+def _expected_digest(name: str, e: Optional[ModelEntry], sha256: Optional[str]) -> Optional[str]:
+    """The digest a file of ``name`` must have: the published one, which ``--sha256`` can only repeat."""
+    given = f"sha256:{sha256.strip().lower()}" if sha256 else None
+    if given is not None:
+        _parse_digest(given)
+    if e is not None and e.digest is not None:
+        if given is not None and given != e.digest.lower():
+            raise RitmError(f"{name} has a published digest ({e.digest}) that --sha256 cannot replace; run the command "
+                            f"without --sha256 (only the published file is ever accepted as {name}).")
+        return e.digest
+    return given
+
+
+def _note_matches(path: Path) -> bool:
+    recorded, _ = _read_note(path)
+    return recorded is not None and path.stat().st_size == recorded[1] and file_sha256(path) == recorded[0]
+
+
 def download_model(
     name: str,
     *,
@@ -368,32 +439,35 @@ def download_model(
     progress: Optional[Progress] = None,
     force: bool = False,
     mirror: Optional[str] = None,
+    limits: Optional[DownloadLimits] = None,
 ) -> DownloadResult:
     """Fetch ``name`` into the cache, verify it against its published digest, record its SHA-256.
 
     ``name`` is a downloadable entry, or any plain name when ``url`` is given. Skipped when the
-    file is already there and matches. A file that does not match is deleted (RitmError)."""
+    file is already there and matches. A file that does not match is deleted (RitmError).
+    ``limits`` (tests: small thresholds) is capped at the size the list knows for ``name``."""
     e = _ENTRIES.get(name)
     if (e is None or not e.downloadable) and url is None:
         if e is not None:
             raise RitmError(f"{name!r} is a shipped model; it needs no download.")
         raise RitmError(f"Unknown weights {name!r}; choose one of {', '.join(downloadable_names())} or give --url.")
     _check_name(name)
+    if e is not None and e.source == "shipped":
+        raise RitmError(f"{name!r} is a shipped model; it cannot be replaced.")
     source = url or download_url(e, mirror)
-    digest = f"sha256:{sha256.strip().lower()}" if sha256 else (e.digest if e is not None else None)
-    if digest is not None:
-        _parse_digest(digest)
+    digest = _expected_digest(name, e, sha256)
     dest = cached_path(name, directory)
-    if dest.is_file() and not force:
-        if digest is None or check_digest(dest, digest) is None:
-            sha = file_sha256(dest)
-            if digest is not None:
-                record_verified(dest, sha)
+    if dest.is_file() and not dest.is_symlink() and not force:
+        if (check_digest(dest, digest) is None) if digest is not None else _note_matches(dest):
+            sha = record_verified(dest) if digest is not None else _recorded_sha256(dest)
             return DownloadResult(dest, sha, dest.stat().st_size, skipped=True)
+    limits = limits or DownloadLimits()
+    cap = size_cap(e.size, e.size_text) if e is not None else limits.max_bytes
+    limits = replace(limits, max_bytes=min(limits.max_bytes, cap))
     kind = digest.partition(":")[0] if digest else None
     result = download(source, dest, sha256=digest.partition(":")[2] if kind == "sha256" else None,
                       progress=progress, verify=(lambda p: _verify_part(p, digest, source)) if kind == "git-blob-sha1"
-                      else None)
+                      else None, limits=limits)
     record_verified(dest, result.sha256)  # unverifiable files too: later loads still notice damage
     return result
 
@@ -420,18 +494,17 @@ def downloadable_names() -> List[str]:
 def import_model(name: str, source_file: os.PathLike, *, sha256: Optional[str] = None,
                  directory: Optional[os.PathLike] = None) -> DownloadResult:
     """Copy a file fetched elsewhere into the cache as ``name``, after checking it against the
-    published digest of ``name`` (or ``sha256``). A file that does not match is refused and
-    nothing is left in the cache."""
+    published digest of ``name`` (or ``sha256`` for a name without one). A file that does not
+    match is refused and nothing is left in the cache."""
     _check_name(name)
     e = _ENTRIES.get(name)
     if e is not None and e.source == "shipped":
         raise RitmError(f"{name!r} is a shipped model; it cannot be replaced.")
-    digest = f"sha256:{sha256.strip().lower()}" if sha256 else (e.digest if e is not None else None)
+    digest = _expected_digest(name, e, sha256)
     if digest is None:
         known = "has no published digest" if e is not None else "is not in the model list"
         raise RitmError(f"{name!r} {known}; give --sha256 HEX (the file's SHA-256 from a source you trust) "
                         "to import it.")
-    _parse_digest(digest)
     source_file = Path(source_file)
     if not source_file.is_file():
         raise RitmError(f"{str(source_file)!r} does not exist; give the path of the downloaded file.")
@@ -442,7 +515,8 @@ def import_model(name: str, source_file: os.PathLike, *, sha256: Optional[str] =
     dest.parent.mkdir(parents=True, exist_ok=True)
     part = dest.with_name(dest.name + ".part")
     try:
-        shutil.copyfile(source_file, part)
+        with open_fresh(part, dest.parent) as out, open(source_file, "rb") as src:
+            shutil.copyfileobj(src, out, 1 << 20)
         if check_digest(part, digest) is not None:  # the copy itself went wrong (disk full, ...)
             raise RitmError(f"Copying {source_file.name} into the cache failed; nothing was imported.")
         os.replace(part, dest)
@@ -450,7 +524,6 @@ def import_model(name: str, source_file: os.PathLike, *, sha256: Optional[str] =
         raise RitmError(f"Could not copy {source_file.name} into {dest.parent} ({exc.strerror}); "
                         "nothing was imported.") from None
     finally:
-        if part.exists():
-            part.unlink()
+        discard(part)
     sha = record_verified(dest)
     return DownloadResult(dest, sha, dest.stat().st_size)

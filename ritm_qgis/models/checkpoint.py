@@ -11,7 +11,9 @@ Two layouts are read through one function, :func:`load_model`:
   metrics, creation time, the SHA-256 of the weights, their stored dtype).
 
 Files are opened with ``torch.load(weights_only=True)``: a file whose pickle needs anything
-beyond tensors and plain containers is refused, never executed.
+beyond tensors and plain containers is refused, never executed. Before that, the file must be laid
+out as ``torch.save`` writes it, and after it no tensor may claim more bytes than the file holds
+(:mod:`.checkpoint_guard`).
 """
 
 from __future__ import annotations
@@ -21,6 +23,7 @@ import hashlib
 import math
 import os
 import pickle
+import re
 from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any, Dict, Mapping, Optional, Tuple, Union
@@ -30,6 +33,7 @@ import torch
 from ritm_qgis.core.atomic import atomic_path
 from ritm_qgis.core.errors import RitmError
 
+from .checkpoint_guard import check_file_kind, check_tensor_sizes, unsafe_message
 from .network import IMAGENET_MEAN, IMAGENET_STD, ModelConfig, RitmHRNet
 from .registry import arch_name_for, count_parameters, create_model, get_config
 
@@ -121,31 +125,38 @@ class CheckpointInfo:
 
 
 def read_checkpoint(path: PathLike) -> dict:
-    """``torch.load`` restricted to tensors and plain containers, with readable errors."""
+    """``torch.load`` restricted to tensors and plain containers, with readable errors.
+
+    The file's layout is checked first and its tensors' declared sizes right after the load, before
+    anything copies them (:mod:`.checkpoint_guard`)."""
     path = Path(path)
     if not path.is_file():
         raise RitmError(f"Checkpoint file {str(path)!r} does not exist; check the path.")
+    check_file_kind(path)
     try:
         data = torch.load(str(path), map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as exc:
-        if "global" not in str(exc).lower():  # not a refused object: bytes that are no pickle at all
-            raise RitmError(f"{path.name} is not a readable PyTorch checkpoint (truncated or corrupt download?); "
-                            f"download it again. Detail: {_first_line(exc)}") from None
-        raise RitmError(
-            f"Refusing to load {path.name}: it contains Python objects other than tensors and "
-            "plain values, which could run code when opened. Use a checkpoint from a trusted "
-            f"source (RITM's published .pth files load fine). Detail: {_first_line(exc)}"
-        ) from None
+        text = str(exc)
+        if "weights only" in text.lower() or "global" in text.lower():  # the restricted reader refused an object
+            named = re.search(r"GLOBAL ([\w.]+)", text)
+            raise RitmError(unsafe_message(path.name, named.group(1) if named else None)) from None
+        raise RitmError(_damaged(path.name, exc)) from None
     except Exception as exc:  # noqa: BLE001 - any failure of the restricted reader means unreadable
-        raise RitmError(
-            f"{path.name} is not a readable PyTorch checkpoint (truncated or corrupt download?); "
-            f"download it again. Detail: {_first_line(exc)}"
-        ) from None
+        raise RitmError(_damaged(path.name, exc)) from None
+    check_tensor_sizes(data, path)
     if not isinstance(data, dict) or not isinstance(data.get("state_dict"), Mapping):
         raise RitmError(
             f"{path.name} is not a RITM checkpoint: expected a dict with a 'state_dict' entry."
         )
     return data
+
+
+def _damaged(name: str, exc: BaseException) -> str:
+    detail = _first_line(exc)
+    if "weights_only" in detail:  # PyTorch's advice to load unrestricted is never ours to give
+        detail = type(exc).__name__
+    return (f"{name} is not a readable PyTorch checkpoint (truncated or corrupt download?); download it again. "
+            f"Detail: {detail}")
 
 
 def _first_line(exc: BaseException) -> str:

@@ -3,7 +3,8 @@
 Files go to a cache directory (``$RITM_QGIS_CACHE``, else ``~/.cache/ritm_qgis``) as
 ``<name>.pth``. A download is written to ``<name>.pth.part`` and renamed into place only once it
 is complete and (when a checksum is known) verified; an interrupted download is resumed with an
-HTTP ``Range`` request when the server supports it.
+HTTP ``Range`` request when the server supports it. The ``.part`` file is never a link
+(:mod:`.cache_files`); sizes, rates and redirects follow :mod:`.download_policy`.
 """
 
 from __future__ import annotations
@@ -12,14 +13,16 @@ import hashlib
 import http.client
 import os
 import urllib.error
-import urllib.parse
 import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable, Dict, Optional
+from typing import Callable, Dict, Iterable, Optional
 
 from ritm_qgis.core.errors import RitmError
 from ritm_qgis.core.progress import Progress
+
+from .cache_files import discard, open_partial
+from .download_policy import DownloadLimits, RateGuard, check_url, too_large_message
 
 __all__ = [
     "WeightsEntry",
@@ -109,6 +112,26 @@ def _parse_content_range(header: Optional[str]):
         return None
 
 
+class _CheckedRedirects(urllib.request.HTTPRedirectHandler):
+    """Follows a redirect only to a URL the download policy allows (urllib alone follows ftp://)."""
+
+    def __init__(self, configured):
+        super().__init__()
+        self.configured = configured
+
+    def redirect_request(self, req, fp, code, msg, headers, newurl):
+        check_url(newurl, self.configured)
+        return super().redirect_request(req, fp, code, msg, headers, newurl)
+
+
+def _open(url: str, offset: int, timeout: float, configured):
+    request = urllib.request.Request(url, headers={"User-Agent": "ritm-qgis"})
+    if offset:
+        request.add_header("Range", f"bytes={offset}-")
+    opener = urllib.request.build_opener(_CheckedRedirects(configured))
+    return opener.open(request, timeout=timeout)
+
+
 def download(
     url: str,
     dest: os.PathLike,
@@ -118,6 +141,8 @@ def download(
     timeout: float = 60.0,
     chunk_size: int = 1 << 16,
     verify: Optional[Callable[[Path], None]] = None,
+    limits: Optional[DownloadLimits] = None,
+    configured: Iterable[str] = (),
 ) -> DownloadResult:
     """Download ``url`` to ``dest`` (temp ``.part`` file, resume, verify, atomic rename).
 
@@ -125,27 +150,51 @@ def download(
     mismatch the partial file is deleted and :class:`RitmError` raised; after a network error
     the partial file is kept so that the next call resumes it. ``verify(part_path)``, when
     given, checks the complete file before the rename (it deletes it and raises on a mismatch).
+    ``limits`` caps the size and the slowness (:mod:`.download_policy`); ``url`` and the
+    ``configured`` URLs (a mirror) are the only origins plain http may reach, redirects included.
     """
-    scheme = urllib.parse.urlsplit(url).scheme.lower()
-    if scheme not in ("http", "https"):
-        raise RitmError(f"Only http:// and https:// URLs can be downloaded, not {url!r}.")
+    configured = [url, *configured]
+    check_url(url, configured)
+    limits = limits or DownloadLimits()
     expected = _norm_hex(sha256)
     dest = Path(dest)
     dest.parent.mkdir(parents=True, exist_ok=True)
     part = dest.with_name(dest.name + ".part")
-
-    offset = part.stat().st_size if part.is_file() else 0
-    hasher = hashlib.sha256()
-    request = urllib.request.Request(url, headers={"User-Agent": "ritm-qgis"})
-    if offset:
-        request.add_header("Range", f"bytes={offset}-")
+    out, offset = open_partial(part, dest.parent)
     try:
-        response = urllib.request.urlopen(request, timeout=timeout)
+        with out:
+            result = _transfer(url, out, offset, part, expected, progress, timeout, chunk_size, limits, configured)
+    except BaseException:
+        if os.path.isfile(part) and os.path.getsize(part) == 0:  # nothing to resume: no empty leftover
+            discard(part)
+        raise
+    if result is None:  # the server refused our range (416): the partial file is no prefix of it
+        discard(part)
+        return download(url, dest, sha256=sha256, progress=progress, timeout=timeout, chunk_size=chunk_size,
+                        verify=verify, limits=limits, configured=configured[1:])
+    digest, done, resumed_from = result
+    if expected is not None and digest != expected:
+        discard(part)
+        raise RitmError(
+            f"The file downloaded from {url} is not the expected one (SHA-256 {digest}, "
+            f"expected {expected}); it was deleted. Check the URL and checksum, then retry."
+        )
+    if verify is not None:
+        verify(part)
+    os.replace(part, dest)
+    return DownloadResult(dest, digest, done, resumed_from=resumed_from)
+
+
+def _transfer(url, out, offset, part, expected, progress, timeout, chunk_size, limits, configured):
+    """Stream ``url`` into the open ``out``; ``(sha256, size, resumed_from)``, or None after a 416."""
+    hasher = hashlib.sha256()
+    # a read blocks at most one rate window: a server sending nothing is as slow as one sending too little
+    wait = min(timeout, limits.rate_window_s)
+    try:
+        response = _open(url, offset, wait, configured)
     except urllib.error.HTTPError as exc:
-        if exc.code == 416 and offset:  # our partial file is not a prefix the server accepts
-            part.unlink()
-            return download(url, dest, sha256=sha256, progress=progress, timeout=timeout,
-                            chunk_size=chunk_size, verify=verify)
+        if exc.code == 416 and offset:
+            return None
         raise RitmError(f"Download of {url} failed: HTTP {exc.code} {exc.reason}.") from None
     except (urllib.error.URLError, OSError, http.client.HTTPException) as exc:
         reason = getattr(exc, "reason", exc)
@@ -163,27 +212,40 @@ def download(
             if span is None or span[0] != offset:
                 raise RitmError(f"Download of {url} failed: the server answered an unexpected byte range.")
             resumed_from = offset
-            mode = "ab"
-            with open(part, "rb") as fh:  # hash what we already have
-                for block in iter(lambda: fh.read(1 << 20), b""):
-                    hasher.update(block)
-        else:  # fresh start (or the server ignored Range): overwrite any partial file
-            mode = "wb"
+            out.seek(0)
+            for block in iter(lambda: out.read(1 << 20), b""):  # hash what we already have
+                hasher.update(block)
+        else:  # fresh start (or the server ignored Range): drop any partial content
+            out.seek(0)
+            out.truncate()
         total = resumed_from + length if length is not None else None
+        if total is not None and total > limits.max_bytes:
+            discard(part)
+            raise RitmError(too_large_message(url, limits.max_bytes))
         done = resumed_from
+        guard = RateGuard(limits)
         if progress:
             progress(done, total)
         try:
-            with open(part, mode) as out:
-                while True:
-                    block = response.read(chunk_size)
-                    if not block:
-                        break
-                    out.write(block)
-                    hasher.update(block)
-                    done += len(block)
-                    if progress:
-                        progress(done, total)
+            while True:
+                block = response.read1(chunk_size)  # what has arrived, not a full chunk: a trickle is seen
+                if not block:
+                    break
+                if done + len(block) > limits.max_bytes:
+                    discard(part)
+                    raise RitmError(too_large_message(url, limits.max_bytes))
+                out.write(block)
+                hasher.update(block)
+                done += len(block)
+                guard.add(len(block))
+                slow = guard.too_slow()
+                if slow:
+                    raise RitmError(slow.replace("The download", f"The download from {url}", 1))
+                if progress:
+                    progress(done, total)
+        except TimeoutError:
+            raise RitmError(f"The download from {url} was stopped: no data came for {wait:g} s; check the network "
+                            "or choose a faster mirror, then run the command again to resume it.") from None
         except (http.client.IncompleteRead, OSError, http.client.HTTPException) as exc:
             raise RitmError(
                 f"Download of {url} was interrupted after {done} bytes ({type(exc).__name__}); "
@@ -194,14 +256,4 @@ def download(
             f"Download of {url} is incomplete: received {done} of {total} bytes; run the "
             "command again to resume it."
         )
-    digest = hasher.hexdigest()
-    if expected is not None and digest != expected:
-        part.unlink()
-        raise RitmError(
-            f"The file downloaded from {url} is not the expected one (SHA-256 {digest}, "
-            f"expected {expected}); it was deleted. Check the URL and checksum, then retry."
-        )
-    if verify is not None:
-        verify(part)
-    os.replace(part, dest)
-    return DownloadResult(dest, digest, done, resumed_from=resumed_from)
+    return hasher.hexdigest(), done, resumed_from

@@ -43,6 +43,7 @@ class Dataset:
     name: str
     names: list[str]
     loader: Callable[[int], Sample]
+    repaired_footprints: tuple = ()  # ids of reference polygons that were invalid and repaired (raster datasets)
 
     def __len__(self):
         return len(self.names)

@@ -67,6 +67,8 @@ def raster_footprint_dataset(raster: str, footprints, mode: str = "tiles", tile_
         raise RitmError(f"unknown sampling mode '{mode}'; use 'tiles' (the paper's) or 'buildings'")
     if not os.path.exists(str(raster)):
         raise RitmError(f"no raster at '{raster}'")
+    if not os.path.isfile(str(raster)):
+        raise RitmError(f"'{raster}' is not a regular file (a folder, a pipe or a device?); give a raster file")
     with open_raster(raster) as ds:
         meta = raster_meta(ds)
         stretch = resolve_stretch(stretch, ds)
@@ -97,7 +99,7 @@ def raster_footprint_dataset(raster: str, footprints, mode: str = "tiles", tile_
         return Sample(name, rgb.rgb, gt, rgb.invalid if rgb.invalid.any() else None,
                       meta={"raster": str(raster), "grid": rgb.grid, "window": window, "building_id": building})
 
-    return Dataset(f"{stem}:{mode}", [it[0] for it in items], load)
+    return Dataset(f"{stem}:{mode}", [it[0] for it in items], load, repaired_footprints=fp.repaired)
 
 
 __all__ = ["raster_footprint_dataset", "building_windows", "MODES", "map_to_pixel"]

@@ -37,6 +37,20 @@ def _pair(kind, parts):
     return PairSpec(parts[0], parts[1], *(_int(t, "tile size of a pair: spec") for t in parts[2:3]))
 
 
+def _raster(kind, parts):
+    """IMAGE, FOOTPRINTS[, MODE]; a layer named as QGIS does ('f.gpkg|layername=a:b') may hold colons:
+    the parts after the file are its name, but for a last part that is a sampling mode."""
+    image, rest = parts[0], parts[1:]
+    mode = None
+    if len(rest) > 1 and rest[-1] in geo_dataset.MODES:
+        rest, mode = rest[:-1], rest[-1]
+    if len(rest) > 1 and "|layername=" not in rest[0]:
+        raise RitmError(f"a raster: dataset is raster:IMAGE.tif:FOOTPRINTS.gpkg[:tiles|buildings]; "
+                        f"'{':'.join(rest[1:])}' is not a sampling mode (use tiles or buildings)")
+    footprints = ":".join(rest)
+    return RasterSpec(image, footprints) if mode is None else RasterSpec(image, footprints, mode)
+
+
 def _open_mask_folder(spec):
     return datasets.mask_folder(spec.root, spec.convention)
 
@@ -47,8 +61,7 @@ _FORMATS = {
     "folder": _Format(MaskFolderSpec, "folder:DIR", (1, 99), _mask_folder, _open_mask_folder),
     "inria": _Format(InriaSpec, "inria:DIR[:test|train]", (1, 2), lambda k, p: InriaSpec(*p),
                      lambda s: datasets.inria_crops(s.root, s.split)),
-    "raster": _Format(RasterSpec, "raster:IMAGE.tif:FOOTPRINTS.gpkg[:tiles|buildings]", (2, 3),
-                      lambda k, p: RasterSpec(*p),
+    "raster": _Format(RasterSpec, "raster:IMAGE.tif:FOOTPRINTS.gpkg[:tiles|buildings]", (2, 99), _raster,
                       lambda s: geo_dataset.raster_footprint_dataset(s.raster, s.footprints, mode=s.mode)),
     "pair": _Format(PairSpec, "pair:IMAGE:MASK[:TILE]", (2, 3), _pair,
                     lambda s: pair_tiles.image_pair_tiles(s.image, s.mask, s.tile)),

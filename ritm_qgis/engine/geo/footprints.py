@@ -2,8 +2,11 @@
 
 ``load_footprints`` reads any OGR vector file (or takes a GeoDataFrame), reprojects it to the
 raster's CRS, repairs invalid geometries (``shapely.make_valid``, keeping only the polygonal
-parts) and drops empty ones. An empty layer, a layer without a CRS, or a layer that does not
-overlap the raster at all is refused with a ``RitmError``.
+parts: a self-intersecting "bow tie" becomes its two triangles, as QGIS's "Fix geometries" does;
+``Footprints.repaired`` lists their feature ids, for the caller to say so) and drops empty ones.
+An empty layer, a layer without a CRS (or one that cannot be reprojected), a layer that does not
+overlap the raster at all, or a path that is not a regular file (a pipe would block the read
+forever) is refused with a ``RitmError``.
 
 ``rasterize_footprints`` burns the prepared footprints into a grid or a window of it:
 ``mask`` (H, W) bool, the union of all buildings, and ``instances`` (H, W) int32 where each
@@ -39,6 +42,7 @@ class Footprints:
     crs: object
     frame: gpd.GeoDataFrame  # the prepared layer (attributes kept), same order as geometries
     tree: shapely.STRtree
+    repaired: tuple = ()  # feature ids (fid, else 1-based position) of the invalid polygons repaired
 
     def __len__(self) -> int:
         return len(self.geometries)
@@ -84,7 +88,11 @@ def load_footprints(
     else:
         from ritm_qgis.engine.geo.vector_io import read_vector
 
-        gdf = read_vector(layer, layer=layer_name)
+        path = os.fspath(layer).split("|", 1)[0]
+        if os.path.exists(path) and not os.path.isfile(path) and not os.path.isdir(path):
+            raise RitmError(f"'{path}' is not a regular file (a pipe or a device?); give a vector file of building "
+                            "footprints.")
+        gdf = read_vector(layer, layer=layer_name, fid_as_index=True)
         name = f"The footprint layer '{layer}'"
     if len(gdf) == 0 or gdf.geometry.isna().all() or gdf.geometry.is_empty.all():
         raise RitmError(f"{name} has no features; choose a layer that contains building polygons.")
@@ -97,9 +105,11 @@ def load_footprints(
         raise RitmError(f"{name} has no CRS; assign one (e.g. in QGIS: Layer > Set CRS).")
     gdf = gdf[~(gdf.geometry.isna() | gdf.geometry.is_empty)].copy()
     if gdf.crs != grid.crs:
-        gdf = gdf.to_crs(grid.crs)
+        gdf = _reprojected(gdf, grid.crs, name)
     geoms = np.asarray(gdf.geometry.values, dtype=object)
     bad = ~shapely.is_valid(geoms)
+    ids = gdf["fid"].tolist() if "fid" in gdf.columns else gdf.index.tolist()
+    repaired = tuple(i for i, b in zip(ids, bad) if b)
     if bad.any():
         geoms = geoms.copy()
         geoms[bad] = shapely.make_valid(geoms[bad])
@@ -120,7 +130,17 @@ def load_footprints(
                 "and the raster cover the same area."
             )
     ids = np.arange(1, len(geoms) + 1, dtype="int32")
-    return Footprints(geoms, ids, grid.crs, gdf.reset_index(drop=True), tree)
+    return Footprints(geoms, ids, grid.crs, gdf.reset_index(drop=True), tree, repaired)
+
+
+def _reprojected(gdf: gpd.GeoDataFrame, crs, name: str) -> gpd.GeoDataFrame:
+    from pyproj.exceptions import CRSError, ProjError
+
+    try:
+        return gdf.to_crs(crs)
+    except (ProjError, CRSError):
+        raise RitmError(f"{name} cannot be reprojected from its CRS ({gdf.crs.name}) to the raster's; assign the "
+                        "layer its right CRS (in QGIS: Layer > Set CRS).") from None
 
 
 def rasterize_footprints(

@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import os
+import re
 
 from ritm_qgis.core.errors import RitmError
 
-__all__ = ["check_writable", "gpkg_path", "vector_path", "VECTOR_DRIVERS"]
+__all__ = ["check_writable", "gpkg_path", "vector_path", "vector_destination", "VECTOR_DRIVERS"]
 
 
 def check_writable(path: str | os.PathLike, what: str = "output") -> str:
@@ -33,25 +34,54 @@ VECTOR_DRIVERS = {".gpkg": "GPKG", ".geojson": "GeoJSON", ".json": "GeoJSON", ".
                   ".gml": "GML", ".kml": "KML", ".sqlite": "SQLite"}
 
 
+# one key=value of an OGR destination: 'single quoted' (backslash escapes), "double quoted" ("" escapes) or bare
+_OGR_PART = re.compile(r"""\s*(\w+)=('(?:[^'\\]|\\.)*'|"(?:[^"]|"")*"|[^\s'"]+)""")
+
+
+def _unquote(value: str) -> str:
+    if value.startswith("'"):
+        return re.sub(r"\\(.)", r"\1", value[1:-1])
+    if value.startswith('"'):
+        return value[1:-1].replace('""', '"')
+    return value
+
+
+def parse_ogr_destination(text: str) -> tuple[str, str | None]:
+    """``ogr:dbname='/a b/f.gpkg' table="my layer" (geom)`` (QGIS's "Save to GeoPackage") -> (file, layer);
+    values may be quoted and hold spaces. Text without ``dbname=`` is a RitmError."""
+    body = text[4:] if text.startswith("ogr:") else text
+    values, pos = {}, 0
+    while (m := _OGR_PART.match(body, pos)) is not None:
+        values[m.group(1).lower()] = _unquote(m.group(2))
+        pos = m.end()
+    if not values.get("dbname"):
+        raise RitmError(f"Could not read a file name from the destination '{text}'; give a file such as "
+                        "'out.gpkg' or 'out.gpkg|layername=buildings'.")
+    return values["dbname"], values.get("table") or None
+
+
+def vector_destination(path: str, layer: str | None, what: str = "output layer", shown: str | None = None):
+    """(file path, layer name or None) of a vector output, checked: a format that is not one file (a
+    Shapefile) or that OGR cannot write is a RitmError, as is a folder that cannot be written."""
+    ext = os.path.splitext(path)[1].lower()
+    if ext not in VECTOR_DRIVERS:
+        raise RitmError(f"The {what} cannot be written as '{shown or path}'; choose a GeoPackage (.gpkg), GeoJSON "
+                        "(.geojson) or FlatGeobuf (.fgb) file.")
+    if layer is not None and not layer.strip():
+        raise RitmError(f"The {what} names an empty layer in '{shown or path}'; give a layer name or none.")
+    return check_writable(path, what), layer
+
+
 def vector_path(destination: str, what: str = "output layer") -> tuple[str, str | None]:
-    """A QGIS/OGR vector destination ('file.gpkg', 'ogr:dbname=... table=...', 'f.gpkg|layername=x',
-    'f.geojson', ...) -> (file path, layer name or None), checked writable; a format that is not
-    one file (a Shapefile) or that OGR cannot write is a RitmError."""
+    """A vector destination as text ('file.gpkg', 'f.gpkg|layername=x', 'f.geojson', or QGIS's
+    'ogr:dbname=... table=...') -> (file path, layer name or None), checked by ``vector_destination``."""
     layer = None
     dest = destination
     if dest.startswith("ogr:"):
-        import re
-
-        m = re.match(r"ogr:dbname='?([^' ]+)'?(?:\s+table=\"?([^\" ]+)\"?)?", dest)
-        if m:
-            dest, layer = m.group(1), m.group(2)
-    if "|layername=" in dest:
+        dest, layer = parse_ogr_destination(dest)
+    elif "|layername=" in dest:
         dest, layer = dest.split("|layername=", 1)
-    ext = os.path.splitext(dest)[1].lower()
-    if ext not in VECTOR_DRIVERS:
-        raise RitmError(f"The {what} cannot be written as '{destination}'; choose a GeoPackage (.gpkg), GeoJSON "
-                        "(.geojson) or FlatGeobuf (.fgb) file.")
-    return check_writable(dest, what), layer
+    return vector_destination(dest, layer, what, shown=destination)
 
 
 def gpkg_path(destination: str, what: str = "output layer") -> tuple[str, str | None]:

@@ -172,7 +172,7 @@ def write_tiles(
     invalid (nodata). ``progress(done, total)`` is called after each tile; ``cancel()`` is checked
     before each tile and a True stops the run (``cancelled=True``; finished tiles are kept, no
     partial tile exists). ``index_path`` (a .gpkg) receives one polygon per written tile with
-    fields name, row, col, path (written atomically, also after a cancel).
+    fields name, row, col, path (written atomically, also after a cancel unless ``staging`` is given).
     With ``staging`` (a ``core.atomic.OutputSet``) every tile and the index are written under
     their incomplete names and the caller moves them into place together (or discards them), so
     existing tiles are replaced only by a complete run. Memory: one tile of all bands at a time.
@@ -229,7 +229,9 @@ def write_tiles(
             if progress is not None:
                 progress(i + 1, n)
     index = None
-    if index_path is not None:
+    # a staged run that was cancelled is discarded by the caller; its index would go into an existing
+    # GeoPackage in place at once (vector_io), so it is not written
+    if index_path is not None and not (cancelled and staging is not None):
         index = Path(index_path)
         _write_index(index, grid, written_tiles, written, staging=staging)
     return TilingResult(tuple(written), tuple(written_tiles), index, cancelled)

@@ -114,8 +114,12 @@ def group_clicks(points: Iterable[ClickPoint], grid: RasterGrid, src_crs=None) -
         src = pyproj.CRS.from_user_input(src_crs)
         dst = pyproj.CRS.from_user_input(grid.crs.to_wkt() if hasattr(grid.crs, "to_wkt") else grid.crs)
         if not src.equals(dst, ignore_axis_order=True):
-            tr = pyproj.Transformer.from_crs(src, dst, always_xy=True)
-            xs, ys = tr.transform(xs, ys)
+            try:
+                tr = pyproj.Transformer.from_crs(src, dst, always_xy=True)
+                xs, ys = tr.transform(xs, ys)
+            except pyproj.exceptions.ProjError:
+                raise RitmError(f"The click points cannot be reprojected from their CRS ({src.name}) to the "
+                                "raster's; assign the click layer its right CRS (in QGIS: Layer > Set CRS).") from None
             xs, ys = np.asarray(xs, dtype="float64"), np.asarray(ys, dtype="float64")
     cols, rows = map_to_pixel(grid.transform, xs, ys)
     with np.errstate(invalid="ignore"):

@@ -29,7 +29,7 @@ import numpy as np
 from ritm_qgis.core.errors import RitmError
 from ritm_qgis.core.progress import Progress
 
-__all__ = ["GeoEvaluation", "evaluate_raster", "write_evaluation_outputs", "aoi_geometry"]
+__all__ = ["GeoEvaluation", "evaluate_raster", "write_evaluation_outputs", "aoi_geometry", "repaired_warning"]
 
 
 @dataclass
@@ -38,6 +38,14 @@ class GeoEvaluation:
     report: object  # noc.NocReport
     footprints: object | None  # GeoDataFrame or None
     n_samples: int
+    repaired: tuple = ()  # ids of the reference polygons that were invalid and repaired
+
+
+def repaired_warning(ids, layer: str = "the reference layer") -> str:
+    """The sentence that says which reference polygons were invalid and used repaired."""
+    shown = ", ".join(str(i) for i in list(ids)[:20]) + (", ..." if len(ids) > 20 else "")
+    return (f"{len(ids)} polygon(s) of {layer} were invalid (self-intersecting, for example) and were repaired "
+            f"before use, as QGIS's 'Fix geometries' does: feature id(s) {shown}; check them, or fix the layer.")
 
 
 def aoi_geometry(aoi, crs, shrink: float = 0.0):
@@ -136,7 +144,7 @@ def evaluate_raster(
         fp = gpd.GeoDataFrame(rows, geometry="geometry", crs=grid.crs) if rows else gpd.GeoDataFrame(
             {"sample": [], "iou": [], "n_clicks": [], "area_m2": [], "perimeter_m": []},
             geometry=gpd.GeoSeries([], crs=grid.crs), crs=grid.crs)
-    return GeoEvaluation(result, report, fp, len(dataset))
+    return GeoEvaluation(result, report, fp, len(dataset), dataset.repaired_footprints)
 
 
 def write_evaluation_outputs(ev: GeoEvaluation, thresholds, *, table_path: str, html_path: str,

@@ -33,11 +33,12 @@ def default_model() -> Tuple[str, str]:
 def default_model_help() -> str:
     """The paragraph the algorithms' help shows about the model choice."""
     name, reason = default_model()
-    return (f"Model: one of the list (`ritm-qgis model-info --list`). Default here: {reason} "
+    return (f"Model: one of the list, the same as in the RITM dock's model box. Default here: {reason} "
             "A model that is not downloaded yet is downloaded when the algorithm runs (about 41 MB for the "
-            "paper's models; progress shown, cancellable, resumed next time), or beforehand from the RITM dock "
-            "or with `ritm-qgis download-weights NAME`; offline, import a copy with `ritm-qgis download-weights "
-            "NAME --from FILE`. A checkpoint file (.pth), when given, is used instead of the listed model.")
+            "paper's models; progress shown, cancellable, resumed next time), or beforehand by choosing it in the "
+            "RITM dock. Offline, give a copy of its .pth file as the checkpoint file, which is used instead of "
+            "the listed model (with the command line installed: `ritm-qgis download-weights NAME --from FILE` "
+            "imports and verifies it).")
 
 
 def _gpu_count() -> int:
