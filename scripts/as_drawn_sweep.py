@@ -47,6 +47,7 @@ def main(argv=None) -> int:
     ap.add_argument("--chips", default="img50,img51,img52,img53,img54")
     ap.add_argument("--dataset", default=None, help="a dataset spec instead of the pooled chips")
     ap.add_argument("--every", type=int, default=4)
+    ap.add_argument("--limit", type=int, default=None, help="only the first N samples (after --every)")
     ap.add_argument("--clicks", type=int, default=5)
     ap.add_argument("--first-crop", type=int, default=0)
     ap.add_argument("--first-crop-m", type=float, default=0)
@@ -83,6 +84,7 @@ def main(argv=None) -> int:
     else:
         ds = pooled_dataset(args.data, args.footprints, args.chips, args.every)
         idx = list(range(len(ds)))
+    idx = idx[:args.limit] if args.limit else idx
     backend = build_backend(args.model, "cpu")
     zoom = ZoomInParams(target_size=(args.target, args.target), skip_clicks=-1, expansion_ratio=args.expansion,
                         min_crop_size=args.min_crop, first_crop=args.first_crop or None,
