@@ -57,7 +57,9 @@ def test_interactive_sessions_use_the_focus_crop_from_the_first_click():
     finally:
         rec.close()
     assert interactive == [(2, 4, *FOCUS_CROP)] * len(clicks)  # one input size, flip on: batch 2
-    assert preds[0].roi == (0, 299, 0, 519) and preds[0].prob.shape == (300, 520)
+    # the first click's crop: 200 m around it at the assumed 0.5 m (400 px), shifted inside the image, cut by its
+    # height (issue 22; before, the whole image)
+    assert preds[0].roi == (0, 299, 0, 399) and preds[0].prob.shape == (300, 520)
     assert preds[1].roi[1] - preds[1].roi[0] < 300  # later clicks follow the object
     assert preds[0].mask[120, 200] and preds[2].mask[110, 190] and not preds[2].mask[20, 20]
     assert rec.seen == [(1, 4, 480, MAX_SIZE)]

@@ -5,6 +5,7 @@ from __future__ import annotations
 from qgis.core import (
     QgsProcessing,
     QgsProcessingException,
+    QgsProcessingParameterBoolean,
     QgsProcessingParameterField,
     QgsProcessingParameterNumber,
     QgsProcessingParameterRasterDestination,
@@ -27,6 +28,7 @@ class SegmentFromPointsAlgorithm(RitmAlgorithm):
     DEVICE = "DEVICE"
     MARGIN = "MARGIN"
     SIMPLIFY = "SIMPLIFY"
+    REGULARIZE = "REGULARIZE"
     STRETCH = "STRETCH"
     OUTPUT = "OUTPUT"
     OUTPUT_MASK = "OUTPUT_MASK"
@@ -71,6 +73,8 @@ class SegmentFromPointsAlgorithm(RitmAlgorithm):
         self.addParameter(QgsProcessingParameterNumber(
             self.SIMPLIFY, "Simplification tolerance (raster pixels, 0 = exact pixel outlines)",
             QgsProcessingParameterNumber.Double, defaultValue=0.0, minValue=0.0))
+        self.addParameter(QgsProcessingParameterBoolean(
+            self.REGULARIZE, "Square the outlines (right angles where the roof has them)", defaultValue=True))
         self.addParameter(stretch_parameter(self.STRETCH))
         self.add_vector_output(self.OUTPUT, "Buildings (GeoPackage)")
         self.add_overwrite_parameter()
@@ -136,6 +140,7 @@ class SegmentFromPointsAlgorithm(RitmAlgorithm):
                 raster, objects, lambda: interactive_predictor(backend), model_name=model_label(spec),
                 margin=self.parameterAsInt(parameters, self.MARGIN, context),
                 simplify_px=self.parameterAsDouble(parameters, self.SIMPLIFY, context), stretch_rule=stretch,
+                regularize=self.parameterAsBool(parameters, self.REGULARIZE, context),
                 mask_path=mask_dest, progress=run.scaled(0, 95), cancel=run.cancelled, staging=staging)
             cut = [str(o) for o, t in zip(gdf["object_id"], gdf["touches_window"]) if t]
             if cut and object_field is None:

@@ -45,6 +45,10 @@ def add_arguments(p):
                         "1e-6), bf16, int8 (HRNet quantized, calibrated; CPU), fold, or none (the unmodified "
                         "network: RITM's arithmetic)")
     p.add_argument("--no-figures", action="store_true", help="skip the best/worst sample figures")
+    p.add_argument("--as-drawn", action="store_true",
+                   help="click each sample as the map tool does (its window around the clicks, zoom-in and settings) "
+                        "and score the outline it draws (simplified, squared polygon rasterised back), not the raw "
+                        "mask; without it, the paper's protocol")
     p.add_argument("--zoom-in-size", default="400", metavar="N|HxW",
                    help="network input of RITM's zoom-in: N (default 400) resizes each crop to N on its longer "
                         "side, as RITM does; HxW (e.g. 400x400) resizes every crop to that one size, so each "
@@ -90,6 +94,17 @@ def write_extreme_figures(folder: str, dataset, result, make_session, how_many: 
         path = os.path.join(folder, f"{tag}_{result.names[i]}.png")
         written.append(save_rgb_png(staging.staged(path) if staging is not None else path, panel))
     return written
+
+
+def quality_lines(summary: dict) -> str:
+    """Mean IoU and boundary F (2 px) at clicks 1/3/5, and the share of clicks that hurt, per model."""
+    lines = []
+    for name, v in summary.items():
+        iou = "/".join(f"{x:.3f}" for x in v["mean_iou_at"].values())
+        bf = "/".join(f"{x:.3f}" for x in v.get("boundary_f2px_at", {}).values())
+        lines.append(f"- {name}: mean IoU at clicks {'/'.join(v['mean_iou_at'])} {iou}; boundary F 2 px {bf}; "
+                     f"clicks lowering IoU by > 0.1: {v['worsening_clicks_share']:.1%}")
+    return "\n".join(lines)
 
 
 def _distributed(device: str):
@@ -153,6 +168,8 @@ def _evaluate_all(args, dataset, indices, info, device, thresholds, labels) -> i
     from ritm_qgis.engine.interactive.backends import build_backend
     from ritm_qgis.engine.interactive.predictor import Predictor
     from ritm_qgis.engine.interactive.zoom_in import ZoomInParams
+    from ritm_qgis.engine.protocol.as_drawn import drawn_session_factory
+    from ritm_qgis.engine.protocol.click_quality import click_quality
     from ritm_qgis.engine.protocol.evaluation import evaluate, merge_results, shard
     from ritm_qgis.engine.protocol.noc import noc_report
     from ritm_qgis.engine.reports.figures import plot_iou_curves
@@ -177,6 +194,9 @@ def _evaluate_all(args, dataset, indices, info, device, thresholds, labels) -> i
             def make_session(backend=backend, zoom=ZoomInParams(target_size=args.zoom_in_size)):
                 return Predictor(backend, zoom_in=zoom)
 
+            if args.as_drawn:
+                make_session = drawn_session_factory(backend, stretch=args.stretch)
+
             folder = os.path.join(args.out, label)
             partial_files += [incomplete_path(os.path.join(folder, n)) for n in (IOUS_FILE, SAMPLES_FILE)]
             if info.enabled:  # each process evaluates its shard; rank 0 merges them in dataset order and writes
@@ -197,14 +217,16 @@ def _evaluate_all(args, dataset, indices, info, device, thresholds, labels) -> i
             summary[label] = dict(report.to_json(), model=spec, seconds=result.seconds,
                                   n_clicks=result.n_clicks, seconds_per_click=result.seconds_per_click,
                                   optimize=getattr(backend, "optimize", None),
-                                  ious_file=os.path.join(label, IOUS_FILE))
+                                  ious_file=os.path.join(label, IOUS_FILE),
+                                  **click_quality(result.iou_array, result.boundary_array(1),
+                                                  result.boundary_array(2)))
             if not args.no_figures:
                 write_extreme_figures(folder, dataset, result, make_session, staging=staging)
         if not info.is_main:
             return 0
         meta = {"dataset": args.dataset, "stretch": parse_stretch(args.stretch).label, "processes": info.world_size, "n_dataset_samples": len(dataset),
                 "max_clicks": args.max_clicks, "thresholds": list(thresholds), "batch_size": args.batch_size,
-                "zoom_in_size": args.zoom_in_size,
+                "zoom_in_size": args.zoom_in_size, "as_drawn": bool(args.as_drawn),
                 "repaired_footprints": list(dataset.repaired_footprints), "models": summary}
         with open(staging.staged(os.path.join(args.out, "report.json")), "w", encoding="utf-8") as f:
             f.write(json.dumps(meta, indent=2))
@@ -223,6 +245,7 @@ def _evaluate_all(args, dataset, indices, info, device, thresholds, labels) -> i
         raise
     staging.commit()  # also removes the results-so-far (the staged finals' .incomplete files)
     print(text_table(reports))
+    print(quality_lines(summary))
     print(spc)
     print(f"\nevaluate: outputs in {args.out}/ (report.json, table.md, iou_vs_clicks.png, <model>/ious.npy, samples.csv)")
     return 0

@@ -57,11 +57,20 @@ def build_reports(args):
 
 
 def run(args) -> int:
+    from ritm_qgis.engine.protocol.click_quality import click_quality_beside
+
     reports = build_reports(args)
+    quality = {parse_named_file(spec)[0]: click_quality_beside(parse_named_file(spec)[1]) for spec in args.ious}
     if args.json:
-        print(json.dumps({r.name: r.to_json() for r in reports}, indent=2))
+        print(json.dumps({r.name: dict(r.to_json(), **quality[r.name]) for r in reports}, indent=2))
     else:
         print(text_table(reports))
+        for name, q in quality.items():
+            bf = q.get("boundary_f2px_at")
+            print(f"- {name}: mean IoU at clicks {'/'.join(q['mean_iou_at'])} "
+                  f"{'/'.join(f'{v:.3f}' for v in q['mean_iou_at'].values())}"
+                  + (f"; boundary F 2 px {'/'.join(f'{v:.3f}' for v in bf.values())}" if bf else "")
+                  + f"; clicks lowering IoU by > 0.1: {q['worsening_clicks_share']:.1%}")
         print()
         print(TABLE_NOTES)
     if args.plot:

@@ -17,7 +17,7 @@ class ToolSettings:
     device: str = "auto"  # auto | cpu | cuda:N (gui/devices.py)
     threshold: float = MASK_THRESHOLD
     simplify_px: float = 1.0  # simplification tolerance, raster pixels
-    regularize: bool = False
+    regularize: bool = True  # square outlines shaped like buildings (regularize.square_building)
     min_area_m2: float = 2.0
     output_path: str = ""  # empty: footprints.gpkg beside the project (see output.default_output_path)
     stretch: str = "layer"  # what the model sees: layer (as drawn) | percentile | minmax | LOW,HIGH

@@ -97,7 +97,7 @@ def raster_footprint_dataset(raster: str, footprints, mode: str = "tiles", tile_
         gt = masks.mask if building is None else masks.instances == building
         gt = gt & ~rgb.invalid
         return Sample(name, rgb.rgb, gt, rgb.invalid if rgb.invalid.any() else None,
-                      meta={"grid": rgb.grid, "window": window, "building_id": building})
+                      meta={"raster": str(raster), "grid": rgb.grid, "window": window, "building_id": building})
 
     return Dataset(f"{stem}:{mode}", [it[0] for it in items], load, repaired_footprints=fp.repaired)
 

@@ -244,7 +244,8 @@ def metric_area_perimeter(geoms: np.ndarray, crs) -> tuple[np.ndarray, np.ndarra
 # Public entry points
 
 
-def _regularize(raw: np.ndarray, tolerance: float, crs) -> tuple[np.ndarray, np.ndarray]:
+def _regularize(raw: np.ndarray, tolerance: float, crs, mode: str = "strict",
+                avoid=None) -> tuple[np.ndarray, np.ndarray]:
     """Square outlines; in a geographic CRS on the local UTM zone, so right angles are on the ground.
 
     There the tolerance (degrees) becomes metres with the length of a degree of longitude at the
@@ -254,7 +255,7 @@ def _regularize(raw: np.ndarray, tolerance: float, crs) -> tuple[np.ndarray, np.
 
     pcrs = None if crs is None else pyproj.CRS.from_user_input(crs.to_wkt() if hasattr(crs, "to_wkt") else crs)
     if pcrs is None or not pcrs.is_geographic:
-        return regularize_polygons(raw, tolerance)
+        return regularize_polygons(raw, tolerance, mode, avoid)
     minx, miny, maxx, maxy = shapely.total_bounds(raw)
     lon, lat = (minx + maxx) / 2, (miny + maxy) / 2
     utm = _utm_crs(lon, lat)
@@ -263,7 +264,9 @@ def _regularize(raw: np.ndarray, tolerance: float, crs) -> tuple[np.ndarray, np.
     geod = pyproj.Geod(ellps="WGS84")
     _, _, metres_per_degree = geod.inv(lon - 0.5, lat, lon + 0.5, lat)
     local = shapely.transform(raw, lambda c: np.column_stack(fwd.transform(c[:, 0], c[:, 1])))
-    squared, flags = regularize_polygons(local, tolerance * metres_per_degree)
+    if avoid is not None:
+        avoid = shapely.transform(avoid, lambda c: np.column_stack(fwd.transform(c[:, 0], c[:, 1])))
+    squared, flags = regularize_polygons(local, tolerance * metres_per_degree, mode, avoid)
     if flags.any():
         squared[flags] = shapely.transform(
             squared[flags], lambda c: np.column_stack(inv.transform(c[:, 0], c[:, 1])))
@@ -278,6 +281,8 @@ def _finish(
     min_pixels: int,
     simplify: float,
     regularize: float | None,
+    regularize_mode: str = "strict",
+    regularize_avoid=None,
 ) -> gpd.GeoDataFrame:
     pixels = shapely.area(pix_geoms) if len(pix_geoms) else np.empty(0)
     pixel_area = abs(grid.transform.a * grid.transform.e - grid.transform.b * grid.transform.d)
@@ -295,7 +300,7 @@ def _finish(
         geoms = simplify_polygons(geoms, simplify)
     regularized = np.zeros(len(geoms), dtype=bool)
     if regularize is not None and regularize > 0 and len(geoms):
-        squared, regularized = _regularize(raw, regularize, grid.crs)
+        squared, regularized = _regularize(raw, regularize, grid.crs, regularize_mode, regularize_avoid)
         geoms = np.where(regularized, squared, geoms)
     area, perim = metric_area_perimeter(geoms, grid.crs)
     return gpd.GeoDataFrame(
@@ -321,13 +326,16 @@ def vectorize_mask(
     simplify: float = 0.0,
     regularize: float | None = None,
     band_rows: int | None = None,
+    regularize_mode: str = "strict",
+    regularize_avoid=None,
 ) -> gpd.GeoDataFrame:
     """Mask/probability array on ``grid`` -> building polygons (GeoDataFrame, grid's CRS).
 
     ``grid`` may also be a bare Affine (no CRS: metric attributes are NaN). ``threshold``: see
     ``binarize``. ``min_area`` in map units^2, ``min_pixels`` in pixels, ``simplify`` and
-    ``regularize`` (the squaring tolerance) in map units. Columns: geometry, area_m2,
-    perimeter_m, pixels, regularized.
+    ``regularize`` (the squaring tolerance; for ``regularize_mode="building"`` the pixel size) in
+    map units; ``regularize_avoid`` (a geometry in map units, e.g. negative clicks) is never covered
+    by a squared outline. Columns: geometry, area_m2, perimeter_m, pixels, regularized.
     """
     if isinstance(grid, Affine):
         grid = RasterGrid(None, grid, mask.shape[1], mask.shape[0])
@@ -336,7 +344,7 @@ def vectorize_mask(
     b = binarize(mask, threshold, invalid)
     geoms = _trace_banded(lambda r0, r1: b[r0:r1], grid.height, grid.width, band_rows)
     return _finish(geoms, grid, min_area=min_area, min_pixels=min_pixels, simplify=simplify,
-                   regularize=regularize)
+                   regularize=regularize, regularize_mode=regularize_mode, regularize_avoid=regularize_avoid)
 
 
 def vectorize_raster(

@@ -6,9 +6,14 @@ whole image at full resolution: on a 1000 x 1000 image several times the cost of
 
 * a fixed focus crop: every zoom-in crop is resized to 400 x 400 (``target_size=(400, 400)``),
   so every click after the first feeds the network one input size;
-* ``skip_clicks=-1``: the first click already uses that crop, taken on the whole image (or
-  window), so it costs what a later click costs; from the second click on the crop follows
-  the object as in the evaluation (expansion 1.4, at least 200 px);
+* ``skip_clicks=-1``: the first click already uses a crop, so it costs what a later click costs;
+  from the second click on the crop follows the object as in the evaluation (expansion 1.4, at
+  least 200 px);
+* the first click's crop (issue 22) is ``FIRST_CLICK_M`` metres of ground centred on the click,
+  resampled to ``NETWORK_PIXEL_M`` per pixel (``zoom_in.ZoomInParams.first_crop_m``): at 0.5 m
+  that is the map tool's 384-px window as before, at 0.3 m or 1.5 m the same ground at the same
+  scale, and in ``predict`` on a large image 400 px around the click instead of the whole image
+  resized to 400 px (a blob several times the roof). Without a georeference 0.5 m is assumed;
 * ``max_size=800``: whole-image passes (zoom-in turned off) are resized to at most 800 px on
   the longer side (RITM's ``--limit-longest-size``).
 
@@ -20,19 +25,25 @@ from __future__ import annotations
 
 from ritm_qgis.engine.interactive import zoom_in as zi
 from ritm_qgis.engine.interactive.predictor import DEFAULT_THRESHOLD, Predictor
+from ritm_qgis.engine.interactive.raster_session import OutlineSettings
 
 FOCUS_CROP = (400, 400)
-INTERACTIVE_ZOOM = zi.ZoomInParams(target_size=FOCUS_CROP, skip_clicks=-1)
+FIRST_CLICK_M = 200.0  # the ground the first click sees: the map tool's 384-px window at 0.5 m (and a bit)
+NETWORK_PIXEL_M = 0.5  # ... at about the shipped aerial models' training resolution: 400 px, FOCUS_CROP's size
+INTERACTIVE_ZOOM = zi.ZoomInParams(target_size=FOCUS_CROP, skip_clicks=-1, first_crop_m=FIRST_CLICK_M,
+                                   network_pixel_m=NETWORK_PIXEL_M)
 MAX_SIZE = 800
+# How the map tool turns a mask into the polygon it draws (the dock's defaults; evaluate --as-drawn)
+TOOL_OUTLINE = OutlineSettings(simplify_px=1.0, regularize=True, min_area_m2=2.0, regularize_mode="building")
 
 
 def interactive_predictor(backend, threshold: float = DEFAULT_THRESHOLD, flip: bool = True,
-                          zoom_in: bool = True) -> Predictor:
-    """A session with RITM's demo settings (network backends) or the plain one (GrabCut)."""
+                          zoom_in: bool | zi.ZoomInParams = True) -> Predictor:
+    """A session with the map tool's settings (network backends) or the plain one (GrabCut)."""
     if not backend.is_network:
         return Predictor(backend, threshold=threshold)
-    return Predictor(backend, zoom_in=INTERACTIVE_ZOOM if zoom_in else False, flip=flip, threshold=threshold,
-                     max_size=MAX_SIZE)
+    zoom = zoom_in if isinstance(zoom_in, zi.ZoomInParams) else (INTERACTIVE_ZOOM if zoom_in else False)
+    return Predictor(backend, zoom_in=zoom, flip=flip, threshold=threshold, max_size=MAX_SIZE)
 
 
 def warm_up(backend, flip: bool = True) -> None:

@@ -291,7 +291,8 @@ class Predictor:
         self.backend = backend
         if zoom_in is True:
             zoom_in = zi.ZoomInParams()
-        self.zoom_params: zi.ZoomInParams | None = zoom_in or None
+        self._zoom_spec: zi.ZoomInParams | None = zoom_in or None
+        self.zoom_params: zi.ZoomInParams | None = self._zoom_spec.at_resolution(None) if self._zoom_spec else None
         self.flip = bool(flip)
         self.threshold = float(threshold)
         self.max_size = max_size
@@ -300,6 +301,11 @@ class Predictor:
         self._image_t = None
         self._state = _State()
         self._history: list[_State] = []
+
+    def set_ground_resolution(self, metres_per_pixel: float | None) -> None:
+        """The image's pixel size on the ground, for zoom-in sizes given in metres (before clicks)."""
+        if self._zoom_spec is not None:
+            self.zoom_params = self._zoom_spec.at_resolution(metres_per_pixel)
 
     # ----------------------------------------------------------------- image and state
     def set_image(self, image) -> None:
@@ -409,6 +415,8 @@ class Predictor:
         view_box, target = None, None
         if roi is not None:
             view_box, target = roi, self.zoom_params.target_size
+            if self.zoom_params.first_target and zi.is_first_crop(self.zoom_params, roi_prob):
+                target = (self.zoom_params.first_target, self.zoom_params.first_target)
         elif self.max_size is not None and max(h, w) > self.max_size:
             view_box, target = (0, h - 1, 0, w - 1), self.max_size
         click_list = list(clicks)

@@ -46,13 +46,63 @@ __all__ = ["RasterSession", "Step", "OutlineSettings"]
 @dataclass(frozen=True)
 class OutlineSettings:
     """How a mask becomes polygons: threshold on the probability, tolerances in raster pixels,
-    minimum area in square metres (``area_m2`` of ``vectorize_mask``)."""
+    minimum area in square metres (``area_m2`` of ``vectorize_mask``). ``regularize_mode``:
+    "building" squares outlines shaped like buildings (``regularize.square_building``), "strict"
+    only within ``regularize_px`` of the traced outline, "rectangle" gives the minimum rotated
+    rectangle."""
 
     threshold: float = MASK_THRESHOLD
     simplify_px: float = 0.0
     regularize: bool = False
     regularize_px: float = 1.5
     min_area_m2: float = 0.0
+    regularize_mode: str = "building"
+    refine: str = "none"  # "guided": the probabilities follow the image's edges first (refine_mask)
+
+
+def ground_pixel_size(grid) -> float | None:
+    """Metres per pixel of a grid: projected CRS in its unit, geographic at the grid's latitude."""
+    import math
+
+    import pyproj
+
+    if grid.crs is None:
+        return None
+    crs = pyproj.CRS.from_user_input(grid.crs.to_wkt() if hasattr(grid.crs, "to_wkt") else grid.crs)
+    rx, ry = grid.res
+    if crs.is_geographic:
+        lat = (grid.bounds[1] + grid.bounds[3]) / 2
+        return 0.5 * (rx * 111_320.0 * math.cos(math.radians(lat)) + ry * 110_574.0)
+    if crs.is_projected:
+        try:
+            unit = crs.axis_info[0].unit_conversion_factor
+        except (IndexError, AttributeError):
+            return None
+        return 0.5 * (rx + ry) * unit
+    return None
+
+
+def _negative_clicks(step: Step, t):
+    """The negative clicks as pixel-sized squares in map coordinates (``t``: the raster's transform);
+    squaring must not cover them."""
+    import shapely
+
+    boxes = []
+    for col, row, positive in step.pixels:
+        if not positive:
+            x0, y0 = t * (col, row)
+            x1, y1 = t * (col + 1, row + 1)
+            boxes.append(shapely.box(min(x0, x1), min(y0, y1), max(x0, x1), max(y0, y1)))
+    return shapely.union_all(boxes) if boxes else None
+
+
+def _squaring_tolerance(settings: OutlineSettings, px: float) -> float | None:
+    """``vectorize_mask``'s ``regularize``: the strict rule's tolerance, else the pixel size."""
+    if not settings.regularize:
+        return None
+    if settings.regularize_mode == "strict":
+        return max(settings.regularize_px, settings.simplify_px) * px
+    return px
 
 
 @dataclass
@@ -85,6 +135,11 @@ class RasterSession:
     @property
     def grid(self):
         return self.meta.grid
+
+    @property
+    def metres_per_pixel(self) -> float | None:
+        """The pixel's size on the ground (mean of x and y), None when the CRS does not say."""
+        return ground_pixel_size(self.grid)
 
     @property
     def clicks(self) -> list:
@@ -133,6 +188,8 @@ class RasterSession:
         t0 = time.perf_counter()
         if replay:
             predictor = self.predictor_factory()
+            if hasattr(predictor, "set_ground_resolution"):
+                predictor.set_ground_resolution(self.metres_per_pixel)
             predictor.set_image(image.rgb)
             for c, r, p in pixels:
                 rr, cc = window.to_local(c, r)
@@ -165,10 +222,16 @@ class RasterSession:
         if step is None:
             return gpd.GeoDataFrame({"area_m2": [], "perimeter_m": []}, geometry=[], crs=self.grid.crs)
         px = max(self.grid.res)
+        prob = step.prob
+        if settings.refine == "guided":
+            from ritm_qgis.engine.interactive.refine_mask import guided_probability
+
+            prob = guided_probability(prob, step.image.rgb, threshold=settings.threshold)
         gdf = vectorize_mask(
-            step.prob, step.image.grid, threshold=settings.threshold, invalid=step.image.invalid,
+            prob, step.image.grid, threshold=settings.threshold, invalid=step.image.invalid,
             simplify=settings.simplify_px * px,
-            regularize=max(settings.regularize_px, settings.simplify_px) * px if settings.regularize else None,
+            regularize=_squaring_tolerance(settings, px), regularize_mode=settings.regularize_mode,
+            regularize_avoid=_negative_clicks(step, self.grid.transform),
         )
         if settings.min_area_m2 > 0 and len(gdf):
             gdf = gdf[~(gdf["area_m2"] < settings.min_area_m2)].reset_index(drop=True)

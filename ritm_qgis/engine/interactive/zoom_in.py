@@ -18,13 +18,24 @@ The rules (those of RITM's evaluation, ``ZoomIn`` with its defaults):
   and pasted into an image of zeros.
 * With skip_clicks <= 0, a first prediction made on the whole image whose own box covers
   less than half of the image (box IoU) is recomputed at once on the crop.
+* ``first_crop`` (not RITM's; the map tool's): while there is no object box yet (the first
+  click, or an empty prediction), the crop is a square of that many pixels centred on the
+  positive clicks instead of the whole image, so the first click sees a building at about the
+  scale the per-building models were trained on, not lost in a window of many buildings.
+
+``first_crop_m`` and ``min_crop_m`` give those two sizes on the ground (metres); ``at_resolution``
+turns them into pixels for a raster's pixel size (``ASSUMED_PIXEL_M`` when it is not known), so a
+house is seen at the same scale at 0.3 m and at 1.5 m. With ``network_pixel_m`` the first crop
+goes to the network at that ground resolution (``first_target`` pixels a side) instead of
+``target_size``: the shipped aerial models find a whole roof from one click when they see it near
+the resolution they were trained at (0.5 m), and only a disc around the click when it is enlarged.
 
 Boxes are (rmin, rmax, cmin, cmax), inclusive pixel indices.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Iterable, Sequence
 
 import numpy as np
@@ -42,6 +53,26 @@ class ZoomInParams:
     min_crop_size: int = 200
     recompute_thresh_iou: float = 0.5
     prob_thresh: float = 0.5
+    first_crop: int | None = None
+    first_target: int | None = None  # network input side for the first crop (None: target_size)
+    first_crop_m: float | None = None
+    min_crop_m: float | None = None
+    network_pixel_m: float | None = None  # the first crop is resampled to this ground size per pixel
+
+    def at_resolution(self, metres_per_pixel: float | None) -> "ZoomInParams":
+        """The pixel sizes for ``metres_per_pixel`` where sizes are given in metres (else as they are)."""
+        m = metres_per_pixel if metres_per_pixel and metres_per_pixel > 0 else ASSUMED_PIXEL_M
+        out = self
+        if self.first_crop_m:
+            out = replace(out, first_crop=max(16, int(round(self.first_crop_m / m))))
+            if self.network_pixel_m:
+                out = replace(out, first_target=max(16, int(round(self.first_crop_m / self.network_pixel_m))))
+        if self.min_crop_m:
+            out = replace(out, min_crop_size=max(16, int(round(self.min_crop_m / m))))
+        return out
+
+
+ASSUMED_PIXEL_M = 0.5  # ground size of a pixel when the image carries none (SpaceNet, most orthophotos)
 
 
 def bbox_from_mask(mask: np.ndarray) -> Box | None:
@@ -132,6 +163,8 @@ def choose_roi(params: ZoomInParams, clicks: Sequence, prev_prob: np.ndarray | N
         mask = prev_prob > params.prob_thresh
         if mask.any():
             new_roi = object_roi(mask, clicks, params.expansion_ratio, params.min_crop_size)
+    if new_roi is None and params.first_crop:
+        new_roi = click_centred_box(clicks, params.first_crop, image_hw)
     if new_roi is None:
         if params.skip_clicks >= 0:
             return None, False
@@ -140,6 +173,33 @@ def choose_roi(params: ZoomInParams, clicks: Sequence, prev_prob: np.ndarray | N
             or bbox_iou(new_roi, current_roi) < params.recompute_thresh_iou):
         return new_roi, True
     return current_roi, False
+
+
+def click_centred_box(clicks: Sequence, side: int, image_hw: tuple[int, int]) -> Box | None:
+    """A ``side``-pixel square centred on the positive clicks' mean, shifted (not shrunk) into the image."""
+    pos = [c for c in map(as_click, clicks) if c.is_positive]
+    if not pos:
+        return None
+    h, w = image_hw
+    rc = sum(c.row for c in pos) / len(pos)
+    cc = sum(c.col for c in pos) / len(pos)
+
+    def span(centre, limit):
+        length = min(int(side), limit)
+        start = int(round(centre - length / 2))
+        start = max(0, min(start, limit - length))
+        return start, start + length - 1
+
+    r0, r1 = span(rc, h)
+    c0, c1 = span(cc, w)
+    return r0, r1, c0, c1
+
+
+def is_first_crop(params: ZoomInParams, prev_prob: np.ndarray | None) -> bool:
+    """Whether ``choose_roi`` took the click-centred first crop (no object predicted yet)."""
+    if not params.first_crop:
+        return False
+    return prev_prob is None or not (prev_prob > params.prob_thresh).any()
 
 
 def needs_recompute(params: ZoomInParams, prob: np.ndarray, roi_used: Box | None) -> bool:

@@ -167,7 +167,8 @@ def context_window(obj: ObjectClicks, grid: RasterGrid, margin: int = 200) -> Wi
     return clip_window(Window(c0, r0, c1 - c0, r1 - r0), grid.width, grid.height)
 
 
-def _segment_one(ds, obj: ObjectClicks, window: Window, stretch, make_session, model_name, simplify, dst) -> dict:
+def _segment_one(ds, obj: ObjectClicks, window: Window, stretch, make_session, model_name, simplify, dst,
+                 squaring: float | None = None) -> dict:
     import shapely
 
     from ritm_qgis.engine.geo.vectorize import vectorize_mask
@@ -183,11 +184,15 @@ def _segment_one(ds, obj: ObjectClicks, window: Window, stretch, make_session, m
             "move them onto the image."
         )
     session = make_session()
+    if hasattr(session, "set_ground_resolution"):
+        from ritm_qgis.engine.interactive.raster_session import ground_pixel_size
+
+        session.set_ground_resolution(ground_pixel_size(rgb.grid))
     session.set_image(rgb.rgb)
     for rr, cc, pos in zip(r, c, obj.positive):
         session.add_click(int(rr), int(cc), pos)
     mask = session.mask & ~rgb.invalid
-    polys = vectorize_mask(mask, rgb.grid, simplify=simplify)
+    polys = vectorize_mask(mask, rgb.grid, simplify=simplify, regularize=squaring, regularize_mode="building")
     geom = shapely.union_all(polys.geometry.values) if len(polys) else shapely.Polygon()
     # only a window edge inside the raster can cut the outline; at the raster's border no margin helps
     row0, col0 = int(window.row_off), int(window.col_off)
@@ -210,6 +215,7 @@ def segment_objects(
     simplify: float = 0.0,
     simplify_px: float = 0.0,
     stretch_rule=None,
+    regularize: bool = True,
     mask_path: str | os.PathLike | None = None,
     progress: Progress | None = None,
     cancel: Callable[[], bool] | None = None,
@@ -219,7 +225,8 @@ def segment_objects(
 
     ``cancel()`` is checked before each object; a True raises ``Cancelled`` and no mask raster is
     left behind. ``mask_path``: also write a 0/255 uint8 GeoTIFF mask on the raster's grid
-    (staged in ``staging``, a ``core.atomic.OutputSet``, when given).
+    (staged in ``staging``, a ``core.atomic.OutputSet``, when given). ``regularize``: outlines
+    shaped like buildings are squared (``regularize.square_building``), as in the map tool.
     """
     import geopandas as gpd
     import shapely
@@ -253,7 +260,8 @@ def segment_objects(
             try:
                 for k, (obj, window) in enumerate(zip(objects, windows)):
                     check_cancel(cancel)
-                    rows.append(_segment_one(ds, obj, window, stretch, make_session, model_name, simplify, dst))
+                    rows.append(_segment_one(ds, obj, window, stretch, make_session, model_name, simplify, dst,
+                                             max(grid.res) if regularize else None))
                     if progress is not None:
                         progress(k + 1, len(objects))
             finally:

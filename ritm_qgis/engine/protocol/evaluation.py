@@ -7,6 +7,10 @@ A sample stops early only when its prediction has no error left (no click is pos
 IoU stays the same: carrying it forward is exact) or, when ``stop_iou`` is set (the demo), once
 it reaches that IoU; its remaining entries are then NaN and the row is not for NoC tables.
 
+Beside the IoU, each click's boundary F-score at 1 and 2 pixels is recorded (``bf1``, ``bf2``).
+A session with ``set_sample`` (``as_drawn.DrawnSession``) gets the whole sample, not only its
+image, and one with ``batched = False`` gets its clicks one by one.
+
 Samples without any foreground get an all-NaN row, as in the paper's arrays; they cost nothing.
 Timing follows RITM: seconds per click = total elapsed time / total number of clicks made.
 """
@@ -24,7 +28,7 @@ from ritm_qgis.core.progress import Progress
 from ritm_qgis.core.threads import map_samples
 from ritm_qgis.engine.data.datasets import Dataset, Sample
 from ritm_qgis.engine.protocol.clicker import ClickHistory, next_click
-from ritm_qgis.engine.protocol.metrics import mask_iou
+from ritm_qgis.engine.protocol.metrics import boundary_f, mask_iou
 
 __all__ = ["Cancelled", "EvalResult", "evaluate", "Annotation", "annotate", "shard", "merge_results"]
 
@@ -38,12 +42,20 @@ class EvalResult:
     ious: list = field(default_factory=list)  # one (max_clicks,) float array per sample
     clicks: list = field(default_factory=list)  # one list of Click per sample
     seconds: float = 0.0
+    bf1: list = field(default_factory=list)  # one (max_clicks,) array per sample: boundary F at 1 px
+    bf2: list = field(default_factory=list)  # and at 2 px
 
     @property
     def iou_array(self) -> np.ndarray:
         if not self.ious:
             return np.zeros((0, self.max_clicks), np.float64)
         return np.stack(self.ious).astype(np.float64)
+
+    def boundary_array(self, tolerance_px: int) -> np.ndarray:
+        rows = self.bf1 if tolerance_px == 1 else self.bf2
+        if not rows:
+            return np.zeros((0, self.max_clicks), np.float64)
+        return np.stack(rows).astype(np.float64)
 
     @property
     def n_clicks(self) -> int:
@@ -63,6 +75,8 @@ class _Run:
     history: ClickHistory
     ious: np.ndarray
     done: bool = False
+    bf1: np.ndarray | None = None
+    bf2: np.ndarray | None = None
 
 
 def _step(runs: list[_Run], k: int, stop_iou: float | None):
@@ -77,26 +91,39 @@ def _step(runs: list[_Run], k: int, stop_iou: float | None):
     for run, click in zip(runs, map_samples(user_click, runs)):
         if click is None:  # perfect already: nothing left to click, the IoU stays
             run.ious[k:] = run.ious[k - 1] if k else 1.0
+            run.bf1[k:] = run.bf1[k - 1] if k else 1.0
+            run.bf2[k:] = run.bf2[k - 1] if k else 1.0
             run.done = True
             continue
         steps.append((run, click))
     if not steps:
         return
-    if steps[0][0].session.backend.is_network:
+    first = steps[0][0].session
+    if getattr(first, "batched", None) is not False and first.backend.is_network:
         preds = predict_batch([(run.session, click) for run, click in steps])
     else:
         preds = [run.session.add_click(click.row, click.col, click.is_positive) for run, click in steps]
 
     def sample_iou(step_and_pred):
         (run, _), pred = step_and_pred
-        return mask_iou(run.sample.gt, pred.mask, run.sample.ignore)
+        s = run.sample
+        return (float(mask_iou(s.gt, pred.mask, s.ignore)), boundary_f(s.gt, pred.mask, 1, s.ignore),
+                boundary_f(s.gt, pred.mask, 2, s.ignore))
 
-    ious = map_samples(sample_iou, zip(steps, preds))
-    for (run, click), iou in zip(steps, ious):
+    scores = map_samples(sample_iou, zip(steps, preds))
+    for (run, click), (iou, bf1, bf2) in zip(steps, scores):
         run.history.add(click)
         run.ious[k] = iou
+        run.bf1[k], run.bf2[k] = bf1, bf2
         if stop_iou is not None and run.ious[k] >= stop_iou:
             run.done = True
+
+
+def _give_sample(session, sample) -> None:
+    if hasattr(session, "set_sample"):
+        session.set_sample(sample)
+    else:
+        session.set_image(sample.image)
 
 
 def evaluate(dataset: Dataset, make_session: Callable[[], object], model_name: str = "model",
@@ -122,10 +149,10 @@ def evaluate(dataset: Dataset, make_session: Callable[[], object], model_name: s
         for i in indices[b0:b0 + batch_size]:
             sample = dataset[i]
             ious = np.full(max_clicks, np.nan)
-            run = _Run(sample, None, ClickHistory(sample.gt.shape), ious)
+            run = _Run(sample, None, ClickHistory(sample.gt.shape), ious, bf1=ious.copy(), bf2=ious.copy())
             if sample.gt.any():
                 run.session = make_session()
-                run.session.set_image(sample.image)
+                _give_sample(run.session, sample)
                 runs.append(run)
             order.append(run)
         for k in range(max_clicks):
@@ -139,7 +166,11 @@ def evaluate(dataset: Dataset, make_session: Callable[[], object], model_name: s
         for run in order:
             result.names.append(run.sample.name)
             result.ious.append(run.ious)
+            result.bf1.append(run.bf1)
+            result.bf2.append(run.bf2)
             result.clicks.append(list(run.history.clicks))
+            if hasattr(run.session, "close"):
+                run.session.close()
         result.seconds = time.perf_counter() - start
         if on_batch is not None:
             on_batch(result)
@@ -157,6 +188,12 @@ class Annotation:
     prob: np.ndarray
     mask: np.ndarray
 
+    def boundary_array(self, tolerance_px: int) -> np.ndarray:
+        rows = self.bf1 if tolerance_px == 1 else self.bf2
+        if not rows:
+            return np.zeros((0, self.max_clicks), np.float64)
+        return np.stack(rows).astype(np.float64)
+
     @property
     def n_clicks(self) -> int:
         return len(self.clicks)
@@ -172,8 +209,9 @@ def annotate(sample: Sample, session, target_iou: float = 0.9, max_clicks: int =
     """
     if not sample.gt.any():
         raise ValueError("the target mask has no foreground pixel; there is nothing to annotate")
-    session.set_image(sample.image)
-    run = _Run(sample, session, ClickHistory(sample.gt.shape), np.full(max_clicks, np.nan))
+    _give_sample(session, sample)
+    nan = np.full(max_clicks, np.nan)
+    run = _Run(sample, session, ClickHistory(sample.gt.shape), nan, bf1=nan.copy(), bf2=nan.copy())
     for k in range(max_clicks):
         if run.done:
             break
@@ -203,6 +241,8 @@ def merge_results(parts: list) -> EvalResult:
     for p in parts:
         merged.names += p.names
         merged.ious += p.ious
+        merged.bf1 += p.bf1
+        merged.bf2 += p.bf2
         merged.clicks += p.clicks
     merged.seconds = max(p.seconds for p in parts)
     return merged

@@ -11,10 +11,11 @@ import numpy as np
 
 from ritm_qgis.core.atomic import atomic_path, incomplete_path
 
-__all__ = ["IOUS_FILE", "SAMPLES_FILE", "write_sample_outputs", "samples_csv_text"]
+__all__ = ["IOUS_FILE", "SAMPLES_FILE", "BOUNDARY_FILES", "write_sample_outputs", "samples_csv_text"]
 
 IOUS_FILE = "ious.npy"
 SAMPLES_FILE = "samples.csv"
+BOUNDARY_FILES = {1: "boundary_f1px.npy", 2: "boundary_f2px.npy"}  # same layout as ious.npy
 
 
 def samples_csv_text(result, thresholds) -> str:
@@ -45,17 +46,22 @@ def write_sample_outputs(folder: str, result, thresholds, *, staging=None, incom
     into place with the run's other outputs; otherwise each is written atomically in place.
     """
     os.makedirs(folder, exist_ok=True)
-    arr = result.iou_array
+    arrays = {"ious": result.iou_array}
+    files = [("ious", IOUS_FILE), ("samples", SAMPLES_FILE)]
+    for px, name in BOUNDARY_FILES.items():
+        if len(getattr(result, f"bf{px}", [])) == len(result.ious) and result.ious:
+            arrays[f"bf{px}"] = result.boundary_array(px)
+            files.append((f"bf{px}", name))
     text = samples_csv_text(result, thresholds)
     written = {}
-    for key, name in (("ious", IOUS_FILE), ("samples", SAMPLES_FILE)):
+    for key, name in files:
         final = os.path.join(folder, name)
         target = incomplete_path(final) if incomplete else final
 
         def write(path, key=key):
-            if key == "ious":
+            if key in arrays:
                 with open(path, "wb") as f:
-                    np.save(f, arr)
+                    np.save(f, arrays[key])
             else:
                 with open(path, "w", encoding="utf-8", newline="") as f:
                     f.write(text)

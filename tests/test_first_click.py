@@ -1,0 +1,76 @@
+"""Issue 22: the first click's context. ``predict`` on a large image sees the map tool's context around
+the click (not the whole image resized to 400 px); the map tool sees the same ground at any resolution.
+Real SpaceNet chips, the shipped tiny model, no mocks."""
+
+import subprocess
+import sys
+
+import cv2
+import numpy as np
+import pytest
+import rasterio
+
+from conftest import ROOT, shared_path
+
+
+def _big_tile(tmp_path, n_houses=6):
+    """A 1024-px tile: four held-out chips side by side (reflected to fill); houses as (mask, row, col)
+    of their deepest pixel (the centre of the roof), every third house of 150-3000 px."""
+    root = shared_path("aerial", "spacenet_rio")
+    chips = ["img53", "img54", "img52", "img50"]
+    imgs, masks = [], []
+    for c in chips:
+        name = f"3band_013022223130_Public_{c}.tif"
+        with rasterio.open(root / "images" / name) as ds:
+            imgs.append(ds.read()[:3, :400, :400].transpose(1, 2, 0))
+        with rasterio.open(root / "masks" / name) as ds:
+            masks.append(ds.read(1)[:400, :400] > 127)
+    img = np.concatenate([np.concatenate(imgs[:2], 1), np.concatenate(imgs[2:], 1)], 0)
+    mask = np.concatenate([np.concatenate(masks[:2], 1), np.concatenate(masks[2:], 1)], 0)
+    img = np.pad(img, ((0, 224), (0, 224), (0, 0)), mode="reflect")
+    mask = np.pad(mask, ((0, 224), (0, 224)))
+    n, labels, stats, _ = cv2.connectedComponentsWithStats(mask.astype(np.uint8), connectivity=4)
+    houses = []
+    for k in [k for k in range(1, n) if 150 <= stats[k, cv2.CC_STAT_AREA] <= 3000][::3][:n_houses]:
+        house = labels == k
+        dist = cv2.distanceTransform(house.astype(np.uint8), cv2.DIST_L2, 5)
+        row, col = np.unravel_index(int(dist.argmax()), dist.shape)
+        houses.append((house, int(row), int(col)))
+    path = tmp_path / "tile.png"
+    cv2.imwrite(str(path), img[:, :, ::-1])
+    return path, houses
+
+
+def test_predict_on_a_large_tile_sees_the_click_context_not_the_whole_tile(tmp_path):
+    from ritm_qgis.engine.interactive.backends import build_backend
+    from ritm_qgis.engine.interactive.interactive_settings import interactive_predictor
+    from ritm_qgis.engine.protocol.metrics import mask_iou
+
+    from ritm_qgis.engine.interactive.zoom_in import ZoomInParams
+
+    path, houses = _big_tile(tmp_path)
+    image = cv2.imread(str(path))[:, :, ::-1].copy()
+    backend = build_backend("aerial-finetuned-tiny", "cpu")
+    new, old, ratio = [], [], []
+    for k, (house, row, col) in enumerate(houses):
+        if k == 0:  # the command itself, once
+            out = tmp_path / "mask.png"
+            run = subprocess.run([sys.executable, "-m", "ritm_qgis", "predict", "--checkpoint",
+                                  "aerial-finetuned-tiny", "--image", str(path), "--click", f"{col},{row},+",
+                                  "--out-mask", str(out), "--device", "cpu"],
+                                 cwd=ROOT, capture_output=True, text=True, timeout=600)
+            assert run.returncode == 0, run.stderr
+            got = cv2.imread(str(out), cv2.IMREAD_GRAYSCALE) > 127
+        else:
+            session = interactive_predictor(backend)  # predict's session
+            session.set_image(image)
+            got = session.add_click(row, col, True).mask
+            assert session.roi == (row - 200, row + 199, col - 200, col + 199) or min(row, col) < 200
+        new.append(float(mask_iou(house, got)))
+        ratio.append(got.sum() / house.sum())
+        # the rule before: the whole tile resized to 400 px for the first click
+        whole = interactive_predictor(backend, zoom_in=ZoomInParams(target_size=(400, 400), skip_clicks=-1))
+        whole.set_image(image)
+        old.append(float(mask_iou(house, whole.add_click(row, col, True).mask)))
+    assert np.mean(new) > np.mean(old) + 0.05, (new, old)
+    assert np.median(ratio) < 2.0
