@@ -192,3 +192,11 @@ def test_user_files_in_the_cache_are_listed_and_the_default_follows_paper_finetu
     assert name == "paper-finetune" and "downloaded" in reason
     order = [s.status for s in catalog.model_statuses()]
     assert order == sorted(order, key=["shipped", "downloaded", "downloadable"].index)
+
+
+def test_model_info_describes_the_weight_free_backends(capsys):
+    for name in ("grabcut", "grabcut-multi"):
+        assert cli.main(["model-info", name]) == 0
+        assert "weight-free" in capsys.readouterr().out
+        assert cli.main(["model-info", name, "--json"]) == 0
+        assert json.loads(capsys.readouterr().out)["architecture"] == "grabcut"

@@ -64,6 +64,24 @@ def _list(as_json: bool) -> int:
     return 0
 
 
+# the backends that need no checkpoint: what model-info says about them
+WEIGHT_FREE = {
+    "grabcut": "OpenCV GrabCut from the clicks, one object at a time (what the map tool runs without weights)",
+    "grabcut-multi": "OpenCV GrabCut from the clicks, several objects per image (whole tiles: demo, evaluate)",
+}
+
+
+def _weight_free(name: str, as_json: bool) -> int:
+    info = {"name": name, "architecture": "grabcut", "weights": None, "description": WEIGHT_FREE[name]}
+    if as_json:
+        print(json.dumps(info, indent=2))
+        return 0
+    print(f"name:          {name}")
+    print("architecture:  grabcut (weight-free: no checkpoint file)")
+    print(f"what it does:  {WEIGHT_FREE[name]}")
+    return 0
+
+
 def run(args) -> int:
     from ritm_qgis.core.errors import RitmError
 
@@ -71,6 +89,8 @@ def run(args) -> int:
         return _list(args.json)
     if not args.checkpoint:
         raise RitmError("Give a checkpoint file or weights name, or --list for the architectures.")
+    if args.checkpoint in WEIGHT_FREE:
+        return _weight_free(args.checkpoint, args.json)
     from ritm_qgis.models import load_model
 
     _, info = load_model(args.checkpoint)
