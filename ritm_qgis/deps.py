@@ -651,7 +651,9 @@ def install(plan: Plan, on_line=print, should_stop=lambda: False) -> list[str]:
         at = argv.index("--target")
         argv[at:at + 2] = ["--prefix", prefix]
         env = dict(os.environ, TMPDIR=scratch, TEMP=scratch, TMP=scratch)
-        env["PYTHONPATH"] = target if os.path.isdir(target) else ""
+        # the folder first, then whatever path QGIS's Python already had (OSGeo4W sets one)
+        env["PYTHONPATH"] = os.pathsep.join(p for p in (target if os.path.isdir(target) else "",
+                                                        os.environ.get("PYTHONPATH", "")) if p)
         on_line("$ " + plan.shell_command())
         try:
             code = run_streaming(argv, on_line, should_stop, env=env)
