@@ -260,14 +260,39 @@ def default_model(directory: Optional[os.PathLike] = None) -> Tuple[str, str]:
     folder = Path(directory) if directory is not None else cache_dir()
     best = folder / f"{BEST_DOWNLOADABLE}.pth"
     if best.is_file():
-        try:
-            check_recorded(best, BEST_DOWNLOADABLE)
-        except RitmError as exc:  # a file that would be refused at load never becomes the default
-            return BEST_SHIPPED, f"{BEST_SHIPPED}, because {exc}"
+        refused = _default_refusal(best)
+        if refused:  # a file that would be refused at load never becomes the default
+            return BEST_SHIPPED, f"{BEST_SHIPPED}, because {refused}"
         return BEST_DOWNLOADABLE, (f"{BEST_DOWNLOADABLE} is downloaded: the paper's model fine-tuned on aerial "
                                    "images, the best available for buildings.")
     return BEST_SHIPPED, (f"{BEST_SHIPPED}: {BEST_SHIPPED_REASON}. Download {BEST_DOWNLOADABLE} (the paper's "
                           "model fine-tuned on aerial images, about 41 MB) for better outlines.")
+
+
+# default_model runs for every algorithm's parameters and help when QGIS starts: the digest of the
+# 41 MB file is checked once per state of the file, its note and its published digest (every load
+# still checks it in full through resolve_file)
+_DEFAULT_CHECKS: Dict[tuple, str] = {}
+
+
+def _default_refusal(path: Path) -> str:
+    """'' when the cached best model passes ``check_recorded``, else the sentence why not."""
+    def state(p: Path):
+        try:
+            st = p.stat()
+        except FileNotFoundError:
+            return None
+        return st.st_ino, st.st_size, st.st_mtime_ns
+
+    e = _ENTRIES.get(BEST_DOWNLOADABLE)
+    key = (str(path), state(path), state(_note_path(path)), e.digest if e is not None else None)
+    if key not in _DEFAULT_CHECKS:
+        try:
+            check_recorded(path, BEST_DOWNLOADABLE)
+            _DEFAULT_CHECKS[key] = ""
+        except RitmError as exc:
+            _DEFAULT_CHECKS[key] = str(exc)
+    return _DEFAULT_CHECKS[key]
 
 
 # --------------------------------------------------------------------------- digests
