@@ -59,5 +59,4 @@ class DarkLayerHint(QWidget):
 
     def stretch(self) -> None:
         if self.layer is not None:
-            stretch_layer_2_98(self.layer)
-            self.refresh()
+            stretch_layer_2_98(self.layer)  # its new renderer calls refresh (rendererChanged)
