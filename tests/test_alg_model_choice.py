@@ -53,10 +53,11 @@ def test_model_parameter_lists_the_shipped_and_paper_models(provider, name, tmp_
     (tmp_path / "paper-finetune.pth").write_bytes(b"x")
     assert algorithm(name).parameterDefinition("MODEL").defaultValue() == catalog.BEST_SHIPPED  # not published
     import dataclasses
-    import hashlib
+
+    from test_catalog import blob_sha1
 
     monkeypatch.setitem(catalog._ENTRIES, "paper-finetune", dataclasses.replace(
-        catalog.entry("paper-finetune"), digest="git-blob-sha1:" + hashlib.sha1(b"blob 1\0x").hexdigest()))
+        catalog.entry("paper-finetune"), digest="git-blob-sha1:" + blob_sha1(b"x")))
     alg = algorithm(name)
     assert alg.parameterDefinition("MODEL").defaultValue() == "paper-finetune"
     assert "paper-finetune is downloaded" in alg.shortHelpString()

@@ -14,6 +14,7 @@ from pathlib import Path
 import pytest
 
 from loopback import LoopbackServer
+from test_catalog import blob_sha1
 from tiny_model import tiny_checkpoint
 
 from ritm_qgis import cli
@@ -23,10 +24,6 @@ from ritm_qgis.models.download_policy import DownloadLimits
 
 ROOT = Path(__file__).resolve().parents[1]
 VICTIM = b"a file outside the cache that nobody may overwrite\n"
-
-
-def blob_sha1(data: bytes) -> str:
-    return hashlib.sha1(b"blob %d\0" % len(data) + data).hexdigest()
 
 
 @pytest.fixture

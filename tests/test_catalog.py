@@ -185,9 +185,8 @@ def test_user_files_in_the_cache_are_listed_and_the_default_follows_paper_finetu
     assert statuses["paper-finetune"].status == "downloaded"
     name, reason = catalog.default_model()  # a file that is not the published one never becomes the default
     assert name == catalog.BEST_SHIPPED and "is not the published paper-finetune" in reason
-    published = hashlib.sha1(f"blob {len(payload)}\0".encode() + payload).hexdigest()
     monkeypatch.setitem(catalog._ENTRIES, "paper-finetune", dataclasses.replace(
-        catalog.entry("paper-finetune"), digest=f"git-blob-sha1:{published}"))
+        catalog.entry("paper-finetune"), digest="git-blob-sha1:" + blob_sha1(payload)))
     name, reason = catalog.default_model()  # the published file (here: the test's digest)
     assert name == "paper-finetune" and "downloaded" in reason
     order = [s.status for s in catalog.model_statuses()]
