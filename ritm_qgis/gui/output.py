@@ -146,14 +146,13 @@ def move_temporary_buildings(temporary: QgsVectorLayer, layer: QgsVectorLayer) -
                 if layer.fields().indexOf(field.name()) >= 0:
                     copy[field.name()] = feature[field.name()]
             copies.append(copy)
-        was_editing = layer.isEditable()
-        if not was_editing and not layer.startEditing():
-            raise RitmError(f"The buildings of the temporary layer could not be moved to '{layer.source()}'; "
-                            "they are still in the temporary layer.")
-        if not layer.addFeatures(copies) or (not was_editing and not layer.commitChanges()):
-            layer.rollBack()
-            raise RitmError(f"The buildings of the temporary layer could not be saved to '{layer.source()}'; "
-                            "they are still in the temporary layer.")
+        kept = "they are still in the temporary layer."
+        add_through_edit_buffer(
+            layer, copies, "RITM buildings of the temporary layer",
+            cannot_edit=f"The buildings of the temporary layer could not be moved to '{layer.source()}'; {kept}",
+            cannot_add=f"The buildings of the temporary layer could not be moved to '{layer.source()}'; {kept}",
+            cannot_save=f"The buildings of the temporary layer could not be saved to '{layer.source()}' and are "
+                        "still in the temporary layer")
     QgsProject.instance().removeMapLayer(temporary.id())
     return len(features)
 
@@ -217,23 +216,34 @@ def append_footprints(layer: QgsVectorLayer, geometries, src_crs: QgsCoordinateR
         feats.append(f)
     if not feats:
         return []
+    add_through_edit_buffer(
+        layer, feats, "RITM building",
+        cannot_edit=f"The layer '{layer.name()}' cannot be edited; choose another output file in the dock.",
+        cannot_add=f"Could not add the building to '{layer.name()}'.",
+        cannot_save=f"Could not save the building to '{layer.name()}'")
+    return feats
+
+
+def add_through_edit_buffer(layer: QgsVectorLayer, feats: list, command: str, *, cannot_edit: str,
+                            cannot_add: str, cannot_save: str) -> None:
+    """Add ``feats`` as one undoable edit command. A layer already in edit mode stays so (the user
+    saves); otherwise the edit session is opened, committed, and rolled back on a failure. Only our
+    own session is ever rolled back, so the user's pending edits are never discarded."""
     was_editing = layer.isEditable()
     if not was_editing and not layer.startEditing():
-        raise RitmError(f"The layer '{layer.name()}' cannot be edited; choose another output file in the dock.")
-    layer.beginEditCommand("RITM building")
-    ok = layer.addFeatures(feats)
-    if not ok:
+        raise RitmError(cannot_edit)
+    layer.beginEditCommand(command)
+    if not layer.addFeatures(feats):
         layer.destroyEditCommand()
         if not was_editing:
             layer.rollBack()
-        raise RitmError(f"Could not add the building to '{layer.name()}'.")
+        raise RitmError(cannot_add)
     layer.endEditCommand()
     if not was_editing and not _commit(layer):
         errors = "; ".join(layer.commitErrors())
         layer.rollBack()
-        raise RitmError(f"Could not save the building to '{layer.name()}': {errors}")
+        raise RitmError(f"{cannot_save}: {errors}")
     layer.triggerRepaint()
-    return feats
 
 
 def _commit(layer: QgsVectorLayer, tries: int = 2) -> bool:
