@@ -83,8 +83,6 @@ class WorkerState:
         self.factory = lambda: interactive_predictor(backend, threshold=threshold)
         if self.session is not None:
             self.session.predictor_factory = self.factory  # used from the next window or object on
-        if backend.is_network and not error:
-            _warm_up(self.factory())
         job.result = {"backend": self.backend_name, "device": self.device_name, "spec": spec, "note": note}
         if error:
             raise RitmError(f"Could not load the model '{spec}' ({error}); using the weight-free GrabCut "
@@ -138,14 +136,6 @@ class WorkerState:
         out = self._outline(outline)
         self.session.reset()
         return out
-
-
-def _warm_up(predictor) -> None:
-    """One click on a small blank image: the network's first run (memory, kernels) happens now."""
-    import numpy as np
-
-    predictor.set_image(np.full((96, 96, 3), 128, np.uint8))
-    predictor.add_click(48, 48, True)
 
 
 class InferenceWorker(QThread):
