@@ -15,6 +15,7 @@ from ritm_qgis.engine.geo.stretch import STRETCH_HELP, STRETCH_METAVAR, parse_st
 from ritm_qgis.engine.interactive.backends import model_label
 from ritm_qgis.engine.jobs.limits import MAX_BATCH_SIZE, MAX_CLICKS, MAX_ZOOM_IN, check_int
 from ritm_qgis.engine.protocol.noc import parse_thresholds
+from ritm_qgis.engine.runtime.device import OPTIMIZE_MODES
 from ritm_qgis.engine.reports.sample_table import (
     IOUS_FILE,
     SAMPLES_FILE,
@@ -39,7 +40,7 @@ def add_arguments(p):
     p.add_argument("--batch-size", type=int, default=8, help="samples that go through the network together")
     p.add_argument("--device", default="auto", help="auto (CUDA if available), cpu, cuda or cuda:N")
     p.add_argument("--limit", type=int, default=None, help="evaluate only the first N samples")
-    p.add_argument("--optimize", default="auto", choices=("auto", "bf16", "int8", "onednn", "fold", "none"),
+    p.add_argument("--optimize", default="auto", choices=OPTIMIZE_MODES,
                    help="network speed-up: auto (default: the arithmetic of interactive use, bf16 on CPUs with "
                         "bf16 in hardware, else onednn; fold on a GPU), onednn (fp32, RITM's probabilities to "
                         "1e-6), bf16, int8 (HRNet quantized, calibrated; CPU), fold, or none (the unmodified "

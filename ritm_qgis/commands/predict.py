@@ -13,6 +13,7 @@ from ritm_qgis.core.atomic import atomic_path, write_text_atomically
 from ritm_qgis.core.defaults import MASK_THRESHOLD
 from ritm_qgis.core.errors import RitmError
 from ritm_qgis.engine.geo.stretch import STRETCH_HELP, STRETCH_METAVAR
+from ritm_qgis.engine.runtime.device import OPTIMIZE_MODES
 
 HELP = ("Segment one object from clicks with a RITM network (or the weight-free GrabCut backend) "
         "and write the mask (0/255 PNG) and optionally the probability map (.npy).")
@@ -117,7 +118,7 @@ def add_arguments(p):
     p.add_argument("--device", default="auto", help="auto (default: CUDA if available), cpu, cuda or cuda:N")
     p.add_argument("--precision", default="fp32", choices=("fp32", "fp16", "bf16"),
                    help="autocast precision on CUDA (default fp32)")
-    p.add_argument("--optimize", default="auto", choices=("auto", "bf16", "int8", "onednn", "fold", "none"),
+    p.add_argument("--optimize", default="auto", choices=OPTIMIZE_MODES,
                    help="network speed-up: auto (default: bf16 on CPUs with bf16 in hardware, else onednn; "
                         "fold on a GPU), bf16 (onednn in bfloat16 past the fp32 input layers, CPU), int8 "
                         "(the HRNet quantized to int8, calibrated; CPU), onednn "

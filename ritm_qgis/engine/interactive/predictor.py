@@ -40,6 +40,7 @@ from ritm_qgis.core.errors import RitmError
 from ritm_qgis.engine.geo.image_norm import to_rgb_float, to_rgb_uint8
 from ritm_qgis.engine.interactive import zoom_in as zi
 from ritm_qgis.engine.interactive.click_encoding import Click, flip_clicks, points_array
+from ritm_qgis.engine.runtime.device import OPTIMIZE_MODES
 
 DEFAULT_THRESHOLD = MASK_THRESHOLD
 
@@ -96,7 +97,7 @@ class NetworkBackend(Backend):
     """
 
     is_network = True
-    OPTIMIZE = ("auto", "none", "fold", "onednn", "bf16", "int8")
+    OPTIMIZE = OPTIMIZE_MODES
 
     def __init__(self, model, device="auto", precision: str = "fp32", optimize: str = "auto",
                  net_clicks_limit: int | None = None, name: str | None = None, cuda_graphs: bool = True):

@@ -18,6 +18,8 @@ from ritm_qgis.core.errors import RitmError
 log = logging.getLogger(__name__)
 
 PRECISIONS = ("fp32", "fp16", "bf16")
+# the network backend's speed-up modes (``NetworkBackend`` says what each does); the CLI offers these
+OPTIMIZE_MODES = ("auto", "none", "fold", "onednn", "bf16", "int8")
 
 
 def resolve_device(name: str | None = "auto"):
