@@ -276,15 +276,10 @@ class RitmAlgorithm(QgsProcessingAlgorithm):
 def help_url(metadata: str | None = None) -> str:
     """The project's homepage, as `make package` wrote it into the plugin's metadata.txt from the
     release setting; '' (no help link) while the project has none, rather than an invented address."""
-    import configparser
+    from ritm_qgis.about import METADATA_FILES, read_metadata
 
-    parser = configparser.ConfigParser(interpolation=None)
-    try:  # the zip's ritm_qgis/metadata.txt (a source checkout has none there: no link)
-        parser.read(metadata or os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))),
-                                             "metadata.txt"), encoding="utf-8")
-    except configparser.Error:
-        return ""
-    return parser.get("general", "homepage", fallback="").strip()
+    # the zip's ritm_qgis/metadata.txt only (a source checkout has none there: no link)
+    return read_metadata(metadata or METADATA_FILES[0]).get("homepage", "").strip()
 
 
 def missing_package_message(exc: ModuleNotFoundError) -> str | None:

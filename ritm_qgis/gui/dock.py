@@ -17,13 +17,15 @@ from qgis.PyQt.QtCore import Qt, pyqtSignal
 from qgis.PyQt.QtWidgets import (QCheckBox, QComboBox, QDoubleSpinBox, QFormLayout, QHBoxLayout, QLabel,
                                  QLineEdit, QProgressBar, QPushButton, QWidget)
 
+from ritm_qgis.about import PLUGIN_NAME
+
 from .dark_layer_hint import DarkLayerHint
 from .devices import available_devices
 from .model_picker import ModelPicker
 from .output import default_output_path
 from .settings import ToolSettings, load_settings, save_settings
 
-TITLE = "RITM buildings"
+TITLE = PLUGIN_NAME
 STRETCHES = (("layer", "as the layer is drawn"), ("percentile", "2-98 % percentile stretch"),
              ("minmax", "min/max stretch"))
 

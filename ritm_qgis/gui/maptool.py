@@ -29,6 +29,7 @@ from qgis.gui import QgsMapTool
 from qgis.PyQt.QtCore import QEvent, Qt, pyqtSignal
 from qgis.PyQt.QtWidgets import QApplication
 
+from ritm_qgis.about import PLUGIN_NAME
 from ritm_qgis.layer_stretch import stretch_for_layer
 from .output import (append_footprints, default_output_path, keep_on_top, move_temporary_buildings, open_output_layer,
                      temporary_output_layer)
@@ -36,7 +37,6 @@ from .overlay import OutlineOverlay, polygon_geometries
 from .settings import ToolSettings
 from .worker import InferenceWorker, Job
 
-PLUGIN_NAME = "RITM buildings"
 BUSY_TEXT = {"model": "loading the model", "raster": "reading the raster", "click": "computing the outline",
              "undo": "computing the outline", "refresh": "computing the outline", "accept": "saving the building"}
 
