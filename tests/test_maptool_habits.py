@@ -14,7 +14,7 @@ from qgis.PyQt.QtWidgets import QApplication
 
 from data_builders import BUILDINGS, transform, uint16_scene
 from ritm_qgis.engine.geo.stretch import resolve_stretch
-from ritm_qgis.gui.devices import available_devices, usable_device
+from ritm_qgis.engine.runtime.device import device_choices as available_devices, usable_device
 from ritm_qgis.gui.dock import RitmDock
 from ritm_qgis.layer_stretch import layer_stretch
 from ritm_qgis.gui.maptool import RitmMapTool

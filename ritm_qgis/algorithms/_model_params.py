@@ -35,6 +35,17 @@ def add_model_parameters(alg, model: str = MODEL, device: str = DEVICE) -> None:
         device, "Device", options=available_devices(), defaultValue="auto", usesStaticStrings=True))
 
 
+def device_to_use(alg, parameters, context, feedback, device: str = DEVICE) -> str:
+    """The DEVICE choice as the run uses it: a GPU PyTorch cannot use becomes the CPU, with a warning
+    (the offered list is read without importing torch when QGIS starts; see ``device.cuda_gpus``)."""
+    from ritm_qgis.engine.runtime.device import usable_device
+
+    chosen, note = usable_device(alg.parameterAsEnumString(parameters, device, context) or "auto")
+    if note:
+        feedback.pushWarning(note)
+    return chosen
+
+
 def model_and_device(alg, parameters, context, feedback, model: str = MODEL,
                      device: str = DEVICE) -> tuple[str, str]:
     """``(spec, device)`` for ``build_backend``; a listed model not downloaded yet is downloaded now."""
@@ -43,7 +54,7 @@ def model_and_device(alg, parameters, context, feedback, model: str = MODEL,
 
     name = alg.parameterAsEnumString(parameters, model, context)
     checkpoint = alg.parameterAsFile(parameters, CHECKPOINT, context) if parameters.get(CHECKPOINT) else None
-    device_name = alg.parameterAsEnumString(parameters, device, context) or "auto"
+    device_name = device_to_use(alg, parameters, context, feedback, device)
 
     def progress(done, total):
         if total:

@@ -18,9 +18,9 @@ from qgis.PyQt.QtWidgets import (QCheckBox, QComboBox, QDoubleSpinBox, QFormLayo
                                  QLineEdit, QProgressBar, QPushButton, QWidget)
 
 from ritm_qgis.about import PLUGIN_NAME
+from ritm_qgis.engine.runtime.device import device_choices
 
 from .dark_layer_hint import DarkLayerHint
-from .devices import available_devices
 from .model_picker import ModelPicker
 from .output import default_output_path
 from .settings import ToolSettings, load_settings, save_settings
@@ -119,7 +119,7 @@ class RitmDock(QgsDockWidget):
     # ------------------------------------------------------------------ rows of their own
     def _add_device_rows(self, body, form) -> None:
         self.device = QComboBox(body)
-        for value, text in available_devices():
+        for value, text in device_choices():
             self.device.addItem(text, value)
         self.device.setToolTip("Where the network runs; only the devices PyTorch can use here are listed")
         form.addRow("Device", self.device)

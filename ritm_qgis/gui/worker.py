@@ -60,7 +60,7 @@ class WorkerState:
         from ritm_qgis.engine.interactive.backends import build_backend
         from ritm_qgis.engine.interactive.interactive_settings import interactive_predictor, load_interactive_backend
 
-        from .devices import usable_device
+        from ritm_qgis.engine.runtime.device import usable_device
 
         spec = (spec or "").strip()
         if not spec:  # the default model: paper-finetune when downloaded, else the best shipped backend

@@ -1,13 +1,13 @@
 """What a user can choose from: the models of the one list, the default model, the devices here.
 
 For the Processing algorithms and the dock. Cheap to call when QGIS starts: neither the model
-list nor the device list imports torch (the device list asks torch only when it is already loaded).
+list nor the device list imports torch (the device list asks torch only when it is already loaded,
+and a run checks the device with ``device.usable_device`` before using it).
 """
 
 from __future__ import annotations
 
 import os
-import sys
 from typing import Callable, List, Optional, Tuple
 
 from ritm_qgis.core.errors import RitmError
@@ -41,22 +41,11 @@ def default_model_help() -> str:
             "imports and verifies it).")
 
 
-def _gpu_count() -> int:
-    torch = sys.modules.get("torch")
-    if torch is not None:
-        try:
-            return int(torch.cuda.device_count())
-        except Exception:  # noqa: BLE001 - a broken CUDA set-up counts as none
-            return 0
-    try:  # the NVIDIA driver lists its GPUs here; no torch import at QGIS start-up
-        return len(os.listdir("/proc/driver/nvidia/gpus"))
-    except OSError:
-        return 0
-
-
 def available_devices() -> List[str]:
-    """'auto', 'cpu', then 'cuda:N' for each GPU present."""
-    return ["auto", "cpu"] + [f"cuda:{i}" for i in range(_gpu_count())]
+    """'auto', 'cpu', then 'cuda:N' for each GPU: ``device.device_choices`` without importing torch."""
+    from ritm_qgis.engine.runtime.device import device_choices
+
+    return [value for value, _ in device_choices(import_torch=False)]
 
 
 def model_spec(name: str, checkpoint: Optional[str] = None,
