@@ -24,6 +24,8 @@ from qgis.core import (
 )
 from qgis.PyQt.QtCore import QCoreApplication
 
+from ritm_qgis.layer_source import destination_parts
+
 
 
 def icon_path() -> str:
@@ -293,21 +295,6 @@ def missing_package_message(exc: ModuleNotFoundError) -> str | None:
         return None
     return (f"{deps.PLUGIN_TITLE} needs Python packages that QGIS's Python does not have yet (here '{top}'): "
             f"install them with Plugins > {deps.PLUGIN_TITLE} > Install dependencies, then restart QGIS.")
-
-
-def destination_parts(destination: str) -> tuple[str, str | None]:
-    """A vector destination as QGIS writes it -> (file, layer or None), decoded by QGIS itself:
-    ``ogr:dbname='/a b/f.gpkg' table="my buildings" (geom)`` (the "Save to GeoPackage" choice, which
-    the OGR provider's ``decodeUri`` does not read in QGIS 3.22) through ``QgsDataSourceUri``, and
-    ``f.gpkg|layername=x`` or a plain file through ``QgsProviderRegistry.decodeUri('ogr', ...)``."""
-    from qgis.core import QgsDataSourceUri, QgsProviderRegistry
-
-    text = destination[4:] if destination.startswith("ogr:") else destination
-    if text.lstrip().startswith("dbname="):
-        uri = QgsDataSourceUri(text)
-        return uri.database(), uri.table() or None
-    parts = QgsProviderRegistry.instance().decodeUri("ogr", text)
-    return parts.get("path") or text, parts.get("layerName") or None
 
 
 def _processing_error(message: str, feedback) -> QgsProcessingException:

@@ -30,6 +30,7 @@ from qgis.PyQt.QtCore import QEvent, Qt, pyqtSignal
 from qgis.PyQt.QtWidgets import QApplication
 
 from ritm_qgis.about import PLUGIN_NAME
+from ritm_qgis.layer_source import layer_parts
 from ritm_qgis.layer_stretch import stretch_for_layer
 from .output import (append_footprints, default_output_path, keep_on_top, move_temporary_buildings, open_output_layer,
                      temporary_output_layer)
@@ -45,7 +46,7 @@ def raster_path(layer: QgsRasterLayer) -> str | None:
     """The file behind a GDAL raster layer, or None when it is not one (WMS, XYZ...)."""
     if not isinstance(layer, QgsRasterLayer) or layer.providerType() != "gdal":
         return None
-    return layer.source().split("|")[0]
+    return layer_parts(layer)[0] or None
 
 
 class RitmMapTool(QgsMapTool):
@@ -442,6 +443,6 @@ def _is_layer_of(layer, path: str) -> bool:
     import os
 
     try:
-        return layer.isValid() and os.path.abspath(layer.source().split("|")[0]) == os.path.abspath(path)
+        return layer.isValid() and os.path.abspath(layer_parts(layer)[0]) == os.path.abspath(path)
     except RuntimeError:  # the C++ layer was deleted (removed from the project)
         return False

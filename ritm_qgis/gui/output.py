@@ -27,6 +27,7 @@ from qgis.core import (QgsCoordinateReferenceSystem, QgsCoordinateTransform, Qgs
 from qgis.PyQt.QtCore import QDateTime, QVariant
 
 from ritm_qgis.core.errors import RitmError
+from ritm_qgis.layer_source import layer_parts, source_of
 
 LAYER_NAME = "footprints"
 
@@ -107,9 +108,9 @@ def _create(path: str, crs: QgsCoordinateReferenceSystem) -> None:
 def open_output_layer(path: str, crs: QgsCoordinateReferenceSystem, add_to_project: bool = True) -> QgsVectorLayer:
     """The ``footprints`` layer of ``path`` (created with ``crs`` when absent), the project's copy if loaded."""
     path = os.path.abspath(path)
-    source = f"{path}|layername={LAYER_NAME}"
+    source = source_of(path, LAYER_NAME)
     for layer in QgsProject.instance().mapLayers().values():
-        if isinstance(layer, QgsVectorLayer) and _same_source(layer.source(), path):
+        if isinstance(layer, QgsVectorLayer) and _same_source(layer, path):
             _add_missing_fields(layer, path)
             return layer
     has_layer = False
@@ -172,12 +173,10 @@ def keep_on_top(layer: QgsVectorLayer | None) -> None:
     parent.removeChildNode(node)
 
 
-def _same_source(source: str, path: str) -> bool:
-    parts = source.split("|")
-    if os.path.abspath(parts[0]) != path:
-        return False
-    names = [p.split("=", 1)[1] for p in parts[1:] if p.startswith("layername=")]
-    return not names or names[0] == LAYER_NAME
+def _same_source(layer: QgsVectorLayer, path: str) -> bool:
+    """Whether ``layer`` is the footprints layer of the file ``path`` (a file's only layer counts)."""
+    file, name = layer_parts(layer)
+    return bool(file) and os.path.abspath(file) == path and name in (None, LAYER_NAME)
 
 
 def transform_to_layer(src_crs: QgsCoordinateReferenceSystem, layer: QgsVectorLayer):
