@@ -15,7 +15,7 @@ from loopback import LoopbackServer
 from tiny_model import tiny_checkpoint
 
 from ritm_qgis.engine.geo.synthetic_scene import make_scene, write_scene
-from ritm_qgis.gui.download_task import MIRROR_SETTING
+from ritm_qgis.qgis_download import MIRROR_SETTING
 from ritm_qgis.gui.model_picker import SPEC_ROLE, STATUS_ROLE
 from ritm_qgis.gui.settings import PREFIX
 from ritm_qgis.models import catalog

@@ -51,6 +51,7 @@ def model_and_device(alg, parameters, context, feedback, model: str = MODEL,
     """``(spec, device)`` for ``build_backend``; a listed model not downloaded yet is downloaded now."""
     from ritm_qgis.core.errors import RitmError
     from ritm_qgis.engine.runtime.choices import model_spec
+    from ritm_qgis.qgis_download import download_in_qgis
 
     name = alg.parameterAsEnumString(parameters, model, context)
     checkpoint = alg.parameterAsFile(parameters, CHECKPOINT, context) if parameters.get(CHECKPOINT) else None
@@ -61,7 +62,8 @@ def model_and_device(alg, parameters, context, feedback, model: str = MODEL,
             feedback.setProgressText(f"Downloading {name}: {done / 1e6:.1f} of {total / 1e6:.1f} MB")
 
     try:
-        spec = model_spec(name, checkpoint or None, progress=progress, cancel=feedback.isCanceled)
+        spec = model_spec(name, checkpoint or None, progress=progress, cancel=feedback.isCanceled,
+                          fetch=download_in_qgis)
     except RitmError as exc:
         raise QgsProcessingException(str(exc)) from None
     return spec, device_name

@@ -19,7 +19,7 @@ from qgis.PyQt.QtGui import QStandardItemModel
 from qgis.PyQt.QtWidgets import (QComboBox, QFileDialog, QHBoxLayout, QLabel, QLineEdit, QProgressBar, QPushButton,
                                  QVBoxLayout, QWidget)
 
-from .download_task import ModelDownloadTask, mirror_setting, save_mirror_setting
+from ritm_qgis.qgis_download import ModelDownloadTask, mirror_setting, save_mirror_setting
 
 SPEC_ROLE = Qt.UserRole
 STATUS_ROLE = Qt.UserRole + 1
