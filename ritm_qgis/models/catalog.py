@@ -5,7 +5,8 @@ algorithm read this module; nothing else keeps a list of model names.
 
 Each entry says where its file comes from and which digest was *published* for it:
 
-* the project's shipped models live in ``models/weights/NAME.pth`` (``grabcut`` needs no file);
+* the project's shipped models live in ``models/weights/NAME.pth``; an entry whose builder loads no
+  weights (``builders.Builder.weights`` False: GrabCut) has no file;
 * the paper's three models are files in the authors' fork of RITM; the only digest published for
   them is the git blob SHA-1 of the file (``git-blob-sha1:<hex>``: SHA-1 of ``b"blob <size>\\0"``
   followed by the bytes), which is what ``git ls-tree`` shows;
@@ -32,6 +33,7 @@ from typing import Dict, List, Optional, Tuple
 from ritm_qgis.core.errors import RitmError
 from ritm_qgis.core.progress import Progress
 
+from .builders import NETWORK, Builder
 from .cache_files import discard, open_fresh, write_note
 from .download_policy import DownloadLimits, size_cap
 from .weights import OFFICIAL_WEIGHTS, DownloadResult, cache_dir, cached_path, download, file_sha256
@@ -67,14 +69,14 @@ PAPER_REPO = "tanguy-magne/ritm_interactive_segmentation"
 # GitHub's raw download form for a file of a branch (it redirects to raw.githubusercontent.com)
 PAPER_RAW_BASE = f"https://github.com/{PAPER_REPO}/raw/master/"
 SHIPPED_DIR = Path(__file__).resolve().parent / "weights"
-_GRABCUT = ("grabcut", "grabcut-multi")
+_GRABCUT = "ritm_qgis.engine.interactive.grabcut_backend:GrabCutBackend.build"
 _DIGEST_KINDS = ("git-blob-sha1", "sha256")
 
 
 @dataclass(frozen=True)
 class ModelEntry:
     name: str
-    arch: str  # registry name of the network, or "grabcut"
+    arch: str  # registry name of the network (models/registry.py), or the weight-free method's name
     training_data: str
     good_for: str  # one line: what it is good for
     source: str  # shipped | paper | ritm | user
@@ -83,10 +85,17 @@ class ModelEntry:
     size: Optional[int] = None  # bytes, when known exactly
     size_text: Optional[str] = None  # as advertised when the exact size is not known
     published: Optional[str] = None  # figures published by the model's authors (not measured here)
+    builder: Builder = NETWORK  # what builds its backend, whether it loads a file, the input it takes
+    listed: bool = True  # offered in the model list (False: a variant named in scripts, such as grabcut-multi)
 
     @property
     def downloadable(self) -> bool:
         return self.url is not None
+
+    @property
+    def weights(self) -> bool:
+        """Whether the model is a weights file (False: a weight-free method, nothing to ship or download)."""
+        return self.builder.weights
 
 
 @dataclass(frozen=True)
@@ -123,6 +132,8 @@ class ModelStatus:
             "good_for": e.good_for,
             "source": e.source,
             "published": e.published,
+            "weights": e.weights,
+            "inputs": e.builder.inputs.as_dict(),
             "path": str(self.path) if self.path is not None else None,
             "downloaded": self.status == "downloaded",
         }
@@ -134,7 +145,11 @@ def _shipped(name, arch, data, good_for) -> ModelEntry:
 
 _SHIPPED = [
     ModelEntry("grabcut", "grabcut", "none (weight-free)",
-               "no weights needed: OpenCV GrabCut from the clicks, one building at a time", "shipped"),
+               "no weights needed: OpenCV GrabCut from the clicks, one building at a time", "shipped",
+               builder=Builder(_GRABCUT, weights=False, options=(("prior", "box"),))),
+    ModelEntry("grabcut-multi", "grabcut", "none (weight-free)",
+               "OpenCV GrabCut from the clicks, several objects per image (whole tiles: demo, evaluate)", "shipped",
+               builder=Builder(_GRABCUT, weights=False, options=(("prior", "clicks"),)), listed=False),
     _shipped("aerial-finetuned-h18s", "hrnet18s", "natural images, then 329 SpaceNet Rio building windows",
              "fewest clicks per building of the shipped models; the default until paper-finetune is there"),
     _shipped("aerial-finetuned-tiny", "hrnet_tiny", "natural images, then 329 SpaceNet Rio building windows",
@@ -207,7 +222,8 @@ def remove_entry(name: str) -> None:
 
 
 def entries() -> List[ModelEntry]:
-    return list(_ENTRIES.values())
+    """The listed entries (the ones a model choice offers), in the list's order."""
+    return [e for e in _ENTRIES.values() if e.listed]
 
 
 def entry(name: str) -> Optional[ModelEntry]:
@@ -215,7 +231,9 @@ def entry(name: str) -> Optional[ModelEntry]:
 
 
 def _check_name(name: str) -> None:
-    if not name or any(c in name for c in "/\\") or name.startswith(".") or name in _GRABCUT[1:]:
+    known = _ENTRIES.get(name)
+    if (not name or any(c in name for c in "/\\") or name.startswith(".")
+            or (known is not None and not known.weights)):
         raise RitmError(f"{name!r} cannot be used as a model name; choose a plain name.")
 
 
@@ -232,9 +250,9 @@ def model_statuses(directory: Optional[os.PathLike] = None) -> List[ModelStatus]
     """Every model with its status: shipped first, then downloaded, then downloadable."""
     folder = Path(directory) if directory is not None else cache_dir()
     shipped, downloaded, downloadable = [], [], []
-    for e in _ENTRIES.values():
+    for e in entries():
         if e.source == "shipped":
-            path = None if e.arch == "grabcut" else SHIPPED_DIR / f"{e.name}.pth"
+            path = SHIPPED_DIR / f"{e.name}.pth" if e.weights else None
             if path is None or path.is_file():
                 shipped.append(ModelStatus(e, "shipped", path))
             continue
