@@ -12,6 +12,7 @@ from ritm_qgis.cli_progress import ProgressBar
 from ritm_qgis.core.atomic import OutputSet, incomplete_path
 from ritm_qgis.core.errors import RitmError
 from ritm_qgis.engine.geo.stretch import STRETCH_HELP, STRETCH_METAVAR, parse_stretch
+from ritm_qgis.engine.data.registry import usage as dataset_usage
 from ritm_qgis.engine.interactive.backends import model_label
 from ritm_qgis.engine.jobs.limits import MAX_BATCH_SIZE, MAX_CLICKS, MAX_ZOOM_IN, check_int
 from ritm_qgis.engine.protocol.noc import parse_thresholds
@@ -30,8 +31,7 @@ def add_arguments(p):
     p.add_argument("--model", action="append", required=True, metavar="NAME|FILE",
                    help="a checkpoint file, a model name, or 'grabcut' (repeat for several models)")
     p.add_argument("--dataset", required=True, metavar="SPEC",
-                   help="grabcut:DIR, davis:DIR, folder:DIR, inria:DIR[:test|train], or "
-                        "raster:IMAGE.tif:FOOTPRINTS.gpkg[:tiles|buildings]")
+                   help=f"one of: {dataset_usage()}")
     p.add_argument("--max-clicks", type=int, default=20,
                    help=f"click budget per sample (default 20, at most {MAX_CLICKS})")
     p.add_argument("--thresholds", default="0.8,0.85,0.9", help="IoU thresholds for NoC (default 0.8,0.85,0.9)")
@@ -144,8 +144,7 @@ def run(args) -> int:
     from ritm_qgis.engine.training.distributed import cleanup
 
     thresholds, labels = check_arguments(args)
-    dataset = open_dataset(parse_dataset_spec(args.dataset, kinds=("grabcut", "davis", "folder", "inria", "raster")),
-                           stretch=args.stretch)
+    dataset = open_dataset(parse_dataset_spec(args.dataset), stretch=args.stretch)
     indices = list(range(min(len(dataset), args.limit) if args.limit else len(dataset)))
     if dataset.repaired_footprints:
         from ritm_qgis.engine.jobs.geo_evaluation import repaired_warning

@@ -1,0 +1,105 @@
+"""Adding a dataset format or a backend is one module plus one registration: a throwaway format and
+a throwaway weight-free backend, registered here, are what `ritm-qgis evaluate`, the model list and
+build_backend then use, with no other list to edit."""
+
+import json
+from dataclasses import dataclass
+
+import numpy as np
+import pytest
+
+from ritm_qgis import cli
+from ritm_qgis.engine.data import registry
+from ritm_qgis.engine.data.datasets import Dataset, Sample
+from ritm_qgis.engine.interactive.predictor import Backend
+from ritm_qgis.models import catalog
+from ritm_qgis.models.builders import Builder, Inputs
+
+
+# --- a throwaway dataset format: squares of a given size, drawn on a grey image -------------------
+@dataclass(frozen=True)
+class SquaresSpec:
+    count: int
+    size: int
+
+
+def open_squares(spec):
+    def load(i):
+        image = np.full((64, 64, 3), 90, np.uint8)
+        gt = np.zeros((64, 64), bool)
+        gt[10 + i:10 + i + spec.size, 12:12 + spec.size] = True
+        image[gt] = 200
+        return Sample(f"square{i}", image, gt)
+
+    return Dataset("squares", [f"square{i}" for i in range(spec.count)], load)
+
+
+# --- a throwaway weight-free backend: a disk of radius 12 around each positive click ---------------
+class DiskBackend(Backend):
+    name = "disk"
+
+    @classmethod
+    def build(cls, spec, device="cpu", precision="fp32", optimize="auto", radius=12):
+        backend = cls()
+        backend.radius = radius
+        return backend
+
+    def predict_direct(self, image_u8, clicks, prev_prob):
+        rows, cols = np.mgrid[:image_u8.shape[0], :image_u8.shape[1]]
+        prob = np.zeros(image_u8.shape[:2], np.float32)
+        for click in clicks:
+            disk = (rows - click.row) ** 2 + (cols - click.col) ** 2 <= self.radius ** 2
+            prob[disk] = 1.0 if click.is_positive else 0.0
+        return prob
+
+
+DISK = catalog.ModelEntry("test-disk", "disk", "none (weight-free)", "a disk around each click (a test)", "shipped",
+                          builder=Builder(f"{__name__}:DiskBackend.build", weights=False,
+                                          inputs=Inputs(bands=3, stretch="minmax"), options=(("radius", 6),)))
+
+
+@pytest.fixture
+def registered():
+    registry.register_format("squares", SquaresSpec, "squares:COUNT:SIZE", (2, 2),
+                             lambda kind, parts: SquaresSpec(int(parts[0]), int(parts[1])), open_squares)
+    catalog.add_entry(DISK)
+    try:
+        yield
+    finally:
+        registry.unregister_format("squares")
+        catalog.remove_entry(DISK.name)
+
+
+def test_a_registered_backend_is_listed_and_built_without_a_file(registered, tmp_path, monkeypatch):
+    from ritm_qgis.engine.interactive.backends import build_backend
+    from ritm_qgis.engine.runtime.choices import model_names
+
+    monkeypatch.setenv("RITM_QGIS_CACHE", str(tmp_path / "cache"))
+    status = {s.name: s for s in catalog.model_statuses()}["test-disk"]
+    assert status.status == "shipped" and status.path is None  # weight-free: nothing to ship or download
+    assert status.as_dict()["inputs"] == {"bands": 3, "stretch": "minmax"}
+    assert "test-disk" in model_names()  # the Processing and dock choice
+    backend = build_backend("test-disk")
+    assert isinstance(backend, DiskBackend) and backend.radius == 6
+    with pytest.raises(catalog.RitmError, match="cannot be used as a model name"):
+        catalog.import_model("test-disk", tmp_path / "x.pth", sha256="0" * 64)
+
+
+def test_evaluate_takes_a_registered_format_and_backend(registered, tmp_path, capsys):
+    assert registry.parse_dataset_spec("squares:3:20") == SquaresSpec(3, 20)
+    assert "squares:COUNT:SIZE" in registry.usage()
+    out = tmp_path / "eval"
+    code = cli.main(["evaluate", "--model", "test-disk", "--model", "grabcut", "--dataset", "squares:3:20",
+                     "--max-clicks", "4", "--thresholds", "0.5", "--out", str(out), "--device", "cpu"])
+    assert code == 0, capsys.readouterr().err
+    report = json.loads((out / "report.json").read_text())
+    text = json.dumps(report)
+    assert "test-disk" in text and "grabcut" in text and "squares" in text
+    assert (out / "test-disk" / "ious.npy").is_file()
+    ious = np.load(out / "test-disk" / "ious.npy")
+    assert ious.shape[0] == 3 and ious.max() > 0.2  # the disk backend did predict the squares
+
+
+def test_an_unregistered_format_is_refused_in_one_sentence():
+    with pytest.raises(catalog.RitmError, match="names no such kind"):
+        registry.parse_dataset_spec("squares:3:20")
