@@ -37,6 +37,9 @@ def test_another_metadata_file_gives_its_own_name_and_version(tmp_path):
 
 
 def test_the_packaging_version_is_metadata_txts():
-    from setuptools.config.pyprojecttoml import read_configuration
-
-    assert read_configuration(str(ROOT / "pyproject.toml"))["project"]["version"] == _metadata()["version"]
+    # in a fresh interpreter: setuptools refuses to load once another module imported the stdlib's distutils
+    code = ("from setuptools.config.pyprojecttoml import read_configuration; "
+            "print(read_configuration('pyproject.toml')['project']['version'])")
+    out = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.strip() == _metadata()["version"]

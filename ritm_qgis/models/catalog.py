@@ -251,9 +251,12 @@ def model_statuses(directory: Optional[os.PathLike] = None) -> List[ModelStatus]
     folder = Path(directory) if directory is not None else cache_dir()
     shipped, downloaded, downloadable = [], [], []
     for e in entries():
+        if not e.weights:  # a weight-free method comes with the plugin: nothing to ship or download
+            shipped.append(ModelStatus(e, "shipped"))
+            continue
         if e.source == "shipped":
-            path = SHIPPED_DIR / f"{e.name}.pth" if e.weights else None
-            if path is None or path.is_file():
+            path = SHIPPED_DIR / f"{e.name}.pth"
+            if path.is_file():
                 shipped.append(ModelStatus(e, "shipped", path))
             continue
         path = folder / f"{e.name}.pth"

@@ -35,9 +35,9 @@ def default_model_help() -> str:
     name, reason = default_model()
     return (f"Model: one of the list, the same as in the RITM dock's model box. Default here: {reason} "
             "A model that is not downloaded yet is downloaded when the algorithm runs (about 41 MB for the "
-            "paper's models, through QGIS's network settings, proxy included; progress shown, cancellable), or beforehand by choosing it in the "
-            "RITM dock. Offline, give a copy of its .pth file as the checkpoint file, which is used instead of "
-            "the listed model (with the command line installed: `ritm-qgis download-weights NAME --from FILE` "
+            "paper's models, through QGIS's network settings, proxy included; progress shown, cancellable), "
+            "or beforehand by choosing it in the RITM dock. Offline, give a copy of its .pth file as the "
+            "checkpoint file, which is used instead of the listed model (with the command line installed: `ritm-qgis download-weights NAME --from FILE` "
             "imports and verifies it).")
 
 
