@@ -14,7 +14,7 @@ from tiny_model import tiny_checkpoint
 qgis_core = pytest.importorskip("qgis.core", reason="PyQGIS (Debian's python3-qgis) is not installed")
 
 ALGS = ("segment_from_points", "auto_annotate", "evaluate_noc")
-SHIPPED = ["grabcut", "aerial-finetuned-h18s", "aerial-finetuned-tiny", "aerial-finetuned-tiles-tiny",
+SHIPPED = ["grabcut", "grabcut-multi", "aerial-finetuned-h18s", "aerial-finetuned-tiny", "aerial-finetuned-tiles-tiny",
            "aerial-scratch-tiny", "natural-tiny"]
 
 

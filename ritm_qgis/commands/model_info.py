@@ -53,6 +53,8 @@ def _list(as_json: bool) -> int:
     for s, w in zip(statuses, weights):
         print(f"{w['name']:<28} {w['status']:<12} {w['arch']:<11} {s.size_label():>9}  {w['training_data']}")
         print(f"{'':<28} {w['good_for']}")
+        if not w["for_buildings"]:
+            print(f"{'':<28} not offered for outlining buildings (the dock lists it last, apart)")
         if w["url"]:
             print(f"{'':<28} url {w['url']}")
         if w["digest"]:

@@ -86,7 +86,10 @@ class ModelEntry:
     size_text: Optional[str] = None  # as advertised when the exact size is not known
     published: Optional[str] = None  # figures published by the model's authors (not measured here)
     builder: Builder = NETWORK  # what builds its backend, whether it loads a file, the input it takes
-    listed: bool = True  # offered in the model list (False: a variant named in scripts, such as grabcut-multi)
+    listed: bool = True  # offered in the model list
+    # offered in the dock as a tool for outlining buildings one at a time; False for demonstrations
+    # that get worse with more clicks and for whole-tile methods (a group of their own, last)
+    for_buildings: bool = True
 
     @property
     def downloadable(self) -> bool:
@@ -133,14 +136,15 @@ class ModelStatus:
             "source": e.source,
             "published": e.published,
             "weights": e.weights,
+            "for_buildings": e.for_buildings,
             "inputs": e.builder.inputs.as_dict(),
             "path": str(self.path) if self.path is not None else None,
             "downloaded": self.status == "downloaded",
         }
 
 
-def _shipped(name, arch, data, good_for) -> ModelEntry:
-    return ModelEntry(name, arch, data, good_for, "shipped")
+def _shipped(name, arch, data, good_for, for_buildings=True) -> ModelEntry:
+    return ModelEntry(name, arch, data, good_for, "shipped", for_buildings=for_buildings)
 
 
 _SHIPPED = [
@@ -149,17 +153,17 @@ _SHIPPED = [
                builder=Builder(_GRABCUT, weights=False, options=(("prior", "box"),))),
     ModelEntry("grabcut-multi", "grabcut", "none (weight-free)",
                "OpenCV GrabCut from the clicks, several objects per image (whole tiles: demo, evaluate)", "shipped",
-               builder=Builder(_GRABCUT, weights=False, options=(("prior", "clicks"),)), listed=False),
+               builder=Builder(_GRABCUT, weights=False, options=(("prior", "clicks"),)), for_buildings=False),
     _shipped("aerial-finetuned-h18s", "hrnet18s", "natural images, then 329 SpaceNet Rio building windows",
              "fewest clicks per building of the shipped models; the default until paper-finetune is there"),
     _shipped("aerial-finetuned-tiny", "hrnet_tiny", "natural images, then 329 SpaceNet Rio building windows",
-             "tiny network (0.4 M parameters) trained per building on a CPU; a demonstration"),
+             "tiny network (0.4 M parameters) trained per building on a CPU; a demonstration", for_buildings=False),
     _shipped("aerial-finetuned-tiles-tiny", "hrnet_tiny", "natural images, then SpaceNet Rio + INRIA kitsap11 tiles",
-             "tiny network trained on whole tiles; a demonstration of the paper's tile protocol"),
+             "tiny network trained on whole tiles; a demonstration of the paper's tile protocol", for_buildings=False),
     _shipped("aerial-scratch-tiny", "hrnet_tiny", "SpaceNet Rio + INRIA kitsap11 tiles (from scratch)",
-             "tiny network, aerial data only; the paper's 'from scratch' regime in miniature"),
+             "tiny network, aerial data only; the paper's 'from scratch' regime in miniature", for_buildings=False),
     _shipped("natural-tiny", "hrnet_tiny", "DAVIS (natural images)",
-             "tiny network, natural images only; shows the domain gap on aerial images"),
+             "tiny network, natural images only; shows the domain gap on aerial images", for_buildings=False),
 ]
 
 _PAPER_TABLE1 = "paper Table 1, 500x500 INRIA test tiles (published, not measured here): "
