@@ -114,5 +114,5 @@ def open_dataset(spec: DatasetSpec, stretch=None) -> "datasets.Dataset":
     for fmt in _FORMATS.values():
         if isinstance(spec, fmt.spec_type):
             dataset = fmt.open(spec)
-            return dataset if rule.kind == "percentile" else datasets.restretched(dataset, rule)
+            return datasets.restretched(dataset, rule)
     raise RitmError(f"not a dataset spec: {spec!r}")
