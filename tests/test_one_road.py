@@ -155,7 +155,8 @@ def test_the_same_clicks_give_the_same_building_on_the_canvas_in_processing_and_
               for i, (x, y, p) in enumerate(clicks)]
     res = processing.run("ritm_qgis:segment_from_points", {
         "INPUT": raster, "POINTS": point_layer(points, crs=UTM), "SIGN_FIELD": "sign", "OBJECT_FIELD": "obj",
-        "ORDER_FIELD": "ord", "DEVICE": "cpu", **({"CHECKPOINT": ckpt} if model == ckpt else {"MODEL": model}), "STRETCH": "percentile", "SIMPLIFY": 0.0,
+        "ORDER_FIELD": "ord", "DEVICE": "cpu",
+        **({"CHECKPOINT": ckpt} if model == ckpt else {"MODEL": model}), "STRETCH": "percentile", "SIMPLIFY": 0.0,
         "REGULARIZE": True, "OUTPUT": str(tmp_path / "processing.gpkg")})
     alg = gpd.read_file(res["OUTPUT"])
 
@@ -199,7 +200,8 @@ def test_segment_reprojects_clicks_given_in_another_crs_and_refuses_bad_clicks(u
     lon, lat = Transformer.from_crs(UTM, "EPSG:4326", always_xy=True).transform(x, y)
     base = ["segment", "--raster", raster, "--model", "grabcut"]
     assert main(base + ["--click", f"{x!r},{y!r},+", "--out", str(tmp_path / "utm.gpkg")]) == 0
-    assert main(base + ["--crs", "EPSG:4326", "--click", f"{lon!r},{lat!r},+", "--out", str(tmp_path / "wgs.gpkg")]) == 0
+    wgs_argv = ["--crs", "EPSG:4326", "--click", f"{lon!r},{lat!r},+", "--out", str(tmp_path / "wgs.gpkg")]
+    assert main(base + wgs_argv) == 0
     utm, wgs = (gpd.read_file(tmp_path / f"{n}.gpkg") for n in ("utm", "wgs"))
     assert len(utm) == len(wgs) == 1 and utm.crs.to_epsg() == 32723 and wgs.crs.to_epsg() == 32723
     assert iou(union(utm), union(wgs)) >= SAME

@@ -218,7 +218,8 @@ class RasterSession:
 
     # ------------------------------------------------------------------ polygons
     def mask(self, threshold: float = MASK_THRESHOLD) -> tuple[WindowBox, np.ndarray] | None:
-        """The current mask on its window (valid pixels above ``threshold``, as ``vectorize.binarize``); None before a click."""
+        """The current mask on its window (valid pixels above ``threshold``, as ``vectorize.binarize``);
+        None before a click."""
         step = self.current
         if step is None:
             return None
