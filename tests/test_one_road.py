@@ -14,6 +14,7 @@ import os
 import cv2
 import geopandas as gpd
 import numpy as np
+import pandas as pd
 import pytest
 import rasterio
 import shapely
@@ -218,3 +219,28 @@ def test_segment_reprojects_clicks_given_in_another_crs_and_refuses_bad_clicks(u
         assert main(base + argv + ["--out", str(tmp_path / "bad.gpkg")]) == 1
         assert message in capsys.readouterr().err
         assert not os.path.exists(tmp_path / "bad.gpkg")
+
+
+def test_a_footprints_layer_of_single_polygons_takes_a_two_part_building_part_by_part(qgis_app, tmp_path):
+    """A footprints.gpkg made by an earlier version (Polygon, fewer fields) keeps taking buildings."""
+    from qgis.core import QgsCoordinateReferenceSystem, QgsVectorLayer
+
+    from ritm_qgis.engine.interactive.outline_record import FIELDS, OutlineRecord
+    from ritm_qgis.gui.output import append_records, open_output_layer
+
+    path = str(tmp_path / "old.gpkg")
+    old = gpd.GeoDataFrame({"area_m2": [1.0], "perimeter_m": [4.0], "n_clicks": [1], "model": ["grabcut"],
+                            "created": [pd.Timestamp("2026-01-01")]},
+                           geometry=[shapely.box(500000, 5000000, 500001, 5000001)], crs=UTM)
+    old.to_file(path, layer="footprints", engine="pyogrio")
+    layer = open_output_layer(path, QgsCoordinateReferenceSystem(UTM), add_to_project=False)
+    two = shapely.MultiPolygon([shapely.box(500010, 5000000, 500020, 5000010),
+                                shapely.box(500030, 5000000, 500035, 5000010)])
+    record = OutlineRecord(two, area_m2=150.0, perimeter_m=100.0, pixels=1666, clicks=((500015, 5000005, True),),
+                           model="grabcut", stretch="percentile", source="scene.tif", crs=rasterio.crs.CRS.from_string(UTM))
+    feats = append_records(layer, [record], QgsCoordinateReferenceSystem(UTM), "house")
+    assert len(feats) == 2
+    back = gpd.read_file(path, layer="footprints")
+    assert len(back) == 3 and set(FIELDS) <= set(back.columns)
+    assert back["area_m2"].iloc[1:].round(3).tolist() == [100.0, 50.0] and set(back["label"].iloc[1:]) == {"house"}
+    assert QgsVectorLayer(f"{path}|layername=footprints").featureCount() == 3
