@@ -237,7 +237,8 @@ def test_a_footprints_layer_of_single_polygons_takes_a_two_part_building_part_by
     two = shapely.MultiPolygon([shapely.box(500010, 5000000, 500020, 5000010),
                                 shapely.box(500030, 5000000, 500035, 5000010)])
     record = OutlineRecord(two, area_m2=150.0, perimeter_m=100.0, pixels=1666, clicks=((500015, 5000005, True),),
-                           model="grabcut", stretch="percentile", source="scene.tif", crs=rasterio.crs.CRS.from_string(UTM))
+                           model="grabcut", stretch="percentile", source="scene.tif",
+                           crs=rasterio.crs.CRS.from_string(UTM))
     feats = append_records(layer, [record], QgsCoordinateReferenceSystem(UTM), "house")
     assert len(feats) == 2
     back = gpd.read_file(path, layer="footprints")
