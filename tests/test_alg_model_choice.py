@@ -80,7 +80,7 @@ def test_a_listed_model_is_downloaded_on_first_use(provider, tmp_path, monkeypat
             assert "test-remote" in algorithm("segment_from_points").parameterDefinition("MODEL").options()
             res = processing.run("ritm_qgis:segment_from_points", {
                 "INPUT": raster, "POINTS": point_layer(clicks_for(BUILDINGS[:1])), "SIGN_FIELD": "sign",
-                "MODEL": "test-remote", "DEVICE": "cpu", "MARGIN": 40, "OUTPUT": str(tmp_path / "o.gpkg")},
+                "MODEL": "test-remote", "DEVICE": "cpu", "OUTPUT": str(tmp_path / "o.gpkg")},
                 feedback=QgsProcessingFeedback())
         finally:
             catalog.remove_entry("test-remote")

@@ -5,7 +5,6 @@ busy, only existing devices are offered, and accepted buildings carry source, la
 import geopandas as gpd
 import numpy as np
 import pytest
-import rasterio
 from qgis.core import QgsProject, QgsRasterLayer, QgsRectangle, QgsSingleBandGrayRenderer, QgsVectorLayer
 from qgis.PyQt.QtCore import QEvent, QPoint, Qt
 from qgis.PyQt.QtGui import QImage, QMouseEvent

@@ -39,7 +39,7 @@ def _is_georeferenced(path: str) -> bool:
 
 def load_demo_inputs(image_path: str, target_path: str, stretch=None):
     """(rgb uint8, target bool, invalid bool | None, grid | None); ``stretch``: the input rule."""
-    from ritm_qgis.engine.data.datasets import read_image_gray, read_image_rgb
+    from ritm_qgis.engine.data.datasets import read_image_gray
 
     for label, path in (("image", image_path), ("target mask", target_path)):
         if not os.path.isfile(path):
@@ -51,9 +51,10 @@ def load_demo_inputs(image_path: str, target_path: str, stretch=None):
         win = resolve_stretch(stretch, image_path).read(image_path)
         rgb, invalid, grid = win.rgb, (win.invalid if win.invalid.any() else None), win.grid
     else:
-        from ritm_qgis.engine.geo.stretch import stretch_image
+        from ritm_qgis.engine.geo.stretch import read_image_rgb
 
-        rgb = stretch_image(read_image_rgb(image_path), stretch)
+        win = read_image_rgb(image_path, stretch)
+        rgb, invalid = win.rgb, (win.invalid if win.invalid.any() else None)
     if target_path.lower().endswith((".tif", ".tiff")):
         import rasterio
 

@@ -144,7 +144,8 @@ def run(args) -> int:
     from ritm_qgis.engine.training.distributed import cleanup
 
     thresholds, labels = check_arguments(args)
-    dataset = open_dataset(parse_dataset_spec(args.dataset), stretch=args.stretch)
+    stretch = parse_stretch(args.stretch)  # once: the dataset, the as-drawn sessions and the report take this rule
+    dataset = open_dataset(parse_dataset_spec(args.dataset), stretch=stretch)
     indices = list(range(min(len(dataset), args.limit) if args.limit else len(dataset)))
     if dataset.repaired_footprints:
         from ritm_qgis.engine.jobs.geo_evaluation import repaired_warning
@@ -153,12 +154,12 @@ def run(args) -> int:
               file=sys.stderr)
     info, device = _distributed(args.device)
     try:
-        return _evaluate_all(args, dataset, indices, info, device, thresholds, labels)
+        return _evaluate_all(args, dataset, indices, info, device, thresholds, labels, stretch)
     finally:
         cleanup()
 
 
-def _evaluate_all(args, dataset, indices, info, device, thresholds, labels) -> int:
+def _evaluate_all(args, dataset, indices, info, device, thresholds, labels, stretch) -> int:
     """Every model in turn; the outputs of the run are moved into place together at the end.
 
     While a model runs, its results so far are rewritten after every batch as
@@ -195,7 +196,7 @@ def _evaluate_all(args, dataset, indices, info, device, thresholds, labels) -> i
                 return Predictor(backend, zoom_in=zoom)
 
             if args.as_drawn:
-                make_session = drawn_session_factory(backend, stretch=args.stretch)
+                make_session = drawn_session_factory(backend, stretch=stretch)
 
             folder = os.path.join(args.out, label)
             partial_files += [incomplete_path(os.path.join(folder, n)) for n in (IOUS_FILE, SAMPLES_FILE)]
@@ -224,7 +225,7 @@ def _evaluate_all(args, dataset, indices, info, device, thresholds, labels) -> i
                 write_extreme_figures(folder, dataset, result, make_session, staging=staging)
         if not info.is_main:
             return 0
-        meta = {"dataset": args.dataset, "stretch": parse_stretch(args.stretch).label, "processes": info.world_size, "n_dataset_samples": len(dataset),
+        meta = {"dataset": args.dataset, "stretch": stretch.label, "processes": info.world_size, "n_dataset_samples": len(dataset),
                 "max_clicks": args.max_clicks, "thresholds": list(thresholds), "batch_size": args.batch_size,
                 "zoom_in_size": args.zoom_in_size, "as_drawn": bool(args.as_drawn),
                 "repaired_footprints": list(dataset.repaired_footprints), "models": summary}

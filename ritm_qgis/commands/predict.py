@@ -83,21 +83,6 @@ def check_output_files(args) -> None:
                 raise RitmError(f"{a.name} and {b.name} name the same file '{a.path}'; give each its own file.")
 
 
-def read_image(path: str) -> np.ndarray:
-    import cv2
-
-    if not os.path.isfile(path):
-        raise RitmError(f"No image at '{path}'; give the path of a PNG, JPEG or TIFF file.")
-    img = cv2.imread(path, cv2.IMREAD_UNCHANGED)
-    if img is None:
-        raise RitmError(f"'{path}' could not be read as an image (truncated or corrupt, or not PNG, JPEG or TIFF); check the file or convert it.")
-    if img.ndim == 3 and img.shape[2] == 3:
-        img = cv2.cvtColor(img, cv2.COLOR_BGR2RGB)
-    elif img.ndim == 3 and img.shape[2] == 4:
-        img = cv2.cvtColor(img, cv2.COLOR_BGRA2RGBA)
-    return img
-
-
 def add_arguments(p):
     p.add_argument("--checkpoint", required=True, metavar="FILE|NAME",
                    help="network checkpoint (.pth file or name of a downloaded official model), "
@@ -137,7 +122,7 @@ def add_arguments(p):
 def run(args) -> int:
     import cv2
 
-    from ritm_qgis.engine.geo.stretch import parse_stretch, stretch_image
+    from ritm_qgis.engine.geo.stretch import parse_stretch, read_image_rgb
     from ritm_qgis.engine.interactive.interactive_settings import interactive_predictor, load_interactive_backend
     from ritm_qgis.engine.interactive.predictor import Predictor
     from ritm_qgis.engine.jobs.limits import MAX_THREADS, check_fraction, check_int
@@ -150,10 +135,8 @@ def run(args) -> int:
         check_int(args.threads, "--threads", 1, MAX_THREADS)
     stretch = parse_stretch(args.stretch)
     check_output_files(args)
-    image = read_image(args.image)
+    image = read_image_rgb(args.image, stretch).rgb  # as a raster window is read: nodata left out, black
     check_clicks_inside(clicks, args.click, image.shape)
-    if stretch.kind != "percentile":  # percentile is the predictor's own normalisation
-        image = stretch_image(image, stretch)
     threads = set_threads(args.threads)
     backend = load_interactive_backend(args.checkpoint, args.device, args.precision, args.optimize,
                                        flip=not args.no_flip)

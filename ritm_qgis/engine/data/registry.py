@@ -144,5 +144,5 @@ def open_dataset(spec: DatasetSpec, stretch=None) -> "datasets.Dataset":
             if fmt.takes_stretch:
                 return fmt.open(spec, stretch=rule)
             dataset = fmt.open(spec)
-            return dataset if rule.kind == "percentile" else datasets.restretched(dataset, rule)
+            return datasets.restretched(dataset, rule)
     raise RitmError(f"not a dataset spec: {spec!r}")

@@ -13,6 +13,10 @@
 
 Statistics of ``percentile`` and ``minmax`` come from the whole raster (a decimated read, nodata
 excluded), so every window of a raster looks the same. ``label`` is what outputs record.
+
+Every input takes the same arithmetic (``band_stretch``: percentiles of the valid pixels only):
+a raster window (``resolve_stretch(...).read``), an image file (``read_image_rgb``, what
+``predict``, ``demo`` and the mask-folder datasets see) and an array (``stretch_image``).
 """
 
 from __future__ import annotations
@@ -22,6 +26,10 @@ from dataclasses import dataclass
 import numpy as np
 
 from ritm_qgis.core.errors import RitmError
+from ritm_qgis.engine.geo.band_stretch import PERCENTILES, Stretch, band_limits, to_rgb
+from ritm_qgis.engine.geo.image_norm import rgb_bands_first
+from ritm_qgis.engine.geo.raster_io import (RgbWindow, open_raster, raster_meta, raster_stretch, read_image,
+                                            read_rgb, select_bands)
 
 KINDS = ("percentile", "minmax", "fixed", "layer")
 CLI_CHOICES = "percentile, minmax or LOW,HIGH"
@@ -29,6 +37,7 @@ STRETCH_METAVAR = "{percentile,minmax,LOW,HIGH}"
 STRETCH_HELP = ("how an image that is not 8-bit becomes the model's 8-bit input: percentile (default: each band "
                 "from its 2nd to 98th percentile), minmax (from its minimum to maximum), or LOW,HIGH (a fixed "
                 "range for every band, 8-bit images included); recorded with the outputs")
+_PERCENTILES = {"percentile": PERCENTILES, "minmax": (0.0, 100.0)}
 
 
 @dataclass(frozen=True)
@@ -78,62 +87,73 @@ class RasterStretch:
 
     rule: StretchRule
     bands: tuple[int, ...] | None
-    values: object  # raster_io.Stretch | None
+    values: Stretch | None
+    pixel_space: bool = False
 
-    def read(self, source, window=None):
-        """The window as the model's input (``raster_io.RgbWindow``)."""
-        from ritm_qgis.engine.geo.raster_io import read_rgb
-
-        return read_rgb(source, window, bands=self.bands,
+    def read(self, source, window=None) -> RgbWindow:
+        """The window as the model's input."""
+        return read_rgb(source, window, bands=self.bands, pixel_space=self.pixel_space,
                         stretch=self.values if self.values is not None else "raster")
 
 
-def resolve_stretch(rule: StretchRule | str | None, source) -> RasterStretch:
-    """Compute the rule's numbers for a raster (a path or an open rasterio dataset)."""
-    from ritm_qgis.engine.geo.raster_io import Stretch, open_raster, raster_meta, raster_stretch
-
+def resolve_stretch(rule: StretchRule | str | None, source, *, pixel_space: bool = False) -> RasterStretch:
+    """Compute the rule's numbers for a raster (a path or an open rasterio dataset); ``pixel_space``:
+    an image without georeference."""
     rule = parse_stretch(rule)
     if isinstance(source, str) or hasattr(source, "__fspath__"):
         with open_raster(source) as ds:
-            return resolve_stretch(rule, ds)
-    meta = raster_meta(source)
+            return resolve_stretch(rule, ds, pixel_space=pixel_space)
+    meta = raster_meta(source, pixel_space=pixel_space)
     if rule.kind == "layer":
         bands = tuple(rule.bands) if rule.bands else None
         n = 1 if bands is None else len(bands)
         low = rule.low if len(rule.low) == n else rule.low[:1] * n
         high = rule.high if len(rule.high) == n else rule.high[:1] * n
         if meta.dtype == "uint8" and set(low) == {0.0} and set(high) == {255.0}:
-            return RasterStretch(rule, bands, None)  # drawn as stored: the bytes as they are, no arithmetic
-        return RasterStretch(rule, bands, Stretch(tuple(low), tuple(high), floor=True))
+            return RasterStretch(rule, bands, None, pixel_space)  # drawn as stored: the bytes as they are
+        return RasterStretch(rule, bands, Stretch(tuple(low), tuple(high), floor=True), pixel_space)
     if rule.kind == "fixed":
-        from ritm_qgis.engine.geo.raster_io import select_bands
-
         n = len(select_bands(meta))
-        return RasterStretch(rule, None, Stretch(rule.low[:1] * n, rule.high[:1] * n))
+        return RasterStretch(rule, None, Stretch(rule.low[:1] * n, rule.high[:1] * n), pixel_space)
     if meta.dtype == "uint8":
-        return RasterStretch(rule, None, None)
-    percentiles = (2.0, 98.0) if rule.kind == "percentile" else (0.0, 100.0)
-    return RasterStretch(rule, None, raster_stretch(source, percentiles=percentiles))
+        return RasterStretch(rule, None, None, pixel_space)
+    values = raster_stretch(source, percentiles=_PERCENTILES[rule.kind], pixel_space=pixel_space)
+    return RasterStretch(rule, None, values, pixel_space)
 
 
-def stretch_image(image, rule: StretchRule | str | None) -> np.ndarray:
-    """A plain image array (PNG/TIFF read into memory) -> RGB uint8 under the rule.
-
-    ``percentile`` is the engine's usual normalisation (``image_norm.to_rgb_uint8``)."""
-    from ritm_qgis.engine.geo.image_norm import rgb_bands_first, to_rgb_uint8
-    from ritm_qgis.engine.geo.raster_io import Stretch, to_rgb, window_stretch
-
-    rule = parse_stretch(rule)
-    arr = np.asarray(image)
-    if rule.kind == "percentile" or (rule.kind == "minmax" and arr.dtype == np.uint8):
-        return to_rgb_uint8(arr)
-    data = rgb_bands_first(arr)
-    invalid = np.zeros(data.shape[1:], bool)
-    if rule.kind == "minmax":
-        values = window_stretch(data.astype(np.float64), invalid, (0.0, 100.0))
-    elif rule.kind == "fixed":
-        values = Stretch(rule.low[:1] * 3, rule.high[:1] * 3)
-    else:
+def _no_layer_outside_qgis(rule: StretchRule) -> None:
+    if rule.kind == "layer":
         raise RitmError("The 'layer' stretch exists only inside QGIS; use percentile, minmax or LOW,HIGH.")
+
+
+def read_image_rgb(path, rule: StretchRule | str | None = None) -> RgbWindow:
+    """An image file (``raster_io.read_image``) as the model's input under the rule, with the raster
+    path's numbers: a GeoTIFF gives what ``resolve_stretch(rule, path).read(path)`` gives."""
+    rule = parse_stretch(rule)
+    _no_layer_outside_qgis(rule)
+    image = read_image(path)
+    if rule.kind == "fixed":
+        values = Stretch(rule.low[:1] * len(image.data), rule.high[:1] * len(image.data))
+    elif image.dtype == "uint8":
+        values = None
+    else:
+        values = resolve_stretch(rule, path, pixel_space=True).values
+    rgb, invalid = to_rgb(image.data, image.invalid, values)
+    return RgbWindow(rgb=rgb, invalid=invalid, window=image.window, grid=image.grid)
+
+
+def stretch_image(image, rule: StretchRule | str | None, invalid: np.ndarray | None = None) -> np.ndarray:
+    """An image array (H, W[, bands]) -> RGB uint8 under the rule; ``invalid`` (H, W) pixels are left
+    out of the statistics and come out black."""
+    rule = parse_stretch(rule)
+    _no_layer_outside_qgis(rule)
+    data = rgb_bands_first(np.asarray(image))
+    invalid = np.zeros(data.shape[1:], bool) if invalid is None else np.asarray(invalid, bool)
+    if rule.kind == "fixed":
+        values = Stretch(rule.low[:1] * 3, rule.high[:1] * 3)
+    elif data.dtype == np.uint8:
+        values = None
+    else:
+        values = band_limits(data, invalid, _PERCENTILES[rule.kind])  # non-finite values left out too
     rgb, _ = to_rgb(data, invalid, values)
     return rgb
