@@ -1,6 +1,7 @@
-"""Adding a dataset format or a backend is one module plus one registration: a throwaway format and
-a throwaway weight-free backend, registered here, are what `ritm-qgis evaluate`, the model list and
-build_backend then use, with no other list to edit."""
+"""Adding a dataset format, a backend or a stretch is one module plus one registration: a throwaway
+format, a throwaway weight-free backend and a throwaway stretch, registered here, are what
+`ritm-qgis evaluate` and `segment`, the model list, build_backend, the stretch's parser, help texts and
+raster path then use, with no other list to edit."""
 
 import json
 from dataclasses import dataclass
@@ -11,6 +12,8 @@ import pytest
 from ritm_qgis import cli
 from ritm_qgis.engine.data import registry
 from ritm_qgis.engine.data.datasets import Dataset, Sample
+from ritm_qgis.engine.geo import stretch_registry
+from ritm_qgis.engine.geo.stretch_kinds import StretchKind
 from ritm_qgis.engine.interactive.predictor import Backend
 from ritm_qgis.models import catalog
 from ritm_qgis.models.builders import Builder, Inputs
@@ -103,3 +106,80 @@ def test_evaluate_takes_a_registered_format_and_backend(registered, tmp_path, ca
 def test_an_unregistered_format_is_refused_in_one_sentence():
     with pytest.raises(catalog.RitmError, match="names no such kind"):
         registry.parse_dataset_spec("squares:3:20")
+
+
+# --- a throwaway stretch: each band black below its median, white above (one kind, one registration) -----
+class MedianKind(StretchKind):
+    name = "median"
+    description = "black below each band's median, white above"
+
+    def limits(self, rule, n_bands, dtype, percentiles):
+        return percentiles((50.0, 50.0))  # low == high: to_rgb thresholds there
+
+
+@pytest.fixture
+def median_stretch():
+    stretch_registry.register_stretch(MedianKind())
+    try:
+        yield
+    finally:
+        stretch_registry.unregister_stretch("median")
+
+
+def test_a_registered_stretch_is_parsed_offered_and_applied(median_stretch, registered, tmp_path, capsys):
+    import geopandas as gpd
+    import rasterio
+
+    from data_builders import uint16_scene
+    from ritm_qgis.engine.geo.stretch import parse_stretch, resolve_stretch, stretch_image
+
+    assert parse_stretch(" Median ") == stretch_registry.StretchRule("median")
+    assert parse_stretch("median").label == "median"
+    raster = uint16_scene(tmp_path / "u16.tif")
+    win = resolve_stretch("median", raster).read(raster)  # the raster path: the whole raster's median
+    valid = win.rgb[..., 0][~win.invalid]
+    assert set(np.unique(valid)) == {0, 255} and 0.3 < (valid == 255).mean() < 0.7
+    array = np.arange(100, dtype=np.uint16).reshape(10, 10)
+    assert (stretch_image(array, "median")[..., 1] == 255).sum() == 50  # an array: its own median
+
+    # offered by the CLI's help, Processing's parameter and help, and the dock's list
+    assert "median" in stretch_registry.cli_help() and "median" in stretch_registry.processing_label()
+    assert "black below each band's median" in stretch_registry.help_sentence()
+    assert ("median", MedianKind.description) in stretch_registry.dock_choices()
+    with pytest.raises(SystemExit):
+        cli.main(["segment", "--help"])
+    assert "black below each band's median" in " ".join(capsys.readouterr().out.split())
+
+    # and used by `ritm-qgis segment`, recorded with the building
+    with rasterio.open(raster) as ds:
+        x, y = ds.transform * (90.5, 70.5)  # inside the first building of the scene
+    out = tmp_path / "b.gpkg"
+    code = cli.main(["segment", "--raster", raster, "--click", f"{x},{y},+", "--model", "test-disk",
+                     "--device", "cpu", "--stretch", "median", "--out", str(out)])
+    assert code == 0, capsys.readouterr().err
+    assert list(gpd.read_file(out)["stretch"]) == ["median"]
+
+
+def test_an_unregistered_stretch_is_no_longer_offered(median_stretch):
+    stretch_registry.unregister_stretch("median")
+    with pytest.raises(catalog.RitmError, match="--stretch takes percentile, minmax or LOW,HIGH"):
+        stretch_registry.parse_stretch("median")
+    assert "median" not in stretch_registry.cli_help()
+
+
+def test_the_dock_and_processing_offer_a_registered_stretch(median_stretch, qgis_app):
+    from qgis.PyQt.QtCore import Qt
+
+    from ritm_qgis.algorithms.segment_from_points import SegmentFromPointsAlgorithm
+    from ritm_qgis.gui.dock import RitmDock
+    from ritm_qgis.gui.settings import ToolSettings
+
+    dock = RitmDock(settings=ToolSettings(stretch="median"))
+    items = [dock.stretch.itemText(i) for i in range(dock.stretch.count())]
+    assert items == ["layer", "percentile", "minmax", "median"]
+    assert dock.stretch.itemData(3, Qt.ToolTipRole) == MedianKind.description
+    assert dock.settings().stretch == "median"
+    alg = SegmentFromPointsAlgorithm()
+    alg.initAlgorithm()
+    assert "median" in alg.parameterDefinition("STRETCH").description()
+    assert "'median' (black below each band's median, white above)" in alg.shortHelpString()

@@ -124,9 +124,14 @@ class RitmAlgorithm(QgsProcessingAlgorithm):
     def shortHelpString(self):  # noqa: N802
         from ._model_params import CHECKPOINT, model_help
 
+        text = self.tr(self.HELP)
+        if self.parameterDefinition("STRETCH") is not None:  # stretch_parameter: the registered stretches
+            from ritm_qgis.engine.geo.stretch_registry import help_sentence
+
+            text += "\n" + help_sentence()
         if self.parameterDefinition(CHECKPOINT) is not None:  # an algorithm that runs a model
-            return self.tr(self.HELP) + "\n" + model_help()
-        return self.tr(self.HELP)
+            text += "\n" + model_help()
+        return text
 
     def helpUrl(self):  # noqa: N802
         return help_url()

@@ -8,7 +8,7 @@ import os
 import numpy as np
 
 from ritm_qgis.core.errors import RitmError
-from ritm_qgis.engine.geo.stretch import STRETCH_HELP, STRETCH_METAVAR
+from ritm_qgis.engine.geo.stretch_registry import DEFAULT as DEFAULT_STRETCH, cli_help, cli_metavar
 
 HELP = ("Simulate clicks on an image until a target IoU (the paper's demo) and write, per model, the overlay, "
         "the error map, the IoU-per-click plot and the number of clicks; a GeoTIFF also yields footprints and clicks "
@@ -24,7 +24,7 @@ def add_arguments(p):
     p.add_argument("--target-iou", type=float, default=0.9, help="stop once this IoU is reached (default 0.9)")
     p.add_argument("--max-clicks", type=int, default=20, help="click budget (default 20)")
     p.add_argument("--device", default="auto", help="auto (CUDA if available), cpu, cuda or cuda:N")
-    p.add_argument("--stretch", default="percentile", metavar=STRETCH_METAVAR, help=STRETCH_HELP)
+    p.add_argument("--stretch", default=DEFAULT_STRETCH, metavar=cli_metavar(), help=cli_help())
     p.add_argument("--out", required=True, metavar="DIR", help="output folder")
 
 

@@ -11,7 +11,7 @@ import numpy as np
 from ritm_qgis.cli_progress import ProgressBar
 from ritm_qgis.core.atomic import OutputSet, incomplete_path
 from ritm_qgis.core.errors import RitmError
-from ritm_qgis.engine.geo.stretch import STRETCH_HELP, STRETCH_METAVAR, parse_stretch
+from ritm_qgis.engine.geo.stretch_registry import DEFAULT as DEFAULT_STRETCH, cli_help, cli_metavar, parse_stretch
 from ritm_qgis.engine.data.registry import usage as dataset_usage
 from ritm_qgis.engine.interactive.backends import model_label
 from ritm_qgis.engine.jobs.limits import MAX_BATCH_SIZE, MAX_CLICKS, MAX_ZOOM_IN, check_int
@@ -36,7 +36,7 @@ def add_arguments(p):
                    help=f"click budget per sample (default 20, at most {MAX_CLICKS})")
     p.add_argument("--thresholds", default="0.8,0.85,0.9", help="IoU thresholds for NoC (default 0.8,0.85,0.9)")
     p.add_argument("--out", required=True, metavar="DIR", help="output folder")
-    p.add_argument("--stretch", default="percentile", metavar=STRETCH_METAVAR, help=STRETCH_HELP)
+    p.add_argument("--stretch", default=DEFAULT_STRETCH, metavar=cli_metavar(), help=cli_help())
     p.add_argument("--batch-size", type=int, default=8, help="samples that go through the network together")
     p.add_argument("--device", default="auto", help="auto (CUDA if available), cpu, cuda or cuda:N")
     p.add_argument("--limit", type=int, default=None, help="evaluate only the first N samples")

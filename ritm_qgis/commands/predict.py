@@ -12,7 +12,7 @@ import numpy as np
 from ritm_qgis.core.atomic import atomic_path, write_text_atomically
 from ritm_qgis.core.defaults import MASK_THRESHOLD
 from ritm_qgis.core.errors import RitmError
-from ritm_qgis.engine.geo.stretch import STRETCH_HELP, STRETCH_METAVAR
+from ritm_qgis.engine.geo.stretch_registry import DEFAULT as DEFAULT_STRETCH, cli_help, cli_metavar
 from ritm_qgis.engine.runtime.device import OPTIMIZE_MODES
 
 HELP = ("Segment one object from clicks with a RITM network (or the weight-free GrabCut backend) "
@@ -109,7 +109,7 @@ def add_arguments(p):
                         "(the HRNet quantized to int8, calibrated; CPU), onednn "
                         "(fold + oneDNN fused convolutions on prepacked weights, CPU), fold (BatchNorm "
                         "folding + channels-last), none (the unmodified network: RITM's arithmetic)")
-    p.add_argument("--stretch", default="percentile", metavar=STRETCH_METAVAR, help=STRETCH_HELP)
+    p.add_argument("--stretch", default=DEFAULT_STRETCH, metavar=cli_metavar(), help=cli_help())
     p.add_argument("--out-mask", required=True, metavar="MASK.png", help="output mask, 0/255 PNG")
     p.add_argument("--out-prob", metavar="PROB.npy", help="also write the probability map (float32, image size)")
     p.add_argument("--threads", type=int, default=None, metavar="N",

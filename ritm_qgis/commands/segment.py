@@ -11,7 +11,7 @@ import argparse
 import math
 
 from ritm_qgis.core.errors import RitmError
-from ritm_qgis.engine.geo.stretch import STRETCH_HELP, STRETCH_METAVAR
+from ritm_qgis.engine.geo.stretch_registry import DEFAULT as DEFAULT_STRETCH, cli_help, cli_metavar
 
 HELP = ("Outline buildings on a georeferenced raster from clicks in map coordinates (X,Y,+ on the building, "
         "X,Y,- on the background; --next starts the next building) and write them to a GeoPackage, "
@@ -45,7 +45,7 @@ def add_arguments(p):
                    help="a model name, a checkpoint file or 'grabcut' (default: the best model available here, "
                         "as in the map tool)")
     p.add_argument("--device", default="auto", help="auto (default: CUDA if available), cpu, cuda or cuda:N")
-    p.add_argument("--stretch", default="percentile", metavar=STRETCH_METAVAR, help=STRETCH_HELP)
+    p.add_argument("--stretch", default=DEFAULT_STRETCH, metavar=cli_metavar(), help=cli_help())
     p.add_argument("--simplify-px", type=float, default=0.0, metavar="PX",
                    help="simplification tolerance in raster pixels (default 0: exact pixel outlines)")
     p.add_argument("--no-square", action="store_true",

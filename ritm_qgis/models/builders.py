@@ -25,7 +25,7 @@ __all__ = ["Inputs", "Builder", "NETWORK", "load_builder"]
 @dataclass(frozen=True)
 class Inputs:
     """The image a model takes: ``bands`` channels of 8-bit RGB, made from a raster by default with
-    the ``stretch`` rule (``engine/geo/stretch.py``'s names)."""
+    the ``stretch`` rule (a name registered in ``engine/geo/stretch_registry.py``)."""
 
     bands: int = 3
     stretch: str = "percentile"
