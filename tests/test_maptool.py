@@ -26,7 +26,7 @@ from ritm_qgis.engine.geo.vectorize import vectorize_mask
 from ritm_qgis.engine.geo.raster_io import raster_meta
 from ritm_qgis.gui.maptool import RitmMapTool
 from ritm_qgis.gui.settings import ToolSettings
-from ritm_qgis.gui.worker import InferenceWorker, Job
+from ritm_qgis.gui.worker import Discard, InferenceWorker
 
 pytestmark = pytest.mark.qgis
 
@@ -170,10 +170,10 @@ def test_wait_idle_returns_only_after_the_receivers_have_handled_every_job(qgis_
     worker.jobFinished.connect(receiver.on_job)
     try:
         for n in range(1, 4):
-            job = worker.submit(Job("discard"))
+            job = worker.submit(Discard())
             worker.wait_idle(10)
             assert len(receiver.jobs) == n and receiver.jobs[-1] is job
-        jobs = [worker.submit(Job("discard")) for _ in range(3)]  # queued behind each other
+        jobs = [worker.submit(Discard()) for _ in range(3)]  # queued behind each other
         worker.wait_idle(10)
         assert receiver.jobs[-3:] == jobs and worker.pending == 0
     finally:

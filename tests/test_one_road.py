@@ -25,6 +25,7 @@ from conftest import shared_path
 from data_builders import point_layer, provider  # noqa: F401
 from test_maptool import canvas_tool, click, key, make_tool, show  # noqa: F401
 from tiny_model import one_torch_thread, tiny_checkpoint  # noqa: F401
+from ritm_qgis.gui.worker import Accept, AddClick
 
 pytestmark = pytest.mark.qgis
 
@@ -131,10 +132,10 @@ def test_the_same_clicks_give_the_same_building_on_the_canvas_in_processing_and_
     records = {}  # kind -> the records the worker handed back, in order
 
     def on_job(job):
-        if job.kind == "click" and not job.error:
-            taken[-1].append((job.args["x"], job.args["y"], job.args["positive"]))
-        if job.kind in ("click", "accept"):
-            records.setdefault(job.kind, []).append(job.result)
+        if isinstance(job, AddClick) and not job.error:
+            taken[-1].append((job.x, job.y, job.positive))
+        if isinstance(job, (AddClick, Accept)):
+            records.setdefault("click" if isinstance(job, AddClick) else "accept", []).append(job.result)
 
     tool.worker.jobFinished.connect(on_job)
     for clicks in sequences:

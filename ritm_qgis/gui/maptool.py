@@ -36,11 +36,7 @@ from .output import (append_records, default_output_path, keep_on_top, move_temp
                      temporary_output_layer)
 from .overlay import OutlineOverlay, polygon_geometries
 from .settings import ToolSettings
-from .worker import InferenceWorker, Job
-
-BUSY_TEXT = {"model": "loading the model", "raster": "reading the raster", "click": "computing the outline",
-             "undo": "computing the outline", "refresh": "computing the outline", "accept": "saving the building"}
-
+from .worker import Accept, AddClick, Discard, InferenceWorker, Job, LoadModel, RefreshOutline, SetRaster, UndoClick
 
 def raster_path(layer: QgsRasterLayer) -> str | None:
     """The file behind a GDAL raster layer, or None when it is not one (WMS, XYZ...)."""
@@ -93,12 +89,11 @@ class RitmMapTool(QgsMapTool):
         if reload_model is None:
             reload_model = (old.model, old.device, old.threshold) != (settings.model, settings.device, settings.threshold)
         if reload_model:
-            self.worker.submit(Job("model", dict(spec=settings.model, device=settings.device,
-                                                 threshold=settings.threshold)))
+            self.worker.submit(LoadModel(spec=settings.model, device=settings.device, threshold=settings.threshold))
         if old.stretch != settings.stretch and self.layer is not None:
             self._reload_raster()
         if self.has_object() and old.outline() != settings.outline():  # not for a new label or output file
-            self.worker.submit(Job("refresh", dict(outline=settings.outline()), self.object_id))
+            self.worker.submit(RefreshOutline(self.object_id, outline=settings.outline()))
 
     def set_layer(self, layer: QgsMapLayer | None) -> bool:
         """Work on ``layer`` (a GDAL raster layer); deferred while a building has clicks."""
@@ -128,7 +123,7 @@ class RitmMapTool(QgsMapTool):
         rule, note = stretch_for_layer(self.settings.stretch, self.layer)
         self.stretch_label = rule.label
         self._stale_raster = False
-        self.worker.submit(Job("raster", dict(path=raster_path(self.layer), min_size=self.min_size, stretch=rule)))
+        self.worker.submit(SetRaster(path=raster_path(self.layer), min_size=self.min_size, stretch=rule))
         if note:
             self._message(note, Qgis.Info)
 
@@ -235,8 +230,8 @@ class RitmMapTool(QgsMapTool):
         marker = (canvas_pt, positive)
         self.markers.append(marker)
         self.overlay.set_clicks(self.markers)
-        self.worker.submit(Job("click", dict(x=pt.x(), y=pt.y(), positive=positive, outline=self.settings.outline()),
-                               self.object_id, t_release=t_release, marker=marker))
+        self.worker.submit(AddClick(self.object_id, x=pt.x(), y=pt.y(), positive=positive,
+                                    outline=self.settings.outline(), t_release=t_release, marker=marker))
         e.accept()
 
     def keyPressEvent(self, e):  # noqa: N802
@@ -276,12 +271,12 @@ class RitmMapTool(QgsMapTool):
             return
         self.markers.pop()
         self.overlay.set_clicks(self.markers)
-        self.worker.submit(Job("undo", dict(outline=self.settings.outline()), self.object_id))
+        self.worker.submit(UndoClick(self.object_id, outline=self.settings.outline()))
 
     def discard(self) -> None:
         had = bool(self.markers)
         self._new_object()
-        self.worker.submit(Job("discard", {}, self.object_id))
+        self.worker.submit(Discard(self.object_id))
         if had:
             self.statusChanged.emit("RITM: building discarded.")
         self._apply_pending_layer()
@@ -289,8 +284,8 @@ class RitmMapTool(QgsMapTool):
     def accept(self) -> None:
         if not self.markers:
             return  # nothing to accept
-        job = Job("accept", dict(outline=self.settings.outline()), self.object_id, layer=self.layer,
-                  output_path=self.settings.output_path or default_output_path(), label=self.settings.label.strip())
+        job = Accept(self.object_id, outline=self.settings.outline(), layer=self.layer,
+                     output_path=self.settings.output_path or default_output_path(), label=self.settings.label.strip())
         self._new_object()
         self.worker.submit(job)
         self._apply_pending_layer()
@@ -311,13 +306,13 @@ class RitmMapTool(QgsMapTool):
 
     # ------------------------------------------------------------------ busy state
     def _queue_changed(self) -> None:
-        kinds = [k for k in self.worker.kinds if k in BUSY_TEXT]
+        kinds = [k for k in self.worker.kinds if k.busy_text]
         busy = bool(kinds)
         text = ""
         if busy:
-            kind = "model" if "model" in kinds else kinds[0]
-            text = BUSY_TEXT[kind]
-            if kind == "model":
+            kind = LoadModel if LoadModel in kinds else kinds[0]
+            text = kind.busy_text
+            if kind is LoadModel:
                 text += f" '{self.settings.model}'"
         if busy != self.busy or busy:
             self.busy, self.busy_text = busy, text
@@ -329,25 +324,25 @@ class RitmMapTool(QgsMapTool):
 
     # ------------------------------------------------------------------ results (GUI thread)
     def _on_job(self, job: Job) -> None:
-        handler = getattr(self, "_done_" + job.kind, None)
+        handler = {LoadModel: self._done_model, AddClick: self._done_click, UndoClick: self._done_undo,
+                   RefreshOutline: self._done_refresh, Accept: self._done_accept}.get(type(job))
         if job.error:
-            if job.kind == "click" and job.object_id == self.object_id and job.marker in self.markers:
+            if isinstance(job, AddClick) and job.object_id == self.object_id and job.marker in self.markers:
                 self.markers.remove(job.marker)
                 self.overlay.set_clicks(self.markers)
-            level = Qgis.Warning
-            if job.kind == "model":
+            if isinstance(job, LoadModel):
                 self._done_model(job)
-            self._message(job.error, level)
+            self._message(job.error, Qgis.Warning)
             return
         if handler is not None:
             handler(job)
 
-    def _done_model(self, job: Job) -> None:
+    def _done_model(self, job: LoadModel) -> None:
         if job.result:
-            self.backend_name, self.device_name = job.result["backend"], job.result["device"]
+            self.backend_name, self.device_name = job.result.backend, job.result.device
             self.modelChanged.emit(self.backend_name, self.device_name)
-            if job.result.get("note") and not job.error:
-                self._message(job.result["note"], Qgis.Info)
+            if job.result.note and not job.error:
+                self._message(job.result.note, Qgis.Info)
 
     def _show_outline(self, job: Job) -> None:
         if job.object_id != self.object_id:
@@ -357,7 +352,7 @@ class RitmMapTool(QgsMapTool):
         geoms = [self._from_raster(g) for g in polygon_geometries(self.outline_wkb)]
         self.overlay.set_geometries(geoms)
 
-    def _done_click(self, job: Job) -> None:
+    def _done_click(self, job: AddClick) -> None:
         self._show_outline(job)
         if job.object_id == self.object_id:
             self._await_paint.append((job.t_release, job.predict_s * 1000.0))
@@ -382,7 +377,7 @@ class RitmMapTool(QgsMapTool):
         self.statusChanged.emit(f"RITM: last click {self.last_latency_ms:.0f} ms "
                                 f"(model {self.last_predict_ms:.0f} ms, {self.backend_name} on {self.device_name})")
 
-    def _done_accept(self, job: Job) -> None:
+    def _done_accept(self, job: Accept) -> None:
         record = job.result
         if record is None or record.is_empty:
             self._message("The accepted building has no outline (nothing above the threshold or the minimum "
@@ -397,7 +392,7 @@ class RitmMapTool(QgsMapTool):
         self.buildingSaved.emit(len(feats))
         self.statusChanged.emit(f"RITM: building added to '{layer.name()}' ({len(feats)} polygon(s)).")
 
-    def _output_layer(self, job: Job):
+    def _output_layer(self, job: Accept):
         """The layer accepted buildings go to: the dock's file, footprints.gpkg beside the saved project,
         or (project never saved, no file chosen) a temporary layer the user can save."""
         layer, path = self.output_layer, job.output_path

@@ -20,29 +20,117 @@ import queue
 import time
 import traceback
 from dataclasses import dataclass, field
+from typing import ClassVar
 
 from qgis.PyQt.QtCore import QCoreApplication, QEventLoop, Qt, QThread, pyqtSignal
 
+from ritm_qgis.core.defaults import MASK_THRESHOLD
 from ritm_qgis.core.errors import RitmError
 
 
 @dataclass
 class Job:
-    kind: str  # model | raster | click | undo | discard | accept | refresh
-    args: dict = field(default_factory=dict)
-    object_id: int = 0
+    """What every job carries; the kinds below add their own fields and say what they run."""
+
+    object_id: int = 0  # the map tool's building the job belongs to
     t_submit: float = field(default_factory=time.perf_counter)
-    # the map tool's own, read back when the job returns
-    t_release: float = 0.0  # click: when the mouse button was released
-    marker: object = None  # click: its marker, taken away when the click is refused
-    layer: object = None  # accept: the raster layer the building was drawn on
-    output_path: str = ""  # accept: the output file ('' = a temporary layer)
-    label: str = ""  # accept: the dock's label
-    # filled in by the worker: click, undo, refresh, accept -> an OutlineRecord (None: no click)
+    # filled in by the worker
     result: object = None
     error: str | None = None
     predict_s: float = 0.0
     run_s: float = 0.0
+    busy_text: ClassVar[str] = ""  # what the map tool says while the job waits or runs ('' = not busy)
+
+    def run(self, state: "WorkerState"):
+        raise NotImplementedError
+
+
+@dataclass
+class ModelLoaded:
+    backend: str
+    device: str
+    spec: str
+    note: str | None = None  # a device that is not there became the CPU
+
+
+@dataclass
+class LoadModel(Job):
+    spec: str = ""
+    device: str = "auto"
+    threshold: float = MASK_THRESHOLD
+    busy_text: ClassVar[str] = "loading the model"
+
+    def run(self, state):
+        return state.load_model(self)
+
+
+@dataclass
+class SetRaster(Job):
+    path: str = ""
+    min_size: int | None = None
+    stretch: object = None
+    busy_text: ClassVar[str] = "reading the raster"
+
+    def run(self, state):
+        return state.set_raster(self.path, self.min_size, self.stretch)
+
+
+@dataclass
+class AddClick(Job):
+    x: float = 0.0  # raster CRS
+    y: float = 0.0
+    positive: bool = True
+    outline: object = None  # OutlineSettings
+    t_release: float = 0.0  # the map tool's: when the mouse button was released
+    marker: object = None  # the map tool's: the click's marker, taken away when the click is refused
+    busy_text: ClassVar[str] = "computing the outline"
+
+    def run(self, state):
+        step = state.need_session().add_click(self.x, self.y, self.positive)
+        self.predict_s = step.predict_s
+        return state.outline(self.outline)
+
+
+@dataclass
+class UndoClick(Job):
+    outline: object = None
+    busy_text: ClassVar[str] = "computing the outline"
+
+    def run(self, state):
+        state.need_session().undo()
+        return state.outline(self.outline)
+
+
+@dataclass
+class RefreshOutline(Job):
+    outline: object = None
+    busy_text: ClassVar[str] = "computing the outline"
+
+    def run(self, state):
+        state.need_session()
+        return state.outline(self.outline)
+
+
+@dataclass
+class Discard(Job):
+    def run(self, state):
+        if state.session is not None:
+            state.session.reset()
+        return None
+
+
+@dataclass
+class Accept(Job):
+    outline: object = None
+    layer: object = None  # the map tool's: the raster layer the building was drawn on
+    output_path: str = ""  # '' = a temporary layer
+    label: str = ""
+    busy_text: ClassVar[str] = "saving the building"
+
+    def run(self, state):
+        record = state.outline(self.outline)
+        state.need_session().reset()
+        return record
 
 
 class WorkerState:
@@ -57,25 +145,20 @@ class WorkerState:
         self.factory = None
         self._last = None  # (step, outline settings, record): the record of the outline last computed
 
-    # --------------------------------------------------------------------- jobs
-    def run(self, job: Job):
-        return getattr(self, "_" + job.kind)(job, **job.args)
-
-    def _model(self, job, spec: str, device: str, threshold: float):
+    def load_model(self, job: LoadModel) -> ModelLoaded:
         """Build the backend and run it once (so the first click does not pay for the warm-up); on
-        failure fall back to GrabCut and say why (job.error). A device that is not there becomes the
-        CPU, said in ``job.result['note']``."""
+        failure fall back to GrabCut and say why (RitmError, with ``job.result`` still set). A device
+        that is not there becomes the CPU, said in the result's ``note``."""
         from ritm_qgis.engine.interactive.backends import build_backend, model_label
         from ritm_qgis.engine.interactive.interactive_settings import interactive_predictor, load_interactive_backend
-
         from ritm_qgis.engine.runtime.device import usable_device
 
-        spec = (spec or "").strip()
+        spec = (job.spec or "").strip()
         if not spec:  # the default model: paper-finetune when downloaded, else the best shipped backend
             from ritm_qgis.models.catalog import default_model
 
             spec = default_model()[0]
-        device, note = usable_device(device)
+        device, note = usable_device(job.device)
         error = None
         try:
             backend = load_interactive_backend(spec, device)  # warmed up: no one-off cost on the first click
@@ -89,24 +172,24 @@ class WorkerState:
         self.model_label = "grabcut" if error else model_label(spec)  # what a saved building records
         self.device_name = str(getattr(backend, "device", "cpu"))
         self.backend = backend
+        threshold = job.threshold
         self.factory = lambda: interactive_predictor(backend, threshold=threshold)
         if self.session is not None:
             self.session.predictor_factory = self.factory  # used from the next window or object on
-        job.result = {"backend": self.backend_name, "device": self.device_name, "spec": spec, "note": note}
+        job.result = ModelLoaded(self.backend_name, self.device_name, spec, note)
         if error:
             raise RitmError(f"Could not load the model '{spec}' ({error}); using the weight-free GrabCut "
                             "backend instead.")
         return job.result
 
-    def _raster(self, job, path: str, min_size: int | None = None, stretch=None):
+    def set_raster(self, path: str, min_size: int | None = None, stretch=None):
         from ritm_qgis.engine.interactive.raster_session import RasterSession
 
         kwargs = {} if min_size is None else {"min_size": int(min_size)}
         self.session = self._last = None
         self.session = RasterSession(path, self.factory, stretch=stretch, **kwargs)
-        return {"path": path, "crs": str(self.session.grid.crs), "stretch": self.session.stretch.rule.label}
 
-    def _outline(self, outline):
+    def outline(self, outline):
         """The session's current building as an ``OutlineRecord`` (None before a click); the same step
         with the same settings is not vectorized again (accepting reuses the outline drawn)."""
         step = self.session.current
@@ -116,35 +199,10 @@ class WorkerState:
         self._last = (step, outline, record)
         return record
 
-    def _need_session(self):
+    def need_session(self):
         if self.session is None:
             raise RitmError("No raster layer is set for the RITM tool; select a raster layer first.")
-
-    def _click(self, job, x: float, y: float, positive: bool, outline):
-        self._need_session()
-        step = self.session.add_click(x, y, positive)
-        job.predict_s = step.predict_s
-        return self._outline(outline)
-
-    def _undo(self, job, outline):
-        self._need_session()
-        self.session.undo()
-        return self._outline(outline)
-
-    def _refresh(self, job, outline):
-        self._need_session()
-        return self._outline(outline)
-
-    def _discard(self, job):
-        if self.session is not None:
-            self.session.reset()
-        return None
-
-    def _accept(self, job, outline):
-        self._need_session()
-        out = self._outline(outline)
-        self.session.reset()
-        return out
+        return self.session
 
 
 class InferenceWorker(QThread):
@@ -159,7 +217,7 @@ class InferenceWorker(QThread):
         self._queue: queue.Queue = queue.Queue()
         self.state = WorkerState()
         self.pending = 0  # GUI thread only: submitted, not yet handled by every jobFinished receiver
-        self.kinds: list[str] = []  # GUI thread only: the kinds of those jobs, oldest first
+        self.kinds: list[type] = []  # GUI thread only: the types of those jobs, oldest first
         # this object lives on the GUI thread (only run() executes on the worker's), so _handed_back runs there
         self._handedBack.connect(self._handed_back, Qt.QueuedConnection)
 
@@ -167,7 +225,7 @@ class InferenceWorker(QThread):
         if not self.isRunning():
             self.start()
         self.pending += 1
-        self.kinds.append(job.kind)
+        self.kinds.append(type(job))
         self._queue.put(job)
         self.queueChanged.emit()
         return job
@@ -188,7 +246,7 @@ class InferenceWorker(QThread):
                 return
             t0 = time.perf_counter()
             try:
-                job.result = self.state.run(job)
+                job.result = job.run(self.state)
             except RitmError as exc:
                 job.error = str(exc)
             except Exception as exc:  # noqa: BLE001 - reported in the message bar, the thread lives on
