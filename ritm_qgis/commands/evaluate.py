@@ -39,10 +39,13 @@ def add_arguments(p):
     p.add_argument("--batch-size", type=int, default=8, help="samples that go through the network together")
     p.add_argument("--device", default="auto", help="auto (CUDA if available), cpu, cuda or cuda:N")
     p.add_argument("--limit", type=int, default=None, help="evaluate only the first N samples")
-    p.add_argument("--optimize", default="auto", choices=("auto", "bf16", "int8", "onednn", "fold", "none"),
+    p.add_argument("--optimize", default="auto",
+                   choices=("auto", "bf16", "int8", "openvino", "onednn", "fold", "none"),
                    help="network speed-up: auto (default: the arithmetic of interactive use, bf16 on CPUs with "
-                        "bf16 in hardware, else onednn; fold on a GPU), onednn (fp32, RITM's probabilities to "
-                        "1e-6), bf16, int8 (HRNet quantized, calibrated; CPU), fold, or none (the unmodified "
+                        "bf16 in hardware, else openvino where the openvino package is installed, else onednn; "
+                        "fold on a GPU), openvino (fp32 through OpenVINO, RITM's probabilities to 1e-6; its "
+                        "conversion is cached beside the weights), onednn (fp32, RITM's probabilities to "
+                        "1e-6), bf16 (refused on CPUs without bf16 hardware), int8 (HRNet quantized, calibrated; CPU), fold, or none (the unmodified "
                         "network: RITM's arithmetic)")
     p.add_argument("--no-figures", action="store_true", help="skip the best/worst sample figures")
     p.add_argument("--as-drawn", action="store_true",
@@ -217,6 +220,7 @@ def _evaluate_all(args, dataset, indices, info, device, thresholds, labels) -> i
             summary[label] = dict(report.to_json(), model=spec, seconds=result.seconds,
                                   n_clicks=result.n_clicks, seconds_per_click=result.seconds_per_click,
                                   optimize=getattr(backend, "optimize", None),
+                                  paths=dict(getattr(backend, "paths_run", {})),
                                   ious_file=os.path.join(label, IOUS_FILE),
                                   **click_quality(result.iou_array, result.boundary_array(1),
                                                   result.boundary_array(2)))
