@@ -79,7 +79,7 @@ class NetworkBackend(Backend):
     * 'onednn' (CPU only; elsewhere 'fold'): 'fold', then every convolution run by oneDNN's
       fused kernel on weights prepacked once, with its ReLU and residual addition absorbed
       (``onednn_fusion``). Any input size, no warm-up; checked like 'fold'. Inputs smaller
-      than ``SMALL_INPUT_PIXELS`` run the 'fold' network (counted as 'fold').
+      than ``SMALL_INPUT_PIXELS`` (240 x 240) run the 'fold' network (counted as 'fold').
     * 'openvino' (CPU only; needs the openvino package): the network converted and compiled by
       OpenVINO in fp32 (``runtime.openvino_cpu``), exact to about 1e-6 and faster than 'onednn';
       the conversion is cached on disk (``runtime.build_cache``, keyed by ``weights_digest``,
@@ -109,8 +109,9 @@ class NetworkBackend(Backend):
     OPTIMIZE = ("auto", "none", "fold", "onednn", "bf16", "int8", "openvino")
     # Below this many input pixels (per image of the batch) 'onednn' runs its folded network
     # instead: oneDNN's weights are laid out for 400 x 400 and re-laid out on every pass at
-    # other sizes, which costs more than it saves on small inputs (docs/benchmarks.md).
-    SMALL_INPUT_PIXELS = 300 * 300
+    # other sizes, which costs more than it saves on small inputs (measured crossover between
+    # 240 x 192 and 280 x 224 px, hrnet18s: docs/benchmarks.md).
+    SMALL_INPUT_PIXELS = 240 * 240
 
     def __init__(self, model, device="auto", precision: str = "fp32", optimize: str = "auto",
                  net_clicks_limit: int | None = None, name: str | None = None, cuda_graphs: bool = True,
