@@ -163,6 +163,15 @@ def test_openvino_mode_is_exact_and_built_once(tiny_net, tmp_path, monkeypatch):
     assert openvino_cpu.conversions == before + 1 and again._openvino.source == "cache"
     assert (entry / "model.bin").stat().st_mtime_ns == stamp
     assert np.abs(session_probs(again, img)[-1] - ref[-1]).max() < 1e-4
+    blobs = list((entry / "compiled").iterdir())  # OpenVINO's compiled form, kept beside the IR
+    assert blobs
+    for blob in blobs:  # damaged: OpenVINO compiles again
+        os.chmod(blob, 0o600)
+        with open(blob, "r+b") as f:
+            f.truncate(100)
+    from_blobs = NetworkBackend(tiny_net, device="cpu", optimize="openvino")
+    assert from_blobs._openvino.source == "cache" and openvino_cpu.conversions == before + 1
+    assert np.abs(session_probs(from_blobs, img)[-1] - ref[-1]).max() < 1e-4
 
     # a damaged entry is converted again, not fatal
     with open(entry / "model.bin", "r+b") as f:
