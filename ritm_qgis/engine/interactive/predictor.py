@@ -207,7 +207,8 @@ class NetworkBackend(Backend):
                                                 threads=torch.get_num_threads(), progress=progress)
             self.model = plain
         except Exception as exc:  # noqa: BLE001 - a conversion can fail in many ways; oneDNN still runs
-            warnings.warn(f"--optimize openvino failed on this network ({str(exc).splitlines()[0][:200]}); "
+            why = (str(exc).splitlines() or [type(exc).__name__])[0][:200]
+            warnings.warn(f"--optimize openvino failed on this network ({why}); "
                           "running it as --optimize onednn instead.", RuntimeWarning, stacklevel=3)
             self.optimize = "onednn"
         return plain
