@@ -198,3 +198,21 @@ def test_free_memory_goes_back_to_the_system_between_batches():
     from ritm_qgis.core.memory import release_free_memory
 
     assert release_free_memory() == sys.platform.startswith("linux")  # glibc here; a no-op elsewhere
+
+
+def test_the_installer_offers_openvino_only_where_auto_would_run_it(monkeypatch):
+    import platform
+
+    from ritm_qgis import deps
+
+    assert deps.optional_speedups("cuda") == []
+    origin = deps._module_origin
+    monkeypatch.setattr(deps, "_module_origin", lambda m: None if m == "openvino" else origin(m))  # not installed
+    applies = platform.machine().lower() in ("x86_64", "amd64") and not deps.gpu_present() and \
+        not deps._cpu_has_bf16()
+    assert deps.optional_speedups() == ([deps.OPENVINO_REQUIREMENT] if applies else [])
+    import sys
+
+    if sys.platform.startswith("linux") and not os.environ.get(cpu_bf16.NATIVE_BF16_ENV) and \
+            not os.environ.get("ONEDNN_MAX_CPU_ISA"):
+        assert deps._cpu_has_bf16() == cpu_bf16.native_bf16()  # the installer and the engine agree
