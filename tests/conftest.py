@@ -1,3 +1,4 @@
+import atexit
 import os
 import shutil
 import subprocess
@@ -11,7 +12,9 @@ import pytest
 os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
 # What speed-up paths build (OpenVINO's converted networks) goes to a folder of this session, not the
 # user's model cache; subprocesses inherit it, so a network converted once is reused by every test.
-os.environ.setdefault("RITM_QGIS_BUILD_CACHE", tempfile.mkdtemp(prefix="ritm-built-"))
+if "RITM_QGIS_BUILD_CACHE" not in os.environ:
+    os.environ["RITM_QGIS_BUILD_CACHE"] = tempfile.mkdtemp(prefix="ritm-built-")
+    atexit.register(shutil.rmtree, os.environ["RITM_QGIS_BUILD_CACHE"], True)
 
 ROOT = Path(__file__).resolve().parent.parent
 SHARED_DATA = Path(os.environ.get("RITM_SHARED_DATA", ROOT.parent / "shared" / "data"))
