@@ -200,10 +200,10 @@ def first_click_part(args, tool, layer, canvas, scene, inside, click_px, tmp):
 
     from qgis.PyQt.QtCore import Qt
 
-    import ritm_qgis.gui.worker as worker_module
+    import ritm_qgis.engine.interactive.interactive_settings as warm_module
 
     specs = [_random_checkpoint(tmp)] + list(args.model)
-    warm_up = worker_module._warm_up
+    warm_up = warm_module.warm_up
     tool.layer = None
     tool.set_layer(layer)
     canvas.setMapTool(tool)
@@ -248,13 +248,13 @@ def first_click_part(args, tool, layer, canvas, scene, inside, click_px, tmp):
         tool.discard()
         tool.wait_idle()
         # baseline: no warm-up at load, so the network's first run falls on the first click
-        worker_module._warm_up = lambda predictor: None
+        warm_module.warm_up = lambda backend, flip=True: None
         try:
             choose("grabcut", "cpu")
             choose(spec, args.device)
             cold, _ = building_clicks(2)
         finally:
-            worker_module._warm_up = warm_up
+            warm_module.warm_up = warm_up
         choose("grabcut", "cpu")
         load_ms = choose(spec, args.device)
         warm, nexts = building_clicks(2 + args.buildings)

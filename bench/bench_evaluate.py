@@ -60,7 +60,7 @@ def against_ritm(args, net, ds, zoom):
     for name in names:
         print(f"  {name:28}: " + ", ".join(f"{v:6.2f}" for v in rates[name]) + " sample-clicks/s per round")
     per_round = [f / b for b, f in zip(base, fast)]
-    print(f"  ratio per round            : " + ", ".join(f"{v:.2f}x" for v in per_round))
+    print("  ratio per round            : " + ", ".join(f"{v:.2f}x" for v in per_round))
     print(f"  ratio, best of each        : {max(fast) / max(base):.2f}x (target >= 2)")
     a, b = arrays[names[0]], arrays[names[1]]
     print(f"  max |IoU difference|       : {float(np.nanmax(np.abs(a - b))):.2e}; mean IoU at the last click "

@@ -5,7 +5,7 @@ This package is at once the engine (importable without QGIS: ``ritm_qgis.engine`
 imports neither QGIS nor torch.
 """
 
-__version__ = "0.1.0"
+from .about import VERSION as __version__  # metadata.txt's version
 
 
 def classFactory(iface):  # noqa: N802 (QGIS's name)

@@ -26,6 +26,7 @@ COMMANDS = {
     "demo": "demo",
     "make-scene": "make_scene",
     "predict": "predict",
+    "segment": "segment",
     "model-info": "model_info",
     "download-weights": "download_weights",
     "prepare-inria": "prepare_inria",

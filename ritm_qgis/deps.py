@@ -37,11 +37,16 @@ import threading
 from dataclasses import dataclass, field
 
 try:
+    from .about import PLUGIN_NAME
+except ImportError:  # imported as a file of the plugin folder, not as the package: its sibling
+    from about import PLUGIN_NAME
+
+try:
     from importlib import metadata as _metadata
 except ImportError:  # Python < 3.8
     _metadata = None
 
-PLUGIN_TITLE = "RITM buildings"
+PLUGIN_TITLE = PLUGIN_NAME  # metadata.txt's name
 REQUIREMENTS_FILE = os.path.join(os.path.dirname(os.path.abspath(__file__)), "requirements.txt")
 MODULE_OF = {"opencv-python-headless": "cv2"}  # distributions whose module is not their name
 TORCH_INDEX_ENV = "RITM_QGIS_TORCH_INDEX"
@@ -575,18 +580,12 @@ def make_plan(target: str | None = None, build: str = "cpu", requirements: list[
                           "package list to install it too.")
     plan.sizes_mb = size_estimate(installable, build)
     if write_constraints:
-        write_text_atomic(constraints_path(target),
+        from .core.atomic import write_text_atomically
+
+        write_text_atomically(constraints_path(target),
                           "# Written by ritm_qgis.deps: the versions QGIS's Python already has.\n"
                           + "".join(line + "\n" for line in constraint_lines(present) + companion_caps(present)))
     return plan
-
-
-def write_text_atomic(path: str, text: str) -> None:
-    os.makedirs(os.path.dirname(path), exist_ok=True)
-    tmp = path + ".tmp"
-    with open(tmp, "w", encoding="utf-8") as f:
-        f.write(text)
-    os.replace(tmp, path)
 
 
 # ---------------------------------------------------------------- running it

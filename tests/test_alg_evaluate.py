@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 import shapely
 
-from conftest import SHARED_DATA, shared_path
+from conftest import shared_path
 from data_builders import (BUILDINGS, cancelling_feedback, footprints, provider, scene,  # noqa: F401
                            spacenet_reference)
 

@@ -14,7 +14,7 @@ from tiny_model import tiny_checkpoint
 qgis_core = pytest.importorskip("qgis.core", reason="PyQGIS (Debian's python3-qgis) is not installed")
 
 ALGS = ("segment_from_points", "auto_annotate", "evaluate_noc")
-SHIPPED = ["grabcut", "aerial-finetuned-h18s", "aerial-finetuned-tiny", "aerial-finetuned-tiles-tiny",
+SHIPPED = ["grabcut", "grabcut-multi", "aerial-finetuned-h18s", "aerial-finetuned-tiny", "aerial-finetuned-tiles-tiny",
            "aerial-scratch-tiny", "natural-tiny"]
 
 
@@ -80,7 +80,7 @@ def test_a_listed_model_is_downloaded_on_first_use(provider, tmp_path, monkeypat
             assert "test-remote" in algorithm("segment_from_points").parameterDefinition("MODEL").options()
             res = processing.run("ritm_qgis:segment_from_points", {
                 "INPUT": raster, "POINTS": point_layer(clicks_for(BUILDINGS[:1])), "SIGN_FIELD": "sign",
-                "MODEL": "test-remote", "DEVICE": "cpu", "MARGIN": 40, "OUTPUT": str(tmp_path / "o.gpkg")},
+                "MODEL": "test-remote", "DEVICE": "cpu", "OUTPUT": str(tmp_path / "o.gpkg")},
                 feedback=QgsProcessingFeedback())
         finally:
             catalog.remove_entry("test-remote")
@@ -98,3 +98,45 @@ def test_a_missing_checkpoint_file_is_one_sentence(provider, tmp_path):
         processing.run("ritm_qgis:segment_from_points", {
             "INPUT": raster, "POINTS": point_layer(clicks_for(BUILDINGS[:1])), "SIGN_FIELD": "sign",
             "CHECKPOINT": str(tmp_path / "nope.pth"), "OUTPUT": str(tmp_path / "o.gpkg")})
+
+
+def test_processing_downloads_through_the_proxy_set_in_qgis(provider, tmp_path, monkeypatch):
+    """Inside QGIS a Processing download takes QGIS's network stack, so the user's proxy carries it: the
+    model's host does not resolve, only the proxy (a loopback server) can fetch it."""
+    import processing
+    from qgis.core import QgsNetworkAccessManager, QgsProcessingFeedback, QgsSettings
+
+    from ritm_qgis.models import catalog
+
+    monkeypatch.setenv("RITM_QGIS_CACHE", str(tmp_path / "cache"))
+    monkeypatch.delenv(catalog.MIRROR_ENV, raising=False)
+    payload = open(tiny_checkpoint(tmp_path), "rb").read()
+    blob = hashlib.sha1(b"blob %d\0" % len(payload) + payload).hexdigest()
+    url = "http://ritm-model-host.invalid/t.pth"
+    raster, _, _ = scene(str(tmp_path))
+    settings = QgsSettings()
+    keys = ("proxy/proxyEnabled", "proxy/proxyType", "proxy/proxyHost", "proxy/proxyPort")
+    before = {k: settings.value(k) for k in keys}
+    with LoopbackServer({url: payload}) as proxy:  # a proxy is asked for the absolute URL
+        port = proxy.base.rsplit(":", 1)[1]
+        for key, value in zip(keys, (True, "HttpProxy", "127.0.0.1", port)):
+            settings.setValue(key, value)
+        QgsNetworkAccessManager.instance().setupDefaultProxyAndCache()
+        catalog.add_entry(catalog.ModelEntry("test-proxied", "hrnet_tiny", "tests", "a test entry", "paper",
+                                             url, f"git-blob-sha1:{blob}"))
+        try:
+            res = processing.run("ritm_qgis:segment_from_points", {
+                "INPUT": raster, "POINTS": point_layer(clicks_for(BUILDINGS[:1])), "SIGN_FIELD": "sign",
+                "MODEL": "test-proxied", "DEVICE": "cpu", "MARGIN": 40, "OUTPUT": str(tmp_path / "o.gpkg")},
+                feedback=QgsProcessingFeedback())
+        finally:
+            catalog.remove_entry("test-proxied")
+            for key, value in before.items():
+                if value is None:
+                    settings.remove(key)
+                else:
+                    settings.setValue(key, value)
+            QgsNetworkAccessManager.instance().setupDefaultProxyAndCache()
+    assert [r[0] for r in proxy.state.requests] == [url]
+    assert (tmp_path / "cache" / "test-proxied.pth").read_bytes() == payload
+    assert set(gpd.read_file(res["OUTPUT"])["model"]) == {"test-proxied"}

@@ -41,7 +41,7 @@ def test_many_buildings_in_one_run_with_mask(provider, tmp_path):
     raster, _, gt = scene(str(tmp_path))
     layer = point_layer(clicks_for(BUILDINGS[:3], obj_ids=[10, 20, 30]))
     res = run({"INPUT": raster, "POINTS": layer, "SIGN_FIELD": "sign", "OBJECT_FIELD": "obj",
-               "ORDER_FIELD": "ord", "MODEL": "grabcut", "MARGIN": 120,
+               "ORDER_FIELD": "ord", "MODEL": "grabcut",
                "OUTPUT": str(tmp_path / "out.gpkg"), "OUTPUT_MASK": str(tmp_path / "mask.tif")})
     gdf = gpd.read_file(res["OUTPUT"])
     assert list(gdf["object_id"]) == [10, 20, 30]
@@ -66,9 +66,9 @@ def test_points_in_another_crs_are_reprojected(provider, tmp_path):
     tr = Transformer.from_crs("EPSG:32633", "EPSG:4326", always_xy=True)
     pts = [(*tr.transform(x, y), a) for x, y, a in clicks_for(BUILDINGS[:1])]
     utm = run({"INPUT": raster, "POINTS": point_layer(clicks_for(BUILDINGS[:1])), "SIGN_FIELD": "sign",
-               "MARGIN": 120, "OUTPUT": str(tmp_path / "utm.gpkg")})
+               "OUTPUT": str(tmp_path / "utm.gpkg")})
     wgs = run({"INPUT": raster, "POINTS": point_layer(pts, crs="EPSG:4326"), "SIGN_FIELD": "sign",
-               "MARGIN": 120, "OUTPUT": str(tmp_path / "wgs.gpkg")})
+               "OUTPUT": str(tmp_path / "wgs.gpkg")})
     a, b = gpd.read_file(utm["OUTPUT"]), gpd.read_file(wgs["OUTPUT"])
     assert len(a) == len(b) == 1
     assert a.geometry.iloc[0].equals(b.geometry.iloc[0])
@@ -78,7 +78,7 @@ def test_boolean_sign_field_and_single_object(provider, tmp_path):
     raster, _, _ = scene(str(tmp_path))
     x, y = centre(BUILDINGS[1])
     layer = point_layer([(x, y, {"sign": True})], fields=(("sign", "bool"),))
-    res = run({"INPUT": raster, "POINTS": layer, "SIGN_FIELD": "sign", "MARGIN": 120,
+    res = run({"INPUT": raster, "POINTS": layer, "SIGN_FIELD": "sign",
                "OUTPUT": str(tmp_path / "one.gpkg")})
     gdf = gpd.read_file(res["OUTPUT"])
     assert len(gdf) == 1 and gdf["object_id"].iloc[0] == 1
@@ -92,7 +92,7 @@ def test_one_band_uint16_with_nodata_is_stretched(provider, tmp_path):
     raster = write_raster(tmp_path / "u16.tif", grey, nodata=0)
     x, y = centre(BUILDINGS[0])
     res = run({"INPUT": raster, "POINTS": point_layer([(x, y, {"sign": 1})]), "SIGN_FIELD": "sign",
-               "MARGIN": 120, "OUTPUT": str(tmp_path / "g.gpkg")})
+               "OUTPUT": str(tmp_path / "g.gpkg")})
     gdf = gpd.read_file(res["OUTPUT"])
     assert gdf["area_m2"].iloc[0] == pytest.approx(60 * 80 * 0.25, rel=0.15)
     # a click on the nodata strip is refused, naming the feature
@@ -132,7 +132,7 @@ def test_rgba_alpha_is_nodata(provider, tmp_path):
     raster = write_raster(tmp_path / "rgba.tif", np.concatenate([img, alpha]),
                           colorinterp=[ColorInterp.red, ColorInterp.green, ColorInterp.blue, ColorInterp.alpha])
     x, y = centre(BUILDINGS[2])
-    res = run({"INPUT": raster, "POINTS": point_layer([(x, y, {"sign": 1})]), "SIGN_FIELD": "sign", "MARGIN": 120,
+    res = run({"INPUT": raster, "POINTS": point_layer([(x, y, {"sign": 1})]), "SIGN_FIELD": "sign",
                "OUTPUT": str(tmp_path / "a.gpkg")})
     assert gpd.read_file(res["OUTPUT"])["area_m2"].iloc[0] == pytest.approx(50 * 90 * 0.25, rel=0.15)
     xa, ya = transform() * (620, 100)
@@ -147,7 +147,7 @@ def test_cancel_between_buildings_leaves_no_output(provider, tmp_path):
     out = tmp_path / "c.gpkg"
     with pytest.raises(qgis_core.QgsProcessingException, match="cancelled"):
         run({"INPUT": raster, "POINTS": point_layer(clicks_for(BUILDINGS)), "SIGN_FIELD": "sign",
-             "OBJECT_FIELD": "obj", "MARGIN": 120, "OUTPUT": str(out), "OUTPUT_MASK": str(tmp_path / "c.tif")},
+             "OBJECT_FIELD": "obj", "OUTPUT": str(out), "OUTPUT_MASK": str(tmp_path / "c.tif")},
             feedback=fb)
     assert fb.isCanceled()
     assert not out.exists() and not (tmp_path / "c.tif").exists()
@@ -160,7 +160,7 @@ def test_network_checkpoint_backend(provider, tmp_path):
     raster, _, _ = scene(str(tmp_path))
     ckpt = tiny_checkpoint(tmp_path)
     res = run({"INPUT": raster, "POINTS": point_layer(clicks_for(BUILDINGS[:2])), "SIGN_FIELD": "sign",
-               "OBJECT_FIELD": "obj", "ORDER_FIELD": "ord", "CHECKPOINT": ckpt, "DEVICE": "cpu", "MARGIN": 40,
+               "OBJECT_FIELD": "obj", "ORDER_FIELD": "ord", "CHECKPOINT": ckpt, "DEVICE": "cpu",
                "OUTPUT": str(tmp_path / "n.gpkg")})
     gdf = gpd.read_file(res["OUTPUT"])
     assert list(gdf["object_id"]) == [1, 2] and set(gdf["model"]) == {"tiny"}
@@ -177,7 +177,7 @@ def test_stretch_is_a_parameter_recorded_per_building_and_simplify_is_in_pixels(
     layer = point_layer(clicks_for(BUILDINGS[1:2]))
     outs = {}
     for stretch in ("minmax", "150,1100"):
-        res = run({"INPUT": raster, "POINTS": layer, "SIGN_FIELD": "sign", "MODEL": "grabcut", "MARGIN": 60,
+        res = run({"INPUT": raster, "POINTS": layer, "SIGN_FIELD": "sign", "MODEL": "grabcut",
                    "STRETCH": stretch, "OUTPUT": str(tmp_path / f"{stretch.replace(',', '_')}.gpkg")})
         outs[stretch] = gpd.read_file(res["OUTPUT"])
     assert list(outs["minmax"]["stretch"]) == ["minmax"] and list(outs["150,1100"]["stretch"]) == ["150,1100"]
@@ -187,9 +187,9 @@ def test_stretch_is_a_parameter_recorded_per_building_and_simplify_is_in_pixels(
     geo = write_raster(tmp_path / "deg.tif", img, crs="EPSG:4326", transform_=deg)
     x, y = deg * (200 + 25.5, 150 + 35.5)
     pts = point_layer([(x, y, {"sign": 1, "obj": 1, "ord": 1})], crs="EPSG:4326")
-    exact = gpd.read_file(run({"INPUT": geo, "POINTS": pts, "SIGN_FIELD": "sign", "MODEL": "grabcut", "MARGIN": 60,
+    exact = gpd.read_file(run({"INPUT": geo, "POINTS": pts, "SIGN_FIELD": "sign", "MODEL": "grabcut",
                                "OUTPUT": str(tmp_path / "exact.gpkg")})["OUTPUT"]).geometry.iloc[0]
-    simple = gpd.read_file(run({"INPUT": geo, "POINTS": pts, "SIGN_FIELD": "sign", "MODEL": "grabcut", "MARGIN": 60,
+    simple = gpd.read_file(run({"INPUT": geo, "POINTS": pts, "SIGN_FIELD": "sign", "MODEL": "grabcut",
                                 "SIMPLIFY": 1.5, "OUTPUT": str(tmp_path / "simple.gpkg")})["OUTPUT"]).geometry.iloc[0]
     assert not simple.is_empty and simple.area == pytest.approx(exact.area, rel=0.1)
     assert exact.hausdorff_distance(simple) <= 1.5 * 1e-5 + 1e-12

@@ -7,8 +7,7 @@ import pytest
 import shapely
 from affine import Affine
 
-from conftest import shared_path
-from data_builders import scene, uint16_scene
+from data_builders import scene
 from ritm_qgis.engine.geo.vectorize import vectorize_mask
 from ritm_qgis.engine.interactive.zoom_in import ZoomInParams, click_centred_box
 
@@ -115,11 +114,11 @@ def test_segment_from_points_squares_the_outlines_by_default_and_can_be_told_not
 
     raster, _, _ = scene(str(tmp_path))
     grid = raster_meta(raster).grid
-    x, y = grid.transform * (225.5, 185.5)  # (col, row) in the second building (rows 150-219, cols 200-249)
+    x, y = grid.transform * (125.5, 325.5)  # (col, row) in the third building (rows 300-349, cols 80-169)
     objects = group_clicks([ClickPoint(1, x, y, True, None, None)], grid)
     squared = segment_objects(raster, objects, lambda: Predictor(GrabCutBackend()))
     raw = segment_objects(raster, objects, lambda: Predictor(GrabCutBackend()), regularize=False)
-    gs, gr = squared.geometry[0].geoms[0], raw.geometry[0].geoms[0]
+    gs, gr = squared[0].geometry.geoms[0], raw[0].geometry.geoms[0]
     assert _corners(gs) == 4 and _right_angles(gs)
     assert _corners(gr) > 4
 

@@ -199,3 +199,15 @@ def test_model_info_describes_the_weight_free_backends(capsys):
         assert "weight-free" in capsys.readouterr().out
         assert cli.main(["model-info", name, "--json"]) == 0
         assert json.loads(capsys.readouterr().out)["architecture"] == "grabcut"
+
+
+def test_the_list_names_every_model_and_says_which_are_not_for_buildings(capsys):
+    assert cli.main(["model-info", "--list", "--json"]) == 0
+    weights = {w["name"]: w for w in json.loads(capsys.readouterr().out)["weights"]}
+    assert weights["grabcut-multi"]["status"] == "shipped"  # in the list, as --list promises
+    assert weights["aerial-finetuned-h18s"]["for_buildings"] and weights["grabcut"]["for_buildings"]
+    assert not weights["aerial-finetuned-tiny"]["for_buildings"] and not weights["grabcut-multi"]["for_buildings"]
+    assert cli.main(["model-info", "--list"]) == 0
+    text = capsys.readouterr().out
+    block = text[text.index("\ngrabcut-multi "):].split("\n")[2:4]
+    assert any("not offered for outlining buildings" in line for line in block)

@@ -97,7 +97,26 @@ def test_ties_go_negative_as_in_ritm():
     assert next_click(gt, pred).is_positive is False
 
 
-def test_batch_matches_single_tiles_exactly():
+def _full_size_reference(gt, pred, ignore, not_clicked):
+    """The rule written out on the whole tile: two full-size framed distance transforms, exact distances,
+    clicked pixels zeroed, the deeper error wins (ties negative), row-major order among equals."""
+    import cv2
+
+    keep = ~ignore
+    depths = []
+    for mask in (gt & ~pred & keep, ~gt & pred & keep):
+        d = cv2.distanceTransform(np.pad(mask.astype(np.uint8), 1), cv2.DIST_L2, cv2.DIST_MASK_PRECISE)[1:-1, 1:-1]
+        d = np.sqrt(np.rint(d.astype(np.float64) ** 2)) * not_clicked
+        depths.append(d)
+    fn, fp = depths
+    if max(fn.max(), fp.max()) <= 0:
+        return None
+    positive = fn.max() > fp.max()
+    row, col = np.unravel_index(int((fn if positive else fp).argmax()), gt.shape)
+    return Click(int(row), int(col), bool(positive))
+
+
+def test_batch_and_single_tiles_follow_the_full_size_rule_exactly():
     import cv2
 
     rng = np.random.default_rng(7)
@@ -108,7 +127,28 @@ def test_batch_matches_single_tiles_exactly():
     not_clicked = rng.random((n, h, w)) > 0.01
     batch = next_clicks(gt, pred, ignore, not_clicked)
     for i in range(n):
-        assert batch[i] == next_click(gt[i], pred[i], ignore[i], not_clicked[i]), i
+        expected = _full_size_reference(gt[i], pred[i], ignore[i], not_clicked[i])
+        assert batch[i] == expected, i
+        assert next_click(gt[i], pred[i], ignore[i], not_clicked[i]) == expected, i
+
+
+def test_error_depths_on_the_crop_equal_the_whole_tile():
+    """The training clicks' 5 x 5 mask and the protocol's precise one give, on the errors' bounding box,
+    the distances a full-size transform gives."""
+    import cv2
+
+    from ritm_qgis.engine.protocol.clicker import error_depths
+
+    rng = np.random.default_rng(3)
+    for _ in range(20):
+        gt = cv2.GaussianBlur(rng.random((40, 56)).astype(np.float32), (0, 0), 3) > 0.55
+        pred = np.zeros_like(gt)
+        pred[8:30, 10:40] = rng.random() > 0.3
+        for mask_size in (cv2.DIST_MASK_PRECISE, 5):
+            fn, fp = error_depths(gt, pred, mask_size=mask_size)
+            for got, mask in ((fn, gt & ~pred), (fp, ~gt & pred)):
+                full = cv2.distanceTransform(np.pad(mask.astype(np.uint8), 1), cv2.DIST_L2, mask_size)[1:-1, 1:-1]
+                np.testing.assert_allclose(got, full, atol=1e-5)
 
 
 def test_shape_mismatch_is_an_error():

@@ -83,6 +83,8 @@ def test_default_target_is_inside_the_profile_holding_the_plugin(tmp_path):
     plugin = tmp_path / "profiles" / "work" / "python" / "plugins" / "ritm_qgis"
     plugin.mkdir(parents=True)
     (plugin / "deps.py").write_text((ROOT / "ritm_qgis" / "deps.py").read_text())
+    (plugin / "about.py").write_text((ROOT / "ritm_qgis" / "about.py").read_text())
+    (plugin / "metadata.txt").write_text((ROOT / "metadata.txt").read_text())
     (plugin / "requirements.txt").write_text("")
     code = "import deps, sys; print(deps.target_folder())"
     out = subprocess.run([sys.executable, "-c", code], cwd=plugin, capture_output=True, text=True)

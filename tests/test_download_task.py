@@ -13,7 +13,7 @@ import qgis_events
 from loopback import LoopbackServer
 from tiny_model import tiny_checkpoint
 
-from ritm_qgis.gui.download_task import ModelDownloadTask
+from ritm_qgis.qgis_download import ModelDownloadTask
 from ritm_qgis.models import catalog
 
 pytestmark = pytest.mark.qgis
@@ -114,7 +114,7 @@ def test_an_http_error_is_one_sentence_and_keeps_nothing(remote, tmp_path):
 
 
 def test_a_stalled_transfer_ends_with_a_sentence_and_keeps_nothing(remote, tmp_path, monkeypatch):
-    from ritm_qgis.gui import download_task
+    from ritm_qgis import qgis_download as download_task
 
     server, _ = remote
     server.state.mode = "hold"  # half the file, then nothing

@@ -6,8 +6,10 @@ import textwrap
 
 from conftest import ROOT
 
-# Modules allowed to import qgis: the plugin entry, the provider, the algorithms, the GUI and layer_stretch.
-GLUE = ("ritm_qgis.plugin", "ritm_qgis.provider", "ritm_qgis.algorithms", "ritm_qgis.gui", "ritm_qgis.layer_stretch")
+# Modules allowed to import qgis: the plugin entry, the provider, the algorithms, the GUI and the glue
+# shared by the GUI and the algorithms (layer styles, layer sources, downloads on QGIS's network stack).
+GLUE = ("ritm_qgis.plugin", "ritm_qgis.provider", "ritm_qgis.algorithms", "ritm_qgis.gui", "ritm_qgis.layer_stretch",
+        "ritm_qgis.layer_source", "ritm_qgis.qgis_download")
 
 SCRIPT = textwrap.dedent(
     """

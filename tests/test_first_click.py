@@ -7,7 +7,6 @@ import sys
 
 import cv2
 import numpy as np
-import pytest
 import rasterio
 
 from conftest import ROOT, shared_path

@@ -197,21 +197,23 @@ def test_engine_reads_quoted_ogr_destinations(tmp_path):
 # ----------------------------------------------------------------------------- 9. append into the map tool's layer
 
 def test_vectorize_appends_into_the_map_tools_footprints_layer(provider, tmp_path):
-    from qgis.core import QgsCoordinateReferenceSystem, QgsGeometry, QgsVectorLayer
+    from qgis.core import QgsCoordinateReferenceSystem, QgsVectorLayer
 
-    from ritm_qgis.gui.output import append_footprints, open_output_layer
+    from ritm_qgis.engine.interactive.outline_record import OutlineRecord
+    from ritm_qgis.gui.output import append_records, open_output_layer
 
     path = str(tmp_path / "footprints.gpkg")
     crs = QgsCoordinateReferenceSystem("EPSG:32633")
     layer = open_output_layer(path, crs, add_to_project=False)
-    box = QgsGeometry.fromWkt(shapely.box(500000, 5000000, 500010, 5000010).wkt)
-    append_footprints(layer, [box], crs, area_m2=[100.0], perimeter_m=[40.0], n_clicks=2, model="grabcut")
+    box = OutlineRecord(shapely.box(500000, 5000000, 500010, 5000010), area_m2=100.0, perimeter_m=40.0, pixels=400,
+                        clicks=((500005, 5000005, True),) * 2, model="grabcut", stretch="", source="")
+    append_records(layer, [box], crs)
     fields = [f.name() for f in layer.fields()]
     run("vectorize_mask", {"INPUT": mask_raster(str(tmp_path)), "APPEND": True,
                            "OUTPUT": f"{path}|layername=footprints"})
     check(path, {"footprints": 1 + len(BUILDINGS)})
     # the map tool's layer keeps its columns and keeps taking buildings
-    append_footprints(layer, [box], crs, area_m2=[100.0], perimeter_m=[40.0], n_clicks=1, model="grabcut")
+    append_records(layer, [box], crs)
     fresh = QgsVectorLayer(f"{path}|layername=footprints", "fp", "ogr")
     assert fresh.isValid() and [f.name() for f in fresh.fields()] == fields
     assert fresh.featureCount() == 2 + len(BUILDINGS)

@@ -78,22 +78,23 @@ def test_engine_append_without_a_crs_on_one_side_is_refused(tmp_path):
 
 
 def test_map_tool_writer_reprojects_and_refuses_a_missing_crs(qgis_app, tmp_path):
-    from qgis.core import QgsCoordinateReferenceSystem, QgsGeometry, QgsVectorLayer
+    from qgis.core import QgsCoordinateReferenceSystem, QgsVectorLayer
 
     from ritm_qgis.core.errors import RitmError
-    from ritm_qgis.gui.output import append_footprints, open_output_layer
+    from ritm_qgis.engine.interactive.outline_record import OutlineRecord
+    from ritm_qgis.gui.output import append_records, open_output_layer
 
     layer = open_output_layer(str(tmp_path / "fp.gpkg"), QgsCoordinateReferenceSystem("EPSG:32634"),
                               add_to_project=False)
     box = shapely.box(500000, 5000000, 500020, 5000010)  # in EPSG:32633
-    append_footprints(layer, [QgsGeometry.fromWkt(box.wkt)], QgsCoordinateReferenceSystem("EPSG:32633"),
-                      area_m2=[200.0], perimeter_m=[60.0], n_clicks=1, model="grabcut")
+    record = OutlineRecord(box, area_m2=200.0, perimeter_m=60.0, pixels=200, clicks=((500010, 5000005, True),),
+                           model="grabcut", stretch="", source="")
+    append_records(layer, [record], QgsCoordinateReferenceSystem("EPSG:32633"))
     got = next(iter(QgsVectorLayer(f"{tmp_path / 'fp.gpkg'}|layername=footprints").getFeatures())).geometry()
     expected = gpd.GeoSeries([box], crs="EPSG:32633").to_crs("EPSG:32634").iloc[0]
     assert shapely.from_wkt(got.asWkt()).centroid.distance(expected.centroid) < 0.01
     with pytest.raises(RitmError, match="no CRS"):
-        append_footprints(layer, [QgsGeometry.fromWkt(box.wkt)], QgsCoordinateReferenceSystem(),
-                          area_m2=[1.0], perimeter_m=[1.0], n_clicks=1, model="grabcut")
+        append_records(layer, [record], QgsCoordinateReferenceSystem())
 
 
 # ----------------------------------------------------------------------------- 2. a user's layer is kept
@@ -104,7 +105,7 @@ def test_a_layer_the_project_did_not_write_is_never_replaced_by_default(provider
     footprints().to_file(seg, layer="buildings")  # the user's own reference layer
     before = gpd.read_file(seg, layer="buildings")
     params = {"INPUT": raster, "POINTS": point_layer([centre_click(BUILDINGS[0])]), "SIGN_FIELD": "sign",
-              "MODEL": "grabcut", "MARGIN": 60, "OUTPUT": str(seg)}
+              "MODEL": "grabcut", "OUTPUT": str(seg)}
     with pytest.raises(qgis_core.QgsProcessingException) as err:
         run("segment_from_points", params)
     message = str(err.value)
@@ -331,15 +332,24 @@ def test_segment_warnings_name_no_none_and_spare_the_raster_border(provider, tmp
 
     x, y = transform() * (25.5, 90.5)
     run("segment_from_points", {"INPUT": raster, "POINTS": point_layer([(x, y, {"sign": 1, "obj": 1, "ord": 1})]),
-                                "SIGN_FIELD": "sign", "MODEL": "grabcut", "MARGIN": 150,
-                                "OUTPUT": str(tmp_path / "s.gpkg")}, feedback=Recording())
-    assert not [w for w in warnings if "context window" in w]
-    # a tiny margin cuts the outline: warned, without 'None' when there is no object field
-    run("segment_from_points", {"INPUT": raster, "POINTS": point_layer([(x, y, {"sign": 1, "obj": 1, "ord": 1})]),
-                                "SIGN_FIELD": "sign", "MODEL": "grabcut", "MARGIN": 5,
-                                "OUTPUT": str(tmp_path / "s2.gpkg")}, feedback=Recording())
-    cut = [w for w in warnings if "context window" in w]
-    assert cut and "None" not in cut[0] and "MARGIN" in cut[0]
+                                "SIGN_FIELD": "sign", "MODEL": "grabcut", "OUTPUT": str(tmp_path / "s.gpkg")},
+        feedback=Recording())
+    assert not [w for w in warnings if "window" in w]
+    # the rule behind the warning: a mask reaching a side of the window inside the raster may be cut
+    from ritm_qgis.engine.interactive.grabcut_backend import GrabCutBackend
+    from ritm_qgis.engine.interactive.predictor import Predictor
+    from ritm_qgis.engine.interactive.raster_session import RasterSession
+
+    img, _ = scene_arrays(height=200, width=900, buildings=[(60, 100, 60, 700)])
+    session = RasterSession(write_raster(tmp_path / "long.tif", img), lambda: Predictor(GrabCutBackend()))
+    session.add_click(*(transform() * (450.5, 90.5)))
+    window, mask = session.mask()
+    assert window.col_off > 0 and window.col_off + window.width < 900 and window.height == 200
+    assert not session.touches_window(mask)
+    mask[0, 1:-1] = mask[1:, -1] = True  # the right side is inside the raster, the top one is the raster's
+    assert session.touches_window(mask)
+    mask[1:, -1] = False
+    assert not session.touches_window(mask)
 
 
 def test_evaluate_noc_edge_tiles_are_a_choice(provider, tmp_path):

@@ -231,7 +231,7 @@ def test_segment_from_points_never_writes_over_the_click_layer(provider, tmp_pat
     assert list(gpd.read_file(clicks, layer="clicks").columns) == ["sign", "geometry"]
     # another layer of the same GeoPackage is fine
     run("segment_from_points", {"INPUT": raster, "POINTS": layer, "SIGN_FIELD": "sign", "MODEL": "grabcut",
-                                "MARGIN": 60, "OUTPUT": f"{clicks}|layername=buildings"})
+                                "OUTPUT": f"{clicks}|layername=buildings"})
     assert len(gpd.read_file(clicks, layer="clicks")) == 1 and len(gpd.read_file(clicks, layer="buildings")) == 1
 
 

@@ -16,7 +16,7 @@ import pytest
 import rasterio
 import shapely
 from qgis.core import (Qgis, QgsCoordinateReferenceSystem, QgsCoordinateTransform, QgsPointXY, QgsProject,
-                       QgsRasterLayer, QgsRectangle, QgsVectorLayer)
+                       QgsRasterLayer, QgsVectorLayer)
 from qgis.PyQt.QtCore import QObject, QPoint, Qt
 from qgis.PyQt.QtTest import QTest
 

@@ -5,7 +5,6 @@ busy, only existing devices are offered, and accepted buildings carry source, la
 import geopandas as gpd
 import numpy as np
 import pytest
-import rasterio
 from qgis.core import QgsProject, QgsRasterLayer, QgsRectangle, QgsSingleBandGrayRenderer, QgsVectorLayer
 from qgis.PyQt.QtCore import QEvent, QPoint, Qt
 from qgis.PyQt.QtGui import QImage, QMouseEvent
@@ -14,7 +13,7 @@ from qgis.PyQt.QtWidgets import QApplication
 
 from data_builders import BUILDINGS, transform, uint16_scene
 from ritm_qgis.engine.geo.stretch import resolve_stretch
-from ritm_qgis.gui.devices import available_devices, usable_device
+from ritm_qgis.engine.runtime.device import device_choices as available_devices, usable_device
 from ritm_qgis.gui.dock import RitmDock
 from ritm_qgis.layer_stretch import layer_stretch
 from ritm_qgis.gui.maptool import RitmMapTool

@@ -15,7 +15,7 @@ from loopback import LoopbackServer
 from tiny_model import tiny_checkpoint
 
 from ritm_qgis.engine.geo.synthetic_scene import make_scene, write_scene
-from ritm_qgis.gui.download_task import MIRROR_SETTING
+from ritm_qgis.qgis_download import MIRROR_SETTING
 from ritm_qgis.gui.model_picker import SPEC_ROLE, STATUS_ROLE
 from ritm_qgis.gui.settings import PREFIX
 from ritm_qgis.models import catalog
@@ -108,11 +108,17 @@ def test_the_list_is_grouped_and_typing_loads_nothing(remote, plugin, qgis_iface
     combo = dock.model.combo
     listed = rows(combo)
     headings = [text for text, spec, _, selectable in listed if spec is None]
-    assert headings == ["Shipped with the plugin", "Downloadable"]
+    assert headings == ["Shipped with the plugin", "Downloadable",
+                        "Not for outlining buildings (demonstrations, whole tiles)"]
     assert all(not selectable for _, spec, _, selectable in listed if spec is None)
     by_name = {spec: (text, status) for text, spec, status, _ in listed if spec}
-    for name in ("grabcut", "aerial-finetuned-h18s", "aerial-finetuned-tiny", "natural-tiny"):
+    for name in ("grabcut", "aerial-finetuned-h18s", "aerial-finetuned-tiny", "natural-tiny", "grabcut-multi"):
         assert by_name[name][1] == "shipped" and " — " in by_name[name][0]  # name — one-line description
+    # the demonstrations that get worse with clicks, and whole-tile GrabCut, come last, under their own heading
+    specs = [spec for _, spec, _, _ in listed]
+    apart = specs[specs.index(None, specs.index("paper-finetune")) + 1:]
+    assert set(apart) == {"aerial-finetuned-tiny", "aerial-finetuned-tiles-tiny", "aerial-scratch-tiny",
+                          "natural-tiny", "grabcut-multi"}
     for name in ("paper-finetune", "paper-scratch", "paper-notrain", "test-remote"):
         assert by_name[name][1] == "downloadable"
     assert by_name["paper-finetune"][0].startswith("paper-finetune (about 41 MB, download) — ")

@@ -11,6 +11,8 @@ import os
 
 from qgis.core import QgsCoordinateReferenceSystem, QgsProcessingException
 
+from ritm_qgis.layer_source import layer_parts
+
 
 def _isolate_geo_stack():
     from ritm_qgis.core.geos_compat import load_geo_stack_isolated
@@ -27,7 +29,7 @@ def raster_file(alg, parameters, name, context) -> str:
     layer = alg.parameterAsRasterLayer(parameters, name, context)
     if layer is None:
         raise QgsProcessingException(f"Choose a raster for '{alg.parameterDefinition(name).description()}'.")
-    path = layer.source()
+    path = layer_parts(layer)[0] if layer.providerType() == "gdal" else layer.source()
     if layer.providerType() != "gdal" or not os.path.isfile(path):
         raise QgsProcessingException(
             f"The raster '{layer.name()}' is not a local file GDAL can read ({layer.providerType()}: {path}); "
@@ -99,17 +101,14 @@ def stretch_rule(alg, parameters, name, input_name, context, warn):
 def layer_place(alg, key: str, layer=None, context=None):
     """Where a layer parameter's data lives, as an engine ``Place`` (file, layer name) named by the
     parameter; None for a layer that is not a file (a memory layer, a database)."""
-    from qgis.core import QgsProviderRegistry
-
     from ritm_qgis.engine.jobs.same_file import Place
 
     if layer is None:
         return None
-    parts = QgsProviderRegistry.instance().decodeUri(layer.providerType(), layer.source())
-    path = parts.get("path") or ""
+    path, name = layer_parts(layer)
     if not path or not os.path.exists(path):
         return None
-    return Place(alg.describe(key), path, parts.get("layerName") or None)
+    return Place(alg.describe(key), path, name)
 
 
 def refuse_outputs_among_inputs(outputs, inputs) -> None:

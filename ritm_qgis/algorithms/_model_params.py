@@ -35,22 +35,35 @@ def add_model_parameters(alg, model: str = MODEL, device: str = DEVICE) -> None:
         device, "Device", options=available_devices(), defaultValue="auto", usesStaticStrings=True))
 
 
+def device_to_use(alg, parameters, context, feedback, device: str = DEVICE) -> str:
+    """The DEVICE choice as the run uses it: a GPU PyTorch cannot use becomes the CPU, with a warning
+    (the offered list is read without importing torch when QGIS starts; see ``device.cuda_gpus``)."""
+    from ritm_qgis.engine.runtime.device import usable_device
+
+    chosen, note = usable_device(alg.parameterAsEnumString(parameters, device, context) or "auto")
+    if note:
+        feedback.pushWarning(note)
+    return chosen
+
+
 def model_and_device(alg, parameters, context, feedback, model: str = MODEL,
                      device: str = DEVICE) -> tuple[str, str]:
     """``(spec, device)`` for ``build_backend``; a listed model not downloaded yet is downloaded now."""
     from ritm_qgis.core.errors import RitmError
     from ritm_qgis.engine.runtime.choices import model_spec
+    from ritm_qgis.qgis_download import download_in_qgis
 
     name = alg.parameterAsEnumString(parameters, model, context)
     checkpoint = alg.parameterAsFile(parameters, CHECKPOINT, context) if parameters.get(CHECKPOINT) else None
-    device_name = alg.parameterAsEnumString(parameters, device, context) or "auto"
+    device_name = device_to_use(alg, parameters, context, feedback, device)
 
     def progress(done, total):
         if total:
             feedback.setProgressText(f"Downloading {name}: {done / 1e6:.1f} of {total / 1e6:.1f} MB")
 
     try:
-        spec = model_spec(name, checkpoint or None, progress=progress, cancel=feedback.isCanceled)
+        spec = model_spec(name, checkpoint or None, progress=progress, cancel=feedback.isCanceled,
+                          fetch=download_in_qgis)
     except RitmError as exc:
         raise QgsProcessingException(str(exc)) from None
     return spec, device_name

@@ -4,9 +4,10 @@ from __future__ import annotations
 
 from qgis.core import QgsProcessingParameterString
 
+from ritm_qgis.engine.geo.stretch_registry import DEFAULT, processing_label
+
 
 def stretch_parameter(name: str) -> QgsProcessingParameterString:
-    """What the model sees of a raster that is not 8-bit: the words of the CLI's --stretch, plus 'layer'
-    (as the layer is drawn in QGIS; read by ``_layers.stretch_rule``)."""
-    return QgsProcessingParameterString(name, "Input stretch: percentile, minmax, layer (as drawn in QGIS) or LOW,HIGH",
-                                        defaultValue="percentile")
+    """What the model sees of a raster that is not 8-bit: the registered stretches, 'layer' included (as
+    the layer is drawn in QGIS; read by ``_layers.stretch_rule``); ``base`` adds their help."""
+    return QgsProcessingParameterString(name, processing_label(), defaultValue=DEFAULT)

@@ -24,6 +24,8 @@ from qgis.core import (
 )
 from qgis.PyQt.QtCore import QCoreApplication
 
+from ritm_qgis.layer_source import destination_parts
+
 
 
 def icon_path() -> str:
@@ -122,9 +124,14 @@ class RitmAlgorithm(QgsProcessingAlgorithm):
     def shortHelpString(self):  # noqa: N802
         from ._model_params import CHECKPOINT, model_help
 
+        text = self.tr(self.HELP)
+        if self.parameterDefinition("STRETCH") is not None:  # stretch_parameter: the registered stretches
+            from ritm_qgis.engine.geo.stretch_registry import help_sentence
+
+            text += "\n" + help_sentence()
         if self.parameterDefinition(CHECKPOINT) is not None:  # an algorithm that runs a model
-            return self.tr(self.HELP) + "\n" + model_help()
-        return self.tr(self.HELP)
+            text += "\n" + model_help()
+        return text
 
     def helpUrl(self):  # noqa: N802
         return help_url()
@@ -276,15 +283,10 @@ class RitmAlgorithm(QgsProcessingAlgorithm):
 def help_url(metadata: str | None = None) -> str:
     """The project's homepage, as `make package` wrote it into the plugin's metadata.txt from the
     release setting; '' (no help link) while the project has none, rather than an invented address."""
-    import configparser
+    from ritm_qgis.about import METADATA_FILES, read_metadata
 
-    parser = configparser.ConfigParser(interpolation=None)
-    try:  # the zip's ritm_qgis/metadata.txt (a source checkout has none there: no link)
-        parser.read(metadata or os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))),
-                                             "metadata.txt"), encoding="utf-8")
-    except configparser.Error:
-        return ""
-    return parser.get("general", "homepage", fallback="").strip()
+    # the zip's ritm_qgis/metadata.txt only (a source checkout has none there: no link)
+    return read_metadata(metadata or METADATA_FILES[0]).get("homepage", "").strip()
 
 
 def missing_package_message(exc: ModuleNotFoundError) -> str | None:
@@ -298,21 +300,6 @@ def missing_package_message(exc: ModuleNotFoundError) -> str | None:
         return None
     return (f"{deps.PLUGIN_TITLE} needs Python packages that QGIS's Python does not have yet (here '{top}'): "
             f"install them with Plugins > {deps.PLUGIN_TITLE} > Install dependencies, then restart QGIS.")
-
-
-def destination_parts(destination: str) -> tuple[str, str | None]:
-    """A vector destination as QGIS writes it -> (file, layer or None), decoded by QGIS itself:
-    ``ogr:dbname='/a b/f.gpkg' table="my buildings" (geom)`` (the "Save to GeoPackage" choice, which
-    the OGR provider's ``decodeUri`` does not read in QGIS 3.22) through ``QgsDataSourceUri``, and
-    ``f.gpkg|layername=x`` or a plain file through ``QgsProviderRegistry.decodeUri('ogr', ...)``."""
-    from qgis.core import QgsDataSourceUri, QgsProviderRegistry
-
-    text = destination[4:] if destination.startswith("ogr:") else destination
-    if text.lstrip().startswith("dbname="):
-        uri = QgsDataSourceUri(text)
-        return uri.database(), uri.table() or None
-    parts = QgsProviderRegistry.instance().decodeUri("ogr", text)
-    return parts.get("path") or text, parts.get("layerName") or None
 
 
 def _processing_error(message: str, feedback) -> QgsProcessingException:

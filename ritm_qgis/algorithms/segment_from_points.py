@@ -26,7 +26,6 @@ class SegmentFromPointsAlgorithm(RitmAlgorithm):
     MODEL = "MODEL"
     CHECKPOINT = "CHECKPOINT"
     DEVICE = "DEVICE"
-    MARGIN = "MARGIN"
     SIMPLIFY = "SIMPLIFY"
     REGULARIZE = "REGULARIZE"
     STRETCH = "STRETCH"
@@ -43,14 +42,14 @@ class SegmentFromPointsAlgorithm(RitmAlgorithm):
         "clicks of each building so many buildings are outlined in one run (without it all points are one "
         "building); an optional order field gives the click order (default: feature order).\n"
         "Points in another CRS are reprojected to the raster's. Points outside the raster or on nodata are "
-        "refused with their feature ids. For each building only a window around its clicks (the clicks' "
-        "bounding box plus the context margin) is read.\n"
-        "Input stretch (what the model sees of a raster that is not 8-bit): 'percentile' (2-98 %, the CLI's "
-        "default), 'minmax', 'layer' (as the layer is drawn in QGIS: its bands and contrast), or a fixed range "
-        "LOW,HIGH such as 100,2000. The simplification tolerance is in raster pixels, as in the map tool.\n"
-        "Output: one (multi)polygon per building with object_id, area_m2, perimeter_m, n_clicks, model, "
-        "pixels, touches_window (true when the mask reaches the window border: raise the margin) and stretch; "
-        "optionally a 0/255 mask raster on the raster's grid."
+        "refused with their feature ids. Each building's clicks are replayed in order exactly as the map tool "
+        "takes them on the canvas (the same window around the clicks, stretch and outline rules), so the same "
+        "clicks give the same polygon; only that window of the raster is read.\n"
+        "The simplification tolerance is in raster pixels, as in the map tool.\n"
+        "Output: one (multi)polygon per building with the fields every RITM tool saves: object_id, area_m2, "
+        "perimeter_m, n_clicks, pixels, model, stretch, source, label, touches_window (true when the mask "
+        "reaches the border of the model's window: add a click near the cut side) and created; optionally a "
+        "0/255 mask raster on the raster's grid."
     )
 
     def initAlgorithm(self, config=None):  # noqa: N802
@@ -68,9 +67,6 @@ class SegmentFromPointsAlgorithm(RitmAlgorithm):
             type=QgsProcessingParameterField.Numeric, optional=True))
         self.add_model_parameters(self.MODEL, self.DEVICE)
         self.addParameter(QgsProcessingParameterNumber(
-            self.MARGIN, "Context margin around each building's clicks (pixels)", QgsProcessingParameterNumber.Integer,
-            defaultValue=200, minValue=1))
-        self.addParameter(QgsProcessingParameterNumber(
             self.SIMPLIFY, "Simplification tolerance (raster pixels, 0 = exact pixel outlines)",
             QgsProcessingParameterNumber.Double, defaultValue=0.0, minValue=0.0))
         self.addParameter(QgsProcessingParameterBoolean(
@@ -87,6 +83,7 @@ class SegmentFromPointsAlgorithm(RitmAlgorithm):
         from ritm_qgis.engine.geo.output_paths import check_writable
         from ritm_qgis.engine.geo.raster_io import raster_meta
         from ritm_qgis.engine.interactive.backends import build_backend, model_label
+        from ritm_qgis.engine.interactive.outline_record import records_frame
         from ritm_qgis.engine.jobs.click_points import ClickPoint, group_clicks, parse_sign, segment_objects
         from ritm_qgis.engine.interactive.interactive_settings import interactive_predictor
         from ritm_qgis.engine.jobs.same_file import Place
@@ -135,21 +132,22 @@ class SegmentFromPointsAlgorithm(RitmAlgorithm):
         stretch = stretch_rule(self, parameters, self.STRETCH, self.INPUT, context, run.warning)
         run.info(f"{len(points)} click(s), {len(objects)} building(s); model {spec}; stretch {stretch.label}")
         backend = build_backend(spec, device)
+        if object_field is None:
+            for obj in objects:
+                obj.object_id = 1
         with OutputSet() as staging:
-            gdf = segment_objects(
+            records = segment_objects(
                 raster, objects, lambda: interactive_predictor(backend), model_name=model_label(spec),
-                margin=self.parameterAsInt(parameters, self.MARGIN, context),
                 simplify_px=self.parameterAsDouble(parameters, self.SIMPLIFY, context), stretch_rule=stretch,
                 regularize=self.parameterAsBool(parameters, self.REGULARIZE, context),
                 mask_path=mask_dest, progress=run.scaled(0, 95), cancel=run.cancelled, staging=staging)
-            cut = [str(o) for o, t in zip(gdf["object_id"], gdf["touches_window"]) if t]
+            cut = [str(r.object_id) for r in records if r.touches_window]
+            advice = "add a click near the side where it is cut"
             if cut and object_field is None:
-                run.warning("The outline reaches the edge of its context window and may be cut; raise the context "
-                            "margin (MARGIN).")
+                run.warning(f"The outline reaches the edge of the model's window and may be cut; {advice}.")
             elif cut:
-                run.warning(f"The outline of building(s) {', '.join(cut[:20])} reaches the edge of its context "
-                            "window and may be cut; raise the context margin (MARGIN).")
-            if object_field is None:
-                gdf["object_id"] = 1
-            path = self.write_layer(gdf, destination, cancel=run.cancelled, staging=staging)
+                run.warning(f"The outline of building(s) {', '.join(cut[:20])} reaches the edge of the model's "
+                            f"window and may be cut; {advice}.")
+            path = self.write_layer(records_frame(records, grid.crs), destination, cancel=run.cancelled,
+                                    staging=staging)
         return {self.OUTPUT: str(path), self.OUTPUT_MASK: mask_dest}

@@ -77,6 +77,7 @@ class TrainModelAlgorithm(RitmAlgorithm):
 
     def process(self, parameters, context, run):
         from ._layers import layer_to_frame, raster_file
+        from ._model_params import device_to_use
         from ritm_qgis.core.errors import RitmError
         from ritm_qgis.engine.geo.output_paths import check_writable
         from ritm_qgis.engine.geo.vector_io import write_gpkg
@@ -102,7 +103,7 @@ class TrainModelAlgorithm(RitmAlgorithm):
                 arch=self.parameterAsString(parameters, self.ARCH, context).strip() or "hrnet18s",
                 epochs=self.parameterAsInt(parameters, self.EPOCHS, context),
                 batch_size=self.parameterAsInt(parameters, self.BATCH_SIZE, context),
-                device=self.parameterAsEnumString(parameters, self.DEVICE, context) or "auto",
+                device=device_to_use(self, parameters, context, run.feedback, self.DEVICE),
                 aerial_aug=True)
 
             try:

@@ -8,7 +8,7 @@ import os
 import numpy as np
 
 from ritm_qgis.core.errors import RitmError
-from ritm_qgis.engine.geo.stretch import STRETCH_HELP, STRETCH_METAVAR
+from ritm_qgis.engine.geo.stretch_registry import DEFAULT as DEFAULT_STRETCH, cli_help, cli_metavar
 
 HELP = ("Simulate clicks on an image until a target IoU (the paper's demo) and write, per model, the overlay, "
         "the error map, the IoU-per-click plot and the number of clicks; a GeoTIFF also yields footprints and clicks "
@@ -24,7 +24,7 @@ def add_arguments(p):
     p.add_argument("--target-iou", type=float, default=0.9, help="stop once this IoU is reached (default 0.9)")
     p.add_argument("--max-clicks", type=int, default=20, help="click budget (default 20)")
     p.add_argument("--device", default="auto", help="auto (CUDA if available), cpu, cuda or cuda:N")
-    p.add_argument("--stretch", default="percentile", metavar=STRETCH_METAVAR, help=STRETCH_HELP)
+    p.add_argument("--stretch", default=DEFAULT_STRETCH, metavar=cli_metavar(), help=cli_help())
     p.add_argument("--out", required=True, metavar="DIR", help="output folder")
 
 
@@ -39,7 +39,7 @@ def _is_georeferenced(path: str) -> bool:
 
 def load_demo_inputs(image_path: str, target_path: str, stretch=None):
     """(rgb uint8, target bool, invalid bool | None, grid | None); ``stretch``: the input rule."""
-    from ritm_qgis.engine.data.datasets import read_image_gray, read_image_rgb
+    from ritm_qgis.engine.data.datasets import read_image_gray
 
     for label, path in (("image", image_path), ("target mask", target_path)):
         if not os.path.isfile(path):
@@ -51,9 +51,10 @@ def load_demo_inputs(image_path: str, target_path: str, stretch=None):
         win = resolve_stretch(stretch, image_path).read(image_path)
         rgb, invalid, grid = win.rgb, (win.invalid if win.invalid.any() else None), win.grid
     else:
-        from ritm_qgis.engine.geo.stretch import stretch_image
+        from ritm_qgis.engine.geo.stretch import read_image_rgb
 
-        rgb = stretch_image(read_image_rgb(image_path), stretch)
+        win = read_image_rgb(image_path, stretch)
+        rgb, invalid = win.rgb, (win.invalid if win.invalid.any() else None)
     if target_path.lower().endswith((".tif", ".tiff")):
         import rasterio
 

@@ -11,10 +11,12 @@ import numpy as np
 from ritm_qgis.cli_progress import ProgressBar
 from ritm_qgis.core.atomic import OutputSet, incomplete_path
 from ritm_qgis.core.errors import RitmError
-from ritm_qgis.engine.geo.stretch import STRETCH_HELP, STRETCH_METAVAR, parse_stretch
+from ritm_qgis.engine.geo.stretch_registry import DEFAULT as DEFAULT_STRETCH, cli_help, cli_metavar, parse_stretch
+from ritm_qgis.engine.data.registry import usage as dataset_usage
 from ritm_qgis.engine.interactive.backends import model_label
 from ritm_qgis.engine.jobs.limits import MAX_BATCH_SIZE, MAX_CLICKS, MAX_ZOOM_IN, check_int
 from ritm_qgis.engine.protocol.noc import parse_thresholds
+from ritm_qgis.engine.runtime.device import OPTIMIZE_MODES
 from ritm_qgis.engine.reports.sample_table import (
     IOUS_FILE,
     SAMPLES_FILE,
@@ -29,24 +31,22 @@ def add_arguments(p):
     p.add_argument("--model", action="append", required=True, metavar="NAME|FILE",
                    help="a checkpoint file, a model name, or 'grabcut' (repeat for several models)")
     p.add_argument("--dataset", required=True, metavar="SPEC",
-                   help="grabcut:DIR, davis:DIR, folder:DIR, inria:DIR[:test|train], or "
-                        "raster:IMAGE.tif:FOOTPRINTS.gpkg[:tiles|buildings]")
+                   help=f"one of: {dataset_usage()}")
     p.add_argument("--max-clicks", type=int, default=20,
                    help=f"click budget per sample (default 20, at most {MAX_CLICKS})")
     p.add_argument("--thresholds", default="0.8,0.85,0.9", help="IoU thresholds for NoC (default 0.8,0.85,0.9)")
     p.add_argument("--out", required=True, metavar="DIR", help="output folder")
-    p.add_argument("--stretch", default="percentile", metavar=STRETCH_METAVAR, help=STRETCH_HELP)
+    p.add_argument("--stretch", default=DEFAULT_STRETCH, metavar=cli_metavar(), help=cli_help())
     p.add_argument("--batch-size", type=int, default=8, help="samples that go through the network together")
     p.add_argument("--device", default="auto", help="auto (CUDA if available), cpu, cuda or cuda:N")
     p.add_argument("--limit", type=int, default=None, help="evaluate only the first N samples")
-    p.add_argument("--optimize", default="auto",
-                   choices=("auto", "bf16", "int8", "openvino", "onednn", "fold", "none"),
+    p.add_argument("--optimize", default="auto", choices=OPTIMIZE_MODES,
                    help="network speed-up: auto (default: the arithmetic of interactive use, bf16 on CPUs with "
                         "bf16 in hardware, else openvino where the openvino package is installed, else onednn; "
                         "fold on a GPU), openvino (fp32 through OpenVINO, RITM's probabilities to 1e-6; its "
                         "conversion is cached beside the weights), onednn (fp32, RITM's probabilities to "
-                        "1e-6), bf16 (refused on CPUs without bf16 hardware), int8 (HRNet quantized, calibrated; CPU), fold, or none (the unmodified "
-                        "network: RITM's arithmetic)")
+                        "1e-6), bf16 (refused on CPUs without bf16 hardware), int8 (HRNet quantized, "
+                        "calibrated; CPU), fold, or none (the unmodified network: RITM's arithmetic)")
     p.add_argument("--no-figures", action="store_true", help="skip the best/worst sample figures")
     p.add_argument("--as-drawn", action="store_true",
                    help="click each sample as the map tool does (its window around the clicks, zoom-in and settings) "
@@ -146,8 +146,8 @@ def run(args) -> int:
     from ritm_qgis.engine.training.distributed import cleanup
 
     thresholds, labels = check_arguments(args)
-    dataset = open_dataset(parse_dataset_spec(args.dataset, kinds=("grabcut", "davis", "folder", "inria", "raster")),
-                           stretch=args.stretch)
+    stretch = parse_stretch(args.stretch)  # once: the dataset, the as-drawn sessions and the report take this rule
+    dataset = open_dataset(parse_dataset_spec(args.dataset), stretch=stretch)
     indices = list(range(min(len(dataset), args.limit) if args.limit else len(dataset)))
     if dataset.repaired_footprints:
         from ritm_qgis.engine.jobs.geo_evaluation import repaired_warning
@@ -156,12 +156,12 @@ def run(args) -> int:
               file=sys.stderr)
     info, device = _distributed(args.device)
     try:
-        return _evaluate_all(args, dataset, indices, info, device, thresholds, labels)
+        return _evaluate_all(args, dataset, indices, info, device, thresholds, labels, stretch)
     finally:
         cleanup()
 
 
-def _evaluate_all(args, dataset, indices, info, device, thresholds, labels) -> int:
+def _evaluate_all(args, dataset, indices, info, device, thresholds, labels, stretch) -> int:
     """Every model in turn; the outputs of the run are moved into place together at the end.
 
     While a model runs, its results so far are rewritten after every batch as
@@ -198,7 +198,7 @@ def _evaluate_all(args, dataset, indices, info, device, thresholds, labels) -> i
                 return Predictor(backend, zoom_in=zoom)
 
             if args.as_drawn:
-                make_session = drawn_session_factory(backend, stretch=args.stretch)
+                make_session = drawn_session_factory(backend, stretch=stretch)
 
             folder = os.path.join(args.out, label)
             partial_files += [incomplete_path(os.path.join(folder, n)) for n in (IOUS_FILE, SAMPLES_FILE)]
@@ -228,7 +228,7 @@ def _evaluate_all(args, dataset, indices, info, device, thresholds, labels) -> i
                 write_extreme_figures(folder, dataset, result, make_session, staging=staging)
         if not info.is_main:
             return 0
-        meta = {"dataset": args.dataset, "stretch": parse_stretch(args.stretch).label, "processes": info.world_size, "n_dataset_samples": len(dataset),
+        meta = {"dataset": args.dataset, "stretch": stretch.label, "processes": info.world_size, "n_dataset_samples": len(dataset),
                 "max_clicks": args.max_clicks, "thresholds": list(thresholds), "batch_size": args.batch_size,
                 "zoom_in_size": args.zoom_in_size, "as_drawn": bool(args.as_drawn),
                 "repaired_footprints": list(dataset.repaired_footprints), "models": summary}

@@ -53,6 +53,8 @@ def _list(as_json: bool) -> int:
     for s, w in zip(statuses, weights):
         print(f"{w['name']:<28} {w['status']:<12} {w['arch']:<11} {s.size_label():>9}  {w['training_data']}")
         print(f"{'':<28} {w['good_for']}")
+        if not w["for_buildings"]:
+            print(f"{'':<28} not offered for outlining buildings (the dock lists it last, apart)")
         if w["url"]:
             print(f"{'':<28} url {w['url']}")
         if w["digest"]:
@@ -64,21 +66,16 @@ def _list(as_json: bool) -> int:
     return 0
 
 
-# the backends that need no checkpoint: what model-info says about them
-WEIGHT_FREE = {
-    "grabcut": "OpenCV GrabCut from the clicks, one object at a time (what the map tool runs without weights)",
-    "grabcut-multi": "OpenCV GrabCut from the clicks, several objects per image (whole tiles: demo, evaluate)",
-}
-
-
-def _weight_free(name: str, as_json: bool) -> int:
-    info = {"name": name, "architecture": "grabcut", "weights": None, "description": WEIGHT_FREE[name]}
+def _weight_free(e, as_json: bool) -> int:
+    name = e.name
+    info = {"name": name, "architecture": e.arch, "weights": None, "description": e.good_for,
+            "inputs": e.builder.inputs.as_dict()}
     if as_json:
         print(json.dumps(info, indent=2))
         return 0
     print(f"name:          {name}")
-    print("architecture:  grabcut (weight-free: no checkpoint file)")
-    print(f"what it does:  {WEIGHT_FREE[name]}")
+    print(f"architecture:  {e.arch} (weight-free: no checkpoint file)")
+    print(f"what it does:  {e.good_for}")
     return 0
 
 
@@ -89,8 +86,11 @@ def run(args) -> int:
         return _list(args.json)
     if not args.checkpoint:
         raise RitmError("Give a checkpoint file or weights name, or --list for the architectures.")
-    if args.checkpoint in WEIGHT_FREE:
-        return _weight_free(args.checkpoint, args.json)
+    from ritm_qgis.models.catalog import entry
+
+    listed = entry(args.checkpoint)
+    if listed is not None and not listed.weights:
+        return _weight_free(listed, args.json)
     from ritm_qgis.models import load_model
 
     _, info = load_model(args.checkpoint)

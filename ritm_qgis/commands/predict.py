@@ -12,7 +12,8 @@ import numpy as np
 from ritm_qgis.core.atomic import atomic_path, write_text_atomically
 from ritm_qgis.core.defaults import MASK_THRESHOLD
 from ritm_qgis.core.errors import RitmError
-from ritm_qgis.engine.geo.stretch import STRETCH_HELP, STRETCH_METAVAR
+from ritm_qgis.engine.geo.stretch_registry import DEFAULT as DEFAULT_STRETCH, cli_help, cli_metavar
+from ritm_qgis.engine.runtime.device import OPTIMIZE_MODES
 
 HELP = ("Segment one object from clicks with a RITM network (or the weight-free GrabCut backend) "
         "and write the mask (0/255 PNG) and optionally the probability map (.npy).")
@@ -82,21 +83,6 @@ def check_output_files(args) -> None:
                 raise RitmError(f"{a.name} and {b.name} name the same file '{a.path}'; give each its own file.")
 
 
-def read_image(path: str) -> np.ndarray:
-    import cv2
-
-    if not os.path.isfile(path):
-        raise RitmError(f"No image at '{path}'; give the path of a PNG, JPEG or TIFF file.")
-    img = cv2.imread(path, cv2.IMREAD_UNCHANGED)
-    if img is None:
-        raise RitmError(f"'{path}' could not be read as an image (truncated or corrupt, or not PNG, JPEG or TIFF); check the file or convert it.")
-    if img.ndim == 3 and img.shape[2] == 3:
-        img = cv2.cvtColor(img, cv2.COLOR_BGR2RGB)
-    elif img.ndim == 3 and img.shape[2] == 4:
-        img = cv2.cvtColor(img, cv2.COLOR_BGRA2RGBA)
-    return img
-
-
 def add_arguments(p):
     p.add_argument("--checkpoint", required=True, metavar="FILE|NAME",
                    help="network checkpoint (.pth file or name of a downloaded official model), "
@@ -117,8 +103,7 @@ def add_arguments(p):
     p.add_argument("--device", default="auto", help="auto (default: CUDA if available), cpu, cuda or cuda:N")
     p.add_argument("--precision", default="fp32", choices=("fp32", "fp16", "bf16"),
                    help="autocast precision on CUDA (default fp32)")
-    p.add_argument("--optimize", default="auto",
-                   choices=("auto", "bf16", "int8", "openvino", "onednn", "fold", "none"),
+    p.add_argument("--optimize", default="auto", choices=OPTIMIZE_MODES,
                    help="network speed-up: auto (default: bf16 on CPUs with bf16 in hardware, else openvino where "
                         "the openvino package is installed, else onednn; fold on a GPU), bf16 (onednn in "
                         "bfloat16 past the fp32 input layers; CPUs with bf16 in hardware only), openvino (fp32 "
@@ -126,7 +111,7 @@ def add_arguments(p):
                         "(the HRNet quantized to int8, calibrated; CPU), onednn "
                         "(fold + oneDNN fused convolutions on prepacked weights, CPU), fold (BatchNorm "
                         "folding + channels-last), none (the unmodified network: RITM's arithmetic)")
-    p.add_argument("--stretch", default="percentile", metavar=STRETCH_METAVAR, help=STRETCH_HELP)
+    p.add_argument("--stretch", default=DEFAULT_STRETCH, metavar=cli_metavar(), help=cli_help())
     p.add_argument("--out-mask", required=True, metavar="MASK.png", help="output mask, 0/255 PNG")
     p.add_argument("--out-prob", metavar="PROB.npy", help="also write the probability map (float32, image size)")
     p.add_argument("--threads", type=int, default=None, metavar="N",
@@ -141,7 +126,7 @@ def add_arguments(p):
 def run(args) -> int:
     import cv2
 
-    from ritm_qgis.engine.geo.stretch import parse_stretch, stretch_image
+    from ritm_qgis.engine.geo.stretch import parse_stretch, read_image_rgb
     from ritm_qgis.engine.interactive.interactive_settings import interactive_predictor, load_interactive_backend
     from ritm_qgis.engine.interactive.predictor import Predictor
     from ritm_qgis.engine.jobs.limits import MAX_THREADS, check_fraction, check_int
@@ -154,10 +139,8 @@ def run(args) -> int:
         check_int(args.threads, "--threads", 1, MAX_THREADS)
     stretch = parse_stretch(args.stretch)
     check_output_files(args)
-    image = read_image(args.image)
+    image = read_image_rgb(args.image, stretch).rgb  # as a raster window is read: nodata left out, black
     check_clicks_inside(clicks, args.click, image.shape)
-    if stretch.kind != "percentile":  # percentile is the predictor's own normalisation
-        image = stretch_image(image, stretch)
     threads = set_threads(args.threads)
     t_load = time.perf_counter()
     backend = load_interactive_backend(args.checkpoint, args.device, args.precision, args.optimize,

@@ -7,6 +7,7 @@ The same command runs in one process (CPU or one GPU) or under ``torchrun --npro
 from __future__ import annotations
 
 from ritm_qgis.cli_progress import ProgressBar
+from ritm_qgis.engine.data.registry import usage as dataset_usage
 
 HELP = ("Train or fine-tune an interactive segmentation network with RITM's iterative click scheme "
         "(checkpoints with metadata in --out, resumable, validation NoC20@85/90 each epoch).")
@@ -46,8 +47,7 @@ def check_numbers(args) -> None:
 
 def add_arguments(p):
     p.add_argument("--data", action="append", required=True, metavar="SPEC",
-                   help="training data (repeat): inria:DIR:train, davis:DIR, grabcut:DIR, folder:DIR, "
-                        "raster:IMAGE.tif:FOOTPRINTS.gpkg[:tiles|buildings], pair:IMAGE:MASK[:TILE]")
+                   help=f"training data (repeat), one of: {dataset_usage()}")
     p.add_argument("--include", help="keep only training samples whose name matches this regex")
     p.add_argument("--exclude", help="drop training samples whose name matches this regex (hold-out)")
     p.add_argument("--val-data", action="append", default=[], metavar="SPEC",

@@ -11,8 +11,9 @@ from qgis.core import Qgis, QgsApplication
 from qgis.PyQt.QtCore import Qt
 from qgis.PyQt.QtWidgets import QAction
 
+from ritm_qgis.about import PLUGIN_NAME
+
 MENU = "&RITM buildings"
-PLUGIN_NAME = "RITM buildings"
 
 
 class MapToolController:

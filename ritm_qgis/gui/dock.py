@@ -17,15 +17,16 @@ from qgis.PyQt.QtCore import Qt, pyqtSignal
 from qgis.PyQt.QtWidgets import (QCheckBox, QComboBox, QDoubleSpinBox, QFormLayout, QHBoxLayout, QLabel,
                                  QLineEdit, QProgressBar, QPushButton, QWidget)
 
+from ritm_qgis.about import PLUGIN_NAME
+from ritm_qgis.engine.geo.stretch_registry import dock_choices, dock_tooltip
+from ritm_qgis.engine.runtime.device import device_choices
+
 from .dark_layer_hint import DarkLayerHint
-from .devices import available_devices
 from .model_picker import ModelPicker
 from .output import default_output_path
 from .settings import ToolSettings, load_settings, save_settings
 
-TITLE = "RITM buildings"
-STRETCHES = (("layer", "as the layer is drawn"), ("percentile", "2-98 % percentile stretch"),
-             ("minmax", "min/max stretch"))
+TITLE = PLUGIN_NAME
 
 
 class RitmDock(QgsDockWidget):
@@ -117,7 +118,7 @@ class RitmDock(QgsDockWidget):
     # ------------------------------------------------------------------ rows of their own
     def _add_device_rows(self, body, form) -> None:
         self.device = QComboBox(body)
-        for value, text in available_devices():
+        for value, text in device_choices():
             self.device.addItem(text, value)
         self.device.setToolTip("Where the network runs; only the devices PyTorch can use here are listed")
         form.addRow("Device", self.device)
@@ -128,12 +129,10 @@ class RitmDock(QgsDockWidget):
     def _add_stretch_row(self, body, form) -> None:
         self.stretch = QComboBox(body)
         self.stretch.setEditable(True)
-        self.stretch.addItems([value for value, _ in STRETCHES])
-        for i, (_, text) in enumerate(STRETCHES):
+        for i, (value, text) in enumerate(dock_choices()):  # the registered stretches chosen by a word
+            self.stretch.addItem(value)
             self.stretch.setItemData(i, text, Qt.ToolTipRole)
-        self.stretch.setToolTip("How the raster becomes the model's 8-bit image: 'layer' (as QGIS draws it, its "
-                                "band choice and contrast), 'percentile' (2-98 %), 'minmax', or a range LOW,HIGH "
-                                "typed here (e.g. 100,2000)")
+        self.stretch.setToolTip(dock_tooltip())
         form.addRow("Model sees", self.stretch)
         self.dark_hint = DarkLayerHint(body)  # shown while the raster is drawn dark
         form.addRow(self.dark_hint)

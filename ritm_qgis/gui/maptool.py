@@ -29,14 +29,15 @@ from qgis.gui import QgsMapTool
 from qgis.PyQt.QtCore import QEvent, Qt, pyqtSignal
 from qgis.PyQt.QtWidgets import QApplication
 
+from ritm_qgis.about import PLUGIN_NAME
+from ritm_qgis.layer_source import layer_parts
 from ritm_qgis.layer_stretch import stretch_for_layer
-from .output import (append_footprints, default_output_path, keep_on_top, move_temporary_buildings, open_output_layer,
+from .output import (append_records, default_output_path, keep_on_top, move_temporary_buildings, open_output_layer,
                      temporary_output_layer)
 from .overlay import OutlineOverlay, polygon_geometries
 from .settings import ToolSettings
 from .worker import InferenceWorker, Job
 
-PLUGIN_NAME = "RITM buildings"
 BUSY_TEXT = {"model": "loading the model", "raster": "reading the raster", "click": "computing the outline",
              "undo": "computing the outline", "refresh": "computing the outline", "accept": "saving the building"}
 
@@ -45,7 +46,7 @@ def raster_path(layer: QgsRasterLayer) -> str | None:
     """The file behind a GDAL raster layer, or None when it is not one (WMS, XYZ...)."""
     if not isinstance(layer, QgsRasterLayer) or layer.providerType() != "gdal":
         return None
-    return layer.source().split("|")[0]
+    return layer_parts(layer)[0] or None
 
 
 class RitmMapTool(QgsMapTool):
@@ -73,7 +74,7 @@ class RitmMapTool(QgsMapTool):
         self.pending_layer: QgsRasterLayer | None = None
         self.object_id = 0
         self.markers: list[tuple[QgsPointXY, bool]] = []  # canvas CRS, shown at once
-        self.outline_wkb: list[bytes] = []  # last outline drawn, raster CRS
+        self.outline_wkb: list[bytes] = []  # last outline drawn: its polygons, raster CRS
         self.backend_name, self.device_name = "grabcut", "cpu"
         self.last_latency_ms = None
         self.last_predict_ms = None
@@ -234,11 +235,8 @@ class RitmMapTool(QgsMapTool):
         marker = (canvas_pt, positive)
         self.markers.append(marker)
         self.overlay.set_clicks(self.markers)
-        job = Job("click", dict(x=pt.x(), y=pt.y(), positive=positive, outline=self.settings.outline()),
-                  self.object_id)
-        job.t_release = t_release
-        job.marker = marker
-        self.worker.submit(job)
+        self.worker.submit(Job("click", dict(x=pt.x(), y=pt.y(), positive=positive, outline=self.settings.outline()),
+                               self.object_id, t_release=t_release, marker=marker))
         e.accept()
 
     def keyPressEvent(self, e):  # noqa: N802
@@ -291,11 +289,8 @@ class RitmMapTool(QgsMapTool):
     def accept(self) -> None:
         if not self.markers:
             return  # nothing to accept
-        job = Job("accept", dict(outline=self.settings.outline()), self.object_id)
-        job.layer = self.layer
-        job.output_path = self.settings.output_path or default_output_path()
-        job.fields = dict(source=raster_path(self.layer), label=self.settings.label.strip(),
-                          stretch=self.stretch_label, model=self.backend_name)
+        job = Job("accept", dict(outline=self.settings.outline()), self.object_id, layer=self.layer,
+                  output_path=self.settings.output_path or default_output_path(), label=self.settings.label.strip())
         self._new_object()
         self.worker.submit(job)
         self._apply_pending_layer()
@@ -357,7 +352,8 @@ class RitmMapTool(QgsMapTool):
     def _show_outline(self, job: Job) -> None:
         if job.object_id != self.object_id:
             return  # a building already accepted or discarded
-        self.outline_wkb = list(job.result["wkb"])
+        record = job.result
+        self.outline_wkb = [] if record is None else record.polygons_wkb()
         geoms = [self._from_raster(g) for g in polygon_geometries(self.outline_wkb)]
         self.overlay.set_geometries(geoms)
 
@@ -387,16 +383,14 @@ class RitmMapTool(QgsMapTool):
                                 f"(model {self.last_predict_ms:.0f} ms, {self.backend_name} on {self.device_name})")
 
     def _done_accept(self, job: Job) -> None:
-        res = job.result
-        geoms = polygon_geometries(res["wkb"])
-        if not geoms:
+        record = job.result
+        if record is None or record.is_empty:
             self._message("The accepted building has no outline (nothing above the threshold or the minimum "
                           "area); nothing was added.", Qgis.Info)
             return
         try:
             layer = self._output_layer(job)
-            feats = append_footprints(layer, geoms, job.layer.crs(), area_m2=res["area_m2"],
-                                      perimeter_m=res["perimeter_m"], n_clicks=res["n_clicks"], **job.fields)
+            feats = append_records(layer, [record], job.layer.crs(), job.label)
         except Exception as exc:  # noqa: BLE001 - RitmError or a QGIS failure: say it, keep the tool
             self._message(str(exc), Qgis.Critical)
             return
@@ -442,6 +436,6 @@ def _is_layer_of(layer, path: str) -> bool:
     import os
 
     try:
-        return layer.isValid() and os.path.abspath(layer.source().split("|")[0]) == os.path.abspath(path)
+        return layer.isValid() and os.path.abspath(layer_parts(layer)[0]) == os.path.abspath(path)
     except RuntimeError:  # the C++ layer was deleted (removed from the project)
         return False

@@ -19,11 +19,16 @@ from qgis.PyQt.QtGui import QStandardItemModel
 from qgis.PyQt.QtWidgets import (QComboBox, QFileDialog, QHBoxLayout, QLabel, QLineEdit, QProgressBar, QPushButton,
                                  QVBoxLayout, QWidget)
 
-from .download_task import ModelDownloadTask, mirror_setting, save_mirror_setting
+from ritm_qgis.qgis_download import ModelDownloadTask, mirror_setting, save_mirror_setting
 
 SPEC_ROLE = Qt.UserRole
 STATUS_ROLE = Qt.UserRole + 1
-_GROUPS = {"shipped": "Shipped with the plugin", "downloaded": "Downloaded", "downloadable": "Downloadable"}
+_GROUPS = {"shipped": "Shipped with the plugin", "downloaded": "Downloaded", "downloadable": "Downloadable",
+           "other": "Not for outlining buildings (demonstrations, whole tiles)"}
+
+
+def _group(status) -> str:
+    return status.status if status.entry.for_buildings else "other"
 
 
 def _statuses():
@@ -128,9 +133,9 @@ class ModelPicker(QWidget):
         model = QStandardItemModel(self.combo)
         self.combo.setModel(model)
         group = None
-        for status in _statuses():
-            if status.status != group:
-                group = status.status
+        for status in sorted(_statuses(), key=lambda s: _group(s) == "other"):  # stable: the list's order kept
+            if _group(status) != group:
+                group = _group(status)
                 self.combo.addItem(_GROUPS[group])
                 header = model.item(model.rowCount() - 1)
                 header.setFlags(Qt.NoItemFlags)  # a heading, not a choice

@@ -2,11 +2,12 @@
 
 Default path: ``footprints.gpkg`` beside the saved project; for a project never saved (and no
 file chosen in the dock) a temporary layer ``footprints`` that the user can save. The layer is named
-``footprints`` with fields area_m2, perimeter_m, n_clicks, model, created, source (the raster's
-file), label (the dock's text box), stretch (what the model saw, ``StretchRule.label``), and the
-CRS of the raster the first building was drawn on (later buildings are transformed to the
-layer's CRS). A layer the tool adds to the project is styled as outlines over the imagery (a
-light translucent fill); an existing layer without source, label or stretch gets those fields.
+``footprints`` with the fields every RITM tool saves for a building (``outline_record.FIELDS``:
+area_m2, perimeter_m, n_clicks, pixels, model, stretch, source, label (the dock's text box), ...),
+one MultiPolygon per building, and the CRS of the raster the first building was drawn on (later
+buildings are transformed to the layer's CRS). A layer the tool adds to the project is styled as
+outlines over the imagery (a light translucent fill); an existing layer missing some of the fields
+gets them, and one made for single polygons gets one feature per part.
 
 When the project is saved while buildings sit in the temporary layer, the next accepted building
 moves them into footprints.gpkg beside it (``move_temporary_buildings``), so the project has one
@@ -27,6 +28,8 @@ from qgis.core import (QgsCoordinateReferenceSystem, QgsCoordinateTransform, Qgs
 from qgis.PyQt.QtCore import QDateTime, QVariant
 
 from ritm_qgis.core.errors import RitmError
+from ritm_qgis.layer_source import layer_parts, source_of
+from ritm_qgis.engine.interactive.outline_record import FIELDS, record_attributes
 
 LAYER_NAME = "footprints"
 
@@ -42,16 +45,15 @@ def default_output_path(project: QgsProject | None = None) -> str:
     return os.path.join(project.homePath(), "footprints.gpkg")
 
 
+_QT_TYPES = {"int": QVariant.Int, "float": QVariant.Double, "str": QVariant.String, "bool": QVariant.Bool,
+             "datetime": QVariant.DateTime, "id": QVariant.String}
+
+
 def output_fields() -> QgsFields:
+    """``outline_record.FIELDS`` as QGIS fields."""
     fields = QgsFields()
-    fields.append(QgsField("area_m2", QVariant.Double))
-    fields.append(QgsField("perimeter_m", QVariant.Double))
-    fields.append(QgsField("n_clicks", QVariant.Int))
-    fields.append(QgsField("model", QVariant.String))
-    fields.append(QgsField("created", QVariant.DateTime))
-    fields.append(QgsField("source", QVariant.String))
-    fields.append(QgsField("label", QVariant.String))
-    fields.append(QgsField("stretch", QVariant.String))
+    for name, kind in FIELDS.items():
+        fields.append(QgsField(name, _QT_TYPES[kind]))
     return fields
 
 
@@ -64,7 +66,7 @@ def style_outlines(layer: QgsVectorLayer) -> None:
 
 def temporary_output_layer(crs: QgsCoordinateReferenceSystem) -> QgsVectorLayer:
     """A memory layer ``footprints`` with the output fields, in the project and styled."""
-    layer = QgsVectorLayer(f"Polygon?crs={crs.authid() or crs.toWkt()}", LAYER_NAME, "memory")
+    layer = QgsVectorLayer(f"MultiPolygon?crs={crs.authid() or crs.toWkt()}", LAYER_NAME, "memory")
     if not crs.authid():
         layer.setCrs(crs)
     layer.dataProvider().addAttributes(output_fields().toList())
@@ -95,7 +97,7 @@ def _create(path: str, crs: QgsCoordinateReferenceSystem) -> None:
     options.layerName = LAYER_NAME
     if os.path.exists(path):
         options.actionOnExistingFile = QgsVectorFileWriter.CreateOrOverwriteLayer
-    writer = QgsVectorFileWriter.create(path, output_fields(), QgsWkbTypes.Polygon, crs,
+    writer = QgsVectorFileWriter.create(path, output_fields(), QgsWkbTypes.MultiPolygon, crs,
                                         QgsProject.instance().transformContext(), options)
     err = writer.hasError()
     msg = writer.errorMessage()
@@ -107,9 +109,9 @@ def _create(path: str, crs: QgsCoordinateReferenceSystem) -> None:
 def open_output_layer(path: str, crs: QgsCoordinateReferenceSystem, add_to_project: bool = True) -> QgsVectorLayer:
     """The ``footprints`` layer of ``path`` (created with ``crs`` when absent), the project's copy if loaded."""
     path = os.path.abspath(path)
-    source = f"{path}|layername={LAYER_NAME}"
+    source = source_of(path, LAYER_NAME)
     for layer in QgsProject.instance().mapLayers().values():
-        if isinstance(layer, QgsVectorLayer) and _same_source(layer.source(), path):
+        if isinstance(layer, QgsVectorLayer) and _same_source(layer, path):
             _add_missing_fields(layer, path)
             return layer
     has_layer = False
@@ -172,12 +174,10 @@ def keep_on_top(layer: QgsVectorLayer | None) -> None:
     parent.removeChildNode(node)
 
 
-def _same_source(source: str, path: str) -> bool:
-    parts = source.split("|")
-    if os.path.abspath(parts[0]) != path:
-        return False
-    names = [p.split("=", 1)[1] for p in parts[1:] if p.startswith("layername=")]
-    return not names or names[0] == LAYER_NAME
+def _same_source(layer: QgsVectorLayer, path: str) -> bool:
+    """Whether ``layer`` is the footprints layer of the file ``path`` (a file's only layer counts)."""
+    file, name = layer_parts(layer)
+    return bool(file) and os.path.abspath(file) == path and name in (None, LAYER_NAME)
 
 
 def transform_to_layer(src_crs: QgsCoordinateReferenceSystem, layer: QgsVectorLayer):
@@ -192,28 +192,30 @@ def transform_to_layer(src_crs: QgsCoordinateReferenceSystem, layer: QgsVectorLa
     return QgsCoordinateTransform(src_crs, layer.crs(), QgsProject.instance())
 
 
-def append_footprints(layer: QgsVectorLayer, geometries, src_crs: QgsCoordinateReferenceSystem, *,
-                      area_m2, perimeter_m, n_clicks: int, model: str, source: str = "", label: str = "",
-                      stretch: str = "") -> list[QgsFeature]:
-    """Add one feature per polygon through the edit buffer (see module doc); returns the features."""
+def append_records(layer: QgsVectorLayer, records, src_crs: QgsCoordinateReferenceSystem,
+                   label: str = "") -> list[QgsFeature]:
+    """Add each building (an ``OutlineRecord`` in ``src_crs``) through the edit buffer (module doc):
+    one feature per building, or per part where the layer holds single polygons; returns the features."""
+    from qgis.core import QgsGeometry
+
     transform = transform_to_layer(src_crs, layer)
-    now = QDateTime.currentDateTime()
+    single = not QgsWkbTypes.isMultiType(layer.wkbType())
     feats = []
-    for geom, area, perim in zip(geometries, area_m2, perimeter_m):
-        g = type(geom)(geom)
-        if transform is not None:
-            g.transform(transform)
-        f = QgsFeature(layer.fields())
-        f.setGeometry(g)
-        f["area_m2"] = float(area)
-        f["perimeter_m"] = float(perim)
-        f["n_clicks"] = int(n_clicks)
-        f["model"] = str(model)
-        f["created"] = now
-        f["source"] = str(source or "")
-        f["label"] = str(label) if label else None
-        f["stretch"] = str(stretch or "")
-        feats.append(f)
+    for record in records:
+        for part in (record.parts() if single else ([] if record.is_empty else [record])):
+            g = QgsGeometry()
+            g.fromWkb(part.geometry.wkb)
+            if transform is not None:
+                g.transform(transform)
+            f = QgsFeature(layer.fields())
+            f.setGeometry(g)
+            for name, value in record_attributes(part, label).items():
+                if layer.fields().indexOf(name) < 0:
+                    continue
+                if name == "created":
+                    value = QDateTime(value)
+                f[name] = value
+            feats.append(f)
     if not feats:
         return []
     add_through_edit_buffer(

@@ -32,7 +32,13 @@ class Job:
     args: dict = field(default_factory=dict)
     object_id: int = 0
     t_submit: float = field(default_factory=time.perf_counter)
-    # filled in by the worker
+    # the map tool's own, read back when the job returns
+    t_release: float = 0.0  # click: when the mouse button was released
+    marker: object = None  # click: its marker, taken away when the click is refused
+    layer: object = None  # accept: the raster layer the building was drawn on
+    output_path: str = ""  # accept: the output file ('' = a temporary layer)
+    label: str = ""  # accept: the dock's label
+    # filled in by the worker: click, undo, refresh, accept -> an OutlineRecord (None: no click)
     result: object = None
     error: str | None = None
     predict_s: float = 0.0
@@ -46,8 +52,10 @@ class WorkerState:
         self.session = None
         self.backend = None
         self.backend_name = "grabcut"
+        self.model_label = "grabcut"
         self.device_name = "cpu"
         self.factory = None
+        self._last = None  # (step, outline settings, record): the record of the outline last computed
 
     # --------------------------------------------------------------------- jobs
     def run(self, job: Job):
@@ -57,10 +65,10 @@ class WorkerState:
         """Build the backend and run it once (so the first click does not pay for the warm-up); on
         failure fall back to GrabCut and say why (job.error). A device that is not there becomes the
         CPU, said in ``job.result['note']``."""
-        from ritm_qgis.engine.interactive.backends import build_backend
+        from ritm_qgis.engine.interactive.backends import build_backend, model_label
         from ritm_qgis.engine.interactive.interactive_settings import interactive_predictor, load_interactive_backend
 
-        from .devices import usable_device
+        from ritm_qgis.engine.runtime.device import usable_device
 
         spec = (spec or "").strip()
         if not spec:  # the default model: paper-finetune when downloaded, else the best shipped backend
@@ -78,13 +86,12 @@ class WorkerState:
         if error:
             backend = build_backend("grabcut")
         self.backend_name = getattr(backend, "name", spec)
+        self.model_label = "grabcut" if error else model_label(spec)  # what a saved building records
         self.device_name = str(getattr(backend, "device", "cpu"))
         self.backend = backend
         self.factory = lambda: interactive_predictor(backend, threshold=threshold)
         if self.session is not None:
             self.session.predictor_factory = self.factory  # used from the next window or object on
-        if backend.is_network and not error:
-            _warm_up(self.factory())
         job.result = {"backend": self.backend_name, "device": self.device_name, "spec": spec, "note": note}
         if error:
             raise RitmError(f"Could not load the model '{spec}' ({error}); using the weight-free GrabCut "
@@ -95,19 +102,19 @@ class WorkerState:
         from ritm_qgis.engine.interactive.raster_session import RasterSession
 
         kwargs = {} if min_size is None else {"min_size": int(min_size)}
-        self.session = None
+        self.session = self._last = None
         self.session = RasterSession(path, self.factory, stretch=stretch, **kwargs)
         return {"path": path, "crs": str(self.session.grid.crs), "stretch": self.session.stretch.rule.label}
 
     def _outline(self, outline):
-        gdf = self.session.outline(outline)
-        return {
-            "wkb": [g.wkb for g in gdf.geometry],
-            "area_m2": [float(a) for a in gdf["area_m2"]],
-            "perimeter_m": [float(p) for p in gdf["perimeter_m"]],
-            "n_clicks": len(self.session.clicks),
-            "clicks": self.session.clicks,
-        }
+        """The session's current building as an ``OutlineRecord`` (None before a click); the same step
+        with the same settings is not vectorized again (accepting reuses the outline drawn)."""
+        step = self.session.current
+        if self._last is not None and self._last[0] is step and self._last[1] == outline:
+            return self._last[2]
+        record = self.session.record(outline, model=self.model_label)
+        self._last = (step, outline, record)
+        return record
 
     def _need_session(self):
         if self.session is None:
@@ -138,14 +145,6 @@ class WorkerState:
         out = self._outline(outline)
         self.session.reset()
         return out
-
-
-def _warm_up(predictor) -> None:
-    """One click on a small blank image: the network's first run (memory, kernels) happens now."""
-    import numpy as np
-
-    predictor.set_image(np.full((96, 96, 3), 128, np.uint8))
-    predictor.add_click(48, 48, True)
 
 
 class InferenceWorker(QThread):

@@ -5,7 +5,8 @@ algorithm read this module; nothing else keeps a list of model names.
 
 Each entry says where its file comes from and which digest was *published* for it:
 
-* the project's shipped models live in ``models/weights/NAME.pth`` (``grabcut`` needs no file);
+* the project's shipped models live in ``models/weights/NAME.pth``; an entry whose builder loads no
+  weights (``builders.Builder.weights`` False: GrabCut) has no file;
 * the paper's three models are files in the authors' fork of RITM; the only digest published for
   them is the git blob SHA-1 of the file (``git-blob-sha1:<hex>``: SHA-1 of ``b"blob <size>\\0"``
   followed by the bytes), which is what ``git ls-tree`` shows;
@@ -32,6 +33,7 @@ from typing import Dict, List, Optional, Tuple
 from ritm_qgis.core.errors import RitmError
 from ritm_qgis.core.progress import Progress
 
+from .builders import NETWORK, Builder
 from .cache_files import discard, open_fresh, write_note
 from .download_policy import DownloadLimits, size_cap
 from .weights import OFFICIAL_WEIGHTS, DownloadResult, cache_dir, cached_path, download, file_sha256
@@ -67,14 +69,14 @@ PAPER_REPO = "tanguy-magne/ritm_interactive_segmentation"
 # GitHub's raw download form for a file of a branch (it redirects to raw.githubusercontent.com)
 PAPER_RAW_BASE = f"https://github.com/{PAPER_REPO}/raw/master/"
 SHIPPED_DIR = Path(__file__).resolve().parent / "weights"
-_GRABCUT = ("grabcut", "grabcut-multi")
+_GRABCUT = "ritm_qgis.engine.interactive.grabcut_backend:GrabCutBackend.build"
 _DIGEST_KINDS = ("git-blob-sha1", "sha256")
 
 
 @dataclass(frozen=True)
 class ModelEntry:
     name: str
-    arch: str  # registry name of the network, or "grabcut"
+    arch: str  # registry name of the network (models/registry.py), or the weight-free method's name
     training_data: str
     good_for: str  # one line: what it is good for
     source: str  # shipped | paper | ritm | user
@@ -83,10 +85,20 @@ class ModelEntry:
     size: Optional[int] = None  # bytes, when known exactly
     size_text: Optional[str] = None  # as advertised when the exact size is not known
     published: Optional[str] = None  # figures published by the model's authors (not measured here)
+    builder: Builder = NETWORK  # what builds its backend, whether it loads a file, the input it takes
+    listed: bool = True  # offered in the model list
+    # offered in the dock as a tool for outlining buildings one at a time; False for demonstrations
+    # that get worse with more clicks and for whole-tile methods (a group of their own, last)
+    for_buildings: bool = True
 
     @property
     def downloadable(self) -> bool:
         return self.url is not None
+
+    @property
+    def weights(self) -> bool:
+        """Whether the model is a weights file (False: a weight-free method, nothing to ship or download)."""
+        return self.builder.weights
 
 
 @dataclass(frozen=True)
@@ -123,28 +135,35 @@ class ModelStatus:
             "good_for": e.good_for,
             "source": e.source,
             "published": e.published,
+            "weights": e.weights,
+            "for_buildings": e.for_buildings,
+            "inputs": e.builder.inputs.as_dict(),
             "path": str(self.path) if self.path is not None else None,
             "downloaded": self.status == "downloaded",
         }
 
 
-def _shipped(name, arch, data, good_for) -> ModelEntry:
-    return ModelEntry(name, arch, data, good_for, "shipped")
+def _shipped(name, arch, data, good_for, for_buildings=True) -> ModelEntry:
+    return ModelEntry(name, arch, data, good_for, "shipped", for_buildings=for_buildings)
 
 
 _SHIPPED = [
     ModelEntry("grabcut", "grabcut", "none (weight-free)",
-               "no weights needed: OpenCV GrabCut from the clicks, one building at a time", "shipped"),
+               "no weights needed: OpenCV GrabCut from the clicks, one building at a time", "shipped",
+               builder=Builder(_GRABCUT, weights=False, options=(("prior", "box"),))),
+    ModelEntry("grabcut-multi", "grabcut", "none (weight-free)",
+               "OpenCV GrabCut from the clicks, several objects per image (whole tiles: demo, evaluate)", "shipped",
+               builder=Builder(_GRABCUT, weights=False, options=(("prior", "clicks"),)), for_buildings=False),
     _shipped("aerial-finetuned-h18s", "hrnet18s", "natural images, then 329 SpaceNet Rio building windows",
              "fewest clicks per building of the shipped models; the default until paper-finetune is there"),
     _shipped("aerial-finetuned-tiny", "hrnet_tiny", "natural images, then 329 SpaceNet Rio building windows",
-             "tiny network (0.4 M parameters) trained per building on a CPU; a demonstration"),
+             "tiny network (0.4 M parameters) trained per building on a CPU; a demonstration", for_buildings=False),
     _shipped("aerial-finetuned-tiles-tiny", "hrnet_tiny", "natural images, then SpaceNet Rio + INRIA kitsap11 tiles",
-             "tiny network trained on whole tiles; a demonstration of the paper's tile protocol"),
+             "tiny network trained on whole tiles; a demonstration of the paper's tile protocol", for_buildings=False),
     _shipped("aerial-scratch-tiny", "hrnet_tiny", "SpaceNet Rio + INRIA kitsap11 tiles (from scratch)",
-             "tiny network, aerial data only; the paper's 'from scratch' regime in miniature"),
+             "tiny network, aerial data only; the paper's 'from scratch' regime in miniature", for_buildings=False),
     _shipped("natural-tiny", "hrnet_tiny", "DAVIS (natural images)",
-             "tiny network, natural images only; shows the domain gap on aerial images"),
+             "tiny network, natural images only; shows the domain gap on aerial images", for_buildings=False),
 ]
 
 _PAPER_TABLE1 = "paper Table 1, 500x500 INRIA test tiles (published, not measured here): "
@@ -207,7 +226,8 @@ def remove_entry(name: str) -> None:
 
 
 def entries() -> List[ModelEntry]:
-    return list(_ENTRIES.values())
+    """The listed entries (the ones a model choice offers), in the list's order."""
+    return [e for e in _ENTRIES.values() if e.listed]
 
 
 def entry(name: str) -> Optional[ModelEntry]:
@@ -215,7 +235,9 @@ def entry(name: str) -> Optional[ModelEntry]:
 
 
 def _check_name(name: str) -> None:
-    if not name or any(c in name for c in "/\\") or name.startswith(".") or name in _GRABCUT[1:]:
+    known = _ENTRIES.get(name)
+    if (not name or any(c in name for c in "/\\") or name.startswith(".")
+            or (known is not None and not known.weights)):
         raise RitmError(f"{name!r} cannot be used as a model name; choose a plain name.")
 
 
@@ -232,10 +254,13 @@ def model_statuses(directory: Optional[os.PathLike] = None) -> List[ModelStatus]
     """Every model with its status: shipped first, then downloaded, then downloadable."""
     folder = Path(directory) if directory is not None else cache_dir()
     shipped, downloaded, downloadable = [], [], []
-    for e in _ENTRIES.values():
+    for e in entries():
+        if not e.weights:  # a weight-free method comes with the plugin: nothing to ship or download
+            shipped.append(ModelStatus(e, "shipped"))
+            continue
         if e.source == "shipped":
-            path = None if e.arch == "grabcut" else SHIPPED_DIR / f"{e.name}.pth"
-            if path is None or path.is_file():
+            path = SHIPPED_DIR / f"{e.name}.pth"
+            if path.is_file():
                 shipped.append(ModelStatus(e, "shipped", path))
             continue
         path = folder / f"{e.name}.pth"

@@ -378,7 +378,7 @@ def _resolve(path_or_name) -> Path:
     if path.is_file():
         return path
     text = str(path_or_name)
-    from .catalog import model_choices, resolve_file  # local import: the catalogue imports this module lazily
+    from .catalog import model_statuses, resolve_file  # local import: the catalogue imports this module lazily
 
     if os.sep not in text and "/" not in text:
         found = resolve_file(text)  # shipped, or downloaded (checked against its recorded SHA-256)
@@ -388,7 +388,7 @@ def _resolve(path_or_name) -> Path:
         raise RitmError(f"Checkpoint file {text!r} does not exist; check the path.")
     raise RitmError(
         f"{text!r} is neither a checkpoint file nor a known weights name "
-        f"({', '.join(n for n in model_choices() if n != 'grabcut')})."
+        f"({', '.join(s.name for s in model_statuses() if s.entry.weights)})."
     )
 
 

@@ -10,13 +10,16 @@ import os
 import sys
 import time
 
-from qgis.core import QgsApplication, QgsCoordinateReferenceSystem, QgsGeometry
+from qgis.core import QgsApplication, QgsCoordinateReferenceSystem
 
 app = QgsApplication([], False)
 app.initQgis()
 
 from ritm_qgis.core.errors import RitmError  # noqa: E402
-from ritm_qgis.gui.output import append_footprints, open_output_layer  # noqa: E402
+import shapely  # noqa: E402
+
+from ritm_qgis.engine.interactive.outline_record import OutlineRecord  # noqa: E402
+from ritm_qgis.gui.output import append_records, open_output_layer  # noqa: E402
 
 path, stop = sys.argv[1], sys.argv[2]
 crs = QgsCoordinateReferenceSystem("EPSG:32633")
@@ -25,10 +28,10 @@ n = 0
 while not os.path.exists(stop) or n == 0:
     n += 1
     x = 500000 + 3 * n
-    box = QgsGeometry.fromWkt(f"POLYGON(({x} 5000000,{x + 2} 5000000,{x + 2} 5000002,{x} 5000002,{x} 5000000))")
+    box = OutlineRecord(shapely.box(x, 5000000, x + 2, 5000002), area_m2=4.0, perimeter_m=8.0, pixels=16,
+                        clicks=((x + 1, 5000001, True),), model="grabcut", stretch="", source="")
     try:
-        append_footprints(layer, [box], crs, area_m2=[4.0], perimeter_m=[8.0], n_clicks=1, model="grabcut",
-                          label=f"b{n}")
+        append_records(layer, [box], crs, label=f"b{n}")
         print(f"ok {n}", flush=True)
     except RitmError as exc:
         print(f"fail {n}: {exc}", flush=True)

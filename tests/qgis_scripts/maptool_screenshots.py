@@ -82,7 +82,10 @@ def run():
         canvas.refresh()
         canvas.waitWhileRendering()
         dock.label.setText("house")
-        dock.model.setCurrentText(os.environ["RITM_SHOT_MODEL"])  # loads in the background: busy
+        combo = dock.model.combo  # chosen as a user does: the list's row, committed
+        row = dock.model._index_of(os.environ["RITM_SHOT_MODEL"])
+        combo.setCurrentIndex(row)
+        combo.activated.emit(row)  # loads in the background: busy
         pump(0.4)
         log("busy:", tool.busy, dock.busy_label.text(), "|", dock.in_use.text())
         iface.mainWindow().grab().save(os.path.join(OUT, "maptool_busy.png"))

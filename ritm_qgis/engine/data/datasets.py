@@ -34,6 +34,7 @@ class Sample:
     gt: np.ndarray  # (H, W) bool
     ignore: np.ndarray | None = None  # (H, W) bool, True = counts for nothing
     meta: dict = field(default_factory=dict)  # e.g. georeference of the window
+    invalid: np.ndarray | None = None  # (H, W) bool: nodata (or transparent) pixels of the image file
 
 
 @dataclass
@@ -59,18 +60,19 @@ class Dataset:
         return Dataset(self.name, [self.names[i] for i in indices], lambda k: self.loader(indices[k]))
 
 
-def read_image_rgb(path: str) -> np.ndarray:
-    """An ordinary image file (PNG, JPEG...) as (H, W, 3) uint8 RGB; georeferenced rasters: geo.raster_io.read_rgb."""
-    import cv2
+def read_image_raw(path: str) -> tuple[np.ndarray, np.ndarray | None]:
+    """An image file (the engine's one reader, ``raster_io.read_image``) as (H, W, 3) RGB in its own
+    type (8-bit, 16-bit...), and its nodata pixels (None when it has none)."""
+    from ritm_qgis.engine.geo.raster_io import read_image
 
-    img = cv2.imread(path, cv2.IMREAD_UNCHANGED)
-    if img is None:
-        raise RitmError(f"'{path}' could not be read as an image; is the file complete?")
-    if img.ndim == 2:
-        return np.repeat(img[:, :, None], 3, axis=2)
-    if img.shape[2] == 4:
-        img = img[:, :, :3]
-    return np.ascontiguousarray(img[:, :, ::-1])
+    image = read_image(path)
+    data = image.data if len(image.data) == 3 else np.repeat(image.data, 3, axis=0)
+    return np.ascontiguousarray(np.moveaxis(data, 0, -1)), (image.invalid if image.invalid.any() else None)
+
+
+def read_image_rgb(path: str) -> np.ndarray:
+    """An image file as (H, W, 3) RGB in its own type (``read_image_raw`` without the nodata)."""
+    return read_image_raw(path)[0]
 
 
 def read_image_gray(path: str) -> np.ndarray:
@@ -115,11 +117,11 @@ def mask_folder(root: str, preset: str = "folder") -> Dataset:
 
     def load(i):
         name, img_path, mask_path = pairs[i]
-        image, raw = read_image_rgb(img_path), read_image_gray(mask_path)
+        (image, invalid), raw = read_image_raw(img_path), read_image_gray(mask_path)
         if raw.shape != image.shape[:2]:
             raise RitmError(f"mask '{mask_path}' is {raw.shape[1]}x{raw.shape[0]} but its image is "
                             f"{image.shape[1]}x{image.shape[0]}; they must have the same size")
-        return Sample(name, image, to_gt(raw), None if to_ignore is None else to_ignore(raw))
+        return Sample(name, image, to_gt(raw), None if to_ignore is None else to_ignore(raw), invalid=invalid)
 
     return Dataset(f"{preset}:{os.path.basename(os.path.normpath(root))}", [p[0] for p in pairs], load)
 
@@ -142,13 +144,14 @@ def inria_crops(root: str, split: str = "test") -> Dataset:
 
 
 def restretched(dataset: Dataset, rule) -> Dataset:
-    """The dataset with each image made the model's 8-bit RGB by ``rule`` (``geo.stretch.StretchRule``)."""
+    """The dataset with each image made the model's 8-bit RGB by ``rule`` (``geo.stretch.StretchRule``),
+    the sample's nodata pixels left out of the statistics, as on a raster."""
     from dataclasses import replace
 
     from ritm_qgis.engine.geo.stretch import stretch_image
 
     def load(i):
         sample = dataset.loader(i)
-        return replace(sample, image=stretch_image(sample.image, rule))
+        return replace(sample, image=stretch_image(sample.image, rule, sample.invalid))
 
     return Dataset(dataset.name, dataset.names, load)

@@ -26,7 +26,6 @@ import csv
 import io
 import os
 import re
-import warnings
 from dataclasses import dataclass
 from typing import Callable, Optional
 
@@ -35,6 +34,7 @@ import numpy as np
 from ritm_qgis.core.atomic import atomic_path, write_text_atomically
 from ritm_qgis.core.errors import RitmError
 from ritm_qgis.core.progress import Progress
+from ritm_qgis.engine.geo.raster_io import open_raster
 from ritm_qgis.engine.geo.tiling import tile_grid
 
 __all__ = ["InriaTile", "PrepareResult", "find_tiles", "prepare_inria", "TEST_IDS", "MANIFEST_FIELDS"]
@@ -106,19 +106,6 @@ def find_tiles(src: str) -> list[InriaTile]:
     return sorted(tiles, key=lambda t: (t.city, t.n))
 
 
-def _open(path):
-    import rasterio
-    from rasterio.errors import NotGeoreferencedWarning
-
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", NotGeoreferencedWarning)
-        try:
-            return rasterio.open(path)
-        except Exception as exc:  # noqa: BLE001 - any reader failure is the user's file
-            raise RitmError(f"'{path}' could not be read as a raster ({str(exc).splitlines()[0]}); "
-                            "is the file complete?") from None
-
-
 def _read(ds, window, bands):
     return ds.read(bands, window=window)
 
@@ -150,7 +137,7 @@ def prepare_inria(src: str, out: str, crop_size: int = 500, test_ids=TEST_IDS,
         img_out, gt_out = os.path.join(out, split, "images"), os.path.join(out, split, "gt")
         os.makedirs(img_out, exist_ok=True)
         os.makedirs(gt_out, exist_ok=True)
-        with _open(tile.image) as ids, _open(tile.gt) as gds:
+        with open_raster(tile.image) as ids, open_raster(tile.gt) as gds:
             if (ids.width, ids.height) != (gds.width, gds.height):
                 raise RitmError(f"'{tile.image}' is {ids.width}x{ids.height} but its ground truth "
                                 f"'{tile.gt}' is {gds.width}x{gds.height}; they must cover the same grid.")

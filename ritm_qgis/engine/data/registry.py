@@ -1,7 +1,10 @@
 """The dataset formats: one registration line each, a typed spec in, a ``Dataset`` out.
 
-To add a format: write its module (a spec in ``specs.py`` and a function returning a ``Dataset``)
-and add one line to ``_FORMATS`` below (its CLI keyword, spec type and text parser).
+The one list of formats: ``evaluate --dataset``, ``train --data`` and the engine read it, and the
+commands' help shows its ``usage()``. To add a format: write its module (its spec, a frozen
+dataclass, and a function returning a ``Dataset``) and add one line to ``_FORMATS`` below (its CLI
+keyword, spec type, text parser and opener), or call ``register_format`` from elsewhere. A
+format's modules are imported when a dataset is opened, so the list itself is cheap to import.
 """
 
 from __future__ import annotations
@@ -10,7 +13,7 @@ import re
 from typing import Callable, NamedTuple
 
 from ritm_qgis.core.errors import RitmError
-from ritm_qgis.engine.data import datasets, geo_dataset, pair_tiles
+from ritm_qgis.engine.data import datasets
 from ritm_qgis.engine.data.specs import DatasetSpec, InriaSpec, MaskFolderSpec, PairSpec, RasterSpec
 
 
@@ -26,7 +29,8 @@ class _Format(NamedTuple):
     usage: str
     n_parts: tuple  # (fewest, most) colon-separated parts after the keyword
     from_parts: Callable[[str, list], DatasetSpec]  # (keyword, parts after the keyword) -> spec
-    open: Callable[[DatasetSpec], "datasets.Dataset"]
+    open: Callable[..., "datasets.Dataset"]  # spec -> Dataset (spec, stretch=StretchRule when takes_stretch)
+    takes_stretch: bool = False  # the opener applies the stretch itself (else images are restretched after)
 
 
 def _mask_folder(kind, parts):
@@ -40,9 +44,11 @@ def _pair(kind, parts):
 def _raster(kind, parts):
     """IMAGE, FOOTPRINTS[, MODE]; a layer named as QGIS does ('f.gpkg|layername=a:b') may hold colons:
     the parts after the file are its name, but for a last part that is a sampling mode."""
+    from ritm_qgis.engine.data.geo_dataset import MODES
+
     image, rest = parts[0], parts[1:]
     mode = None
-    if len(rest) > 1 and rest[-1] in geo_dataset.MODES:
+    if len(rest) > 1 and rest[-1] in MODES:
         rest, mode = rest[:-1], rest[-1]
     if len(rest) > 1 and "|layername=" not in rest[0]:
         raise RitmError(f"a raster: dataset is raster:IMAGE.tif:FOOTPRINTS.gpkg[:tiles|buildings]; "
@@ -55,6 +61,18 @@ def _open_mask_folder(spec):
     return datasets.mask_folder(spec.root, spec.convention)
 
 
+def _open_raster(spec, stretch):
+    from ritm_qgis.engine.data.geo_dataset import raster_footprint_dataset
+
+    return raster_footprint_dataset(spec.raster, spec.footprints, mode=spec.mode, stretch=stretch)
+
+
+def _open_pair(spec):
+    from ritm_qgis.engine.data.pair_tiles import image_pair_tiles
+
+    return image_pair_tiles(spec.image, spec.mask, spec.tile)
+
+
 _FORMATS = {
     "grabcut": _Format(MaskFolderSpec, "grabcut:DIR", (1, 99), _mask_folder, _open_mask_folder),
     "davis": _Format(MaskFolderSpec, "davis:DIR", (1, 99), _mask_folder, _open_mask_folder),
@@ -62,10 +80,22 @@ _FORMATS = {
     "inria": _Format(InriaSpec, "inria:DIR[:test|train]", (1, 2), lambda k, p: InriaSpec(*p),
                      lambda s: datasets.inria_crops(s.root, s.split)),
     "raster": _Format(RasterSpec, "raster:IMAGE.tif:FOOTPRINTS.gpkg[:tiles|buildings]", (2, 99), _raster,
-                      lambda s: geo_dataset.raster_footprint_dataset(s.raster, s.footprints, mode=s.mode)),
-    "pair": _Format(PairSpec, "pair:IMAGE:MASK[:TILE]", (2, 3), _pair,
-                    lambda s: pair_tiles.image_pair_tiles(s.image, s.mask, s.tile)),
+                      _open_raster, takes_stretch=True),
+    "pair": _Format(PairSpec, "pair:IMAGE:MASK[:TILE]", (2, 3), _pair, _open_pair),
 }
+
+
+def register_format(kind: str, spec_type: type, usage_text: str, n_parts: tuple, from_parts, open_spec,
+                    takes_stretch: bool = False) -> None:
+    """Add a format to the list (a plug-in's or a test's): ``kind`` is its CLI keyword; see ``_Format``."""
+    kind = kind.lower()
+    if kind in _FORMATS:
+        raise ValueError(f"dataset kind {kind!r} is already registered")
+    _FORMATS[kind] = _Format(spec_type, usage_text, tuple(n_parts), from_parts, open_spec, takes_stretch)
+
+
+def unregister_format(kind: str) -> None:
+    _FORMATS.pop(kind.lower(), None)
 
 _DRIVE = re.compile(r"^[A-Za-z]$")
 
@@ -109,10 +139,10 @@ def open_dataset(spec: DatasetSpec, stretch=None) -> "datasets.Dataset":
     from ritm_qgis.engine.geo.stretch import parse_stretch
 
     rule = parse_stretch(stretch)
-    if isinstance(spec, RasterSpec):
-        return geo_dataset.raster_footprint_dataset(spec.raster, spec.footprints, mode=spec.mode, stretch=rule)
     for fmt in _FORMATS.values():
         if isinstance(spec, fmt.spec_type):
+            if fmt.takes_stretch:
+                return fmt.open(spec, stretch=rule)
             dataset = fmt.open(spec)
-            return dataset if rule.kind == "percentile" else datasets.restretched(dataset, rule)
+            return datasets.restretched(dataset, rule)
     raise RitmError(f"not a dataset spec: {spec!r}")

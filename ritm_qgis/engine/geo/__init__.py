@@ -1,7 +1,9 @@
 """Georeferenced rasters and vectors (rasterio, shapely, geopandas; no QGIS).
 
 - ``raster_io``: open a raster, its grid and metadata, read a window as the model's RGB (``read_rgb``),
-  stretches, pixel <-> map coordinates;
+  pixel <-> map coordinates; ``read_image``: the one reader of image files;
+- ``band_stretch``: the stretch's numbers and arithmetic (one percentile rule, nodata left out);
+  ``stretch``: the user's choice of stretch resolved on a raster, an image file or an array;
 - ``image_norm``: any array -> the RGB the predictors take;
 - ``footprints``: load a footprint layer onto a raster grid, rasterize union and instances;
 - ``tiling``: the tile grid and GeoTIFF tiles;

@@ -11,9 +11,11 @@ applied in this order:
   bands give R, G, B from the first three (an alpha or near-infrared fourth band is dropped).
   Pick or reorder bands before calling when your raster is not RGB-first.
 * Values: uint8 is divided by 255; bool becomes 0/1; floats already within [0, 1] are kept.
-  Everything else (uint16, other integers, floats outside [0, 1]) is stretched per band,
-  linearly from its 2nd to its 98th percentile onto [0, 1] and clipped, the usual display
-  stretch for 16-bit aerial imagery. NaN and infinite values become 0.
+  Everything else (uint16, other integers, floats outside [0, 1]) takes the engine's one
+  percentile stretch (``band_stretch``: each band from its 2nd to its 98th percentile onto the
+  256 grey levels, clipped, as a raster window gets it). NaN and infinite values become 0 and
+  are left out of the percentiles. An array carries no nodata: read files with
+  ``raster_io.read_image`` / ``stretch.read_image_rgb``, which leave nodata out as well.
 """
 
 from __future__ import annotations
@@ -21,9 +23,9 @@ from __future__ import annotations
 import numpy as np
 
 from ritm_qgis.core.errors import RitmError
+from ritm_qgis.engine.geo.band_stretch import to_rgb
 
 _MAX_BANDS_FIRST = 16
-_STRETCH_PERCENTILES = (2.0, 98.0)
 
 
 def _to_hwc(image: np.ndarray) -> np.ndarray:
@@ -48,18 +50,6 @@ def _select_rgb(image: np.ndarray) -> np.ndarray:
     return image[:, :, :3]
 
 
-def _stretch(band: np.ndarray) -> np.ndarray:
-    finite = np.isfinite(band)
-    if not finite.any():
-        return np.zeros(band.shape, np.float32)
-    lo, hi = np.percentile(band[finite], _STRETCH_PERCENTILES)
-    if hi <= lo:
-        hi = lo + 1.0
-    out = (band.astype(np.float64) - lo) / (hi - lo)
-    out[~finite] = 0.0
-    return np.clip(out, 0.0, 1.0).astype(np.float32)
-
-
 def to_rgb_float(image) -> np.ndarray:
     """The image as a C-contiguous (H, W, 3) float32 RGB array in [0, 1] (rules above)."""
     image = np.asarray(image)
@@ -77,7 +67,9 @@ def to_rgb_float(image) -> np.ndarray:
         if image.dtype.kind == "f" and np.isfinite(data).all() and data.min() >= 0.0 and data.max() <= 1.0:
             out = data.astype(np.float32)
         else:
-            out = np.stack([_stretch(data[:, :, b]) for b in range(3)], axis=2)
+            bands = np.moveaxis(data, -1, 0)
+            rgb, _ = to_rgb(bands, np.zeros(bands.shape[1:], bool))
+            out = rgb.astype(np.float32) / 255.0
     else:
         raise RitmError(f"Images of type {image.dtype} are not supported; give a numeric image.")
     return np.ascontiguousarray(out, dtype=np.float32)

@@ -7,7 +7,7 @@ import re
 
 from ritm_qgis.core.errors import RitmError
 
-__all__ = ["check_writable", "gpkg_path", "vector_path", "vector_destination", "VECTOR_DRIVERS"]
+__all__ = ["check_writable", "gpkg_path", "split_layer", "vector_path", "vector_destination", "VECTOR_DRIVERS"]
 
 
 def check_writable(path: str | os.PathLike, what: str = "output") -> str:
@@ -72,16 +72,29 @@ def vector_destination(path: str, layer: str | None, what: str = "output layer",
     return check_writable(path, what), layer
 
 
+def split_layer(text: str) -> tuple[str, str | None]:
+    """A vector file named as text -> (file path, layer name or None): 'file.gpkg', 'f.gpkg|layername=x'
+    (QGIS's layer source; nothing else may follow the file) or QGIS's 'ogr:dbname=... table=...'.
+
+    The engine's one reader of such text, which only the command line gives; the QGIS glue decodes
+    QGIS's own sources with QGIS (``ritm_qgis/layer_source.py``)."""
+    text = str(text)
+    if text.startswith("ogr:"):
+        return parse_ogr_destination(text)
+    path, *options = text.split("|")
+    layer = None
+    for option in options:
+        key, _, value = option.partition("=")
+        if key.strip().lower() != "layername" or not value:
+            raise RitmError(f"'{text}': only '|layername=NAME' can follow the file name, not '|{option}'.")
+        layer = layer or value
+    return path, layer
+
+
 def vector_path(destination: str, what: str = "output layer") -> tuple[str, str | None]:
     """A vector destination as text ('file.gpkg', 'f.gpkg|layername=x', 'f.geojson', or QGIS's
     'ogr:dbname=... table=...') -> (file path, layer name or None), checked by ``vector_destination``."""
-    layer = None
-    dest = destination
-    if dest.startswith("ogr:"):
-        dest, layer = parse_ogr_destination(dest)
-    elif "|layername=" in dest:
-        dest, layer = dest.split("|layername=", 1)
-    return vector_destination(dest, layer, what, shown=destination)
+    return vector_destination(*split_layer(destination), what, shown=destination)
 
 
 def gpkg_path(destination: str, what: str = "output layer") -> tuple[str, str | None]:

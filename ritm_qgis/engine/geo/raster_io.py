@@ -4,10 +4,10 @@ Value types
 -----------
 ``RasterGrid``  the pixel grid of a raster (CRS, affine transform, size); pure, no I/O.
 ``RasterMeta``  a grid plus the band description needed to read it (dtype, nodata, alpha band).
-``Stretch``     per-band (low, high) values for the linear stretch to uint8.
+``Stretch``     per-band (low, high) values for the linear stretch to uint8 (``band_stretch``).
 ``RgbWindow``   what the model gets: ``rgb`` (H, W, 3) uint8 plus ``invalid`` (H, W) bool.
 
-Normalisation to RGB uint8 (``to_rgb``), documented once here
+Normalisation to RGB uint8 (``band_stretch.to_rgb``), documented once here
 --------------------------------------------------------------
 * Band choice (``select_bands``): an explicit ``bands`` list (1-based, 1 or 3 entries) wins.
   Otherwise: 1 band -> replicated grey; 2 bands whose 2nd is alpha -> replicated grey;
@@ -28,6 +28,10 @@ Georeferencing: pixel <-> map coordinates go through the affine geotransform
 the upper-left pixel, so a pixel's centre is at +0.5). Rotated or sheared transforms and rasters
 without a CRS are refused with a ``RitmError`` unless ``pixel_space=True`` is passed, in which
 case coordinates are pixel coordinates (identity transform, no CRS).
+
+``read_image`` is the one reader of image files (PNG, JPEG, BMP, TIFF, GeoTIFF): the whole file
+in pixel space, raw, with its invalid pixels, a palette expanded to RGB. ``predict``, ``demo`` and
+the mask-folder datasets read through it, so their pixels are the raster path's.
 """
 
 from __future__ import annotations
@@ -44,15 +48,15 @@ from affine import Affine
 from rasterio import windows
 from rasterio.crs import CRS
 from rasterio.enums import ColorInterp, MaskFlags
-from rasterio.errors import NotGeoreferencedWarning, RasterioIOError
+from rasterio.errors import NotGeoreferencedWarning, RasterioError, RasterioIOError
 from rasterio.windows import Window
 
 from ritm_qgis.core.errors import RitmError
+from ritm_qgis.engine.geo.band_stretch import PERCENTILES, Stretch, band_limits, to_rgb
 
 __all__ = [
     "RasterGrid",
     "RasterMeta",
-    "Stretch",
     "RasterWindow",
     "RgbWindow",
     "open_raster",
@@ -63,9 +67,8 @@ __all__ = [
     "select_bands",
     "read_window",
     "raster_stretch",
-    "window_stretch",
-    "to_rgb",
     "read_rgb",
+    "read_image",
     "clip_window",
     "Window",
 ]
@@ -121,19 +124,6 @@ class RasterMeta:
     @property
     def height(self) -> int:
         return self.grid.height
-
-
-@dataclass(frozen=True)
-class Stretch:
-    """Per-band linear stretch: value ``low[i]`` -> 0, ``high[i]`` -> 255 (clipped).
-
-    ``low > high`` inverts the band (white to black). ``floor``: truncate to the grey level below,
-    as QGIS's contrast enhancement does, instead of rounding to the nearest.
-    """
-
-    low: tuple[float, ...]
-    high: tuple[float, ...]
-    floor: bool = False
 
 
 @dataclass(frozen=True)
@@ -360,30 +350,11 @@ def read_window(
 # Normalisation
 
 
-def window_stretch(
-    data: np.ndarray, invalid: np.ndarray | None = None, percentiles=(2.0, 98.0)
-) -> Stretch:
-    """Per-band percentile stretch computed from ``data`` (bands, H, W), ignoring invalid pixels."""
-    lows, highs = [], []
-    valid = None if invalid is None else ~invalid
-    for band in data:
-        vals = band[valid] if valid is not None else band.ravel()
-        vals = vals[np.isfinite(vals)] if np.issubdtype(vals.dtype, np.floating) else vals
-        if vals.size == 0:
-            lows.append(0.0)
-            highs.append(0.0)
-            continue
-        lo, hi = np.percentile(vals, percentiles)
-        lows.append(float(lo))
-        highs.append(float(hi))
-    return Stretch(tuple(lows), tuple(highs))
-
-
 def raster_stretch(
     source: Source,
     *,
     bands: Sequence[int] | None = None,
-    percentiles=(2.0, 98.0),
+    percentiles=PERCENTILES,
     max_size: int = 1024,
     pixel_space: bool = False,
 ) -> Stretch:
@@ -419,43 +390,7 @@ def raster_stretch(
     else:
         rw = _read(ds, meta, Window(0, 0, meta.width, meta.height), chosen)
         data, invalid = rw.data, rw.invalid
-    return window_stretch(data, invalid, percentiles)
-
-
-def to_rgb(
-    data: np.ndarray, invalid: np.ndarray, stretch: Stretch | None = None, percentiles=(2.0, 98.0)
-) -> tuple[np.ndarray, np.ndarray]:
-    """Raw (bands, H, W) with 1 or 3 bands -> ((H, W, 3) uint8, invalid). Pure; see module doc.
-
-    uint8 passes through unchanged unless a ``stretch`` is given; other types use ``stretch``
-    (computed from ``data`` when None).
-    """
-    if data.ndim != 3 or data.shape[0] not in (1, 3):
-        raise RitmError(f"Expected 1 or 3 bands to make an RGB image, got shape {data.shape}.")
-    if data.dtype == np.uint8 and stretch is None:
-        out = data
-    else:
-        if stretch is None:
-            stretch = window_stretch(data, invalid, percentiles)
-        if len(stretch.low) != data.shape[0]:
-            raise RitmError(
-                f"The stretch has {len(stretch.low)} band(s) but the image has {data.shape[0]}."
-            )
-        out = np.empty(data.shape, dtype=np.uint8)
-        for i, band in enumerate(data):
-            lo, hi = stretch.low[i], stretch.high[i]
-            b = band.astype("float64", copy=False)
-            if hi != lo:
-                scaled = (b - lo) * (255.0 / (hi - lo))
-                np.clip(scaled, 0, 255, out=scaled)
-                out[i] = (np.floor(scaled) if stretch.floor else np.rint(scaled)).astype(np.uint8)
-            else:
-                out[i] = np.where(b > lo, 255, 0).astype(np.uint8)
-    if out.shape[0] == 1:
-        out = np.repeat(out, 3, axis=0)
-    rgb = np.moveaxis(out, 0, -1).copy(order="C")  # never a view of the caller's array
-    rgb[invalid] = 0
-    return rgb, invalid
+    return band_limits(data, invalid, percentiles)
 
 
 def read_rgb(
@@ -464,7 +399,7 @@ def read_rgb(
     *,
     bands: Sequence[int] | None = None,
     stretch: Stretch | str = "raster",
-    percentiles=(2.0, 98.0),
+    percentiles=PERCENTILES,
     pixel_space: bool = False,
 ) -> RgbWindow:
     """Read a window as the model's RGB uint8 plus its invalid mask (module doc: the rules).
@@ -488,9 +423,37 @@ def read_rgb(
     elif stretch == "raster":
         st = raster_stretch(source, bands=rw.bands, percentiles=percentiles, pixel_space=pixel_space)
     elif stretch == "window":
-        st = window_stretch(rw.data, rw.invalid, percentiles)
+        st = band_limits(rw.data, rw.invalid, percentiles)
     else:
         raise RitmError(f"Unknown stretch '{stretch}'; use 'raster', 'window' or a Stretch.")
     rgb, invalid = to_rgb(rw.data, rw.invalid, st, percentiles)
     return RgbWindow(rgb=rgb, invalid=invalid, window=rw.window, grid=rw.grid)
 
+
+
+def read_image(path: str | os.PathLike) -> RasterWindow:
+    """An image file whole, raw, in pixel space (module doc): 1 (grey) or 3 bands, invalid pixels
+    (nodata, alpha 0, masked) marked; a one-band palette image becomes its RGB colours."""
+    path = os.fspath(path)
+    if not os.path.isfile(path):
+        raise RitmError(f"No image at '{path}'; give the path of a PNG, JPEG or TIFF file.")
+    unreadable = (f"'{path}' could not be read as an image (truncated or corrupt, or not PNG, JPEG or TIFF); "
+                  "check the file or convert it.")
+    try:
+        ds = open_raster(path)
+    except RitmError:
+        raise RitmError(unreadable) from None
+    with ds:
+        try:
+            image = read_window(ds, pixel_space=True)
+            palette = ds.count == 1 and ds.colorinterp[0] == ColorInterp.palette
+            colours = ds.colormap(1) if palette else None
+        except (RasterioError, ValueError):
+            raise RitmError(unreadable) from None
+    if colours:
+        lut = np.zeros((3, max(256, max(colours) + 1)), np.uint8)
+        for index, rgba in colours.items():
+            lut[:, index] = rgba[:3]
+        data = lut[:, image.data[0].astype(np.int64)]
+        image = RasterWindow(data, image.invalid, image.window, image.grid, (1, 1, 1), "uint8")
+    return image

@@ -40,6 +40,7 @@ from ritm_qgis.core.cancel import Cancelled
 from ritm_qgis.core.errors import RitmError
 from ritm_qgis.engine.geo.gpkg_in_place import (append_rows_in, gpkg_layers, layer_columns, layer_crs_wkt,
                                                layer_description, move_layer_in)
+from ritm_qgis.engine.geo.output_paths import split_layer
 
 __all__ = ["write_gpkg", "write_vector", "read_vector", "list_layers", "LayerExists", "written_by_us", "to_layer_crs",
            "missing_columns"]
@@ -74,14 +75,8 @@ def read_vector(path: str | os.PathLike, layer: str | None = None, **kwargs) -> 
     The layer can also be named the way QGIS names layer sources, ``file.gpkg|layername=NAME``. A
     file holding several layers must have one named: reading the first silently would evaluate
     or train on whichever layer GDAL lists first."""
-    text = os.fspath(path)
-    if "|" in text:
-        text, options = text.split("|", 1)
-        for option in options.split("|"):
-            key, _, value = option.partition("=")
-            if key != "layername" or not value:
-                raise RitmError(f"'{path}': only '|layername=NAME' can follow the file name, not '|{option}'.")
-            layer = layer or value
+    text, named = split_layer(os.fspath(path))
+    layer = layer or named
     if layer is None:
         try:
             layers = list_layers(text)

@@ -1,9 +1,11 @@
 """One place that turns a model spec (what users type) into a predictor backend.
 
-- ``grabcut``: the weight-free GrabCut backend, one object per image (the GrabCut benchmark);
-- ``grabcut-multi``: the same with the click prior, for many objects per image (the paper's
-  tiles, where every building of the tile is the target);
-- anything else: a checkpoint file, a shipped or downloaded model name (``load_model``).
+A spec is a name of the model list (``ritm_qgis/models/catalog.py``) or a checkpoint file. A listed
+model is built by its entry's builder (``models/builders.py``): the RITM network loader for weights
+(shipped, downloaded), OpenCV GrabCut for ``grabcut`` (one object per image, the GrabCut benchmark)
+and ``grabcut-multi`` (the click prior, for many objects per image: the paper's tiles). Anything
+else is a checkpoint file for the network loader (``load_model``). A new backend is its module plus
+one entry in the list, with no case of its own here.
 """
 
 from __future__ import annotations
@@ -11,18 +13,16 @@ from __future__ import annotations
 import os
 import re
 
-GRABCUT_SPECS = {"grabcut": "box", "grabcut-multi": "clicks"}
-
 
 def build_backend(spec: str, device: str = "auto", precision: str = "fp32", optimize: str = "auto"):
-    key = spec.strip().lower()
-    if key in GRABCUT_SPECS:
-        from ritm_qgis.engine.interactive.grabcut_backend import GrabCutBackend
+    from ritm_qgis.models.builders import NETWORK, load_builder
+    from ritm_qgis.models.catalog import entry
 
-        return GrabCutBackend(prior=GRABCUT_SPECS[key])
-    from ritm_qgis.engine.interactive.predictor import NetworkBackend
-
-    return NetworkBackend.from_checkpoint(spec, device=device, precision=precision, optimize=optimize)
+    listed = entry(spec.strip().lower())
+    builder = listed.builder if listed is not None else NETWORK
+    key = listed.name if listed is not None and not listed.weights else spec
+    return load_builder(builder)(key, device=device, precision=precision, optimize=optimize,
+                                 **dict(builder.options))
 
 
 def model_label(spec: str) -> str:

@@ -63,6 +63,12 @@ class GrabCutBackend(Backend):
         self.min_box_fraction = min_box_fraction
         self.box_foreground = box_foreground
 
+    @classmethod
+    def build(cls, spec: str = "grabcut", device="cpu", precision: str = "fp32", optimize: str = "auto",
+              **options) -> "GrabCutBackend":
+        """The builder the model list names (``models/builders.py``): runs on the CPU whatever the device."""
+        return cls(**options)
+
     # ------------------------------------------------------------------ helpers
     def _box(self, shape, clicks, prev_mask):
         h, w = shape

@@ -13,7 +13,9 @@ Two kinds of backend share the session:
   click), the zoom-in of ``zoom_in.py`` crops around the object from the second click on,
   with ``flip`` the batch also holds the left-right mirrored input and the two logit maps are
   averaged (logits, not probabilities, as RITM does) before the sigmoid, and the mask is
-  probability > ``threshold`` (0.49).
+  probability > ``threshold`` (0.49). These steps are objects (``transforms.py``: ``ZoomIn``,
+  ``LimitLongestSide``, ``Flip``, each with forward and inverse and its own state), composed per
+  click by ``Predictor._plan`` and undone in reverse by ``_finish``.
 * ``GrabCutBackend`` (``grabcut_backend.py``) needs no weights: it gets the whole image, the
   clicks and the previous probability map and returns a probability-like map; zoom-in and
   flip do not apply to it.
@@ -38,8 +40,10 @@ import numpy as np
 from ritm_qgis.core.defaults import MASK_THRESHOLD
 from ritm_qgis.core.errors import RitmError
 from ritm_qgis.engine.geo.image_norm import to_rgb_float, to_rgb_uint8
+from ritm_qgis.engine.interactive import transforms as tf
 from ritm_qgis.engine.interactive import zoom_in as zi
-from ritm_qgis.engine.interactive.click_encoding import Click, flip_clicks, points_array
+from ritm_qgis.engine.interactive.click_encoding import Click, points_array
+from ritm_qgis.engine.runtime.device import OPTIMIZE_MODES
 
 DEFAULT_THRESHOLD = MASK_THRESHOLD
 
@@ -106,7 +110,7 @@ class NetworkBackend(Backend):
     """
 
     is_network = True
-    OPTIMIZE = ("auto", "none", "fold", "onednn", "bf16", "int8", "openvino")
+    OPTIMIZE = OPTIMIZE_MODES
     # Below this many input pixels (per image of the batch) 'onednn' runs its folded network
     # instead: oneDNN's weights are laid out for 400 x 400 and re-laid out on every pass at
     # other sizes, which costs more than it saves on small inputs (measured crossover between
@@ -341,7 +345,7 @@ class _Plan:
     click_lists: list
     view_box: tuple | None  # box the input was cut from (None: whole image, unresized)
     roi: tuple | None  # zoom-in box kept for the next steps
-    flip: bool
+    transforms: list  # transforms.Transform chain of this step (crop, flip)
 
 
 @dataclass
@@ -484,41 +488,23 @@ class Predictor:
             prev_t = torch.from_numpy(np.ascontiguousarray(prev, dtype=np.float32))[None, None].to(x.device)
             x = torch.cat([x, prev_t], dim=1)
 
-        roi, roi_state = None, current_roi
+        crop = None
         if self.zoom_params is not None:
-            roi, _ = zi.choose_roi(self.zoom_params, clicks, roi_prob, current_roi, (h, w))
-            if roi is not None:
-                roi_state = roi
-        view_box, target = None, None
-        if roi is not None:
-            view_box, target = roi, self.zoom_params.target_size
-            if self.zoom_params.first_target and zi.is_first_crop(self.zoom_params, roi_prob):
-                target = (self.zoom_params.first_target, self.zoom_params.first_target)
-        elif self.max_size is not None and max(h, w) > self.max_size:
-            view_box, target = (0, h - 1, 0, w - 1), self.max_size
-        click_list = list(clicks)
-        if view_box is not None:
-            out_hw = zi.crop_size(view_box, target)
-            x = zi.crop_resize(x, view_box, out_hw)
-            click_list = zi.transform_clicks(click_list, view_box, out_hw)
-        lists = [click_list]
-        if self.flip:
-            x = torch.cat([x, torch.flip(x, dims=[3])], dim=0)
-            lists.append(flip_clicks(click_list, x.shape[3]))
-        return _Plan(self, x, lists, view_box, roi_state, self.flip)
+            crop = tf.ZoomIn.choose(self.zoom_params, clicks, roi_prob, current_roi, (h, w))
+        roi_state = crop.roi if crop is not None else current_roi
+        if crop is None:
+            crop = tf.LimitLongestSide.choose(self.max_size, (h, w))
+        transforms = tf.compose(crop, self.flip)
+        x, lists = tf.run_forward(transforms, x, clicks)
+        return _Plan(self, x, lists, crop.box if crop is not None else None, roi_state, transforms)
 
     def _finish(self, plan: _Plan, logits) -> np.ndarray:
-        import torch
         import torch.nn.functional as F
 
         if tuple(logits.shape[2:]) != tuple(plan.net_input.shape[2:]):
             logits = F.interpolate(logits, size=tuple(plan.net_input.shape[2:]), mode="bilinear",
                                    align_corners=True)
-        if plan.flip:
-            logits = 0.5 * (logits[:1] + torch.flip(logits[1:2], dims=[3]))
-        prob = torch.sigmoid(logits)
-        if plan.view_box is not None:
-            prob = zi.paste_back(prob, plan.view_box, self.image_shape)
+        prob = tf.run_inverse(plan.transforms, logits)
         return prob[0, 0].float().cpu().numpy().astype(np.float32, copy=False)
 
 

@@ -40,7 +40,11 @@ from ritm_qgis.engine.interactive.context_window import (
     pixel_index,
 )
 
-__all__ = ["RasterSession", "Step", "OutlineSettings"]
+__all__ = ["RasterSession", "Step", "OutlineSettings", "ClickOnInvalidPixel"]
+
+
+class ClickOnInvalidPixel(RitmError):
+    """A click on a nodata (or transparent) pixel; the session is unchanged."""
 
 
 @dataclass(frozen=True)
@@ -184,7 +188,8 @@ class RasterSession:
             image, predictor, replay = self._read(window), None, True
         lr, lc = window.to_local(col, row)
         if image.invalid[lr, lc]:
-            raise RitmError("That click is on a nodata (or transparent) pixel of the raster; click on the image.")
+            raise ClickOnInvalidPixel(
+                "That click is on a nodata (or transparent) pixel of the raster; click on the image.")
         t0 = time.perf_counter()
         if replay:
             predictor = self.predictor_factory()
@@ -212,6 +217,41 @@ class RasterSession:
         return prev
 
     # ------------------------------------------------------------------ polygons
+    def mask(self, threshold: float = MASK_THRESHOLD) -> tuple[WindowBox, np.ndarray] | None:
+        """The current mask on its window (valid pixels above ``threshold``, as ``vectorize.binarize``);
+        None before a click."""
+        step = self.current
+        if step is None:
+            return None
+        return step.window, (step.prob > threshold) & ~step.image.invalid
+
+    def touches_window(self, mask: np.ndarray) -> bool:
+        """Whether ``mask`` (on the current window) reaches a side of the window inside the raster:
+        the building may go on beyond what the model saw."""
+        w = self.current.window
+        return bool((w.row_off > 0 and mask[0].any())
+                    or (w.row_off + w.height < self.grid.height and mask[-1].any())
+                    or (w.col_off > 0 and mask[:, 0].any())
+                    or (w.col_off + w.width < self.grid.width and mask[:, -1].any()))
+
+    def record(self, settings: OutlineSettings = OutlineSettings(), *, model: str = "", object_id=None):
+        """The current building as an ``OutlineRecord`` (one MultiPolygon, raster CRS); None before a click."""
+        import shapely
+
+        from ritm_qgis.engine.interactive.outline_record import OutlineRecord
+
+        step = self.current
+        if step is None:
+            return None
+        gdf = self.outline(settings)
+        geom = shapely.MultiPolygon(list(shapely.get_parts(shapely.union_all(gdf.geometry.values)))) if len(
+            gdf) else shapely.MultiPolygon()
+        _, mask = self.mask(settings.threshold)
+        return OutlineRecord(
+            geometry=geom, area_m2=float(gdf["area_m2"].sum()), perimeter_m=float(gdf["perimeter_m"].sum()),
+            pixels=int(mask.sum()), clicks=tuple(step.clicks), model=model, stretch=self.stretch.rule.label,
+            source=self.path, crs=self.grid.crs, touches_window=self.touches_window(mask), object_id=object_id)
+
     def outline(self, settings: OutlineSettings = OutlineSettings()):
         """Polygons of the current mask (GeoDataFrame in the raster's CRS; empty before a click)."""
         import geopandas as gpd

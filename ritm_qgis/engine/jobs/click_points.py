@@ -2,8 +2,9 @@
 
 What a GIS user hands over is a table of points: map coordinates (in some CRS), a sign
 (positive = on the building, negative = background), optionally an object id (many buildings in
-one run) and an order. This module turns that into pixel clicks on a raster and runs a
-``Predictor`` session per object on a window read around its clicks -- never the whole raster.
+one run) and an order. This module turns that into clicks on a raster and replays each object's
+clicks through the interactive ``RasterSession``, as if a person clicked them on the canvas: a
+window around the clicks is read, never the whole raster.
 
 * ``ClickPoint``: one point as read from the layer (``fid`` is the feature id, used in messages).
 * ``parse_sign``: booleans, 0/1 and the words true/false, yes/no, +/-, pos/neg (case-insensitive).
@@ -12,16 +13,12 @@ one run) and an order. This module turns that into pixel clicks on a raster and 
   their feature ids, groups them by object id (in order of first appearance; without object ids
   all points are one object) and sorts each object's clicks by the order value (ties and missing
   orders: feature order). An object needs at least one positive click.
-* ``context_window``: the bounding box of an object's clicks grown by ``margin`` pixels on each
-  side (so at least 2 x margin + 1 pixels across), clipped to the raster.
-* ``segment_objects``: for each object, reads that window as RGB uint8 (``raster_io.read_rgb``
-  with one raster-wide stretch so every object sees the same colours), refuses clicks on nodata
-  pixels, replays the clicks in order and vectorizes the final mask into one (multi)polygon in
-  the raster's CRS with ``object_id``, ``area_m2``, ``perimeter_m``, ``n_clicks``, ``model``,
-  ``touches_window`` (the mask reaches the window's border: the building may be cut; raise the
-  margin), ``stretch`` (the input rule, ``stretch.StretchRule.label``). ``simplify_px`` is in
-  raster pixels (``simplify`` in map units; they add up). Optionally each object's mask is burnt into a 0/255 mask raster of the raster's grid
-  (written window by window, atomically).
+* ``segment_objects``: for each object, replays its clicks in order through one
+  ``RasterSession`` (the map tool's road: the same window rule, raster-wide stretch, nodata
+  refusal and outline settings), and returns one ``OutlineRecord`` per object (``outline_record``:
+  the field set every interface saves). ``simplify_px`` is in raster pixels. Optionally each
+  object's mask is burnt into a 0/255 mask raster of the raster's grid (written window by window,
+  atomically).
 """
 
 from __future__ import annotations
@@ -35,14 +32,13 @@ import numpy as np
 
 from ritm_qgis.core.errors import RitmError
 from ritm_qgis.core.progress import Progress
-from ritm_qgis.engine.geo.raster_io import RasterGrid, Window, clip_window, map_to_pixel
+from ritm_qgis.engine.geo.raster_io import RasterGrid, Window, map_to_pixel
 
 __all__ = [
     "ClickPoint",
     "ObjectClicks",
     "parse_sign",
     "group_clicks",
-    "context_window",
     "segment_objects",
 ]
 
@@ -66,6 +62,9 @@ class ObjectClicks:
 
     object_id: object
     fids: list = field(default_factory=list)
+    xs: list = field(default_factory=list)  # map coordinates in the raster's CRS
+    ys: list = field(default_factory=list)
+    ids_name: str = "feature id(s)"  # what the ids are called in messages
     rows: list = field(default_factory=list)
     cols: list = field(default_factory=list)
     positive: list = field(default_factory=list)
@@ -97,8 +96,10 @@ def parse_sign(value, fid=None) -> bool:
     )
 
 
-def group_clicks(points: Iterable[ClickPoint], grid: RasterGrid, src_crs=None) -> list[ObjectClicks]:
-    """Points (in ``src_crs``, default the raster's) -> per-object pixel clicks (module doc)."""
+def group_clicks(points: Iterable[ClickPoint], grid: RasterGrid, src_crs=None,
+                 ids_name: str = "feature id(s)") -> list[ObjectClicks]:
+    """Points (in ``src_crs``, default the raster's) -> per-object pixel clicks (module doc); messages
+    name points by their ``fid`` as ``ids_name``."""
     points = list(points)
     if not points:
         raise RitmError("The click layer has no points; add at least one positive click per building.")
@@ -129,7 +130,7 @@ def group_clicks(points: Iterable[ClickPoint], grid: RasterGrid, src_crs=None) -
     if outside.any():
         ids = [p.fid for p, o in zip(points, outside) if o]
         raise RitmError(
-            f"{len(ids)} click point(s) lie outside the raster (feature id(s) {_list_ids(ids)}); move or delete "
+            f"{len(ids)} click point(s) lie outside the raster ({ids_name} {_list_ids(ids)}); move or delete "
             "them, or check that the point layer and the raster cover the same area."
         )
     objects: dict = {}
@@ -141,78 +142,51 @@ def group_clicks(points: Iterable[ClickPoint], grid: RasterGrid, src_crs=None) -
     out = []
     for key, idx in objects.items():
         idx.sort(key=lambda i: (points[i].order is None, points[i].order if points[i].order is not None else 0, i))
-        obj = ObjectClicks(key)
+        obj = ObjectClicks(key, ids_name=ids_name)
         for i in idx:
             obj.fids.append(points[i].fid)
+            obj.xs.append(float(xs[i]))
+            obj.ys.append(float(ys[i]))
             obj.rows.append(int(rows[i]))
             obj.cols.append(int(cols[i]))
             obj.positive.append(bool(points[i].positive))
         if not any(obj.positive):
             label = "" if key is None else f" {key!r}"
             raise RitmError(
-                f"Object{label} has only negative clicks (feature id(s) {_list_ids(obj.fids)}); give every "
+                f"Object{label} has only negative clicks ({ids_name} {_list_ids(obj.fids)}); give every "
                 "building at least one positive click."
             )
         out.append(obj)
     return out
 
 
-def context_window(obj: ObjectClicks, grid: RasterGrid, margin: int = 200) -> Window:
-    """The clicks' bounding box grown by ``margin`` pixels, clipped to the raster."""
-    margin = int(margin)
-    if margin < 1:
-        raise RitmError(f"The context margin must be at least 1 pixel, not {margin}.")
-    r0, r1 = min(obj.rows) - margin, max(obj.rows) + margin + 1
-    c0, c1 = min(obj.cols) - margin, max(obj.cols) + margin + 1
-    return clip_window(Window(c0, r0, c1 - c0, r1 - r0), grid.width, grid.height)
+def _on_invalid_pixel(obj: ObjectClicks, k: int) -> RitmError:
+    return RitmError(f"Click point(s) with {obj.ids_name} {_list_ids([obj.fids[k]])} lie on nodata pixels of the "
+                     "raster; move them onto the image.")
 
 
-def _segment_one(ds, obj: ObjectClicks, window: Window, stretch, make_session, model_name, simplify, dst,
-                 squaring: float | None = None) -> dict:
-    import shapely
+def _replay(session, obj: ObjectClicks, settings, model_name: str):
+    """The object's clicks, in order, through the session (the map tool's road) -> its record."""
+    from ritm_qgis.engine.interactive.raster_session import ClickOnInvalidPixel
 
-    from ritm_qgis.engine.geo.vectorize import vectorize_mask
-
-    rgb = stretch.read(ds, window)
-    r = np.asarray(obj.rows) - int(window.row_off)
-    c = np.asarray(obj.cols) - int(window.col_off)
-    on_nodata = rgb.invalid[r, c]
-    if on_nodata.any():
-        ids = [f for f, b in zip(obj.fids, on_nodata) if b]
-        raise RitmError(
-            f"Click point(s) with feature id(s) {_list_ids(ids)} lie on nodata pixels of the raster; "
-            "move them onto the image."
-        )
-    session = make_session()
-    if hasattr(session, "set_ground_resolution"):
-        from ritm_qgis.engine.interactive.raster_session import ground_pixel_size
-
-        session.set_ground_resolution(ground_pixel_size(rgb.grid))
-    session.set_image(rgb.rgb)
-    for rr, cc, pos in zip(r, c, obj.positive):
-        session.add_click(int(rr), int(cc), pos)
-    mask = session.mask & ~rgb.invalid
-    polys = vectorize_mask(mask, rgb.grid, simplify=simplify, regularize=squaring, regularize_mode="building")
-    geom = shapely.union_all(polys.geometry.values) if len(polys) else shapely.Polygon()
-    # only a window edge inside the raster can cut the outline; at the raster's border no margin helps
-    row0, col0 = int(window.row_off), int(window.col_off)
-    touches = bool((row0 > 0 and mask[0].any()) or (row0 + mask.shape[0] < ds.height and mask[-1].any())
-                   or (col0 > 0 and mask[:, 0].any()) or (col0 + mask.shape[1] < ds.width and mask[:, -1].any()))
-    if dst is not None and mask.any():
-        old = dst.read(1, window=window)
-        dst.write(np.maximum(old, mask.astype("uint8") * 255), 1, window=window)
-    return {"object_id": obj.object_id, "n_clicks": len(obj), "model": model_name,
-            "pixels": int(mask.sum()), "touches_window": touches, "stretch": stretch.rule.label, "geometry": geom}
+    session.reset()
+    for k, (x, y, positive) in enumerate(zip(obj.xs, obj.ys, obj.positive)):
+        try:
+            session.add_click(x, y, positive)
+        except ClickOnInvalidPixel:
+            raise _on_invalid_pixel(obj, k) from None
+        except RitmError as exc:
+            label = "" if obj.object_id is None else f" {obj.object_id!r}"
+            raise RitmError(f"Object{label} ({obj.ids_name} {_list_ids(obj.fids)}): {exc}") from None
+    return session.record(settings, model=model_name, object_id=obj.object_id)
 
 
 def segment_objects(
     raster: str | os.PathLike,
     objects: Sequence[ObjectClicks],
-    make_session: Callable[[], object],
+    make_predictor: Callable[[], object],
     *,
     model_name: str = "model",
-    margin: int = 200,
-    simplify: float = 0.0,
     simplify_px: float = 0.0,
     stretch_rule=None,
     regularize: bool = True,
@@ -220,62 +194,54 @@ def segment_objects(
     progress: Progress | None = None,
     cancel: Callable[[], bool] | None = None,
     staging=None,
-):
-    """Segment each object from its clicks; returns a GeoDataFrame (one row per object, module doc).
+) -> list:
+    """Segment each object from its clicks; returns one ``OutlineRecord`` per object (module doc).
 
     ``cancel()`` is checked before each object; a True raises ``Cancelled`` and no mask raster is
     left behind. ``mask_path``: also write a 0/255 uint8 GeoTIFF mask on the raster's grid
     (staged in ``staging``, a ``core.atomic.OutputSet``, when given). ``regularize``: outlines
     shaped like buildings are squared (``regularize.square_building``), as in the map tool.
     """
-    import geopandas as gpd
-    import shapely
-
     from ritm_qgis.core.atomic import atomic_path
     from ritm_qgis.core.cancel import check_cancel
-    from ritm_qgis.engine.geo.raster_io import open_raster, raster_meta
-    from ritm_qgis.engine.geo.stretch import resolve_stretch
+    from ritm_qgis.engine.interactive.raster_session import OutlineSettings, RasterSession
 
-    rows = []
-    with open_raster(raster) as ds:
-        meta = raster_meta(ds)
-        grid = meta.grid
-        stretch = resolve_stretch(stretch_rule, ds)
-        simplify = simplify + simplify_px * max(grid.res)  # map units, as vectorize_mask takes them
-        windows = [context_window(o, grid, margin) for o in objects]
-        if mask_path is None:
-            ctx = contextlib.nullcontext()
-        elif staging is not None:
-            ctx = contextlib.nullcontext(staging.staged(str(mask_path)))
-        else:
-            ctx = atomic_path(str(mask_path), suffix=".tif")
-        with ctx as tmp_mask:
-            dst = None
-            if tmp_mask is not None:
-                import rasterio
+    session = RasterSession(str(raster), make_predictor, stretch=stretch_rule)
+    grid = session.grid
+    settings = OutlineSettings(simplify_px=float(simplify_px), regularize=bool(regularize),
+                               regularize_mode="building")
+    if mask_path is None:
+        ctx = contextlib.nullcontext()
+    elif staging is not None:
+        ctx = contextlib.nullcontext(staging.staged(str(mask_path)))
+    else:
+        ctx = atomic_path(str(mask_path), suffix=".tif")
+    records = []
+    with ctx as tmp_mask:
+        dst = None
+        if tmp_mask is not None:
+            import rasterio
 
-                dst = rasterio.open(tmp_mask, "w+", driver="GTiff", width=grid.width, height=grid.height, count=1,
-                                    dtype="uint8", crs=grid.crs, transform=grid.transform, nodata=None,
-                                    tiled=True, blockxsize=256, blockysize=256, compress="deflate")
-            try:
-                for k, (obj, window) in enumerate(zip(objects, windows)):
-                    check_cancel(cancel)
-                    rows.append(_segment_one(ds, obj, window, stretch, make_session, model_name, simplify, dst,
-                                             max(grid.res) if regularize else None))
-                    if progress is not None:
-                        progress(k + 1, len(objects))
-            finally:
+            dst = rasterio.open(tmp_mask, "w+", driver="GTiff", width=grid.width, height=grid.height, count=1,
+                                dtype="uint8", crs=grid.crs, transform=grid.transform, nodata=None,
+                                tiled=True, blockxsize=256, blockysize=256, compress="deflate")
+        try:
+            for k, obj in enumerate(objects):
+                check_cancel(cancel)
+                records.append(_replay(session, obj, settings, model_name))
                 if dst is not None:
-                    dst.close()
-    from ritm_qgis.engine.geo.vectorize import metric_area_perimeter
+                    _burn(dst, *session.mask(settings.threshold))
+                if progress is not None:
+                    progress(k + 1, len(objects))
+        finally:
+            if dst is not None:
+                dst.close()
+    return records
 
-    gdf = gpd.GeoDataFrame(rows, geometry="geometry", crs=grid.crs) if rows else gpd.GeoDataFrame(
-        {"object_id": [], "n_clicks": [], "model": [], "pixels": [], "touches_window": [], "stretch": []},
-        geometry=gpd.GeoSeries([], crs=grid.crs), crs=grid.crs)
-    area, perim = metric_area_perimeter(np.asarray(gdf.geometry.values, dtype=object), grid.crs)
-    gdf.insert(1, "area_m2", area)
-    gdf.insert(2, "perimeter_m", perim)
-    # one geometry type for the GeoPackage layer
-    multi = [shapely.MultiPolygon() if g.is_empty else shapely.MultiPolygon([g]) if g.geom_type == "Polygon" else g
-             for g in gdf.geometry.values]
-    return gdf.set_geometry(gpd.GeoSeries(multi, index=gdf.index, crs=grid.crs))
+
+def _burn(dst, window, mask: np.ndarray) -> None:
+    if not mask.any():
+        return
+    win = Window(window.col_off, window.row_off, window.width, window.height)
+    old = dst.read(1, window=win)
+    dst.write(np.maximum(old, mask.astype("uint8") * 255), 1, window=win)

@@ -23,17 +23,6 @@ class Place(NamedTuple):
     layer: str | None = None
 
 
-def split_layer(source: str) -> tuple[str, str | None]:
-    """'file.gpkg|layername=x|...' -> ('file.gpkg', 'x'); a plain path -> (path, None)."""
-    path, _, options = str(source).partition("|")
-    layer = None
-    for option in options.split("|") if options else ():
-        key, _, value = option.partition("=")
-        if key.strip().lower() == "layername" and value:
-            layer = value
-    return path, layer
-
-
 def same_file(a: str, b: str) -> bool:
     try:
         return os.path.samefile(a, b)

@@ -7,14 +7,15 @@ too), pixels already clicked are zeroed, and the larger of the two maxima decide
 positive when the missed foreground is deeper than the false foreground, negative otherwise
 (ties go negative, as in RITM). Among equal maxima the first pixel in row-major order wins.
 
-``next_clicks`` does this for a batch of tiles with one OpenCV call per tile: the tile's two
-error masks are cropped to the bounding box of its errors and stacked, each in its own zero
-frame, so one distance transform serves both with exactly the distances each would get alone
-(a zero frame is always nearer than anything beyond it). ``next_click`` is the plain per-mask
-reference: two full-size distance transforms. OpenCV's float results can differ in the last bit
-between the crop and the full size, and from one thread to another, so both paths snap them to
-the exact distances (``_exact``) before choosing: ties then break by row-major order alone, and
-the same masks give the same click whatever ran before. The evaluation uses ``next_click``.
+The rule is written once: ``next_clicks`` applies it to a batch of tiles with one OpenCV call per
+tile, and ``next_click`` is ``next_clicks`` on a batch of one. A tile's two error masks are cropped
+to the bounding box of its errors and stacked, each in its own zero frame, so one distance
+transform serves both with exactly the distances each would get alone (a zero frame is always
+nearer than anything beyond it; ``error_depths``, which the training clicks share).
+OpenCV's float results can differ in the last bit between the crop and the full size, and from
+one thread to another, so they are snapped to the exact distances (``_exact``) before choosing:
+ties then break by row-major order alone, and the same masks give the same click whatever ran
+before. tests/test_clicker.py checks the rule against full-size distance transforms.
 """
 
 from __future__ import annotations
@@ -55,13 +56,6 @@ def error_masks(gt, pred, ignore=None):
     return gt & ~pred & keep, ~gt & pred & keep
 
 
-def _framed_distance(mask2d: np.ndarray) -> np.ndarray:
-    """Distance of each pixel to the nearest zero, in a one-pixel zero frame (so image edges count
-    as boundary); the result keeps the frame: shape (H+2, W+2)."""
-    padded = np.pad(mask2d.astype(np.uint8), 1)
-    return cv2.distanceTransform(padded, cv2.DIST_L2, cv2.DIST_MASK_PRECISE)
-
-
 def _exact(dist: np.ndarray) -> np.ndarray:
     """OpenCV's float32 Euclidean distances snapped to the exact sqrt of their integer squares.
 
@@ -99,25 +93,53 @@ def _choose(fn_dist, fp_dist, not_clicked):
     return ClickBatch(rows - 1, cols - 1, positive, np.maximum(fn_max, fp_max) > 0)
 
 
-def _tile_click(gt, pred, ignore, not_clicked):
-    """Click for one tile, computed on the bounding box of its errors only.
-
-    Exact: every pixel outside that box is a zero of both masks, and for any pixel inside, the
-    one-pixel zero frame around the box holds a zero at most as far as any zero outside it.
-    Both masks go through OpenCV in one call, stacked in their zero frames.
-    """
-    fn, fp = error_masks(gt, pred, ignore)
+def _error_box(fn, fp):
+    """(r0, r1, c0, c1): the bounding box of both error masks, or None when there is no error."""
     rows = np.flatnonzero(fn.any(axis=1) | fp.any(axis=1))
     if rows.size == 0:
-        return 0, 0, False, False
+        return None
     cols = np.flatnonzero(fn.any(axis=0) | fp.any(axis=0))
-    r0, r1, c0, c1 = rows[0], rows[-1] + 1, cols[0], cols[-1] + 1
+    return rows[0], rows[-1] + 1, cols[0], cols[-1] + 1
+
+
+def _framed_depths(fn, fp, box, mask_size):
+    """Distance maps of the two error masks cropped to ``box``, each in its own one-pixel zero frame:
+    shape (2, h + 2, w + 2). Both masks go through OpenCV in one call, stacked in their frames."""
+    r0, r1, c0, c1 = box
     h, w = r1 - r0, c1 - c0
     framed = np.zeros((2, h + 2, w + 2), np.uint8)
     framed[0, 1:-1, 1:-1] = fn[r0:r1, c0:c1]
     framed[1, 1:-1, 1:-1] = fp[r0:r1, c0:c1]
-    dist = cv2.distanceTransform(framed.reshape(2 * (h + 2), w + 2), cv2.DIST_L2, cv2.DIST_MASK_PRECISE)
-    dist = dist.reshape(2, 1, h + 2, w + 2)
+    dist = cv2.distanceTransform(framed.reshape(2 * (h + 2), w + 2), cv2.DIST_L2, mask_size)
+    return dist.reshape(2, h + 2, w + 2)
+
+
+def error_depths(gt, pred, ignore=None, mask_size=cv2.DIST_MASK_PRECISE) -> tuple[np.ndarray, np.ndarray]:
+    """How deep each pixel lies inside the false-negative and inside the false-positive mask: its
+    distance to the nearest pixel outside that mask, the image's edges and ignored pixels counting
+    as outside. Two (H, W) float32 maps, zero off the errors.
+
+    The one measure of errors the simulated user (``next_clicks``) and the training clicks
+    (``engine/training/sampler.next_points``, with RITM's 5 x 5 approximate mask) share.
+    Computed on the bounding box of the errors only, exactly as on the whole tile (see the module doc).
+    """
+    fn, fp = error_masks(gt, pred, ignore)
+    depths = np.zeros((2,) + fn.shape, np.float32)
+    box = _error_box(fn, fp)
+    if box is not None:
+        r0, r1, c0, c1 = box
+        depths[:, r0:r1, c0:c1] = _framed_depths(fn, fp, box, mask_size)[:, 1:-1, 1:-1]
+    return depths[0], depths[1]
+
+
+def _tile_click(gt, pred, ignore, not_clicked):
+    """Click for one tile, computed on the bounding box of its errors only."""
+    fn, fp = error_masks(gt, pred, ignore)
+    box = _error_box(fn, fp)
+    if box is None:
+        return 0, 0, False, False
+    r0, r1, c0, c1 = box
+    dist = _framed_depths(fn, fp, box, cv2.DIST_MASK_PRECISE)[:, None]
     nc = None if not_clicked is None else not_clicked[None, r0:r1, c0:c1]
     click = _choose(dist[0], dist[1], nc)
     return click.rows[0] + r0, click.cols[0] + c0, click.is_positive[0], click.valid[0]
@@ -149,12 +171,11 @@ def next_clicks(gt, pred, ignore=None, not_clicked=None) -> ClickBatch:
 
 
 def next_click(gt, pred, ignore=None, not_clicked=None) -> Click | None:
-    """The next click for a single (H, W) tile, computed mask by mask (the reference path)."""
-    fn, fp = error_masks(gt, pred, ignore)
-    fn_dist = _framed_distance(fn)[None]
-    fp_dist = _framed_distance(fp)[None]
-    nc = None if not_clicked is None else np.asarray(not_clicked)[None]
-    return _choose(fn_dist, fp_dist, nc)[0]
+    """The next click for a single (H, W) tile: ``next_clicks`` on a batch of one."""
+    gt = np.asarray(gt, dtype=bool)
+    if gt.ndim != 2:
+        raise ValueError(f"next_click takes one (H, W) tile, not {gt.shape}; use next_clicks for a batch")
+    return next_clicks(gt, pred, ignore, not_clicked)[0]
 
 
 class ClickHistory:

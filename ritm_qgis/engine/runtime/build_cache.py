@@ -1,12 +1,12 @@
 """On-disk cache of what a speed-up path builds from a network (a converted model, ...).
 
 An entry is a folder under ``<model cache>/built/`` (``models.weights.cache_dir()``, beside the
-downloaded weights; ``$RITM_QGIS_BUILD_CACHE`` instead when set) named after the path and keyed by everything its content depends on: the
-weights' digest, the runtime and its version, and the CPU as the runtime sees it (model name,
-instruction-set flags, a oneDNN ISA ceiling). An entry appears whole or not at all: it is written
-in a ``*.incomplete.*`` folder that is renamed into place with its ``key.json`` last written;
-a folder without a readable, matching ``key.json`` is not an entry. A reader that finds an entry
-it cannot use calls ``discard`` and builds again.
+downloaded weights; ``$RITM_QGIS_BUILD_CACHE`` instead when set) named after the path and keyed
+by everything its content depends on: the weights' digest, the runtime and its version, and the
+CPU as the runtime sees it (model name, instruction-set flags, a oneDNN ISA ceiling). An entry
+appears whole or not at all: it is written in a ``*.incomplete.*`` folder that is renamed into
+place with its ``key.json`` last written; a folder without a readable, matching ``key.json`` is
+not an entry. A reader that finds an entry it cannot use calls ``discard`` and builds again.
 """
 
 from __future__ import annotations

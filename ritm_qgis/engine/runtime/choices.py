@@ -1,13 +1,13 @@
 """What a user can choose from: the models of the one list, the default model, the devices here.
 
 For the Processing algorithms and the dock. Cheap to call when QGIS starts: neither the model
-list nor the device list imports torch (the device list asks torch only when it is already loaded).
+list nor the device list imports torch (the device list asks torch only when it is already loaded,
+and a run checks the device with ``device.usable_device`` before using it).
 """
 
 from __future__ import annotations
 
 import os
-import sys
 from typing import Callable, List, Optional, Tuple
 
 from ritm_qgis.core.errors import RitmError
@@ -35,53 +35,51 @@ def default_model_help() -> str:
     name, reason = default_model()
     return (f"Model: one of the list, the same as in the RITM dock's model box. Default here: {reason} "
             "A model that is not downloaded yet is downloaded when the algorithm runs (about 41 MB for the "
-            "paper's models; progress shown, cancellable, resumed next time), or beforehand by choosing it in the "
-            "RITM dock. Offline, give a copy of its .pth file as the checkpoint file, which is used instead of "
-            "the listed model (with the command line installed: `ritm-qgis download-weights NAME --from FILE` "
+            "paper's models, through QGIS's network settings, proxy included; progress shown, cancellable), "
+            "or beforehand by choosing it in the RITM dock. Offline, give a copy of its .pth file as the "
+            "checkpoint file, which is used instead of the listed model (with the command line installed: `ritm-qgis download-weights NAME --from FILE` "
             "imports and verifies it).")
 
 
-def _gpu_count() -> int:
-    torch = sys.modules.get("torch")
-    if torch is not None:
-        try:
-            return int(torch.cuda.device_count())
-        except Exception:  # noqa: BLE001 - a broken CUDA set-up counts as none
-            return 0
-    try:  # the NVIDIA driver lists its GPUs here; no torch import at QGIS start-up
-        return len(os.listdir("/proc/driver/nvidia/gpus"))
-    except OSError:
-        return 0
-
-
 def available_devices() -> List[str]:
-    """'auto', 'cpu', then 'cuda:N' for each GPU present."""
-    return ["auto", "cpu"] + [f"cuda:{i}" for i in range(_gpu_count())]
+    """'auto', 'cpu', then 'cuda:N' for each GPU: ``device.device_choices`` without importing torch."""
+    from ritm_qgis.engine.runtime.device import device_choices
+
+    return [value for value, _ in device_choices(import_torch=False)]
+
+
+def _download_with_urllib(name: str, progress: Optional[Progress], cancel: Optional[Callable[[], bool]]) -> None:
+    """Outside QGIS (the command line): ``catalog.download_model``, on urllib, resumable."""
+    from ritm_qgis.models.catalog import download_model
+
+    def report(done, total):
+        if cancel is not None and cancel():
+            raise RitmError(f"The download of {name} was cancelled; run again to resume it.")
+        if progress is not None:
+            progress(done, total)
+
+    download_model(name, progress=report)
 
 
 def model_spec(name: str, checkpoint: Optional[str] = None,
                progress: Optional[Progress] = None,
-               cancel: Optional[Callable[[], bool]] = None) -> str:
+               cancel: Optional[Callable[[], bool]] = None,
+               fetch: Optional[Callable[..., None]] = None) -> str:
     """The spec ``build_backend`` takes for an algorithm's (model, checkpoint file) pair.
 
     A listed model that is downloadable but not downloaded yet is downloaded first (verified
-    against its published digest); ``cancel()`` returning True stops it, keeping the partial file
-    for the next run to resume."""
+    against its published digest) by ``fetch(name, progress, cancel)``: inside QGIS the glue gives
+    QGIS's network stack (``ritm_qgis/qgis_download.download_in_qgis``, the user's proxy included);
+    the default is urllib. ``cancel()`` returning True stops it (RitmError)."""
     if checkpoint:
         if not os.path.isfile(checkpoint):
             raise RitmError(f"Checkpoint file {checkpoint!r} does not exist; check the path.")
         return checkpoint
-    from ritm_qgis.models.catalog import download_model, model_statuses
+    from ritm_qgis.models.catalog import model_statuses
 
     status = {s.name: s for s in model_statuses()}.get(name)
     if status is None:
         raise RitmError(f"{name!r} is not in the model list; choose one of {', '.join(model_names())}.")
     if status.status == "downloadable":
-        def report(done, total):
-            if cancel is not None and cancel():
-                raise RitmError(f"The download of {name} was cancelled; run again to resume it.")
-            if progress is not None:
-                progress(done, total)
-
-        download_model(name, progress=report)
+        (fetch or _download_with_urllib)(name, progress, cancel)
     return name

@@ -1,7 +1,11 @@
 """Where the networks run, decided in one place.
 
+``device_choices()`` is the one list of devices a user is offered (the dock, Processing):
+'auto', 'cpu', then 'cuda:N' for each GPU; ``usable_device(name)`` turns a choice into the device
+a run uses, the CPU with a sentence saying why when PyTorch cannot use the chosen GPU (the dock and
+Processing both take it, so a device offered never makes a run fail).
 ``resolve_device('auto')`` is CUDA when torch sees a GPU, else the CPU; ``'cpu'``, ``'cuda'``
-and ``'cuda:N'`` are taken literally (asking for CUDA without one is a RitmError).
+and ``'cuda:N'`` are taken literally (asking for CUDA without one is a RitmError: the CLI).
 ``autocast(device, precision)`` gives the fp16/bf16 autocast context on CUDA (and a no-op
 context for fp32 or the CPU). ``is_out_of_memory(exc)`` recognises a CUDA out-of-memory error,
 which the network backend answers by moving to the CPU with a warning instead of failing.
@@ -10,7 +14,10 @@ which the network backend answers by moving to the CPU with a warning instead of
 from __future__ import annotations
 
 import contextlib
+import glob
 import logging
+import os
+import sys
 import warnings
 
 from ritm_qgis.core.errors import RitmError
@@ -18,6 +25,68 @@ from ritm_qgis.core.errors import RitmError
 log = logging.getLogger(__name__)
 
 PRECISIONS = ("fp32", "fp16", "bf16")
+# the network backend's speed-up modes (``NetworkBackend`` says what each does); the CLI offers these
+OPTIMIZE_MODES = ("auto", "none", "fold", "onednn", "bf16", "int8", "openvino")
+NVIDIA_GPUS = "/proc/driver/nvidia/gpus"  # one folder per GPU the NVIDIA driver runs (Linux)
+
+
+def _driver_gpus() -> list[str]:
+    """The GPUs the NVIDIA driver lists, by model name, without importing torch."""
+    names = []
+    for info in sorted(glob.glob(os.path.join(NVIDIA_GPUS, "*", "information"))):
+        model = "NVIDIA GPU"
+        try:
+            with open(info, encoding="utf-8", errors="replace") as fh:
+                for line in fh:
+                    if line.startswith("Model:"):
+                        model = line.split(":", 1)[1].strip() or model
+                        break
+        except OSError:
+            pass
+        names.append(model)
+    return names
+
+
+def cuda_gpus(import_torch: bool = True) -> list[str]:
+    """The names of the CUDA GPUs PyTorch can use here ([] without torch or without CUDA support).
+
+    ``import_torch=False`` (QGIS start-up, where importing torch would cost seconds): torch is asked
+    only when already imported, else the NVIDIA driver's list stands in; ``usable_device`` checks the
+    choice against PyTorch when the run starts."""
+    torch = sys.modules.get("torch")
+    if torch is None and not import_torch:
+        return _driver_gpus()
+    try:
+        import torch
+
+        if not torch.cuda.is_available():
+            return []
+        return [torch.cuda.get_device_name(i) for i in range(torch.cuda.device_count())]
+    except Exception:  # noqa: BLE001 - no torch, or a broken CUDA setup: no GPU to offer
+        return []
+
+
+def device_choices(import_torch: bool = True) -> list[tuple[str, str]]:
+    """(value, label) pairs: auto, cpu, then one entry per CUDA GPU (see ``cuda_gpus``)."""
+    names = cuda_gpus(import_torch)
+    auto = f"auto (graphics card: {names[0]})" if names else "auto (processor: no CUDA graphics card)"
+    return ([("auto", auto), ("cpu", "cpu (processor)")]
+            + [(f"cuda:{i}", f"cuda:{i} ({name})") for i, name in enumerate(names)])
+
+
+def usable_device(device: str | None) -> tuple[str, str | None]:
+    """(the device to use, None) or ('cpu', a sentence saying why the chosen one is not used)."""
+    device = (device or "auto").strip().lower()
+    if not device.startswith("cuda"):
+        return device, None
+    names = cuda_gpus()
+    index = int(device.split(":", 1)[1]) if ":" in device and device.split(":", 1)[1].isdigit() else 0
+    if index < len(names):
+        return device, None
+    why = ("the PyTorch installed for QGIS has no CUDA support or sees no graphics card" if not names
+           else f"this computer has {len(names)} CUDA graphics card(s)")
+    return "cpu", (f"The graphics card '{device}' cannot be used ({why}); the model runs on the processor (CPU) "
+                   "instead, which is slower.")
 
 
 def resolve_device(name: str | None = "auto"):

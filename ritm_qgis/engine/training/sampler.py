@@ -32,6 +32,7 @@ import numpy as np
 
 from ritm_qgis.core.defaults import MASK_THRESHOLD
 from ritm_qgis.core.threads import map_samples
+from ritm_qgis.engine.protocol.clicker import error_depths
 
 __all__ = ["MultiPointSampler", "click_count_probs", "next_points", "IGNORE"]
 
@@ -110,14 +111,11 @@ class MultiPointSampler:
 
 
 def _error_candidates(prob: np.ndarray, label: np.ndarray, threshold: float):
-    """(positive?, pixels deeper than half the deepest error) for one sample, or None without errors."""
-    valid = label != IGNORE
-    gt = (label > 0.5) & valid
-    pred = prob > threshold
-    fn = np.pad((gt & ~pred).astype(np.uint8), 1)
-    fp = np.pad((~gt & pred & valid).astype(np.uint8), 1)
-    fn_dt = cv2.distanceTransform(fn, cv2.DIST_L2, 5)[1:-1, 1:-1]
-    fp_dt = cv2.distanceTransform(fp, cv2.DIST_L2, 5)[1:-1, 1:-1]
+    """(positive?, pixels deeper than half the deepest error) for one sample, or None without errors.
+
+    The errors' depths are the simulated user's (``protocol/clicker.error_depths``), with RITM's
+    trainer's 5 x 5 approximate distance mask."""
+    fn_dt, fp_dt = error_depths(label > 0.5, prob > threshold, label == IGNORE, mask_size=5)
     fn_max, fp_max = float(fn_dt.max()), float(fp_dt.max())
     if max(fn_max, fp_max) <= 0:
         return None

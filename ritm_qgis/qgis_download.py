@@ -1,5 +1,10 @@
 """Downloading a model of the list inside QGIS: a ``QgsTask`` on QGIS's own network stack.
 
+Every download inside QGIS goes through here: the dock adds the task to QGIS's task manager, and a
+Processing algorithm runs it in its own thread (``download_in_qgis``, the fetch function it gives the
+engine's ``choices.model_spec``). The command line, outside QGIS, downloads with urllib
+(``models/weights.download``). QGIS glue shared by ``gui`` and ``algorithms``, one layer below them.
+
 The request goes through ``QgsNetworkAccessManager`` (the task thread's instance), so the user's
 proxy, SSL and authentication settings apply, as for any other download QGIS makes. The task shows
 in QGIS's task manager with its progress and can be cancelled there or from the dock. Bytes are
@@ -43,7 +48,8 @@ class ModelDownloadTask(QgsTask):
 
     bytesReceived = pyqtSignal(int, int)  # noqa: N815 - received, total (0 when unknown); from the task's thread
 
-    def __init__(self, name: str, mirror: str | None = None, directory: str | None = None, limits=None):
+    def __init__(self, name: str, mirror: str | None = None, directory: str | None = None, limits=None,
+                 cancel=None):
         super().__init__(f"Downloading RITM model {name}", QgsTask.CanCancel)
         from dataclasses import replace
 
@@ -60,6 +66,10 @@ class ModelDownloadTask(QgsTask):
         limits = limits or DownloadLimits()  # tests pass small thresholds
         self.limits = replace(limits, max_bytes=min(limits.max_bytes, size_cap(self.entry.size, self.entry.size_text)))
         self.error: str | None = None
+        self.cancel_asked = cancel  # a callable polled besides the task's own flag (Processing's feedback)
+
+    def stopped(self) -> bool:
+        return self.isCanceled() or bool(self.cancel_asked is not None and self.cancel_asked())
 
     def _cancelled(self) -> str:
         return f"The download of {self.name} was cancelled; nothing was kept."
@@ -69,7 +79,7 @@ class ModelDownloadTask(QgsTask):
         from ritm_qgis.models.cache_files import discard, open_fresh
         from ritm_qgis.models.catalog import check_digest, record_verified
 
-        if self.isCanceled():
+        if self.stopped():
             self.error = self._cancelled()
             return False
         part = Path(str(self.dest) + ".part")
@@ -77,7 +87,7 @@ class ModelDownloadTask(QgsTask):
             part.parent.mkdir(parents=True, exist_ok=True)
             with open_fresh(part, part.parent) as out:
                 self.error = self._transfer(out)
-            if self.error is None and self.isCanceled():  # cancelled after the last byte: still nothing kept
+            if self.error is None and self.stopped():  # cancelled after the last byte: still nothing kept
                 self.error = self._cancelled()
             if self.error is not None:
                 return False
@@ -104,9 +114,9 @@ class ModelDownloadTask(QgsTask):
     def _transfer(self, out) -> str | None:
         """Stream the URL into ``out`` in an event loop of this thread; the error sentence, or None.
 
-        A timer looks at ``isCanceled()`` while the loop runs and aborts the reply: a cancel is a
-        flag the task keeps, so one given before the request exists or between two signals is seen
-        all the same (a signal-based cancel can arrive before there is a reply to abort)."""
+        A timer looks at ``stopped()`` (the task's flag, or the cancel callable given) while the loop
+        runs and aborts the reply: a cancel is a flag the task keeps, so one given before the request
+        exists or between two signals is seen all the same (a signal-based cancel can arrive before there is a reply to abort)."""
         from ritm_qgis.core.errors import RitmError
         from ritm_qgis.models.download_policy import RateGuard, check_url, too_large_message
 
@@ -156,7 +166,7 @@ class ModelDownloadTask(QgsTask):
             reply.redirectAllowed.emit()
 
         def look_at_cancel():
-            if self.isCanceled() and reply.isRunning():
+            if self.stopped() and reply.isRunning():
                 reply.abort()
             elif reply.isRunning():
                 slow = guard.too_slow()
@@ -183,7 +193,7 @@ class ModelDownloadTask(QgsTask):
             save_available()  # what arrived with the end of the reply
             if write_failed:
                 raise write_failed[0]
-            if self.isCanceled():
+            if self.stopped():
                 return self._cancelled()
             status = reply.attribute(QNetworkRequest.HttpStatusCodeAttribute)
             location = bytes(reply.rawHeader(b"Location")).decode("latin-1")
@@ -215,3 +225,16 @@ class ModelDownloadTask(QgsTask):
             why = reply.errorString().strip() or "no response"
         return (f"Could not download {self.name} from {self.url} ({why}); "
                 "check the network or proxy settings, or set a mirror.")
+
+
+def download_in_qgis(name: str, progress=None, cancel=None) -> None:
+    """Download the listed model ``name`` now, in this thread, on QGIS's network stack (its proxy,
+    SSL and authentication settings; the mirror saved for the dock); RitmError with the task's
+    sentence when it does not arrive. ``progress(received, total)``; ``cancel()`` True stops it."""
+    from ritm_qgis.core.errors import RitmError
+
+    task = ModelDownloadTask(name, mirror=mirror_setting() or None, cancel=cancel)
+    if progress is not None:
+        task.bytesReceived.connect(lambda received, total: progress(received, total or None))
+    if not task.run():
+        raise RitmError(task.error or f"The download of {name} failed; nothing was kept.")
