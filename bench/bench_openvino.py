@@ -1,7 +1,9 @@
 """OpenVINO as a CPU lever, at equal input: its fp32 and bf16 against the project's modes and 'none'.
 
-Not a dependency of the project: this bench measures whether OpenVINO would pay (issue 17 names
-it as a candidate). Install it beside the project to run it, e.g.
+This bench measured whether OpenVINO would pay (issue 17 named it as a candidate); its fp32 is now
+the project's optional ``--optimize openvino`` (``ritm_qgis/engine/runtime/openvino_cpu.py``, chosen
+by ``auto`` on CPUs without bf16 hardware; ``make setup`` installs the package in the development
+venv). Elsewhere install it beside the project to run this bench, e.g.
 ``pip install --target /tmp/ovpkgs --no-deps openvino openvino-telemetry`` and
 ``PYTHONPATH=/tmp/ovpkgs``. The network is converted by ``openvino.convert_model`` from the
 PyTorch module (any input size and number of clicks), then compiled for the CPU with

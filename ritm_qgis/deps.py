@@ -398,6 +398,35 @@ def gpu_present() -> bool:
     return False
 
 
+# Optional packages that make the plugin faster where they apply; never "missing".
+OPENVINO_REQUIREMENT = "openvino>=2025.1"
+
+
+def _cpu_has_bf16() -> bool:
+    """The CPU computes bfloat16 in hardware (Linux's flags; elsewhere assumed not)."""
+    try:
+        with open("/proc/cpuinfo", encoding="utf-8", errors="replace") as f:
+            for line in f:
+                if line.startswith("flags"):
+                    flags = set(line.split(":", 1)[1].split())
+                    return bool(flags & {"avx512_bf16", "amx_bf16"})
+    except OSError:
+        pass
+    return False
+
+
+def optional_speedups(build: str = "cpu") -> list[str]:
+    """Optional requirements worth installing here: OpenVINO on an x86-64 CPU without bf16
+    hardware and without a GPU (where the engine's 'auto' runs it), when it is not installed yet."""
+    import platform
+
+    if build != "cpu" or gpu_present() or platform.machine().lower() not in ("x86_64", "amd64"):
+        return []
+    if _cpu_has_bf16() or _module_origin("openvino") is not None:
+        return []
+    return [OPENVINO_REQUIREMENT]
+
+
 def torch_index(build: str = "cpu") -> str:
     """The extra index torch comes from ("" for none): ``RITM_QGIS_TORCH_INDEX`` when set."""
     if TORCH_INDEX_ENV in os.environ:
@@ -545,6 +574,10 @@ def make_plan(target: str | None = None, build: str = "cpu", requirements: list[
                    "sentence instead of downloading gigabytes of CUDA libraries." if sys.platform.startswith("linux")
                    and build == "cpu" else "."))
     plan.command = install_command(installable, target, build, index=index, pip=pip)
+    for optional in optional_speedups(build):
+        plan.notes.append(f"Optional, not installed by this command: {optional} (about 60 MB) makes each click "
+                          "1.3-1.7x faster on this CPU, which has no bfloat16 hardware; add it to the command's "
+                          "package list to install it too.")
     plan.sizes_mb = size_estimate(installable, build)
     if write_constraints:
         from .core.atomic import write_text_atomically

@@ -1,13 +1,20 @@
+import atexit
 import os
 import shutil
 import subprocess
 import sys
+import tempfile
 import zipfile
 from pathlib import Path
 
 import pytest
 
 os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
+# What speed-up paths build (OpenVINO's converted networks) goes to a folder of this session, not the
+# user's model cache; subprocesses inherit it, so a network converted once is reused by every test.
+if "RITM_QGIS_BUILD_CACHE" not in os.environ:
+    os.environ["RITM_QGIS_BUILD_CACHE"] = tempfile.mkdtemp(prefix="ritm-built-")
+    atexit.register(shutil.rmtree, os.environ["RITM_QGIS_BUILD_CACHE"], True)
 
 ROOT = Path(__file__).resolve().parent.parent
 SHARED_DATA = Path(os.environ.get("RITM_SHARED_DATA", ROOT.parent / "shared" / "data"))

@@ -12,7 +12,7 @@ from ritm_qgis.engine.data.datasets import mask_folder
 from ritm_qgis.engine.data.registry import open_dataset, parse_dataset_spec
 from ritm_qgis.core.errors import RitmError
 from ritm_qgis.engine.protocol.evaluation import Cancelled, evaluate
-from ritm_qgis.engine.runtime.cpu_bf16 import native_bf16
+from ritm_qgis.engine.runtime.modes import auto_mode
 from ritm_qgis.engine.protocol.noc import noc_report
 
 from conftest import ROOT, shared_path
@@ -146,8 +146,9 @@ def test_evaluate_command_outputs_agree_with_noc_report(tmp_path, tiny_net_file)
     assert run.returncode == 0, run.stderr
     report = json.loads((out / "report.json").read_text())
     assert set(report["models"]) == {"tiny", "grabcut"} and report["zoom_in_size"] == [96, 96]
-    # the arithmetic of interactive use by default: bf16 where the CPU has it in hardware, else fp32 oneDNN
-    assert report["models"]["tiny"]["optimize"] == ("bf16" if native_bf16() else "onednn")
+    # the arithmetic of interactive use by default: bf16 where the CPU has it in hardware, else fp32
+    # (OpenVINO where it is installed, else oneDNN)
+    assert report["models"]["tiny"]["optimize"] == auto_mode("cpu")
     for name, m in report["models"].items():
         arr = np.load(out / m["ious_file"])
         assert arr.shape == (5, 2) and np.isnan(arr[3]).all()

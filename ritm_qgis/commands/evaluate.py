@@ -42,9 +42,11 @@ def add_arguments(p):
     p.add_argument("--limit", type=int, default=None, help="evaluate only the first N samples")
     p.add_argument("--optimize", default="auto", choices=OPTIMIZE_MODES,
                    help="network speed-up: auto (default: the arithmetic of interactive use, bf16 on CPUs with "
-                        "bf16 in hardware, else onednn; fold on a GPU), onednn (fp32, RITM's probabilities to "
-                        "1e-6), bf16, int8 (HRNet quantized, calibrated; CPU), fold, or none (the unmodified "
-                        "network: RITM's arithmetic)")
+                        "bf16 in hardware, else openvino where the openvino package is installed, else onednn; "
+                        "fold on a GPU), openvino (fp32 through OpenVINO, RITM's probabilities to 1e-6; its "
+                        "conversion is cached beside the weights), onednn (fp32, RITM's probabilities to "
+                        "1e-6), bf16 (refused on CPUs without bf16 hardware), int8 (HRNet quantized, "
+                        "calibrated; CPU), fold, or none (the unmodified network: RITM's arithmetic)")
     p.add_argument("--no-figures", action="store_true", help="skip the best/worst sample figures")
     p.add_argument("--as-drawn", action="store_true",
                    help="click each sample as the map tool does (its window around the clicks, zoom-in and settings) "
@@ -218,6 +220,7 @@ def _evaluate_all(args, dataset, indices, info, device, thresholds, labels, stre
             summary[label] = dict(report.to_json(), model=spec, seconds=result.seconds,
                                   n_clicks=result.n_clicks, seconds_per_click=result.seconds_per_click,
                                   optimize=getattr(backend, "optimize", None),
+                                  paths=dict(getattr(backend, "paths_run", {})),
                                   ious_file=os.path.join(label, IOUS_FILE),
                                   **click_quality(result.iou_array, result.boundary_array(1),
                                                   result.boundary_array(2)))

@@ -104,8 +104,10 @@ def add_arguments(p):
     p.add_argument("--precision", default="fp32", choices=("fp32", "fp16", "bf16"),
                    help="autocast precision on CUDA (default fp32)")
     p.add_argument("--optimize", default="auto", choices=OPTIMIZE_MODES,
-                   help="network speed-up: auto (default: bf16 on CPUs with bf16 in hardware, else onednn; "
-                        "fold on a GPU), bf16 (onednn in bfloat16 past the fp32 input layers, CPU), int8 "
+                   help="network speed-up: auto (default: bf16 on CPUs with bf16 in hardware, else openvino where "
+                        "the openvino package is installed, else onednn; fold on a GPU), bf16 (onednn in "
+                        "bfloat16 past the fp32 input layers; CPUs with bf16 in hardware only), openvino (fp32 "
+                        "through OpenVINO, converted once per model and cached beside the weights; CPU), int8 "
                         "(the HRNet quantized to int8, calibrated; CPU), onednn "
                         "(fold + oneDNN fused convolutions on prepacked weights, CPU), fold (BatchNorm "
                         "folding + channels-last), none (the unmodified network: RITM's arithmetic)")
@@ -116,7 +118,9 @@ def add_arguments(p):
                    help="CPU threads for the network (default: PyTorch's, one per core)")
     p.add_argument("--timings", metavar="FILE.json",
                    help='write the wall time of each click\'s prediction (model loading excluded): '
-                        '{"clicks": [{"ms": ...}, ...], "optimize": "...", "threads": N}')
+                        '{"clicks": [{"ms": ...}, ...], "optimize": "...", "threads": N, "paths": {...}, '
+                        '"ready_s": S}; optimize is the path that ran (after any fallback), paths the forward '
+                        'passes per path, ready_s the seconds the model took to load, build and warm up')
 
 
 def run(args) -> int:
@@ -138,8 +142,10 @@ def run(args) -> int:
     image = read_image_rgb(args.image, stretch).rgb  # as a raster window is read: nodata left out, black
     check_clicks_inside(clicks, args.click, image.shape)
     threads = set_threads(args.threads)
+    t_load = time.perf_counter()
     backend = load_interactive_backend(args.checkpoint, args.device, args.precision, args.optimize,
                                        flip=not args.no_flip)
+    ready_s = time.perf_counter() - t_load
     if args.protocol_zoom:
         session = Predictor(backend, zoom_in=not args.no_zoom_in, flip=not args.no_flip, threshold=args.threshold)
     else:
@@ -159,12 +165,17 @@ def run(args) -> int:
     optimize = getattr(backend, "optimize", "none")
     if args.timings:
         write_text_atomically(args.timings, json.dumps(
-            {"clicks": [{"ms": round(ms, 3)} for ms in click_ms], "optimize": optimize, "threads": threads}, indent=1))
+            {"clicks": [{"ms": round(ms, 3)} for ms in click_ms], "optimize": optimize, "threads": threads,
+             "paths": dict(getattr(backend, "paths_run", {})), "ready_s": round(ready_s, 3)}, indent=1))
     h, w = pred.mask.shape
     print(f"{backend.name}: {len(clicks)} click(s) on a {w}x{h} image (stretch {stretch.label}), "
           f"{int(pred.mask.sum())} object pixels "
           f"-> {args.out_mask}" + (f", {args.out_prob}" if args.out_prob else ""))
-    print(timing_line(click_ms, optimize, threads) + (f" -> {args.timings}" if args.timings else ""))
+    paths = dict(getattr(backend, "paths_run", {}))
+    shown = optimize if set(paths) <= {optimize} else \
+        f"{optimize} ({', '.join(f'{k}: {v} pass(es)' for k, v in sorted(paths.items()))})"
+    print(timing_line(click_ms, shown, threads) + f"; model ready in {ready_s:.1f} s"
+          + (f" -> {args.timings}" if args.timings else ""))
     return 0
 
 

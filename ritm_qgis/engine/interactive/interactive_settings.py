@@ -57,6 +57,8 @@ def warm_up(backend, flip: bool = True) -> None:
     images = torch.zeros((batch, channels, *FOCUS_CROP))
     points = torch.tensor([[[FOCUS_CROP[0] / 2, FOCUS_CROP[1] / 2, 0.0], [-1.0, -1.0, -1.0]]] * batch)
     backend.forward(images, points)
+    if hasattr(backend, "paths_run"):  # count the clicks' passes only
+        backend.paths_run.clear()
 
 
 def load_interactive_backend(spec: str, device: str = "auto", precision: str = "fp32", optimize: str = "auto",

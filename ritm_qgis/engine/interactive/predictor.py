@@ -73,15 +73,24 @@ class NetworkBackend(Backend):
 
     model: a torch module with RITM's forward contract. device: 'auto' | 'cpu' | 'cuda[:N]'
     or a torch.device. precision: 'fp32' | 'fp16' | 'bf16' (autocast, CUDA only).
-    optimize: how the network is sped up; ``self.model`` is the network actually run.
+    optimize: how the network is sped up; ``self.optimize`` is the path actually built (a
+    check that fails changes it, with a warning) and ``self.paths_run`` counts the forward
+    passes per path. ``self.model`` is the PyTorch network run (the reference for 'openvino').
 
     * 'fold': BatchNorms folded into the convolutions, channels-last layout (checked against
       the unmodified network on a small input; outputs agree to about 1e-5). Cheap, no
       warm-up.
     * 'onednn' (CPU only; elsewhere 'fold'): 'fold', then every convolution run by oneDNN's
       fused kernel on weights prepacked once, with its ReLU and residual addition absorbed
-      (``onednn_fusion``). Any input size, no warm-up; checked like 'fold'.
-    * 'bf16' (CPU only; elsewhere 'fold'): 'onednn' on a bfloat16 copy of the network whose
+      (``onednn_fusion``). Any input size, no warm-up; checked like 'fold'. Inputs smaller
+      than ``SMALL_INPUT_PIXELS`` (240 x 240) run the 'fold' network (counted as 'fold').
+    * 'openvino' (CPU only; needs the openvino package): the network converted and compiled by
+      OpenVINO in fp32 (``runtime.openvino_cpu``), exact to about 1e-6 and faster than 'onednn';
+      the conversion is cached on disk (``runtime.build_cache``, keyed by ``weights_digest``,
+      computed when not given), so only the first use of a model pays it (``progress`` hears of
+      it). Falls back to 'onednn' with a warning when the conversion or its check fails.
+    * 'bf16' (CPU only; elsewhere 'fold'; refused on a CPU without bf16 hardware): 'onednn' on
+      a bfloat16 copy of the network whose
       input side (normalisation, click encoder, first convolution) stays fp32
       (``runtime.cpu_bf16``): about 3.3x faster than fp32 where the CPU has bf16 in hardware
       (AMX, AVX512-BF16), slower elsewhere. Probabilities move by a few 1e-3; checked against
@@ -91,7 +100,8 @@ class NetworkBackend(Backend):
       and output in fp32; checked against fp32 like 'bf16'. Not chosen by 'auto'.
     * 'none': the network as given (RITM's arithmetic).
     * 'auto' (default): on the CPU in fp32, 'bf16' where the CPU computes bf16 natively, else
-      'onednn'; elsewhere 'fold'.
+      'openvino' where the openvino package is installed, else 'onednn'; elsewhere 'fold'
+      (``runtime.modes``).
 
     net_clicks_limit: feed only the first N clicks to the network (RITM's option; None = all).
     cuda_graphs: on CUDA, replay the forward pass from CUDA graphs once an input shape repeats
@@ -101,12 +111,21 @@ class NetworkBackend(Backend):
 
     is_network = True
     OPTIMIZE = OPTIMIZE_MODES
+    # Below this many input pixels (per image of the batch) 'onednn' runs its folded network
+    # instead: oneDNN's weights are laid out for 400 x 400 and re-laid out on every pass at
+    # other sizes, which costs more than it saves on small inputs (measured crossover between
+    # 240 x 192 and 280 x 224 px, hrnet18s: docs/benchmarks.md).
+    SMALL_INPUT_PIXELS = 240 * 240
 
     def __init__(self, model, device="auto", precision: str = "fp32", optimize: str = "auto",
-                 net_clicks_limit: int | None = None, name: str | None = None, cuda_graphs: bool = True):
+                 net_clicks_limit: int | None = None, name: str | None = None, cuda_graphs: bool = True,
+                 weights_digest: str | None = None, progress=None):
+        import collections
+
         import torch
 
-        from ritm_qgis.engine.runtime.device import check_precision, optimize_model, resolve_device
+        from ritm_qgis.engine.runtime.device import check_precision, optimize_model_with_path, resolve_device
+        from ritm_qgis.engine.runtime.modes import CPU_ONLY, auto_mode, check_mode
 
         self.device = device if isinstance(device, torch.device) else resolve_device(device)
         self.precision = check_precision(precision)
@@ -116,35 +135,47 @@ class NetworkBackend(Backend):
             optimize = "none"
         if optimize not in self.OPTIMIZE:
             raise RitmError(f"Unknown optimisation '{optimize}'; use one of {', '.join(self.OPTIMIZE)}.")
+        self.requested = optimize
         if optimize == "auto":
+            optimize = auto_mode(self.device.type, self.precision)
+        check_mode(optimize, self.device.type)
+        if optimize in CPU_ONLY and self.device.type != "cpu":
             optimize = "fold"
-            if self.device.type == "cpu" and self.precision == "fp32":
-                from ritm_qgis.engine.runtime.cpu_bf16 import native_bf16
-
-                optimize = "bf16" if native_bf16() else "onednn"
-        if optimize in ("onednn", "bf16", "int8") and self.device.type != "cpu":
-            optimize = "fold"
-        self.optimize = optimize
+        self.optimize = optimize  # the path actually run (a failed check changes it, with a warning)
+        self.paths_run = collections.Counter()  # forward passes per path (the small-input one included)
         self.net_clicks_limit = net_clicks_limit
         self.name = name or type(model).__name__
         self.with_prev_mask = _takes_prev_mask(model)
         model = plain = model.eval()
         for p in model.parameters():
             p.requires_grad_(False)
-        self.channels_last = optimize in ("fold", "onednn", "bf16", "int8")
+        self._small_model = None
+        self._openvino = None
+        channels = 4 if self.with_prev_mask else 3
+
+        def example(size):
+            return (torch.rand(1, channels, size, size, generator=torch.Generator().manual_seed(0)),
+                    torch.tensor([[[size / 2, size / 2, 0.0], [-1.0, -1.0, -1.0]]]))
+
+        if optimize == "openvino":
+            model = self._openvino_or_onednn(plain, weights_digest, example, progress)
+        self.channels_last = self.optimize in ("fold", "onednn", "bf16", "int8")
         if self.channels_last:
-            channels = 4 if self.with_prev_mask else 3
-
-            def example(size):
-                return (torch.rand(1, channels, size, size, generator=torch.Generator().manual_seed(0)),
-                        torch.tensor([[[size / 2, size / 2, 0.0], [-1.0, -1.0, -1.0]]]))
-
             # oneDNN lays the weights out for one input size: the zoom-in's 400 is the usual one.
-            model = optimize_model(model, self.device, channels_last=True, fold_bn=True, example=example(64),
-                                   onednn_example=example(400) if optimize == "onednn" else None)
-            if optimize in ("bf16", "int8"):
+            model, path = optimize_model_with_path(model, self.device, channels_last=True, fold_bn=True,
+                                                   example=example(64))
+            if self.optimize == "onednn":
+                folded = model
+                model, path = optimize_model_with_path(folded, self.device, channels_last=True, fold_bn=False,
+                                                       example=example(64), onednn_example=example(400))
+                if path == "onednn":
+                    self._small_model = folded
+            if self.optimize in ("bf16", "int8"):
                 model = self._checked_low_precision(plain, model, example(400), example(96))
-        self.model = model.to(self.device)
+            elif path != self.optimize:
+                self._report_fallback(path)
+        if self._openvino is None:
+            self.model = model.to(self.device)
         if self.channels_last and self.model is not plain and self.device.type == "cpu" and \
                 hasattr(self.model, "local_disks"):  # our copy; on CUDA the whole-image maps replay in graphs
             self.model.local_disks = True
@@ -154,12 +185,44 @@ class NetworkBackend(Backend):
 
             self._graphs = CudaGraphRunner(self._eager)
 
+    def _report_fallback(self, path):
+        import warnings
+
+        if path != "none":  # 'none': optimize_model has said why already
+            warnings.warn(f"--optimize {self.optimize} could not be applied to this network; it runs as "
+                          f"--optimize {path}.", RuntimeWarning, stacklevel=3)
+        self.optimize = path
+
+    def _openvino_or_onednn(self, plain, weights_digest, example, progress):
+        """The OpenVINO network (``self._openvino``; ``self.model`` stays the PyTorch one for
+        reference), or, when it fails, ``plain`` with self.optimize = 'onednn' and a warning."""
+        import warnings
+
+        import torch
+
+        from ritm_qgis.engine.runtime import openvino_cpu
+
+        if weights_digest is None:
+            from ritm_qgis.models.checkpoint import weights_sha256
+
+            weights_digest = weights_sha256(plain.state_dict())
+        try:
+            self._openvino = openvino_cpu.build(plain, weights_digest, example(400), example(64),
+                                                threads=torch.get_num_threads(), progress=progress)
+            self.model = plain
+        except Exception as exc:  # noqa: BLE001 - a conversion can fail in many ways; oneDNN still runs
+            why = (str(exc).splitlines() or [type(exc).__name__])[0][:200]
+            warnings.warn(f"--optimize openvino failed on this network ({why}); "
+                          "running it as --optimize onednn instead.", RuntimeWarning, stacklevel=3)
+            self.optimize = "onednn"
+        return plain
+
     def _checked_low_precision(self, plain, folded, layout_example, check_example):
         """The bf16 / int8 model if its probabilities stay near the fp32 network's, else 'onednn' in fp32."""
         import warnings
 
         from ritm_qgis.engine.runtime import cpu_bf16, quantize
-        from ritm_qgis.engine.runtime.device import optimize_model
+        from ritm_qgis.engine.runtime.device import optimize_model_with_path
 
         try:
             if self.optimize == "bf16":
@@ -178,7 +241,13 @@ class NetworkBackend(Backend):
         warnings.warn(f"--optimize {self.optimize} {reason}; running the network in fp32 (--optimize onednn) "
                       "instead.", RuntimeWarning, stacklevel=3)
         self.optimize = "onednn"
-        return optimize_model(plain, self.device, channels_last=True, fold_bn=True, onednn_example=layout_example)
+        fast, path = optimize_model_with_path(folded, self.device, channels_last=True, fold_bn=False,
+                                              example=check_example, onednn_example=layout_example)
+        if path == "onednn":
+            self._small_model = folded
+        elif path != self.optimize:
+            self._report_fallback(path)
+        return fast
 
     @classmethod
     def from_checkpoint(cls, path_or_name, device="auto", **kwargs) -> "NetworkBackend":
@@ -196,6 +265,7 @@ class NetworkBackend(Backend):
         model, info = load_model(path_or_name, dev)
         arch = info.get("arch") if isinstance(info, dict) else getattr(info, "arch", None)
         name = f"{path_or_name} ({arch})" if arch and arch != str(path_or_name) else str(path_or_name)
+        kwargs.setdefault("weights_digest", getattr(info, "weights_sha256", None))
         backend = cls(model, device=dev, name=name, **kwargs)
         backend.info = info
         return backend
@@ -211,6 +281,9 @@ class NetworkBackend(Backend):
 
         images = images.to(self.device)
         points = points.to(self.device)
+        if self._openvino is not None:
+            self.paths_run[self.optimize] += 1
+            return self._openvino(images, points)
         if self.channels_last:
             images = images.contiguous(memory_format=torch.channels_last)
         if self._graphs is not None:  # CUDA only, dropped on a fallback to the CPU
@@ -223,8 +296,12 @@ class NetworkBackend(Backend):
 
         from ritm_qgis.engine.runtime.device import autocast
 
+        model, path = self.model, self.optimize
+        if self._small_model is not None and images.shape[2] * images.shape[3] < self.SMALL_INPUT_PIXELS:
+            model, path = self._small_model, "fold"
+        self.paths_run[path] += 1
         with torch.inference_mode(), autocast(self.device, self.precision):
-            out = self.model(images, points)["instances"]
+            out = model(images, points)["instances"]
         return out.float().contiguous()
 
     def forward(self, images, points):

@@ -25,6 +25,7 @@ import numpy as np
 
 from ritm_qgis.core.cancel import Cancelled, check_cancel
 from ritm_qgis.core.progress import Progress
+from ritm_qgis.core.memory import release_free_memory
 from ritm_qgis.core.threads import map_samples
 from ritm_qgis.engine.data.datasets import Dataset, Sample
 from ritm_qgis.engine.protocol.clicker import ClickHistory, next_click
@@ -171,6 +172,8 @@ def evaluate(dataset: Dataset, make_session: Callable[[], object], model_name: s
             result.clicks.append(list(run.history.clicks))
             if hasattr(run.session, "close"):
                 run.session.close()
+        runs = order = active = run = None  # this batch's sessions and their maps, freed before the trim
+        release_free_memory()  # each batch's inputs have new sizes: keep the heap from piling up their memory
         result.seconds = time.perf_counter() - start
         if on_batch is not None:
             on_batch(result)

@@ -28,8 +28,27 @@ PROB_TOLERANCE = 0.05
 FP32_MODULES = ("maps_transform", "feature_extractor.conv1")
 
 
+# Set to 0 or 1 to override the detection: measurements and tests stand in for a CPU without
+# (or with) bf16 hardware this way.
+NATIVE_BF16_ENV = "RITM_QGIS_NATIVE_BF16"
+
+# oneDNN's ISA ceilings (ONEDNN_MAX_CPU_ISA) below bf16: with one of these, oneDNN emulates bf16
+# even on a CPU that has it, so bf16 is slow there as on an older CPU.
+_ISAS_WITHOUT_BF16 = ("SSE41", "AVX", "AVX2", "AVX2_VNNI", "AVX512_CORE", "AVX512_CORE_VNNI")
+
+
 def native_bf16() -> bool:
-    """The CPU has bf16 arithmetic in hardware (AMX tiles or AVX512-BF16)."""
+    """The CPU has bf16 arithmetic in hardware (AMX tiles or AVX512-BF16) and oneDNN may use it.
+
+    ``$RITM_QGIS_NATIVE_BF16`` = 0 / 1 overrides the answer."""
+    import os
+
+    forced = os.environ.get(NATIVE_BF16_ENV, "").strip().lower()
+    if forced in ("0", "1", "false", "true", "no", "yes"):
+        return forced in ("1", "true", "yes")
+    for var in ("ONEDNN_MAX_CPU_ISA", "DNNL_MAX_CPU_ISA"):
+        if os.environ.get(var, "").strip().upper() in _ISAS_WITHOUT_BF16:
+            return False
     import torch
 
     cpu = getattr(torch, "cpu", None)

@@ -26,7 +26,7 @@ log = logging.getLogger(__name__)
 
 PRECISIONS = ("fp32", "fp16", "bf16")
 # the network backend's speed-up modes (``NetworkBackend`` says what each does); the CLI offers these
-OPTIMIZE_MODES = ("auto", "none", "fold", "onednn", "bf16", "int8")
+OPTIMIZE_MODES = ("auto", "none", "fold", "onednn", "bf16", "int8", "openvino")
 NVIDIA_GPUS = "/proc/driver/nvidia/gpus"  # one folder per GPU the NVIDIA driver runs (Linux)
 
 
@@ -199,14 +199,24 @@ def fold_batchnorms(model):
 
 def optimize_model(model, device, channels_last: bool = True, fold_bn: bool = True,
                    example=None, atol: float = 1e-3, onednn_example=None):
-    """The model prepared for fast inference on ``device``: BatchNorms folded into the
+    """``optimize_model_with_path``'s model alone."""
+    return optimize_model_with_path(model, device, channels_last, fold_bn, example, atol, onednn_example)[0]
+
+
+def optimize_model_with_path(model, device, channels_last: bool = True, fold_bn: bool = True,
+                             example=None, atol: float = 1e-3, onednn_example=None):
+    """(model, path): the model prepared for fast inference on ``device``: BatchNorms folded into the
     convolutions and weights in channels-last layout; with ``onednn_example`` = (image, points)
     of a typical input size (CPU only), convolutions replaced by oneDNN's fused kernels on
     weights prepacked for that size (``onednn_fusion``; other sizes run too). With ``example``
     = (image, points), the optimised model is checked against the original (max |logit
-    difference| <= atol) and the original is returned, with a warning, if it disagrees."""
+    difference| <= atol) and the original is returned, with a warning, if it disagrees.
+
+    ``path`` says what the model is: 'onednn', 'fold' (the oneDNN fusion was asked for but
+    skipped) or 'none' (the original network, the check having failed)."""
     import torch
 
+    path = "fold"
     fast = fold_batchnorms(model) if fold_bn else model
     fast = fast.to(device)
     if channels_last:
@@ -223,6 +233,7 @@ def optimize_model(model, device, channels_last: bool = True, fold_bn: bool = Tr
             try:
                 fast, _ = onednn_fusion.fuse_model(fast if fast is not model else copy.deepcopy(model),
                                                    (image, points))
+                path = "onednn"
             except (RuntimeError, ImportError) as exc:  # keep the folded network
                 # RuntimeError: a layer oneDNN cannot run. ImportError: torch.fx needs a newer sympy than
                 # some Pythons have (Debian 12's 1.11, which QGIS's Python imports before the plugin's folder)
@@ -244,7 +255,7 @@ def optimize_model(model, device, channels_last: bool = True, fold_bn: bool = Tr
             msg = f"The optimised network changed the outputs by {err:.2e} (> {atol}); using the unmodified network."
             log.warning(msg)
             warnings.warn(msg, RuntimeWarning, stacklevel=2)
-            fast = model.to(device)
+            fast, path = model.to(device), "none"
             if channels_last:
                 fast = fast.to(memory_format=torch.channels_last)
-    return fast
+    return fast, path
