@@ -23,7 +23,8 @@ from .download_task import ModelDownloadTask, mirror_setting, save_mirror_settin
 
 SPEC_ROLE = Qt.UserRole
 STATUS_ROLE = Qt.UserRole + 1
-_GROUPS = {"shipped": "Shipped with the plugin", "downloaded": "Downloaded", "downloadable": "Downloadable"}
+_GROUPS = {"shipped": "Shipped with the plugin", "downloaded": "Downloaded", "adapted": "Adapted to your area",
+           "downloadable": "Downloadable"}
 
 
 def _statuses():
