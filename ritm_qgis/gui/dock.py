@@ -18,6 +18,7 @@ from qgis.PyQt.QtWidgets import (QCheckBox, QComboBox, QDoubleSpinBox, QFormLayo
                                  QLineEdit, QProgressBar, QPushButton, QWidget)
 
 from .dark_layer_hint import DarkLayerHint
+from .learn import LearnPanel
 from .devices import available_devices
 from .model_picker import ModelPicker
 from .output import default_output_path
@@ -89,6 +90,8 @@ class RitmDock(QgsDockWidget):
         buttons.addWidget(self.activate_button)
         buttons.addWidget(self.accept_button)
         form.addRow(buttons)
+        self.learn = LearnPanel(body)  # 'Learn from my buildings' (learn.py; wired by connect_learning)
+        form.addRow("Learn", self.learn)
         self._add_busy_rows(body, form)
         self.latency = QLabel("last click: -", body)
         form.addRow("Latency", self.latency)
@@ -224,6 +227,12 @@ class RitmDock(QgsDockWidget):
 
     def show_status(self, text: str) -> None:
         self.status.setText(text)
+
+    def use_model(self, name: str) -> None:
+        """Choose a model that has just appeared in the cache (an adapted one), as if picked in the list."""
+        self.model.refresh()
+        self.model.set_spec(name)
+        self._changed()
 
     def with_output(self, path: str) -> ToolSettings:
         return replace(self.settings(), output_path=path)
