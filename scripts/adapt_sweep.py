@@ -22,6 +22,20 @@ import time
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 
+def grabcut_scores(dataset, indices, max_clicks: int = 10):
+    """NoC10@85 and mean IoU at clicks 1 and 3 of GrabCut (the same protocol as ``holdout_scores``)."""
+    from ritm_qgis.engine.interactive.backends import build_backend
+    from ritm_qgis.engine.interactive.predictor import Predictor
+    from ritm_qgis.engine.protocol.evaluation import evaluate
+    from ritm_qgis.engine.protocol.noc import noc_report
+    from ritm_qgis.engine.training.adapt import HoldoutScore
+
+    backend = build_backend("grabcut")
+    res = evaluate(dataset, lambda: Predictor(backend), "grabcut", max_clicks, indices=indices)
+    rep = noc_report("grabcut", res.iou_array, (0.85,))
+    return HoldoutScore(rep.noc[0.85], rep.mean_iou_per_click[0], rep.mean_iou_per_click[2], rep.n_samples)
+
+
 def main(argv=None):
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--buildings", default="out/aerial-buildings")
@@ -37,6 +51,7 @@ def main(argv=None):
     p.add_argument("--test-every", type=int, default=1, help="score every N-th test building")
     p.add_argument("--no-base", action="store_true", help="skip scoring the base model on the test part")
     p.add_argument("--save", help="write the adapted network here (checkpoint)")
+    p.add_argument("--grabcut", action="store_true", help="only score GrabCut on the test part (the baseline beside)")
     a = p.parse_args(argv)
 
     import torch
@@ -49,6 +64,10 @@ def main(argv=None):
     train = open_dataset(parse_dataset_spec(f"grabcut:{a.buildings}/train"))
     test = open_dataset(parse_dataset_spec(f"grabcut:{a.buildings}/test"))
     test_idx = list(range(0, len(test), a.test_every))
+    if a.grabcut:
+        print(json.dumps({"model": "grabcut", "test_buildings": len(test_idx),
+                          "test": grabcut_scores(test, test_idx).as_dict()}), flush=True)
+        return
     model, _ = load_model(a.model, device="cpu")
     recipe = AdaptRecipe(part=a.part, lr=a.lr, backbone_lr_mult=a.backbone_lr_mult, freeze_bn=a.bn == "frozen",
                          window_px=a.window_px or None, crop_size=(a.crop, a.crop), batch_size=a.batch_size)
