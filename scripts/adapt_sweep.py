@@ -49,6 +49,8 @@ def main(argv=None):
     p.add_argument("--crop", type=int, default=160)
     p.add_argument("--batch-size", type=int, default=4)
     p.add_argument("--test-every", type=int, default=1, help="score every N-th test building")
+    p.add_argument("--max-holdout", type=int, default=16, help="adaptation's own hold-out: at most N buildings")
+    p.add_argument("--checks", type=int, default=2, help="hold-out checks while training (default 2)")
     p.add_argument("--no-base", action="store_true", help="skip scoring the base model on the test part")
     p.add_argument("--save", help="write the adapted network here (checkpoint)")
     p.add_argument("--grabcut", action="store_true", help="only score GrabCut on the test part (the baseline beside)")
@@ -76,7 +78,7 @@ def main(argv=None):
     if not a.no_base:
         out["test_before"] = holdout_scores(model, test, test_idx).as_dict()
         out["test_before_s"] = round(time.perf_counter() - t, 1)
-    res = adapt(model, train, a.minutes, recipe, log=lambda s: print(s, file=sys.stderr, flush=True))
+    res = adapt(model, train, a.minutes, recipe, max_holdout=a.max_holdout, checks=a.checks, log=lambda s: print(s, file=sys.stderr, flush=True))
     out["adapt"] = res.metadata()
     t = time.perf_counter()
     # the adapted network whatever its own check said, so that the recipe itself is measured

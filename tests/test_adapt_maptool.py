@@ -125,3 +125,32 @@ def test_learn_from_my_buildings_switches_to_the_adapted_model_for_the_next_buil
         assert feats[-1]["model"].startswith(name)
     finally:
         plugin.unload()
+
+
+def test_cancel_stops_learning_and_keeps_the_model(qgis_app, tmp_path, monkeypatch):
+    from qgis.core import QgsVectorLayer
+
+    from ritm_qgis.gui.learn import LearnPanel
+
+    monkeypatch.setenv("RITM_QGIS_CACHE", str(tmp_path / "cache"))
+    write_scene(make_scene(size=512, n_buildings=14, seed=5), str(tmp_path / "scene.tif"),
+                footprints_path=str(tmp_path / "truth.gpkg"))
+    layer = QgsVectorLayer(f"{tmp_path / 'truth.gpkg'}|layername=buildings", "mine", "ogr")
+    assert layer.isValid() and layer.featureCount() == 14
+    panel = LearnPanel()
+    panel.set_count(layer.featureCount(), layer.name())
+    assert panel.button.isEnabled()
+    results = []
+    panel.finished.connect(lambda *a: results.append(a))
+    assert panel.start(str(tmp_path / "scene.tif"), layer, "grabcut") is None  # no weights to learn
+    assert results.pop() == ("", "GrabCut has no weights to learn; choose a network model first.", False)
+    task = panel.start(str(tmp_path / "scene.tif"), layer, "aerial-finetuned-tiny")
+    assert task is not None and not panel.button.isEnabled()
+    panel.cancel()
+    deadline = time.monotonic() + 300
+    while not results and time.monotonic() < deadline:
+        QgsApplication.processEvents()
+        time.sleep(0.05)
+    assert results and results[0][0] == "" and results[0][2] is False
+    assert "cancelled" in results[0][1] and panel.button.isEnabled() and panel.task is None
+    assert not (tmp_path / "cache").exists() or not list((tmp_path / "cache").glob("*.pth"))

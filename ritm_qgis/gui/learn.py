@@ -46,6 +46,7 @@ class AdaptTask(QgsTask):
         self.error: str | None = None
 
     def run(self) -> bool:  # the task's thread
+        from ritm_qgis.core.cancel import Cancelled
         from ritm_qgis.core.errors import RitmError
         from ritm_qgis.engine.jobs.adapt_area import adapt_area
 
@@ -58,6 +59,8 @@ class AdaptTask(QgsTask):
                                       cancel=self.isCanceled, **self.options)
         except RitmError as exc:
             self.error = str(exc).replace(self.args[1], f"the layer '{self.layer_label}'")
+        except Cancelled:
+            self.error = "Learning from the buildings was cancelled; the model in use stays."
         except Exception as exc:  # noqa: BLE001 - said in the message bar, never a crash of QGIS
             self.error = f"Learning from the buildings failed: {exc}"
         finally:
