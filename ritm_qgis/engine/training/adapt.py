@@ -13,12 +13,13 @@ normalized focal loss, and keeps the weights that did best on buildings held out
 4. the best checkpoint by the check is returned with ``improved`` True only when it needs fewer
    clicks than the model before (or as many, with a higher mean IoU at clicks 1 and 3).
 
-The recipe (:class:`AdaptRecipe`) defaults were chosen by measurement on SpaceNet Rio
-(docs/evaluation.md, "Adapting to the user's area"): a naive fine-tune of every layer at the
-default learning rate made the model worse within minutes. Here BatchNorm statistics stay
-frozen (a batch of 4 small windows is no estimate of them), the backbone's early stages do not
-train, and the windows are resized so a building is seen at the scale the shipped per-building
-models were trained on.
+The recipe (:class:`AdaptRecipe`): a naive fine-tune of every layer at the default learning rate
+made the model worse within minutes (issue 23), so here BatchNorm statistics stay frozen (a batch
+of 4 small windows is no estimate of them), the backbone's early stages do not train, the rates
+are low, and the windows are resized so a building is seen at the scale the shipped per-building
+models were trained on. Measured on SpaceNet Rio (docs/evaluation.md, "Adapting to the user's
+area"): 5 minutes of it did not make the default model better there either; the hold-out check
+is what keeps such a run from being switched on.
 """
 
 from __future__ import annotations
