@@ -60,7 +60,8 @@ def test_train_stops_at_the_time_budget_and_validates_the_cut_epoch(scene, tmp_p
                  "--init", "aerial-finetuned-tiny", "--epochs", "1000", "--batch-size", "2", "--crop-size", "96,96",
                  "--minutes", "0.05", "--out", str(out)]) == 0
     history = json.loads((out / "history.json").read_text())
-    assert len(history) == 1 and history[0]["epoch"] < 1000 and "validation" in history[0]
+    # whole epochs (7 steps) may end before the budget on an idle machine; the last record is the cut one
+    assert history and history[-1]["epoch"] < 1000 and "validation" in history[-1]
     assert (out / "best.pth").is_file() and (out / "last.pth").is_file()
     assert "time budget of 0.05 min reached" in capsys.readouterr().err
     assert main(["train", "--data", spec, "--out", str(out), "--minutes", "-1"]) == 1
