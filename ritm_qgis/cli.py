@@ -31,6 +31,7 @@ COMMANDS = {
     "download-weights": "download_weights",
     "prepare-inria": "prepare_inria",
     "train": "train",
+    "adapt": "adapt",
 }
 
 

@@ -16,6 +16,7 @@ ALGORITHMS = {
     "evaluate_noc": "EvaluateNocAlgorithm",
     "auto_annotate": "AutoAnnotateAlgorithm",
     "train_model": "TrainModelAlgorithm",
+    "adapt_model": "AdaptModelAlgorithm",
 }
 
 

@@ -31,6 +31,7 @@ class TrainModelAlgorithm(RitmAlgorithm):
     ARCH = "ARCH"
     SAMPLES = "SAMPLES"
     EPOCHS = "EPOCHS"
+    MINUTES = "MINUTES"
     BATCH_SIZE = "BATCH_SIZE"
     DEVICE = "DEVICE"
     OUTPUT_FOLDER = "OUTPUT_FOLDER"
@@ -65,6 +66,9 @@ class TrainModelAlgorithm(RitmAlgorithm):
             defaultValue=0))
         self.addParameter(QgsProcessingParameterNumber(
             self.EPOCHS, "Epochs", QgsProcessingParameterNumber.Integer, defaultValue=10, minValue=1))
+        self.addParameter(QgsProcessingParameterNumber(
+            self.MINUTES, "Time budget in minutes (0: none; training stops there, the weights so far kept)",
+            QgsProcessingParameterNumber.Double, defaultValue=0.0, minValue=0.0, optional=True))
         self.addParameter(QgsProcessingParameterNumber(
             self.BATCH_SIZE, "Batch size", QgsProcessingParameterNumber.Integer, defaultValue=8, minValue=1,
             maxValue=MAX_BATCH_SIZE))
@@ -104,7 +108,8 @@ class TrainModelAlgorithm(RitmAlgorithm):
                 epochs=self.parameterAsInt(parameters, self.EPOCHS, context),
                 batch_size=self.parameterAsInt(parameters, self.BATCH_SIZE, context),
                 device=device_to_use(self, parameters, context, run.feedback, self.DEVICE),
-                aerial_aug=True)
+                aerial_aug=True,
+                minutes=self.parameterAsDouble(parameters, self.MINUTES, context) or None)
 
             try:
                 path = train(cfg, progress=run.counts, cancel=run.cancelled, log=run.info)

@@ -40,6 +40,8 @@ def check_numbers(args) -> None:
                         ("--max-steps", args.max_steps)):
         if value is not None:
             check_int(value, flag, 1)
+    if args.minutes is not None and not (math.isfinite(args.minutes) and args.minutes > 0):
+        raise RitmError(f"--minutes must be a positive number, not {args.minutes}")
     for flag, value in (("--lr", args.lr), ("--backbone-lr-mult", args.backbone_lr_mult)):
         if not (math.isfinite(value) and value >= 0):
             raise RitmError(f"{flag} must be a finite number of at least 0, not {value}")
@@ -78,6 +80,9 @@ def add_arguments(p):
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--no-resume", action="store_true", help="start over even if --out holds a run")
     p.add_argument("--max-steps", type=int, help="stop after this many steps (smoke tests)")
+    p.add_argument("--minutes", type=float, metavar="N",
+                   help="time budget: stop training after N minutes (the epoch cut short is validated; best.pth "
+                        "keeps the best weights by --val-data)")
     p.add_argument("--export-half", metavar="FILE", help="also write the final weights as fp16 to FILE (for shipping)")
 
 
@@ -105,6 +110,7 @@ def run(args) -> int:
         val_every=args.val_every,
         device=args.device, amp=not args.no_amp, channels_last=not args.no_amp, num_workers=args.workers,
         cache=not args.no_cache, seed=args.seed, resume=not args.no_resume, max_steps=args.max_steps,
+        minutes=args.minutes,
     )
     main = int(os.environ.get("RANK", "0")) == 0
     bar = ProgressBar("train", enabled=main)

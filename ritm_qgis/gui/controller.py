@@ -103,6 +103,9 @@ class MapToolController:
         self.tool.statusChanged.connect(self._status_bar)
         self.dock.model.downloadError.connect(self._download_error)
         self.iface.currentLayerChanged.connect(self._layer_changed)
+        from .learn import connect_learning
+
+        connect_learning(self.dock, self.tool, self.iface.messageBar())
 
     def _layer_changed(self, layer):
         if self.tool is not None and layer is not None:

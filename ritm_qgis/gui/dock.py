@@ -22,6 +22,7 @@ from ritm_qgis.engine.geo.stretch_registry import dock_choices, dock_tooltip
 from ritm_qgis.engine.runtime.device import device_choices
 
 from .dark_layer_hint import DarkLayerHint
+from .learn import LearnPanel
 from .model_picker import ModelPicker
 from .output import default_output_path
 from .settings import ToolSettings, load_settings, save_settings
@@ -90,6 +91,8 @@ class RitmDock(QgsDockWidget):
         buttons.addWidget(self.activate_button)
         buttons.addWidget(self.accept_button)
         form.addRow(buttons)
+        self.learn = LearnPanel(body)  # 'Learn from my buildings' (learn.py; wired by connect_learning)
+        form.addRow("Learn", self.learn)
         self._add_busy_rows(body, form)
         self.latency = QLabel("last click: -", body)
         form.addRow("Latency", self.latency)
@@ -223,6 +226,12 @@ class RitmDock(QgsDockWidget):
 
     def show_status(self, text: str) -> None:
         self.status.setText(text)
+
+    def use_model(self, name: str) -> None:
+        """Choose a model that has just appeared in the cache (an adapted one), as if picked in the list."""
+        self.model.refresh()
+        self.model.set_spec(name)
+        self._changed()
 
     def with_output(self, path: str) -> ToolSettings:
         return replace(self.settings(), output_path=path)

@@ -23,8 +23,8 @@ from ritm_qgis.qgis_download import ModelDownloadTask, mirror_setting, save_mirr
 
 SPEC_ROLE = Qt.UserRole
 STATUS_ROLE = Qt.UserRole + 1
-_GROUPS = {"shipped": "Shipped with the plugin", "downloaded": "Downloaded", "downloadable": "Downloadable",
-           "other": "Not for outlining buildings (demonstrations, whole tiles)"}
+_GROUPS = {"shipped": "Shipped with the plugin", "downloaded": "Downloaded", "adapted": "Adapted to your area",
+           "downloadable": "Downloadable", "other": "Not for outlining buildings (demonstrations, whole tiles)"}
 
 
 def _group(status) -> str:

@@ -34,6 +34,7 @@ from ritm_qgis.core.errors import RitmError
 from ritm_qgis.core.progress import Progress
 
 from .builders import NETWORK, Builder
+from .adapted import entry_fields as adapted_entry_fields
 from .cache_files import discard, open_fresh, write_note
 from .download_policy import DownloadLimits, size_cap
 from .weights import OFFICIAL_WEIGHTS, DownloadResult, cache_dir, cached_path, download, file_sha256
@@ -251,7 +252,7 @@ def _user_files(directory: Path) -> List[Path]:
 
 
 def model_statuses(directory: Optional[os.PathLike] = None) -> List[ModelStatus]:
-    """Every model with its status: shipped first, then downloaded, then downloadable."""
+    """Every model with its status: shipped first, then downloaded, adapted, downloadable."""
     folder = Path(directory) if directory is not None else cache_dir()
     shipped, downloaded, downloadable = [], [], []
     for e in entries():
@@ -268,11 +269,16 @@ def model_statuses(directory: Optional[os.PathLike] = None) -> List[ModelStatus]
             downloaded.append(ModelStatus(e, "downloaded", path))
         elif e.downloadable:
             downloadable.append(ModelStatus(e, "downloadable"))
+    adapted = []
     for path in _user_files(folder):  # arch unknown until read (model-info reads it; the list does not)
+        fields = adapted_entry_fields(path)  # a model adapted to the user's area (models/adapted.py)
+        if fields is not None:
+            adapted.append(ModelStatus(ModelEntry(path.stem, source="adapted", **fields), "adapted", path))
+            continue
         e = ModelEntry(path.stem, "unknown", "yours (downloaded with --url or imported with --from)",
                        "a checkpoint you added to the cache", "user")
         downloaded.append(ModelStatus(e, "downloaded", path))
-    return shipped + downloaded + downloadable
+    return shipped + downloaded + adapted + downloadable
 
 
 def model_choices(directory: Optional[os.PathLike] = None, available_only: bool = False) -> List[str]:

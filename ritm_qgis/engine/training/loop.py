@@ -90,6 +90,7 @@ class TrainConfig:
     seed: int = 0
     resume: bool = True
     max_steps: Optional[int] = None  # stop after this many optimizer steps in total (tests, benchmarks)
+    minutes: Optional[float] = None  # stop training after this much time; the epoch cut short is validated
 
     def as_metadata(self) -> dict:
         d = asdict(self)
@@ -413,8 +414,11 @@ def train(config: TrainConfig, progress: Optional[Progress] = None,
     total = cfg.epochs * steps_per_epoch
     if cfg.max_steps:
         total = min(total, cfg.max_steps)
+    deadline = time.perf_counter() + cfg.minutes * 60.0 if cfg.minutes else None
+    out_of_time = False
     try:
-        while trainer.epoch < cfg.epochs and not (cfg.max_steps and trainer.step >= cfg.max_steps):
+        while trainer.epoch < cfg.epochs and not (cfg.max_steps and trainer.step >= cfg.max_steps) \
+                and not out_of_time:
             epoch = trainer.epoch
             sampler.set_epoch(epoch)
             trainer.data.set_epoch(epoch)
@@ -433,6 +437,10 @@ def train(config: TrainConfig, progress: Optional[Progress] = None,
                              f"epoch {epoch + 1}/{cfg.epochs} step {n}/{steps_per_epoch} loss {parts['loss']:.4f}")
                 if cfg.max_steps and trainer.step >= cfg.max_steps:
                     break
+                if deadline is not None and time.perf_counter() >= deadline:
+                    out_of_time = True
+                    say(f"time budget of {cfg.minutes:g} min reached after step {trainer.step}")
+                    break
             finished = n == steps_per_epoch
             if finished:
                 trainer.epoch += 1
@@ -441,7 +449,8 @@ def train(config: TrainConfig, progress: Optional[Progress] = None,
                       "seconds": round(time.perf_counter() - t0, 1),
                       "lr": [g["lr"] for g in trainer.optimizer.param_groups],
                       **{f"mean_{k}": v / max(n, 1) for k, v in sums.items()}}
-            if info.is_main and finished and cfg.val_data and trainer.epoch % max(1, cfg.val_every) == 0:
+            if info.is_main and cfg.val_data and ((finished and trainer.epoch % max(1, cfg.val_every) == 0)
+                                                  or (out_of_time and n > 0)):
                 record["validation"] = trainer.validate()
             if info.is_main:
                 trainer.history.append(record)
