@@ -11,7 +11,7 @@ HELP = ("Adapt a model to an area: fine-tune it for --minutes on the buildings o
 
 
 def add_arguments(p):
-    from ritm_qgis.engine.geo.stretch import STRETCH_HELP, STRETCH_METAVAR
+    from ritm_qgis.engine.geo.stretch_registry import DEFAULT as DEFAULT_STRETCH, cli_help, cli_metavar
 
     p.add_argument("--raster", metavar="IMAGE.tif", help="the georeferenced image")
     p.add_argument("--footprints", metavar="FILE", help="building footprints covering part of the raster (polygons)")
@@ -22,7 +22,7 @@ def add_arguments(p):
     p.add_argument("--name", help="name of the adapted model (default BASE+LAYER-YYYYMMDD)")
     p.add_argument("--every", type=int, default=5, help="hold out every N-th building to check the result (default 5; "
                    "at least 5 buildings are held out)")
-    p.add_argument("--stretch", default="percentile", metavar=STRETCH_METAVAR, help=STRETCH_HELP)
+    p.add_argument("--stretch", default=DEFAULT_STRETCH, metavar=cli_metavar(), help=cli_help())
     p.add_argument("--remove", metavar="NAME", help="delete the adapted model NAME from the cache, and do nothing else")
     p.add_argument("--json", action="store_true", help="print the hold-out report as JSON")
 

@@ -14,7 +14,7 @@ PREFIX = "ritm_qgis/maptool/"
 @dataclass(frozen=True)
 class ToolSettings:
     model: str = ""  # a name of the model list or a checkpoint file; empty: the default (catalog.default_model)
-    device: str = "auto"  # auto | cpu | cuda:N (gui/devices.py)
+    device: str = "auto"  # auto | cpu | cuda:N (engine/runtime/device.device_choices)
     threshold: float = MASK_THRESHOLD
     simplify_px: float = 1.0  # simplification tolerance, raster pixels
     regularize: bool = True  # square outlines shaped like buildings (regularize.square_building)

@@ -29,4 +29,4 @@ def model_label(spec: str) -> str:
     """A model spec -> a short name safe in file names: a checkpoint file's stem, else the name itself."""
     is_file = os.path.sep in spec or spec.endswith((".pth", ".pt"))
     base = os.path.splitext(os.path.basename(spec))[0] if is_file else spec
-    return re.sub(r"[^A-Za-z0-9._-]+", "_", base) or "model"
+    return re.sub(r"[^A-Za-z0-9._+-]+", "_", base) or "model"
