@@ -2,19 +2,10 @@
 
 import json
 
-import pytest
 
 from ritm_qgis.cli import main
-from ritm_qgis.engine.geo.synthetic_scene import make_scene, write_scene
+from test_adapt import scene  # noqa: F401 - the same 14-building synthetic scene
 from tiny_model import one_torch_thread  # noqa: F401
-
-
-@pytest.fixture(scope="module")
-def scene(tmp_path_factory):
-    d = tmp_path_factory.mktemp("adapt-cli")
-    write_scene(make_scene(size=512, n_buildings=14, seed=5), str(d / "scene.tif"),
-                footprints_path=str(d / "truth.gpkg"))
-    return d / "scene.tif", d / "truth.gpkg"
 
 
 def test_adapt_reports_the_holdout_and_lists_and_removes_the_model(scene, tmp_path, monkeypatch, capsys):

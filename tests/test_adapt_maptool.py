@@ -7,30 +7,17 @@ import time
 import cv2
 import numpy as np
 import pytest
-from qgis.core import QgsApplication, QgsCoordinateTransform, QgsPointXY, QgsProject, QgsRasterLayer, QgsSettings
+from qgis.core import QgsApplication, QgsCoordinateTransform, QgsPointXY, QgsProject, QgsRasterLayer
 from qgis.PyQt.QtCore import QPoint, Qt
 from qgis.PyQt.QtTest import QTest
 
 from ritm_qgis.engine.geo.synthetic_scene import make_scene, write_scene
 from ritm_qgis.gui.model_picker import SPEC_ROLE, STATUS_ROLE
-from ritm_qgis.gui.settings import PREFIX
 from ritm_qgis.plugin import RitmQgisPlugin
+from test_maptool_plugin import saved_settings  # noqa: F401 - the user's RITM settings kept
 from tiny_model import one_torch_thread  # noqa: F401
 
 pytestmark = pytest.mark.qgis
-
-
-@pytest.fixture
-def saved_settings():
-    s = QgsSettings()
-    old = {k: s.value(k) for k in s.allKeys() if k.startswith(PREFIX)}
-    for k in old:
-        s.remove(k)
-    yield s
-    for k in [k for k in s.allKeys() if k.startswith(PREFIX)]:
-        s.remove(k)
-    for k, v in old.items():
-        s.setValue(k, v)
 
 
 def inside_point(sc, k) -> QgsPointXY:
