@@ -46,3 +46,13 @@ def test_adapt_model_refuses_an_empty_layer(provider, tmp_path):
         processing.run("ritm_qgis:adapt_model", {"INPUT": str(tmp_path / "scene.tif"),
                                                  "FOOTPRINTS": str(tmp_path / "truth.gpkg"),
                                                  "MODEL": "aerial-finetuned-tiny", "MINUTES": 0.1})
+
+
+def test_adapt_model_offers_the_networks_only_and_no_device(provider):
+    from qgis.core import QgsApplication
+
+    alg = QgsApplication.processingRegistry().algorithmById("ritm_qgis:adapt_model")
+    options = alg.parameterDefinition("MODEL").options()
+    assert "aerial-finetuned-h18s" in options and "paper-finetune" in options
+    assert "grabcut" not in options and "grabcut-multi" not in options  # weight-free: nothing to train
+    assert alg.parameterDefinition("CHECKPOINT") is not None and alg.parameterDefinition("DEVICE") is None

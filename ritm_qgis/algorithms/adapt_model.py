@@ -10,8 +10,6 @@ from qgis.core import (
     QgsProcessingException,
     QgsProcessingOutputBoolean,
     QgsProcessingOutputString,
-    QgsProcessingParameterEnum,
-    QgsProcessingParameterFile,
     QgsProcessingParameterNumber,
     QgsProcessingParameterRasterLayer,
     QgsProcessingParameterString,
@@ -25,7 +23,6 @@ class AdaptModelAlgorithm(RitmAlgorithm):
     INPUT = "INPUT"
     FOOTPRINTS = "FOOTPRINTS"
     MODEL = "MODEL"
-    CHECKPOINT = "CHECKPOINT"
     MINUTES = "MINUTES"
     NAME_PARAM = "NAME"
     MODEL_NAME = "MODEL_NAME"
@@ -49,19 +46,10 @@ class AdaptModelAlgorithm(RitmAlgorithm):
     )
 
     def initAlgorithm(self, config=None):  # noqa: N802
-        from ritm_qgis.engine.runtime.choices import default_model, model_names
-
         self.addParameter(QgsProcessingParameterRasterLayer(self.INPUT, "Image raster"))
         self.addParameter(QgsProcessingParameterVectorLayer(
             self.FOOTPRINTS, "Building footprints (may cover part of the raster)", [QgsProcessing.TypeVectorPolygon]))
-        names = [n for n in model_names() if n not in ("grabcut", "grabcut-multi")]
-        default = default_model()[0]
-        self.addParameter(QgsProcessingParameterEnum(
-            self.MODEL, "Model to adapt", options=names, defaultValue=default if default in names else names[0],
-            usesStaticStrings=True))
-        self.addParameter(QgsProcessingParameterFile(
-            self.CHECKPOINT, "Checkpoint file (.pth) used instead of the model above", optional=True,
-            fileFilter="Checkpoints (*.pth *.pt);;All files (*)"))
+        self.add_model_parameters(self.MODEL, device=None, label="Model to adapt", weights_only=True)
         self.addParameter(QgsProcessingParameterNumber(
             self.MINUTES, "Training time (minutes)", QgsProcessingParameterNumber.Double, defaultValue=5.0,
             minValue=0.05, maxValue=24 * 60))
@@ -75,7 +63,6 @@ class AdaptModelAlgorithm(RitmAlgorithm):
         from ritm_qgis.core.errors import RitmError
         from ritm_qgis.engine.geo.vector_io import write_gpkg
         from ritm_qgis.engine.jobs.adapt_area import adapt_area
-        from ritm_qgis.engine.runtime.choices import model_spec
 
         from ._layers import layer_to_frame, raster_file
 
@@ -84,10 +71,7 @@ class AdaptModelAlgorithm(RitmAlgorithm):
         frame = layer_to_frame(layer, what="footprint layer")
         if len(frame) == 0:
             raise QgsProcessingException(f"The footprint layer '{layer.name()}' has no features.")
-        checkpoint = self.parameterAsFile(parameters, self.CHECKPOINT, context) if parameters.get(self.CHECKPOINT) \
-            else None
-        base = model_spec(self.parameterAsEnumString(parameters, self.MODEL, context), checkpoint or None,
-                          cancel=run.cancelled)
+        base = self.listed_model(parameters, context, run.feedback, self.MODEL)
         minutes = self.parameterAsDouble(parameters, self.MINUTES, context)
         name = (self.parameterAsString(parameters, self.NAME_PARAM, context) or "").strip() or None
         with tempfile.TemporaryDirectory(prefix="ritm-adapt-") as tmp:

@@ -149,18 +149,24 @@ class RitmAlgorithm(QgsProcessingAlgorithm):
         return type(self)()
 
     # ---------------------------------------------------------------- shared parameters
-    def add_model_parameters(self, model: str = "MODEL", device: str = "DEVICE") -> None:
+    def add_model_parameters(self, model: str = "MODEL", device: str | None = "DEVICE", **options) -> None:
         """The model to run (a choice among the model list, or a checkpoint file) and the device to
-        run it on (one definition for every algorithm; ``_model_params.py``)."""
+        run it on (one definition for every algorithm; ``_model_params.py``, which says the options)."""
         from ._model_params import add_model_parameters
 
-        add_model_parameters(self, model, device)
+        add_model_parameters(self, model, device, **options)
 
     def model_and_device(self, parameters, context, feedback, model: str = "MODEL", device: str = "DEVICE"):
         """``(spec, device)`` for ``build_backend``; a listed model not downloaded yet is downloaded now."""
         from ._model_params import model_and_device
 
         return model_and_device(self, parameters, context, feedback, model, device)
+
+    def listed_model(self, parameters, context, feedback, model: str = "MODEL") -> str:
+        """The model's spec alone (no device), downloaded now when it is listed but not downloaded yet."""
+        from ._model_params import listed_model
+
+        return listed_model(self, parameters, context, feedback, model)
 
     def add_overwrite_parameter(self, key: str = "OVERWRITE") -> None:
         self.addParameter(QgsProcessingParameterBoolean(

@@ -72,10 +72,9 @@ class TrainModelAlgorithm(RitmAlgorithm):
         self.addParameter(QgsProcessingParameterNumber(
             self.BATCH_SIZE, "Batch size", QgsProcessingParameterNumber.Integer, defaultValue=8, minValue=1,
             maxValue=MAX_BATCH_SIZE))
-        from ritm_qgis.engine.runtime.choices import available_devices
+        from ._model_params import add_device_parameter
 
-        self.addParameter(QgsProcessingParameterEnum(
-            self.DEVICE, "Device", options=available_devices(), defaultValue="auto", usesStaticStrings=True))
+        add_device_parameter(self, self.DEVICE)
         self.addParameter(QgsProcessingParameterFolderDestination(self.OUTPUT_FOLDER, "Output folder"))
         self.addOutput(QgsProcessingOutputFile(self.CHECKPOINT, "Checkpoint (last.pth)"))
 

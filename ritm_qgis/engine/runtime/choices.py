@@ -16,11 +16,15 @@ from ritm_qgis.core.progress import Progress
 __all__ = ["model_names", "default_model", "default_model_help", "available_devices", "model_spec"]
 
 
-def model_names() -> List[str]:
-    """Every model of the list (shipped, downloaded, downloadable), in the listing's order."""
-    from ritm_qgis.models.catalog import model_choices
+def model_names(weights_only: bool = False) -> List[str]:
+    """Every model of the list (shipped, downloaded, downloadable), in the listing's order;
+    ``weights_only``: only the networks (what can be trained), not the weight-free methods."""
+    from ritm_qgis.models.catalog import entry, model_choices
 
-    return model_choices()
+    names = model_choices()
+    if weights_only:
+        names = [n for n in names if entry(n) is None or entry(n).weights]  # a user's file is a network
+    return names
 
 
 def default_model() -> Tuple[str, str]:
