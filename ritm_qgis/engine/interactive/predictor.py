@@ -185,6 +185,13 @@ class NetworkBackend(Backend):
 
             self._graphs = CudaGraphRunner(self._eager)
 
+    @property
+    def needs_warm_up(self) -> bool:
+        """Whether a pass before the first click pays: not for OpenVINO, whose first pass at a new
+        input size costs about 0.2 s more than the next, against 0.6-1.3 s for the warm-up pass
+        (hrnet18s at 400 x 400, docs/benchmarks.md)."""
+        return self._openvino is None
+
     def _report_fallback(self, path):
         import warnings
 
