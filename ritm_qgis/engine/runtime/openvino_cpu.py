@@ -106,7 +106,7 @@ def _compile(model, threads: int, blob_dir=None):
     core = ov.Core()
     if blob_dir is not None:  # OpenVINO's own cache of the compiled network: compiling again takes a third
         core.set_property({"CACHE_DIR": str(blob_dir)})
-    if isinstance(model, str):
+    if isinstance(model, str):  # read first: OpenVINO then keys its compiled form by the IR's content
         model = core.read_model(model)
     return core.compile_model(model, "CPU", {
         "INFERENCE_PRECISION_HINT": "f32",  # never bf16 / fp16 behind the user's back: this path is exact
@@ -126,18 +126,35 @@ def _gap(reference, fast: OpenVinoNetwork, example) -> float:
     return float((_torch_logits(reference, example) - fast(*example)).abs().max())
 
 
-def _code_digest(net) -> str:
-    """SHA-256 of the source files of the modules ``net`` is made of: a network whose code changed
-    (a plugin update) is converted again although its weights did not."""
+def network_modules(net) -> list[str]:
+    """The modules of the project's code ``net`` is made of (torch's own layers left out: their
+    arithmetic is not ours to track)."""
+    names = {type(m).__module__ for m in net.modules()}
+    return sorted(n for n in names if n and not n.startswith("torch."))
+
+
+def code_digest(modules) -> str:
+    """SHA-256 of the source files of ``modules`` (names; imported if they are not): a network
+    whose code changed (a plugin update) is converted again although its weights did not."""
+    import importlib
+
     h = hashlib.sha256()
-    for name in sorted({type(m).__module__ for m in net.modules()}):
-        path = getattr(sys.modules.get(name), "__file__", None)
-        if path and not name.startswith("torch."):  # torch's own layers: their arithmetic is not ours
+    for name in sorted(modules):
+        path = None
+        if name.startswith("ritm_qgis."):  # only the project's own modules are imported by name
+            try:
+                path = getattr(sys.modules.get(name) or importlib.import_module(name), "__file__", None)
+            except ImportError:
+                path = None
+        else:
+            path = getattr(sys.modules.get(name), "__file__", None)
+        h.update(name.encode() + b"\0")
+        if path:
             try:
                 with open(path, "rb") as f:
-                    h.update(name.encode() + b"\0" + f.read())
+                    h.update(f.read())
             except OSError:
-                h.update(name.encode())
+                pass
     return h.hexdigest()[:16]
 
 
@@ -157,28 +174,44 @@ def _store_check(folder, example, logits) -> None:
              logits=logits.numpy())
 
 
+def _key(weights_digest: str, channels: int, modules) -> dict:
+    return build_cache.entry_key(PATH, weights_digest, f"openvino {version()}", channels=int(channels),
+                                 network_code=code_digest(modules))
+
+
+def cached(weights_digest: str, channels: int, modules, threads: int) -> OpenVinoNetwork | None:
+    """The network converted before for these weights (``channels`` inputs, made of ``modules``),
+    compiled and checked against the logits stored at its conversion; None when there is none, or
+    when it cannot be read or disagrees (then it is removed, to be converted again)."""
+    entry = build_cache.lookup(_key(weights_digest, channels, modules))
+    if entry is None:
+        return None
+    try:
+        fast = OpenVinoNetwork(_compile(str(entry / "model.xml"), threads, entry / "compiled"), "cache")
+        if _stored_check(entry, fast) <= ATOL:
+            return fast
+        log.warning("The cached OpenVINO network in %s disagrees with the weights; converting again.", entry)
+    except (RuntimeError, OSError, ValueError, KeyError) as exc:  # unreadable IR or check file: convert again
+        log.warning("The cached OpenVINO network in %s cannot be used (%s); converting again.",
+                    entry, str(exc).splitlines()[0] if str(exc) else type(exc).__name__)
+    build_cache.discard(entry)
+    return None
+
+
 def build(net, weights_digest: str, example, check_example, threads: int, cache: bool = True,
           progress=None) -> OpenVinoNetwork:
     """``net`` (eval, CPU, fp32) compiled by OpenVINO, read from the cache when it was converted
-    before. ``example`` = (image, points) the conversion traces; ``check_example`` is run through
-    both networks at a conversion (max |logit difference| <= ATOL, else RuntimeError) and kept in
-    the entry with the PyTorch logits, against which a cached network is checked. ``progress(done,
-    total, message)`` hears of a conversion."""
+    before (``cached``). ``example`` = (image, points) the conversion traces; ``check_example`` is
+    run through both networks at a conversion (max |logit difference| <= ATOL, else RuntimeError)
+    and kept in the entry with the PyTorch logits. ``progress(done, total, message)`` hears of a
+    conversion."""
     import openvino as ov
 
-    key = build_cache.entry_key(PATH, weights_digest, f"openvino {version()}",
-                                channels=int(example[0].shape[1]), network_code=_code_digest(net))
-    entry = build_cache.lookup(key) if cache else None
-    if entry is not None:
-        try:
-            fast = OpenVinoNetwork(_compile(str(entry / "model.xml"), threads, entry / "compiled"), "cache")
-            if _stored_check(entry, fast) <= ATOL:
-                return fast
-            log.warning("The cached OpenVINO network in %s disagrees with the weights; converting again.", entry)
-        except (RuntimeError, OSError, ValueError, KeyError) as exc:  # unreadable IR or check file: convert again
-            log.warning("The cached OpenVINO network in %s cannot be used (%s); converting again.",
-                        entry, str(exc).splitlines()[0] if str(exc) else type(exc).__name__)
-        build_cache.discard(entry)
+    channels, modules = int(example[0].shape[1]), network_modules(net)
+    if cache:
+        fast = cached(weights_digest, channels, modules, threads)
+        if fast is not None:
+            return fast
     if progress is not None:
         progress(0, 1, "Converting the network for OpenVINO (once per model and CPU)")
     model = _convert(net, example)
@@ -189,7 +222,7 @@ def build(net, weights_digest: str, example, check_example, threads: int, cache:
         raise RuntimeError(f"OpenVINO's network changed the outputs by {gap:.2e} (> {ATOL})")
     if cache:
         try:
-            with build_cache.writing(key) as folder:
+            with build_cache.writing(_key(weights_digest, channels, modules)) as folder:
                 ov.save_model(model, str(folder / "model.xml"), compress_to_fp16=False)
                 _store_check(folder, check_example, ref)
         except OSError as exc:  # a read-only or full cache: the network still runs, converted next time again
