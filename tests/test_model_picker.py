@@ -186,7 +186,7 @@ def test_download_task_with_progress_and_cancel_then_use(remote, plugin, tmp_pat
     assert seen and max(seen) == pytest.approx(100) and seen == sorted(seen)
     assert picker.spec() == "test-remote" and tool.settings.model == "test-remote"
     tool.wait_idle()
-    assert dock.in_use.text() == "in use: test-remote (hrnet_tiny) on cpu"
+    assert dock.in_use.text().startswith("in use: test-remote (hrnet_tiny) on cpu, ready in ")
     assert ("test-remote", "downloaded") in [(spec, status) for _, spec, status, _ in rows(picker.combo)]
     assert [r[0] for r in server.state.requests] == ["/t.pth", "/t.pth"]  # the cancelled try, then this one
     assert QgsSettings().value(PREFIX + "model") == "test-remote"

@@ -183,6 +183,58 @@ def test_openvino_mode_is_exact_and_built_once(tiny_net, tmp_path, monkeypatch):
     assert NetworkBackend(tiny_net, device="cpu", optimize="openvino")._openvino.source == "cache"
 
 
+@needs_openvino
+def test_a_cached_openvino_network_is_checked_against_its_stored_logits(tiny_net, tmp_path, monkeypatch):
+    monkeypatch.setenv(build_cache.ROOT_ENV, str(tmp_path / "built"))
+    before = openvino_cpu.conversions
+    first = NetworkBackend(tiny_net, device="cpu", optimize="openvino")
+    (entry,) = (tmp_path / "built").iterdir()
+    passes = []
+    hook = tiny_net.register_forward_hook(lambda *_: passes.append(1))
+    try:
+        again = NetworkBackend(tiny_net, device="cpu", optimize="openvino")
+        assert again._openvino.source == "cache" and passes == []  # no PyTorch pass to check it
+        img = scene(120, 150)
+        assert np.abs(session_probs(again, img)[-1] - session_probs(first, img)[-1]).max() < 1e-6
+        with np.load(entry / openvino_cpu.CHECK_FILE) as data:  # logits that disagree with the network
+            stored = {k: data[k] for k in data.files}
+        stored["logits"] = stored["logits"] + 0.5
+        np.savez(entry / openvino_cpu.CHECK_FILE, **stored)
+        rebuilt = NetworkBackend(tiny_net, device="cpu", optimize="openvino")
+        assert rebuilt._openvino.source == "converted" and openvino_cpu.conversions == before + 2 and passes
+    finally:
+        hook.remove()
+
+
+@needs_openvino
+def test_a_checkpoint_used_before_is_ready_without_reading_its_weights(tmp_path, monkeypatch):
+    from tiny_model import tiny_checkpoint
+
+    monkeypatch.setenv(build_cache.ROOT_ENV, str(tmp_path / "built"))
+    monkeypatch.setenv(cpu_bf16.NATIVE_BF16_ENV, "0")
+    path = tiny_checkpoint(tmp_path, name="m.pth", seed=1)
+    before = openvino_cpu.conversions
+    first = NetworkBackend.from_checkpoint(path, device="cpu")  # read in full, converted
+    assert first.optimize == "openvino" and first.info is not None and openvino_cpu.conversions == before + 1
+    quick = NetworkBackend.from_checkpoint(path, device="cpu")
+    assert quick.optimize == "openvino" and quick._openvino.source == "cache"
+    assert quick._model is None and quick.info is None  # the weights were not read
+    assert quick.name == first.name and quick.with_prev_mask == first.with_prev_mask
+    img = scene(120, 150)
+    assert np.abs(session_probs(quick, img)[-1] - session_probs(first, img)[-1]).max() < 1e-6
+    assert quick.model is not None and quick.info.weights_sha256 == first.info.weights_sha256  # read when asked
+    assert NetworkBackend.from_checkpoint(path, device="cpu", optimize="none")._openvino is None  # other paths load
+
+    # other weights in the same file: read in full again, converted again
+    from ritm_qgis.models import create_model, save_checkpoint
+    from ritm_qgis.models.testing import randomize_
+
+    save_checkpoint(path, randomize_(create_model("hrnet_tiny"), seed=7), arch="hrnet_tiny")
+    changed = NetworkBackend.from_checkpoint(path, device="cpu")
+    assert changed.info is not None and changed.info.weights_sha256 != first.info.weights_sha256
+    assert changed._openvino.source == "converted" and openvino_cpu.conversions == before + 2
+
+
 def test_openvino_without_the_package_is_refused(tiny_net, monkeypatch):
     monkeypatch.setattr(openvino_cpu, "available", lambda: False)  # stands in for a QGIS without the package
     monkeypatch.setenv(cpu_bf16.NATIVE_BF16_ENV, "0")

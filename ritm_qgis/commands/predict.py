@@ -120,7 +120,8 @@ def add_arguments(p):
                    help='write the wall time of each click\'s prediction (model loading excluded): '
                         '{"clicks": [{"ms": ...}, ...], "optimize": "...", "threads": N, "paths": {...}, '
                         '"ready_s": S}; optimize is the path that ran (after any fallback), paths the forward '
-                        'passes per path, ready_s the seconds the model took to load, build and warm up')
+                        'passes per path, ready_s the seconds the model took to load, build and warm up (no '
+                        'warm-up for openvino: its first click pays about 0.2 s instead)')
 
 
 def run(args) -> int:

@@ -214,8 +214,9 @@ class RitmDock(QgsDockWidget):
         s = self.settings()
         self.in_use.setText(f"in use: loading {s.model} on {s.device}…")
 
-    def show_model(self, backend: str, device: str) -> None:
-        self.in_use.setText(f"in use: {backend} on {device}")
+    def show_model(self, backend: str, device: str, ready: str = "") -> None:
+        """``ready``: how long the model took to become ready ('ready in 1.2 s'), or ''."""
+        self.in_use.setText(f"in use: {backend} on {device}" + (f", {ready}" if ready else ""))
 
     def show_busy(self, busy: bool, what: str) -> None:
         self.busy_label.setText(f"busy: {what}…" if busy else "ready")

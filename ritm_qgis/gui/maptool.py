@@ -36,7 +36,8 @@ from .output import (append_records, default_output_path, keep_on_top, move_temp
                      temporary_output_layer)
 from .overlay import OutlineOverlay, polygon_geometries
 from .settings import ToolSettings
-from .worker import Accept, AddClick, Discard, InferenceWorker, Job, LoadModel, RefreshOutline, SetRaster, UndoClick
+from .worker import (Accept, AddClick, Discard, InferenceWorker, Job, LoadModel, RefreshOutline, SetRaster, UndoClick,
+                     WarmUp)
 
 def raster_path(layer: QgsRasterLayer) -> str | None:
     """The file behind a GDAL raster layer, or None when it is not one (WMS, XYZ...)."""
@@ -48,7 +49,7 @@ def raster_path(layer: QgsRasterLayer) -> str | None:
 class RitmMapTool(QgsMapTool):
     statusChanged = pyqtSignal(str)  # noqa: N815 - a line for the status bar / dock
     latencyMeasured = pyqtSignal(float, float)  # noqa: N815 - ms from release to overlay drawn, ms in the predictor
-    modelChanged = pyqtSignal(str, str)  # noqa: N815 - backend name, device in use
+    modelChanged = pyqtSignal(str, str, str)  # noqa: N815 - backend name, device in use, how long it took ('' unknown)
     buildingSaved = pyqtSignal(int)  # noqa: N815 - features appended
     busyChanged = pyqtSignal(bool, str)  # noqa: N815 - busy or not, what it is doing
 
@@ -59,7 +60,9 @@ class RitmMapTool(QgsMapTool):
         self.worker = InferenceWorker()
         self.worker.jobFinished.connect(self._on_job)
         self.worker.queueChanged.connect(self._queue_changed)
+        self.worker.jobProgress.connect(self._job_progress)
         self.busy, self.busy_text = False, ""
+        self._load_step = ""  # what the model load is doing now (a conversion), shown with the busy text
         self._press = None  # (position, button) of the mouse press being followed
         self._panning = False
         self.stretch_label = ""
@@ -90,6 +93,7 @@ class RitmMapTool(QgsMapTool):
             reload_model = (old.model, old.device, old.threshold) != (settings.model, settings.device, settings.threshold)
         if reload_model:
             self.worker.submit(LoadModel(spec=settings.model, device=settings.device, threshold=settings.threshold))
+            self.worker.submit(WarmUp())  # not busy: runs while the user reaches for the mouse
         if old.stretch != settings.stretch and self.layer is not None:
             self._reload_raster()
         if self.has_object() and old.outline() != settings.outline():  # not for a new label or output file
@@ -313,11 +317,16 @@ class RitmMapTool(QgsMapTool):
             kind = LoadModel if LoadModel in kinds else kinds[0]
             text = kind.busy_text
             if kind is LoadModel:
-                text += f" '{self.settings.model}'"
+                text += f" '{self.settings.model}'" + (f": {self._load_step}" if self._load_step else "")
         if busy != self.busy or busy:
             self.busy, self.busy_text = busy, text
             self._apply_cursor()
             self.busyChanged.emit(busy, text)
+
+    def _job_progress(self, job: Job, message: str) -> None:
+        if isinstance(job, LoadModel):
+            self._load_step = message[:1].lower() + message[1:]
+            self._queue_changed()
 
     def _apply_cursor(self) -> None:
         self.setCursor(Qt.BusyCursor if self.busy else Qt.CrossCursor)
@@ -338,9 +347,11 @@ class RitmMapTool(QgsMapTool):
             handler(job)
 
     def _done_model(self, job: LoadModel) -> None:
+        self._load_step = ""
         if job.result:
             self.backend_name, self.device_name = job.result.backend, job.result.device
-            self.modelChanged.emit(self.backend_name, self.device_name)
+            ready = f"ready in {job.result.ready_s:.1f} s" + (" (built once for this CPU)" if job.result.built else "")
+            self.modelChanged.emit(self.backend_name, self.device_name, ready)
             if job.result.note and not job.error:
                 self._message(job.result.note, Qgis.Info)
 

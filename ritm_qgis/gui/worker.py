@@ -39,6 +39,7 @@ class Job:
     error: str | None = None
     predict_s: float = 0.0
     run_s: float = 0.0
+    progress: object = None  # set by the worker: progress(done, total, message) reaches the GUI thread
     busy_text: ClassVar[str] = ""  # what the map tool says while the job waits or runs ('' = not busy)
 
     def run(self, state: "WorkerState"):
@@ -51,6 +52,8 @@ class ModelLoaded:
     device: str
     spec: str
     note: str | None = None  # a device that is not there became the CPU
+    ready_s: float = 0.0  # from the start of the load until the model could take a click
+    built: bool = False  # a speed-up path was built for it (first use), not read from the build cache
 
 
 @dataclass
@@ -62,6 +65,19 @@ class LoadModel(Job):
 
     def run(self, state):
         return state.load_model(self)
+
+
+@dataclass
+class WarmUp(Job):
+    """One pass of the model in use on a click's input size, queued right after ``LoadModel`` while
+    the user reaches for the mouse (a click made sooner waits for it, as behind any job)."""
+
+    def run(self, state):
+        from ritm_qgis.engine.interactive.interactive_settings import warm_up
+
+        if state.backend is not None:
+            warm_up(state.backend)
+        return None
 
 
 @dataclass
@@ -146,9 +162,10 @@ class WorkerState:
         self._last = None  # (step, outline settings, record): the record of the outline last computed
 
     def load_model(self, job: LoadModel) -> ModelLoaded:
-        """Build the backend and run it once (so the first click does not pay for the warm-up); on
-        failure fall back to GrabCut and say why (RitmError, with ``job.result`` still set). A device
-        that is not there becomes the CPU, said in the result's ``note``."""
+        """Build the backend (its one-off build, a conversion, reported through ``job.progress``; the
+        warm-up pass is the ``WarmUp`` job the map tool queues next); on failure fall back to GrabCut
+        and say why (RitmError, with ``job.result`` still set). A device that is not there becomes
+        the CPU, said in the result's ``note``."""
         from ritm_qgis.engine.interactive.backends import build_backend, model_label
         from ritm_qgis.engine.interactive.interactive_settings import interactive_predictor, load_interactive_backend
         from ritm_qgis.engine.runtime.device import usable_device
@@ -160,8 +177,9 @@ class WorkerState:
             spec = default_model()[0]
         device, note = usable_device(job.device)
         error = None
+        t0 = time.perf_counter()
         try:
-            backend = load_interactive_backend(spec, device)  # warmed up: no one-off cost on the first click
+            backend = load_interactive_backend(spec, device, warm=False, progress=job.progress)
         except RitmError as exc:
             error = str(exc)
         except Exception as exc:  # noqa: BLE001 - a broken checkpoint can raise anything
@@ -176,7 +194,9 @@ class WorkerState:
         self.factory = lambda: interactive_predictor(backend, threshold=threshold)
         if self.session is not None:
             self.session.predictor_factory = self.factory  # used from the next window or object on
-        job.result = ModelLoaded(self.backend_name, self.device_name, spec, note)
+        openvino = getattr(backend, "_openvino", None)
+        job.result = ModelLoaded(self.backend_name, self.device_name, spec, note, ready_s=time.perf_counter() - t0,
+                                 built=getattr(openvino, "source", "") == "converted")
         if error:
             raise RitmError(f"Could not load the model '{spec}' ({error}); using the weight-free GrabCut "
                             "backend instead.")
@@ -209,8 +229,10 @@ class InferenceWorker(QThread):
     """One thread, one queue; ``jobFinished`` is emitted on the GUI thread once per submitted job, in order."""
 
     jobFinished = pyqtSignal(object)  # noqa: N815 (Qt naming) - GUI thread
+    jobProgress = pyqtSignal(object, str)  # noqa: N815 - GUI thread: a running job's progress message ('' = done)
     queueChanged = pyqtSignal()  # noqa: N815 - GUI thread: a job was submitted or handled (see ``kinds``)
-    _handedBack = pyqtSignal(object)  # noqa: N815 - worker thread -> GUI thread, the only cross-thread connection
+    _handedBack = pyqtSignal(object)  # noqa: N815 - worker thread -> GUI thread
+    _progressed = pyqtSignal(object, str)  # noqa: N815 - worker thread -> GUI thread, a job's progress message
 
     def __init__(self, parent=None):
         super().__init__(parent)
@@ -220,6 +242,7 @@ class InferenceWorker(QThread):
         self.kinds: list[type] = []  # GUI thread only: the types of those jobs, oldest first
         # this object lives on the GUI thread (only run() executes on the worker's), so _handed_back runs there
         self._handedBack.connect(self._handed_back, Qt.QueuedConnection)
+        self._progressed.connect(self.jobProgress, Qt.QueuedConnection)
 
     def submit(self, job: Job) -> Job:
         if not self.isRunning():
@@ -245,6 +268,7 @@ class InferenceWorker(QThread):
             if job is None:
                 return
             t0 = time.perf_counter()
+            job.progress = lambda done, total, message=None, job=job: self._progressed.emit(job, message or "")
             try:
                 job.result = job.run(self.state)
             except RitmError as exc:

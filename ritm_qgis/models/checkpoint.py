@@ -43,6 +43,7 @@ __all__ = [
     "FORMAT_VERSION",
     "RITM_HRNET_CLASS",
     "load_model",
+    "resolve_checkpoint",
     "read_checkpoint",
     "inspect_checkpoint",
     "save_checkpoint",
@@ -371,6 +372,11 @@ def load_model(path_or_name: Union[PathLike, str], device="cpu") -> Tuple[RitmHR
         metadata=metadata,
     )
     return model.eval(), info
+
+
+def resolve_checkpoint(path_or_name) -> Path:
+    """The file ``load_model`` would read for ``path_or_name`` (RitmError when there is none)."""
+    return _resolve(path_or_name)
 
 
 def _resolve(path_or_name) -> Path:

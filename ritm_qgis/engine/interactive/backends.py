@@ -14,15 +14,19 @@ import os
 import re
 
 
-def build_backend(spec: str, device: str = "auto", precision: str = "fp32", optimize: str = "auto"):
+def build_backend(spec: str, device: str = "auto", precision: str = "fp32", optimize: str = "auto",
+                  progress=None):
+    """``progress(done, total, message)`` hears of a speed-up path's one-off build (a network's
+    conversion; backends without weights build nothing)."""
     from ritm_qgis.models.builders import NETWORK, load_builder
     from ritm_qgis.models.catalog import entry
 
     listed = entry(spec.strip().lower())
     builder = listed.builder if listed is not None else NETWORK
     key = listed.name if listed is not None and not listed.weights else spec
+    extra = {"progress": progress} if progress is not None and builder.weights else {}
     return load_builder(builder)(key, device=device, precision=precision, optimize=optimize,
-                                 **dict(builder.options))
+                                 **dict(builder.options), **extra)
 
 
 def model_label(spec: str) -> str:

@@ -18,7 +18,10 @@ whole image at full resolution: on a 1000 x 1000 image several times the cost of
   the longer side (RITM's ``--limit-longest-size``).
 
 ``load_interactive_backend`` also runs the network once on that input size while the model
-loads, so the one-off costs (oneDNN kernels for the shape, memory pools) never land on a click.
+loads, so the one-off costs (oneDNN kernels for the shape, memory pools) never land on a click;
+not the OpenVINO network, whose one-off for a new input size (about 0.2 s) is much less than the
+pass a warm-up costs (0.6-1.3 s; docs/benchmarks.md). The map tool loads without the warm-up and
+runs it right after, while the user reaches for the mouse (``gui/worker.py``).
 """
 
 from __future__ import annotations
@@ -62,10 +65,12 @@ def warm_up(backend, flip: bool = True) -> None:
 
 
 def load_interactive_backend(spec: str, device: str = "auto", precision: str = "fp32", optimize: str = "auto",
-                             flip: bool = True):
-    """``backends.build_backend`` followed by ``warm_up``: the model is ready for the first click."""
+                             flip: bool = True, warm: bool = True, progress=None):
+    """``backends.build_backend`` followed by ``warm_up`` where the backend gains from one (``warm``;
+    ``needs_warm_up``): the model is ready for the first click. ``progress`` as in ``build_backend``."""
     from ritm_qgis.engine.interactive.backends import build_backend
 
-    backend = build_backend(spec, device, precision, optimize)
-    warm_up(backend, flip)
+    backend = build_backend(spec, device, precision, optimize, progress=progress)
+    if warm and getattr(backend, "needs_warm_up", True):
+        warm_up(backend, flip)
     return backend

@@ -120,37 +120,30 @@ class NetworkBackend(Backend):
     def __init__(self, model, device="auto", precision: str = "fp32", optimize: str = "auto",
                  net_clicks_limit: int | None = None, name: str | None = None, cuda_graphs: bool = True,
                  weights_digest: str | None = None, progress=None):
-        import collections
-
         import torch
 
         from ritm_qgis.engine.runtime.device import check_precision, optimize_model_with_path, resolve_device
         from ritm_qgis.engine.runtime.modes import CPU_ONLY, auto_mode, check_mode
 
-        self.device = device if isinstance(device, torch.device) else resolve_device(device)
-        self.precision = check_precision(precision)
+        device = device if isinstance(device, torch.device) else resolve_device(device)
+        precision = check_precision(precision)
         if optimize is True or optimize is None:
             optimize = "auto"
         elif optimize is False:
             optimize = "none"
         if optimize not in self.OPTIMIZE:
             raise RitmError(f"Unknown optimisation '{optimize}'; use one of {', '.join(self.OPTIMIZE)}.")
-        self.requested = optimize
+        requested = optimize
         if optimize == "auto":
-            optimize = auto_mode(self.device.type, self.precision)
-        check_mode(optimize, self.device.type)
-        if optimize in CPU_ONLY and self.device.type != "cpu":
+            optimize = auto_mode(device.type, precision)
+        check_mode(optimize, device.type)
+        if optimize in CPU_ONLY and device.type != "cpu":
             optimize = "fold"
-        self.optimize = optimize  # the path actually run (a failed check changes it, with a warning)
-        self.paths_run = collections.Counter()  # forward passes per path (the small-input one included)
-        self.net_clicks_limit = net_clicks_limit
-        self.name = name or type(model).__name__
-        self.with_prev_mask = _takes_prev_mask(model)
+        self._set_up(device, precision, requested, optimize, net_clicks_limit, name or type(model).__name__,
+                     _takes_prev_mask(model))
         model = plain = model.eval()
         for p in model.parameters():
             p.requires_grad_(False)
-        self._small_model = None
-        self._openvino = None
         channels = 4 if self.with_prev_mask else 3
 
         def example(size):
@@ -179,11 +172,34 @@ class NetworkBackend(Backend):
         if self.channels_last and self.model is not plain and self.device.type == "cpu" and \
                 hasattr(self.model, "local_disks"):  # our copy; on CUDA the whole-image maps replay in graphs
             self.model.local_disks = True
-        self._graphs = None
         if cuda_graphs and self.device.type == "cuda":
             from ritm_qgis.engine.runtime.cuda_graphs import CudaGraphRunner
 
             self._graphs = CudaGraphRunner(self._eager)
+
+    def _set_up(self, device, precision, requested, optimize, net_clicks_limit, name, with_prev_mask):
+        """The state every backend has, whatever network it runs."""
+        import collections
+
+        self.device, self.precision = device, precision
+        self.requested = requested
+        self.optimize = optimize  # the path actually run (a failed check changes it, with a warning)
+        self.paths_run = collections.Counter()  # forward passes per path (the small-input one included)
+        self.net_clicks_limit = net_clicks_limit
+        self.name = name
+        self.with_prev_mask = with_prev_mask
+        self._model = self._load_model = None
+        self._small_model = None
+        self._openvino = None
+        self._graphs = None
+        self.channels_last = False
+
+    @property
+    def needs_warm_up(self) -> bool:
+        """Whether a pass before the first click pays: not for OpenVINO, whose first pass at a new
+        input size costs about 0.2 s more than the next, against 0.6-1.3 s for the warm-up pass
+        (hrnet18s at 400 x 400, docs/benchmarks.md)."""
+        return self._openvino is None
 
     def _report_fallback(self, path):
         import warnings
@@ -249,9 +265,22 @@ class NetworkBackend(Backend):
             self._report_fallback(path)
         return fast
 
+    @property
+    def model(self):
+        """The PyTorch network (for 'openvino' the reference, read from its file when first asked
+        for where the OpenVINO network came from the build cache: ``from_checkpoint``)."""
+        if self._model is None and self._load_model is not None:
+            self._model, self._load_model = self._load_model(), None
+        return self._model
+
+    @model.setter
+    def model(self, value):
+        self._model, self._load_model = value, None
+
     @classmethod
     def from_checkpoint(cls, path_or_name, device="auto", **kwargs) -> "NetworkBackend":
-        """Load a network through ``ritm_qgis.models.checkpoint.load_model``."""
+        """Load a network through ``ritm_qgis.models.checkpoint.load_model`` (not at once where
+        its OpenVINO network is in the build cache: ``_from_build_cache``)."""
         from ritm_qgis.engine.runtime.device import resolve_device
 
         try:
@@ -262,12 +291,69 @@ class NetworkBackend(Backend):
                 "for the weight-free GrabCut backend."
             ) from exc
         dev = resolve_device(device) if not hasattr(device, "type") else device
+        quick = cls._from_build_cache(path_or_name, dev, kwargs)
+        if quick is not None:
+            return quick
         model, info = load_model(path_or_name, dev)
         arch = info.get("arch") if isinstance(info, dict) else getattr(info, "arch", None)
-        name = f"{path_or_name} ({arch})" if arch and arch != str(path_or_name) else str(path_or_name)
+        name = _display_name(path_or_name, arch)
         kwargs.setdefault("weights_digest", getattr(info, "weights_sha256", None))
         backend = cls(model, device=dev, name=name, **kwargs)
         backend.info = info
+        if getattr(info, "path", None) and kwargs["weights_digest"]:
+            from ritm_qgis.engine.runtime import checkpoint_index, openvino_cpu
+
+            checkpoint_index.remember(info.path, weights_sha256=kwargs["weights_digest"], arch=arch,
+                                      with_prev_mask=backend.with_prev_mask,
+                                      modules=openvino_cpu.network_modules(model))
+        return backend
+
+    @classmethod
+    def _from_build_cache(cls, path_or_name, device, kwargs) -> "NetworkBackend | None":
+        """A backend on the OpenVINO network of the build cache without reading the weights, when
+        the path would be 'openvino' and the file is one loaded before (``checkpoint_index``);
+        its PyTorch network is read only if asked for. None otherwise: the caller loads in full."""
+        import torch
+
+        from ritm_qgis.engine.runtime import checkpoint_index, openvino_cpu
+        from ritm_qgis.engine.runtime.modes import auto_mode
+        from ritm_qgis.models.checkpoint import load_model, resolve_checkpoint
+
+        optimize, precision = kwargs.get("optimize", "auto"), kwargs.get("precision", "fp32")
+        if optimize in (True, None):
+            optimize = "auto"
+        if device.type != "cpu" or precision != "fp32" or set(kwargs) - {"optimize", "precision", "progress",
+                                                                          "net_clicks_limit", "cuda_graphs"}:
+            return None
+        mode = auto_mode("cpu", precision) if optimize == "auto" else optimize
+        if mode != "openvino" or not openvino_cpu.available():
+            return None
+        try:
+            path = resolve_checkpoint(path_or_name)
+        except RitmError:
+            return None  # said by the full load
+        facts = checkpoint_index.recall(path)
+        try:
+            digest, arch, prev = facts["weights_sha256"], facts.get("arch"), bool(facts["with_prev_mask"])
+            modules = [str(m) for m in facts["modules"]]
+        except (TypeError, KeyError):
+            return None
+        fast = openvino_cpu.cached(digest, 4 if prev else 3, modules, torch.get_num_threads())
+        if fast is None:
+            return None
+        backend = cls.__new__(cls)
+        backend._set_up(device, precision, optimize, "openvino", kwargs.get("net_clicks_limit"),
+                        _display_name(path_or_name, arch), prev)
+        backend._openvino = fast
+
+        def load():
+            model, backend.info = load_model(path, device)
+            for p in model.parameters():
+                p.requires_grad_(False)
+            return model.eval()
+
+        backend._load_model = load
+        backend.info = None  # what load_model says about the file, once it was read
         return backend
 
     def image_tensor(self, rgb: np.ndarray):
@@ -322,6 +408,10 @@ class NetworkBackend(Backend):
             self.precision = "fp32"
             empty_cuda_cache()
             return self._run(images, points)
+
+
+def _display_name(path_or_name, arch) -> str:
+    return f"{path_or_name} ({arch})" if arch and arch != str(path_or_name) else str(path_or_name)
 
 
 def _takes_prev_mask(model) -> bool:

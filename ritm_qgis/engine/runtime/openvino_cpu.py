@@ -7,16 +7,21 @@ is 1.2-1.6x faster than the project's oneDNN path (docs/benchmarks.md), on CPUs 
 bf16 hardware, for any input size and number of clicks (the graph has dynamic shapes).
 
 Converting takes 10-60 s; its result (OpenVINO's IR, ``model.xml`` / ``model.bin``, weights kept
-in fp32) is stored in ``build_cache`` keyed by the weights' digest, OpenVINO's version and the CPU,
-so a network used before is ready in about a second (read and compile; the compiled form is kept
-by OpenVINO's own cache in the entry's ``compiled/`` folder, which makes compiling 3x faster). A cached entry that
-cannot be read, or whose outputs disagree with the PyTorch network, is rebuilt.
+in fp32) is stored in ``build_cache`` keyed by the weights' digest, the network's source code,
+OpenVINO's version and the CPU, so a network used before is ready in well under a second (read and
+compile; the compiled form is kept by OpenVINO's own cache in the entry's ``compiled/`` folder,
+which makes compiling 3x faster). The entry also keeps a check input and the PyTorch network's
+logits for it, taken at the conversion: a cached network is checked against those (one small
+OpenVINO pass) instead of running the PyTorch network again. A cached entry that cannot be read,
+or whose outputs disagree with the stored logits, is rebuilt.
 """
 
 from __future__ import annotations
 
+import hashlib
 import importlib.util
 import logging
+import sys
 import warnings
 
 import numpy as np
@@ -31,6 +36,7 @@ ATOL = 1e-3
 
 # How many times this process converted a network (not counting networks read from the cache).
 conversions = 0
+CHECK_FILE = "check.npz"  # the check input and the PyTorch network's logits for it, taken at the conversion
 
 
 def available() -> bool:
@@ -100,7 +106,7 @@ def _compile(model, threads: int, blob_dir=None):
     core = ov.Core()
     if blob_dir is not None:  # OpenVINO's own cache of the compiled network: compiling again takes a third
         core.set_property({"CACHE_DIR": str(blob_dir)})
-    if isinstance(model, str):
+    if isinstance(model, str):  # read first: OpenVINO then keys its compiled form by the IR's content
         model = core.read_model(model)
     return core.compile_model(model, "CPU", {
         "INFERENCE_PRECISION_HINT": "f32",  # never bf16 / fp16 behind the user's back: this path is exact
@@ -108,47 +114,117 @@ def _compile(model, threads: int, blob_dir=None):
         "INFERENCE_NUM_THREADS": int(threads)})
 
 
-def _gap(reference, fast: OpenVinoNetwork, example) -> float:
+def _torch_logits(net, example):
     import torch
 
     image, points = example
     with torch.inference_mode():
-        ref = reference(image, points)["instances"].float()
-    return float((ref - fast(image, points)).abs().max())
+        return net(image, points)["instances"].float()
+
+
+def _gap(reference, fast: OpenVinoNetwork, example) -> float:
+    return float((_torch_logits(reference, example) - fast(*example)).abs().max())
+
+
+def network_modules(net) -> list[str]:
+    """The modules of the project's code ``net`` is made of (torch's own layers left out: their
+    arithmetic is not ours to track)."""
+    names = {type(m).__module__ for m in net.modules()}
+    return sorted(n for n in names if n and not n.startswith("torch."))
+
+
+def code_digest(modules) -> str:
+    """SHA-256 of the source files of ``modules`` (names; imported if they are not): a network
+    whose code changed (a plugin update) is converted again although its weights did not."""
+    import importlib
+
+    h = hashlib.sha256()
+    for name in sorted(modules):
+        path = None
+        if name.startswith("ritm_qgis."):  # only the project's own modules are imported by name
+            try:
+                path = getattr(sys.modules.get(name) or importlib.import_module(name), "__file__", None)
+            except ImportError:
+                path = None
+        else:
+            path = getattr(sys.modules.get(name), "__file__", None)
+        h.update(name.encode() + b"\0")
+        if path:
+            try:
+                with open(path, "rb") as f:
+                    h.update(f.read())
+            except OSError:
+                pass
+    return h.hexdigest()[:16]
+
+
+def _stored_check(entry, fast: OpenVinoNetwork) -> float:
+    """Max |logit difference| of the cached network against the logits stored at its conversion."""
+    import torch
+
+    with np.load(entry / CHECK_FILE) as data:
+        image, points, ref = data["image"], data["points"], data["logits"]
+    got = fast(torch.from_numpy(image), torch.from_numpy(points)).numpy()
+    return float(np.abs(got - ref).max()) if got.shape == ref.shape else float("inf")
+
+
+def _store_check(folder, example, logits) -> None:
+    image, points = example
+    np.savez(folder / CHECK_FILE, image=image.float().numpy(), points=points.float().numpy(),
+             logits=logits.numpy())
+
+
+def _key(weights_digest: str, channels: int, modules) -> dict:
+    return build_cache.entry_key(PATH, weights_digest, f"openvino {version()}", channels=int(channels),
+                                 network_code=code_digest(modules))
+
+
+def cached(weights_digest: str, channels: int, modules, threads: int) -> OpenVinoNetwork | None:
+    """The network converted before for these weights (``channels`` inputs, made of ``modules``),
+    compiled and checked against the logits stored at its conversion; None when there is none, or
+    when it cannot be read or disagrees (then it is removed, to be converted again)."""
+    entry = build_cache.lookup(_key(weights_digest, channels, modules))
+    if entry is None:
+        return None
+    try:
+        fast = OpenVinoNetwork(_compile(str(entry / "model.xml"), threads, entry / "compiled"), "cache")
+        if _stored_check(entry, fast) <= ATOL:
+            return fast
+        log.warning("The cached OpenVINO network in %s disagrees with the weights; converting again.", entry)
+    except (RuntimeError, OSError, ValueError, KeyError) as exc:  # unreadable IR or check file: convert again
+        log.warning("The cached OpenVINO network in %s cannot be used (%s); converting again.",
+                    entry, str(exc).splitlines()[0] if str(exc) else type(exc).__name__)
+    build_cache.discard(entry)
+    return None
 
 
 def build(net, weights_digest: str, example, check_example, threads: int, cache: bool = True,
           progress=None) -> OpenVinoNetwork:
     """``net`` (eval, CPU, fp32) compiled by OpenVINO, read from the cache when it was converted
-    before. ``example`` = (image, points) the conversion traces; ``check_example`` is run through
-    both networks (max |logit difference| <= ATOL, else RuntimeError). ``progress(done, total,
-    message)`` hears of a conversion."""
+    before (``cached``). ``example`` = (image, points) the conversion traces; ``check_example`` is
+    run through both networks at a conversion (max |logit difference| <= ATOL, else RuntimeError)
+    and kept in the entry with the PyTorch logits. ``progress(done, total, message)`` hears of a
+    conversion."""
     import openvino as ov
 
-    key = build_cache.entry_key(PATH, weights_digest, f"openvino {version()}",
-                                channels=int(example[0].shape[1]))
-    entry = build_cache.lookup(key) if cache else None
-    if entry is not None:
-        try:
-            fast = OpenVinoNetwork(_compile(str(entry / "model.xml"), threads, entry / "compiled"), "cache")
-            if _gap(net, fast, check_example) <= ATOL:
-                return fast
-            log.warning("The cached OpenVINO network in %s disagrees with the weights; converting again.", entry)
-        except RuntimeError as exc:  # unreadable IR (truncated, edited): convert again
-            log.warning("The cached OpenVINO network in %s cannot be used (%s); converting again.",
-                        entry, str(exc).splitlines()[0] if str(exc) else type(exc).__name__)
-        build_cache.discard(entry)
+    channels, modules = int(example[0].shape[1]), network_modules(net)
+    if cache:
+        fast = cached(weights_digest, channels, modules, threads)
+        if fast is not None:
+            return fast
     if progress is not None:
         progress(0, 1, "Converting the network for OpenVINO (once per model and CPU)")
     model = _convert(net, example)
     fast = OpenVinoNetwork(_compile(model, threads), "converted")
-    gap = _gap(net, fast, check_example)
+    ref = _torch_logits(net, check_example)
+    gap = float((ref - fast(*check_example)).abs().max())
     if not gap <= ATOL:
         raise RuntimeError(f"OpenVINO's network changed the outputs by {gap:.2e} (> {ATOL})")
     if cache:
         try:
-            with build_cache.writing(key) as folder:
+            with build_cache.writing(_key(weights_digest, channels, modules)) as folder:
                 ov.save_model(model, str(folder / "model.xml"), compress_to_fp16=False)
+                _store_check(folder, check_example, ref)
         except OSError as exc:  # a read-only or full cache: the network still runs, converted next time again
             log.warning("Could not store the OpenVINO network in the cache (%s).", exc)
     if progress is not None:
