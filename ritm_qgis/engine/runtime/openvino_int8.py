@@ -1,0 +1,254 @@
+"""CPU inference through OpenVINO with most convolutions in int8 (the 'openvino-int8' speed-up).
+
+Built from the fp32 OpenVINO network (``openvino_cpu``) without any quantization toolkit: a
+FakeQuantize node (OpenVINO's opset) is put on the input of each chosen convolution (per tensor,
+256 levels: unsigned [0, max] after a ReLU, symmetric otherwise, the range observed on the
+calibration inputs) and one on its weights (per output channel, symmetric, 255 levels).
+OpenVINO's CPU plugin then runs those convolutions with its int8 kernels (``jit_avx2_I8`` and
+the like; VNNI / AMX where the CPU has them) and everything else in fp32.
+
+Kept in fp32 (``KEEP_FP32``): the input side (the image's and the clicks' first convolutions up
+to and including the one that takes their sum: the click disks are a few pixels wide and an
+int8 range set by the image would flatten them) and the classifiers (the one-channel
+convolutions giving the logits). The calibration inputs are real network inputs of simulated
+sessions (``interactive.calibration_clicks``), given by the caller as a callable so that a
+cached network never computes them.
+
+The quantized network (OpenVINO IR with its FakeQuantize nodes) is stored in ``build_cache``
+keyed by the weights' digest, OpenVINO's version and the CPU. A network read from the cache, or
+just built, is compared with the PyTorch network on a small real input (``check``): the masks
+must agree to ``CHECK_IOU`` and the probabilities on average to ``CHECK_MEAN_GAP``; a cached
+entry that fails is built again, a new build that fails raises RuntimeError (the caller runs
+OpenVINO fp32 instead).
+"""
+
+from __future__ import annotations
+
+import logging
+
+import numpy as np
+
+from ritm_qgis.core.defaults import MASK_THRESHOLD
+from ritm_qgis.engine.runtime import build_cache, openvino_cpu
+
+log = logging.getLogger(__name__)
+
+PATH = "openvino-int8"
+FORMAT = 1  # the recipe below: a change of groups, levels or estimator changes it (and the cache key)
+KEEP_FP32 = ("input", "classifier")
+GROUPS = ("input", "body", "head", "classifier")
+CHECK_IOU = 0.9
+CHECK_MEAN_GAP = 0.03
+
+# How many times this process quantized a network (not counting networks read from the cache).
+quantizations = 0
+
+
+def conv_groups(model) -> dict:
+    """{group: [Convolution nodes]} in the order they run. 'input': before and including the
+    first convolution of a sum (the image's and the clicks' features added); 'classifier':
+    one output channel; 'head': from the first convolution of a concatenation after the input
+    side (HRNet's branches joined for OCR) on; 'body': the rest (the HRNet's stages)."""
+    convs = [op for op in model.get_ordered_ops() if op.get_type_name() == "Convolution"]
+    groups = {g: [] for g in GROUPS}
+    stage = "input"
+    for conv in convs:
+        source = conv.input_value(0).get_node().get_type_name()
+        if int(conv.input_value(1).get_partial_shape()[0].get_length()) == 1:
+            groups["classifier"].append(conv)
+            continue
+        if stage == "body" and source == "Concat":
+            stage = "head"
+        groups[stage].append(conv)
+        if stage == "input" and source == "Add":
+            stage = "body"
+    if stage == "input":  # no sum of image and clicks: only the first convolution is the input side
+        groups["body"], groups["input"] = groups["input"][1:], groups["input"][:1]
+    return groups
+
+
+def chosen_convs(model, keep=KEEP_FP32) -> list:
+    return [c for g, convs in conv_groups(model).items() if g not in keep for c in convs]
+
+
+def _source_key(output) -> tuple:
+    return output.get_node().get_friendly_name(), output.get_index()
+
+
+def activation_ranges(model_xml: str, keys: list, inputs, threads: int, progress=None) -> dict:
+    """{(node name, output index): (min, max)} of the tensors ``keys`` over ``inputs``."""
+    import openvino as ov
+
+    core = ov.Core()
+    probe = core.read_model(model_xml)
+    by_key = {}
+    for op in probe.get_ordered_ops():
+        for out in op.outputs():
+            if _source_key(out) in keys:
+                by_key[_source_key(out)] = out
+    wanted = [k for k in keys if k in by_key]
+    probe.add_outputs([by_key[k] for k in wanted])
+    compiled = core.compile_model(probe, "CPU", {"INFERENCE_PRECISION_HINT": "f32",
+                                                 "INFERENCE_NUM_THREADS": int(threads)})
+    lo = dict.fromkeys(wanted, np.inf)
+    hi = dict.fromkeys(wanted, -np.inf)
+    first = len(compiled.outputs) - len(wanted)
+    for n, (image, points) in enumerate(inputs):
+        result = compiled([image, points])
+        for i, k in enumerate(wanted):
+            a = result[compiled.outputs[first + i]]
+            lo[k], hi[k] = min(lo[k], float(a.min())), max(hi[k], float(a.max()))
+        if progress is not None:
+            progress(n + 1, len(inputs))
+    return {k: (lo[k], hi[k]) for k in wanted}
+
+
+def _fake_quantize(source, low, high, levels):
+    import openvino.opset13 as ops
+
+    low, high = np.asarray(low, np.float32), np.asarray(high, np.float32)
+    return ops.fake_quantize(source, low, high, low, high, levels).output(0)
+
+
+def insert_fake_quantize(model, convs, ranges: dict) -> int:
+    """FakeQuantize on the inputs and weights of ``convs`` (in place); returns how many
+    convolutions were quantized (one without an observed range stays fp32)."""
+    shared = {}
+    done = 0
+    for conv in convs:
+        source = conv.input_value(0)
+        weights = conv.input_value(1)
+        if _source_key(source) not in ranges or weights.get_node().get_type_name() != "Constant":
+            continue
+        key = _source_key(source)
+        if key not in shared:  # one FakeQuantize per tensor, whatever reads it
+            lo, hi = ranges[key]
+            if lo >= 0:
+                low, high = 0.0, max(hi, 1e-6)
+            else:
+                a = max(-lo, hi, 1e-6)
+                low, high = -a * 128 / 127, a
+            shared[key] = _fake_quantize(source, low, high, 256)
+        conv.input(0).replace_source_output(shared[key])
+        w = weights.get_node().get_data()
+        bound = np.maximum(np.abs(w).reshape(w.shape[0], -1).max(axis=1), 1e-12)
+        bound = bound.reshape((-1,) + (1,) * (w.ndim - 1))
+        conv.input(1).replace_source_output(_fake_quantize(weights, -bound, bound, 255))
+        done += 1
+    model.validate_nodes_and_infer_types()
+    return done
+
+
+def quantize(model_xml: str, inputs, threads: int, keep=KEEP_FP32, progress=None):
+    """The fp32 IR at ``model_xml`` with FakeQuantize on the convolutions outside ``keep``,
+    activation ranges from ``inputs`` = [(image, points), ...]."""
+    import openvino as ov
+
+    global quantizations
+    model = ov.Core().read_model(model_xml)
+    convs = chosen_convs(model, keep)
+    keys = list(dict.fromkeys(_source_key(c.input_value(0)) for c in convs))
+    ranges = activation_ranges(model_xml, keys, inputs, threads, progress)
+    if insert_fake_quantize(model, convs, ranges) == 0:
+        raise RuntimeError("no convolution of this network can be quantized")
+    quantizations += 1
+    return model
+
+
+def agreement(reference_logits, logits) -> tuple[float, float]:
+    """(mask IoU, mean |probability difference|) of two logit maps."""
+    p0 = 1.0 / (1.0 + np.exp(-np.asarray(reference_logits, np.float64)))
+    p1 = 1.0 / (1.0 + np.exp(-np.asarray(logits, np.float64)))
+    m0, m1 = p0 > MASK_THRESHOLD, p1 > MASK_THRESHOLD
+    union = (m0 | m1).sum()
+    iou = float((m0 & m1).sum() / union) if union else 1.0
+    return iou, float(np.abs(p0 - p1).mean())
+
+
+def _check(net, fast, check) -> tuple[bool, str]:
+    import torch
+
+    image, points = check
+    with torch.inference_mode():
+        ref = net(torch.from_numpy(image), torch.from_numpy(points))["instances"].float().numpy()
+    got = fast(torch.from_numpy(image), torch.from_numpy(points)).numpy()
+    iou, gap = agreement(ref, got)
+    ok = iou >= CHECK_IOU and gap <= CHECK_MEAN_GAP
+    return ok, f"mask IoU {iou:.3f} (>= {CHECK_IOU}), mean probability change {gap:.3f} (<= {CHECK_MEAN_GAP})"
+
+
+def _fp32_ir(net, weights_digest, example, folder):
+    """Path of the fp32 IR: the one ``openvino_cpu`` cached, else converted into ``folder``."""
+    import openvino as ov
+
+    key = build_cache.entry_key(openvino_cpu.PATH, weights_digest, f"openvino {openvino_cpu.version()}",
+                                channels=int(example[0].shape[1]))
+    entry = build_cache.lookup(key)
+    if entry is not None and (entry / "model.xml").is_file():
+        return str(entry / "model.xml")
+    xml = str(folder / "fp32.xml")
+    ov.save_model(openvino_cpu._convert(net, example), xml, compress_to_fp16=False)
+    return xml
+
+
+def build(net, weights_digest: str, example, calibration, check, threads: int, cache: bool = True,
+          progress=None) -> openvino_cpu.OpenVinoNetwork:
+    """``net`` (eval, CPU, fp32) quantized and compiled by OpenVINO, read from the cache when it
+    was built before. ``example`` = (image, points) tensors the conversion traces;
+    ``calibration(forward)`` -> [(image, points) arrays] given the fp32 network's forward
+    (called only on a build); ``check`` = (image, points) arrays (see the module doc).
+    ``progress(done, total, message)`` hears of a build."""
+    import tempfile
+    from pathlib import Path
+
+    import openvino as ov
+
+    channels = int(example[0].shape[1])
+    key = build_cache.entry_key(PATH, weights_digest, f"openvino {openvino_cpu.version()}",
+                                channels=channels, format=FORMAT)
+    entry = build_cache.lookup(key) if cache else None
+    if entry is not None:
+        try:
+            fast = openvino_cpu.OpenVinoNetwork(
+                openvino_cpu._compile(str(entry / "model.xml"), threads, entry / "compiled"), "cache")
+            ok, how = _check(net, fast, check)
+            if ok:
+                return fast
+            log.warning("The cached int8 OpenVINO network in %s disagrees with the weights (%s); building it again.",
+                        entry, how)
+        except RuntimeError as exc:  # unreadable IR (truncated, edited): build again
+            log.warning("The cached int8 OpenVINO network in %s cannot be used (%s); building it again.",
+                        entry, str(exc).splitlines()[0] if str(exc) else type(exc).__name__)
+        build_cache.discard(entry)
+
+    def step(done, total, message=None):
+        if progress is not None:
+            progress(done, total, message)
+
+    message = "Building the int8 OpenVINO network (once per model and CPU)"
+    step(0, 3, message)
+    with tempfile.TemporaryDirectory(prefix="ritm-int8-") as tmp:
+        xml = _fp32_ir(net, weights_digest, example, Path(tmp))
+        step(1, 3, message)
+        reference = openvino_cpu.OpenVinoNetwork(openvino_cpu._compile(xml, threads), "converted")
+
+        def forward(image, points):
+            import torch
+
+            return reference(torch.from_numpy(image), torch.from_numpy(points)).numpy()
+
+        inputs = calibration(forward)
+        step(2, 3, message)
+        model = quantize(xml, inputs, threads)
+    fast = openvino_cpu.OpenVinoNetwork(openvino_cpu._compile(model, threads), "converted")
+    ok, how = _check(net, fast, check)
+    if not ok:
+        raise RuntimeError(f"the int8 network is too far from fp32 on the check input: {how}")
+    if cache:
+        try:
+            with build_cache.writing(key) as folder:
+                ov.save_model(model, str(folder / "model.xml"), compress_to_fp16=False)
+        except OSError as exc:  # a read-only or full cache: the network still runs, built next time again
+            log.warning("Could not store the int8 OpenVINO network in the cache (%s).", exc)
+    step(3, 3, None)
+    return fast
