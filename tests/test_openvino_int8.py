@@ -62,12 +62,36 @@ def probs(backend, img, click):
     return [first, session.add_click(5, 5, False).prob]
 
 
-def test_conv_groups_keep_the_input_side_and_the_classifiers(real_tiny, tmp_path):
-    import openvino as ov
-    import torch
+@pytest.fixture(scope="module")
+def first_build(real_tiny, tmp_path_factory):
+    """The first int8 build of the tiny network into a cache of this module's own:
+    (cache root, backend, progress heard, quantizations and conversions before)."""
+    net, digest = real_tiny
+    root = tmp_path_factory.mktemp("built")
+    old = os.environ.get(build_cache.ROOT_ENV)
+    os.environ[build_cache.ROOT_ENV] = str(root)
+    heard = []
+    counts = openvino_int8.quantizations, openvino_cpu.conversions
+    try:
+        backend = NetworkBackend(net, device="cpu", optimize="openvino-int8", weights_digest=digest,
+                                 progress=lambda done, total, message=None: heard.append((done, total, message)))
+    finally:
+        if old is None:
+            del os.environ[build_cache.ROOT_ENV]
+        else:
+            os.environ[build_cache.ROOT_ENV] = old
+    return root, backend, heard, counts
 
-    net, _ = real_tiny
-    model = openvino_cpu._convert(net, (torch.rand(1, 4, 96, 96), torch.tensor([[[48.0, 48.0, 0.0], [-1, -1, -1]]])))
+
+def entry_of(root, path):
+    (entry,) = [p for p in root.iterdir() if p.name.startswith(path + "-")]
+    return entry
+
+
+def test_conv_groups_keep_the_input_side_and_the_classifiers(first_build):
+    import openvino as ov
+
+    model = ov.Core().read_model(str(entry_of(first_build[0], openvino_cpu.PATH) / "model.xml"))
     groups = openvino_int8.conv_groups(model)
     assert len(groups["input"]) >= 2 and groups["input"][-1].input_value(0).get_node().get_type_name() == "Add"
     assert [c.input_value(1).get_partial_shape()[0].get_length() for c in groups["classifier"]] == [1, 1]
@@ -76,28 +100,24 @@ def test_conv_groups_keep_the_input_side_and_the_classifiers(real_tiny, tmp_path
     chosen = openvino_int8.chosen_convs(model)
     assert len(chosen) == len(groups["body"]) + len(groups["head"])
     assert not {id(c) for c in chosen} & {id(c) for c in groups["input"] + groups["classifier"]}
-    ov.save_model(model, str(tmp_path / "fp32.xml"), compress_to_fp16=False)
 
 
-def test_int8_network_runs_int8_convolutions_close_to_fp32_and_is_built_once(real_tiny, held_out_crop, tmp_path,
+def test_int8_network_runs_int8_convolutions_close_to_fp32_and_is_built_once(real_tiny, first_build, held_out_crop,
                                                                              monkeypatch):
     import openvino as ov
 
     net, digest = real_tiny
-    monkeypatch.setenv(build_cache.ROOT_ENV, str(tmp_path / "built"))
-    heard = []
-    before = openvino_int8.quantizations
-    backend = NetworkBackend(net, device="cpu", optimize="openvino-int8", weights_digest=digest,
-                             progress=lambda done, total, message=None: heard.append((done, total, message)))
-    assert backend.optimize == "openvino-int8" and openvino_int8.quantizations == before + 1
+    root, backend, heard, (quantized, converted) = first_build
+    monkeypatch.setenv(build_cache.ROOT_ENV, str(root))
+    assert backend.optimize == "openvino-int8" and backend._openvino.source == "converted"
+    assert openvino_int8.quantizations == quantized + 1 and openvino_cpu.conversions == converted + 1
     assert heard[0][0] == 0 and heard[-1][:2] == (3, 3) and "int8" in heard[0][2]
 
     # the stored network has FakeQuantize nodes, and OpenVINO runs those convolutions in int8
-    (entry,) = [p for p in (tmp_path / "built").iterdir() if p.name.startswith("openvino-int8")]
+    entry = entry_of(root, openvino_int8.PATH)
     key = json.loads((entry / build_cache.KEY_FILE).read_text())
     assert key["path"] == "openvino-int8" and key["weights_sha256"] == digest and key["runtime"].startswith("openvino ")
-    core = ov.Core()
-    compiled = core.compile_model(str(entry / "model.xml"), "CPU", {"PERF_COUNT": True, "INFERENCE_NUM_THREADS": 1})
+    compiled = ov.Core().compile_model(str(entry / "model.xml"), "CPU", {"PERF_COUNT": True, "INFERENCE_NUM_THREADS": 1})
     request = compiled.create_infer_request()
     request.infer(list(calibration_clicks.check_input(4)))
     kinds = [p.exec_type for p in request.profiling_info if p.node_type == "Convolution"]
@@ -111,32 +131,33 @@ def test_int8_network_runs_int8_convolutions_close_to_fp32_and_is_built_once(rea
     for a, b in zip(ref, got):
         ma, mb = a > 0.49, b > 0.49
         iou = (ma & mb).sum() / (ma | mb).sum()
-        assert iou > 0.9 and np.abs(a - b).mean() < 0.03 and ma.sum() > 100, (iou, np.abs(a - b).mean())
+        assert iou > 0.9 and np.abs(a - b).mean() < 0.03 and ma.sum() > 50, (iou, np.abs(a - b).mean())
     assert set(backend.paths_run) == {"openvino-int8"}
 
     stamp = (entry / "model.bin").stat().st_mtime_ns
     again = NetworkBackend(net, device="cpu", optimize="openvino-int8", weights_digest=digest)
-    assert again._openvino.source == "cache" and openvino_int8.quantizations == before + 1
+    assert again._openvino.source == "cache" and openvino_int8.quantizations == quantized + 1
     assert (entry / "model.bin").stat().st_mtime_ns == stamp
 
-    with open(entry / "model.bin", "r+b") as f:  # a damaged entry is built again, not fatal
+    with open(entry / "model.bin", "r+b") as f:  # a damaged entry is built again (not converted again), not fatal
         f.truncate(100)
     rebuilt = NetworkBackend(net, device="cpu", optimize="openvino-int8", weights_digest=digest)
     assert rebuilt.optimize == "openvino-int8" and rebuilt._openvino.source == "converted"
-    assert openvino_int8.quantizations == before + 2
-    np.testing.assert_allclose(probs(rebuilt, img, click)[-1], got[-1], atol=1e-5)  # deterministic calibration
+    assert openvino_int8.quantizations == quantized + 2 and openvino_cpu.conversions == converted + 1
+    np.testing.assert_allclose(probs(rebuilt, img, click)[-1], got[-1], atol=1e-4)  # deterministic calibration
 
 
-def test_an_int8_network_that_fails_its_check_runs_as_openvino_fp32(real_tiny, tmp_path, monkeypatch):
+def test_an_int8_network_that_fails_its_check_runs_as_openvino_fp32(real_tiny, first_build, monkeypatch):
     net, digest = real_tiny
-    monkeypatch.setenv(build_cache.ROOT_ENV, str(tmp_path / "built"))
-    monkeypatch.setattr(openvino_int8, "CHECK_IOU", 1.01)  # no int8 network can pass
+    root = first_build[0]
+    monkeypatch.setenv(build_cache.ROOT_ENV, str(root))
+    monkeypatch.setattr(openvino_int8, "CHECK_IOU", 1.01)  # no int8 network can pass: the cached one neither
     with pytest.warns(RuntimeWarning, match="openvino-int8 failed.*too far from fp32.*running it as --optimize openvino"):
         backend = NetworkBackend(net, device="cpu", optimize="openvino-int8", weights_digest=digest)
     assert backend.optimize == "openvino" and backend._openvino is not None
     probs(backend, np.full((64, 64, 3), 120, np.uint8), (32, 32))
     assert set(backend.paths_run) == {"openvino"}
-    assert not [p for p in (tmp_path / "built").iterdir() if p.name.startswith("openvino-int8")]
+    assert not [p for p in root.iterdir() if p.name.startswith(openvino_int8.PATH + "-")]
 
 
 def test_calibration_inputs_are_real_sessions_and_deterministic():

@@ -100,7 +100,17 @@ def activation_ranges(model_xml: str, keys: list, inputs, threads: int, progress
             lo[k], hi[k] = min(lo[k], float(a.min())), max(hi[k], float(a.max()))
         if progress is not None:
             progress(n + 1, len(inputs))
-    return {k: (lo[k], hi[k]) for k in wanted}
+    return {k: (-_round_up(-lo[k]), _round_up(hi[k])) for k in wanted}
+
+
+def _round_up(x: float) -> float:
+    """``x`` rounded up to 3 significant digits: the fp32 network's last-bit differences between
+    runs (another thread count, an IR read back) do not move a range, so a rebuild gives the
+    same int8 network."""
+    if x == 0 or not np.isfinite(x):
+        return float(x)
+    step = 10.0 ** (np.floor(np.log10(abs(x))) - 2)
+    return float(np.ceil(x / step) * step)
 
 
 def _fake_quantize(source, low, high, levels):
@@ -177,18 +187,25 @@ def _check(net, fast, check) -> tuple[bool, str]:
     return ok, f"mask IoU {iou:.3f} (>= {CHECK_IOU}), mean probability change {gap:.3f} (<= {CHECK_MEAN_GAP})"
 
 
-def _fp32_ir(net, weights_digest, example, folder):
-    """Path of the fp32 IR: the one ``openvino_cpu`` cached, else converted into ``folder``."""
+def _fp32_network(net, weights_digest, example, threads, cache, folder):
+    """(fp32 IR path, compiled fp32 network): ``openvino_cpu``'s cached conversion (made and
+    stored now when missing, so 'openvino' never converts again), else converted into ``folder``."""
     import openvino as ov
 
-    key = build_cache.entry_key(openvino_cpu.PATH, weights_digest, f"openvino {openvino_cpu.version()}",
-                                channels=int(example[0].shape[1]))
-    entry = build_cache.lookup(key)
-    if entry is not None and (entry / "model.xml").is_file():
-        return str(entry / "model.xml")
+    import torch
+
+    small = (torch.rand(1, example[0].shape[1], 64, 64, generator=torch.Generator().manual_seed(0)),
+             torch.tensor([[[32.0, 32.0, 0.0], [-1.0, -1.0, -1.0]]]))
+    if cache:
+        fp32 = openvino_cpu.build(net, weights_digest, example, small, threads, cache=True)
+        key = build_cache.entry_key(openvino_cpu.PATH, weights_digest, f"openvino {openvino_cpu.version()}",
+                                    channels=int(example[0].shape[1]))
+        entry = build_cache.lookup(key)
+        if entry is not None and (entry / "model.xml").is_file():
+            return str(entry / "model.xml"), fp32
     xml = str(folder / "fp32.xml")
     ov.save_model(openvino_cpu._convert(net, example), xml, compress_to_fp16=False)
-    return xml
+    return xml, openvino_cpu.OpenVinoNetwork(openvino_cpu._compile(xml, threads), "converted")
 
 
 def build(net, weights_digest: str, example, calibration, check, threads: int, cache: bool = True,
@@ -228,9 +245,8 @@ def build(net, weights_digest: str, example, calibration, check, threads: int, c
     message = "Building the int8 OpenVINO network (once per model and CPU)"
     step(0, 3, message)
     with tempfile.TemporaryDirectory(prefix="ritm-int8-") as tmp:
-        xml = _fp32_ir(net, weights_digest, example, Path(tmp))
+        xml, reference = _fp32_network(net, weights_digest, example, threads, cache, Path(tmp))
         step(1, 3, message)
-        reference = openvino_cpu.OpenVinoNetwork(openvino_cpu._compile(xml, threads), "converted")
 
         def forward(image, points):
             import torch
