@@ -118,9 +118,9 @@ def load_replay(paths):
 
 
 def make_backend(net, mode):
-    """A backend for an --optimize mode, or for openvino-f32 / openvino-bf16 (bench_openvino.py;
-    OpenVINO must be installed beside the project)."""
-    if mode.startswith("openvino-"):
+    """A backend for an --optimize mode (openvino-int8 included), or for openvino-f32 /
+    openvino-bf16 (bench_openvino.py; OpenVINO must be installed beside the project)."""
+    if mode.startswith("openvino-") and mode not in NetworkBackend.OPTIMIZE:
         from bench_openvino import OpenVinoBackend
 
         return OpenVinoBackend(net, precision=mode.split("-", 1)[1])
@@ -175,8 +175,8 @@ def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--model", default="aerial-finetuned-h18s")
     ap.add_argument("--dataset", default="grabcut:../shared/data/grabcut")
-    ap.add_argument("--modes", default="bf16", help="comma-separated --optimize modes compared with 'none' "
-                    "(also openvino-f32 and openvino-bf16, with OpenVINO installed)")
+    ap.add_argument("--modes", default="bf16", help="comma-separated --optimize modes compared with 'none', "
+                    "openvino-int8 included (also openvino-f32 and openvino-bf16, with OpenVINO installed)")
     ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--batch-size", type=int, default=8)
     ap.add_argument("--max-clicks", type=int, default=20)

@@ -26,7 +26,7 @@ log = logging.getLogger(__name__)
 
 PRECISIONS = ("fp32", "fp16", "bf16")
 # the network backend's speed-up modes (``NetworkBackend`` says what each does); the CLI offers these
-OPTIMIZE_MODES = ("auto", "none", "fold", "onednn", "bf16", "int8", "openvino")
+OPTIMIZE_MODES = ("auto", "none", "fold", "onednn", "bf16", "int8", "openvino", "openvino-int8")
 NVIDIA_GPUS = "/proc/driver/nvidia/gpus"  # one folder per GPU the NVIDIA driver runs (Linux)
 
 

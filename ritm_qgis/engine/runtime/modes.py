@@ -4,14 +4,14 @@
 (``cpu_bf16.native_bf16``), else 'openvino' where the openvino package is installed, else
 'onednn'; on a GPU 'fold'. An explicit 'bf16' on a CPU without bf16 hardware is refused: oneDNN
 emulates it there, 4x slower than the default and further from RITM's arithmetic.
-'openvino' without the package is refused with the command that installs it.
+'openvino' and 'openvino-int8' without the package are refused with the command that installs it.
 """
 
 from __future__ import annotations
 
 from ritm_qgis.core.errors import RitmError
 
-CPU_ONLY = ("onednn", "bf16", "int8", "openvino")
+CPU_ONLY = ("onednn", "bf16", "int8", "openvino", "openvino-int8")
 
 
 def auto_mode(device_type: str, precision: str = "fp32") -> str:
@@ -27,7 +27,7 @@ def auto_mode(device_type: str, precision: str = "fp32") -> str:
 
 def check_mode(mode: str, device_type: str) -> None:
     """A RitmError when ``mode`` cannot run well here."""
-    if device_type != "cpu" or mode not in ("bf16", "openvino"):
+    if device_type != "cpu" or mode not in ("bf16", "openvino", "openvino-int8"):
         return
     if mode == "bf16":
         from ritm_qgis.engine.runtime.cpu_bf16 import NATIVE_BF16_ENV, native_bf16
@@ -41,5 +41,5 @@ def check_mode(mode: str, device_type: str) -> None:
         from ritm_qgis.engine.runtime import openvino_cpu
 
         if not openvino_cpu.available():
-            raise RitmError("--optimize openvino needs the openvino package, which is not installed; install it "
+            raise RitmError(f"--optimize {mode} needs the openvino package, which is not installed; install it "
                             "with `python3 -m pip install openvino` in QGIS's Python, or use --optimize auto.")
