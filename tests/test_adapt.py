@@ -96,8 +96,13 @@ def test_adapt_stops_at_the_time_budget_and_on_cancel(scene, tmp_path):
     model, _ = load_model(tiny_checkpoint(tmp_path), device="cpu")
     recipe = AdaptRecipe(batch_size=2, crop_size=(96, 96), window_px=96)
     t0 = time.perf_counter()
-    res = adapt(model, ds, minutes=2 / 60, recipe=recipe, check_clicks=1, checks=1)
+    res = adapt(model, ds, minutes=2 / 60, recipe=recipe, check_clicks=1, checks=1, keep_at=(1 / 60, 2 / 60, 1))
     assert res.steps >= 1 and len(res.checks) == 1
+    # the network at 1 s and at the end of training is kept (the curve of gain against minutes); 1 min is past it
+    assert sorted(res.snapshots) == [1 / 60, 2 / 60]
+    (s1, net1), (s2, net2) = res.snapshots[1 / 60], res.snapshots[2 / 60]
+    assert 1 <= s1 <= s2 == res.steps and net1 is not net2 and not net1.training
+    assert all((a == b).all() for a, b in zip(net2.state_dict().values(), res.last_model.state_dict().values()))
     assert time.perf_counter() - t0 < 120  # 2 s of training, two 1-click checks of 7 buildings
     calls = []
 

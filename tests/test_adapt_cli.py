@@ -13,7 +13,7 @@ def test_adapt_reports_the_holdout_and_lists_and_removes_the_model(scene, tmp_pa
     cache = tmp_path / "cache"
     monkeypatch.setenv("RITM_QGIS_CACHE", str(cache))
     assert main(["adapt", "--raster", str(raster), "--footprints", str(fp), "--model", "aerial-finetuned-tiny",
-                 "--minutes", "0.1", "--name", "mine", "--json"]) == 0
+                 "--minutes", "0.1", "--name", "mine", "--threads", "1", "--json"]) == 0
     report = json.loads(capsys.readouterr().out)
     assert report["buildings"] == 14 and report["holdout_buildings"] == 7 and report["base_model"] == "aerial-finetuned-tiny"
     for key in ("holdout_before", "holdout_after"):
@@ -37,6 +37,8 @@ def test_adapt_refuses_bad_arguments(scene, tmp_path, monkeypatch, capsys):
     monkeypatch.setenv("RITM_QGIS_CACHE", str(tmp_path))
     assert main(["adapt", "--raster", str(raster), "--footprints", str(fp), "--minutes", "0"]) == 1
     assert "--minutes must be a positive number" in capsys.readouterr().err
+    assert main(["adapt", "--raster", str(raster), "--footprints", str(fp), "--threads", "0"]) == 1
+    assert "--threads must be at least 1" in capsys.readouterr().err
     assert main(["adapt", "--remove", "nothing-here"]) == 1
     assert "not an adapted model" in capsys.readouterr().err
     assert main(["adapt", "--minutes", "1"]) == 1

@@ -22,6 +22,10 @@ def add_arguments(p):
     p.add_argument("--name", help="name of the adapted model (default BASE+LAYER-YYYYMMDD)")
     p.add_argument("--every", type=int, default=5, help="hold out every N-th building to check the result (default 5; "
                    "at least 5 buildings are held out)")
+    p.add_argument("--threads", type=int, default=None, metavar="N",
+                   help="CPU threads for training (default: PyTorch's, one per core); where other work keeps "
+                   "the cores busy, fewer threads can make more steps per minute (measured at load 8: 70 steps "
+                   "in 5 minutes with 1 thread, 8 with 2)")
     p.add_argument("--stretch", default=DEFAULT_STRETCH, metavar=cli_metavar(), help=cli_help())
     p.add_argument("--remove", metavar="NAME", help="delete the adapted model NAME from the cache, and do nothing else")
     p.add_argument("--json", action="store_true", help="print the hold-out report as JSON")
@@ -31,7 +35,7 @@ def run(args) -> int:
     import math
 
     from ritm_qgis.core.errors import RitmError
-    from ritm_qgis.engine.jobs.limits import check_int
+    from ritm_qgis.engine.jobs.limits import MAX_THREADS, check_int
 
     if args.remove:
         from ritm_qgis.models.adapted import remove_adapted
@@ -44,6 +48,11 @@ def run(args) -> int:
     if not (math.isfinite(args.minutes) and args.minutes > 0):
         raise RitmError(f"--minutes must be a positive number, not {args.minutes}")
     check_int(args.every, "--every", 2, 1000)
+    if args.threads is not None:
+        check_int(args.threads, "--threads", 1, MAX_THREADS)
+        import torch
+
+        torch.set_num_threads(args.threads)
     from ritm_qgis.engine.geo.stretch import parse_stretch
     from ritm_qgis.engine.jobs.adapt_area import adapt_area
     from ritm_qgis.models.catalog import default_model

@@ -99,6 +99,7 @@ class AdaptResult:
     recipe: AdaptRecipe = field(default_factory=AdaptRecipe)
     cancelled: bool = False
     last_model: object = None  # the network at the end of training (measurements)
+    snapshots: dict = field(default_factory=dict)  # minutes -> (steps, network) for ``keep_at`` (measurements)
 
     def summary(self) -> str:
         verdict = "better" if self.improved else "not better"
@@ -208,7 +209,8 @@ def adapt(model, dataset: Dataset, minutes: float, recipe: AdaptRecipe | None = 
           every: int = 5, min_holdout: int = 5, max_holdout: int = 16, check_clicks: int = 10, checks: int = 2,
           max_steps: Optional[int] = None,
           progress: Progress | None = None, cancel: Callable[[], bool] | None = None,
-          log: Callable[[str], None] | None = None, holdout: Optional[Dataset] = None) -> AdaptResult:
+          log: Callable[[str], None] | None = None, holdout: Optional[Dataset] = None,
+          keep_at: tuple = ()) -> AdaptResult:
     """Fine-tune ``model`` (a network, not changed) on ``dataset`` for ``minutes`` of training (see the
     module doc); the hold-out checks (before, and ``checks`` times while training) come on top.
 
@@ -216,7 +218,9 @@ def adapt(model, dataset: Dataset, minutes: float, recipe: AdaptRecipe | None = 
     sample of ``dataset`` trains). progress(seconds spent, budget seconds, message); cancel() is polled
     between steps: a cancelled run returns the best weights checked so far (or the base model) with
     ``cancelled`` True. ``max_steps``: stop training there too (tests: a run that does not depend on
-    the machine's speed; the checks then fall at half and all of the steps).
+    the machine's speed; the checks then fall at half and all of the steps). ``keep_at``: minutes of
+    training at which a copy of the network is kept in ``snapshots`` (one run gives the curve of gain
+    against minutes; the rates have no schedule, so minute 2 of a 10-minute run is a 2-minute run).
     """
     import torch
 
@@ -268,6 +272,7 @@ def adapt(model, dataset: Dataset, minutes: float, recipe: AdaptRecipe | None = 
     rng = np.random.default_rng([recipe.seed, 7])
     batches = _batches(items, recipe.batch_size, recipe.seed)
     cancelled = False
+    pending, snapshots = sorted(float(m) for m in keep_at if m <= minutes), {}
 
     def check():
         nonlocal best_state, best
@@ -297,6 +302,8 @@ def adapt(model, dataset: Dataset, minutes: float, recipe: AdaptRecipe | None = 
             optimizer.step()
             step += 1
             trained += time.perf_counter() - t_step
+            while pending and pending[0] * 60.0 <= trained:
+                snapshots[pending.pop(0)] = (step, copy.deepcopy(net).eval())
             tell(f"step {step}, loss {float(loss.detach()):.3f}")
         if cancelled:
             break
@@ -317,4 +324,4 @@ def adapt(model, dataset: Dataset, minutes: float, recipe: AdaptRecipe | None = 
     seconds = time.perf_counter() - t0
     tell("done")
     return AdaptResult(result_model, before, best, best is not before, step, seconds, len(train_idx),
-                       len(held_idx), checks_done, recipe, cancelled, last)
+                       len(held_idx), checks_done, recipe, cancelled, last, snapshots)
