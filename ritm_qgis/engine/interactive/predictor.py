@@ -347,8 +347,9 @@ class NetworkBackend(Backend):
     @classmethod
     def _from_build_cache(cls, path_or_name, device, kwargs) -> "NetworkBackend | None":
         """A backend on the OpenVINO network of the build cache without reading the weights, when
-        the path would be 'openvino' and the file is one loaded before (``checkpoint_index``);
-        its PyTorch network is read only if asked for. None otherwise: the caller loads in full."""
+        the path would be 'openvino' or 'openvino-int8' and the file is one loaded before
+        (``checkpoint_index``); its PyTorch network is read only if asked for. None otherwise: the
+        caller loads in full."""
         import torch
 
         from ritm_qgis.engine.runtime import checkpoint_index, openvino_cpu
@@ -362,7 +363,7 @@ class NetworkBackend(Backend):
                                                                           "net_clicks_limit", "cuda_graphs"}:
             return None
         mode = auto_mode("cpu", precision) if optimize == "auto" else optimize
-        if mode != "openvino" or not openvino_cpu.available():
+        if mode not in ("openvino", "openvino-int8") or not openvino_cpu.available():
             return None
         try:
             path = resolve_checkpoint(path_or_name)
@@ -374,11 +375,16 @@ class NetworkBackend(Backend):
             modules = [str(m) for m in facts["modules"]]
         except (TypeError, KeyError):
             return None
-        fast = openvino_cpu.cached(digest, 4 if prev else 3, modules, torch.get_num_threads())
+        if mode == "openvino-int8":
+            from ritm_qgis.engine.runtime import openvino_int8
+
+            fast = openvino_int8.cached(digest, 4 if prev else 3, modules, torch.get_num_threads())
+        else:
+            fast = openvino_cpu.cached(digest, 4 if prev else 3, modules, torch.get_num_threads())
         if fast is None:
             return None
         backend = cls.__new__(cls)
-        backend._set_up(device, precision, optimize, "openvino", kwargs.get("net_clicks_limit"),
+        backend._set_up(device, precision, optimize, mode, kwargs.get("net_clicks_limit"),
                         _display_name(path_or_name, arch), prev)
         backend._openvino = fast
 

@@ -174,7 +174,8 @@ def _store_check(folder, example, logits) -> None:
              logits=logits.numpy())
 
 
-def _key(weights_digest: str, channels: int, modules) -> dict:
+def cache_key(weights_digest: str, channels: int, modules) -> dict:
+    """The build cache's key of a conversion (``openvino_int8`` reads its IR too)."""
     return build_cache.entry_key(PATH, weights_digest, f"openvino {version()}", channels=int(channels),
                                  network_code=code_digest(modules))
 
@@ -183,7 +184,7 @@ def cached(weights_digest: str, channels: int, modules, threads: int) -> OpenVin
     """The network converted before for these weights (``channels`` inputs, made of ``modules``),
     compiled and checked against the logits stored at its conversion; None when there is none, or
     when it cannot be read or disagrees (then it is removed, to be converted again)."""
-    entry = build_cache.lookup(_key(weights_digest, channels, modules))
+    entry = build_cache.lookup(cache_key(weights_digest, channels, modules))
     if entry is None:
         return None
     try:
@@ -222,7 +223,7 @@ def build(net, weights_digest: str, example, check_example, threads: int, cache:
         raise RuntimeError(f"OpenVINO's network changed the outputs by {gap:.2e} (> {ATOL})")
     if cache:
         try:
-            with build_cache.writing(_key(weights_digest, channels, modules)) as folder:
+            with build_cache.writing(cache_key(weights_digest, channels, modules)) as folder:
                 ov.save_model(model, str(folder / "model.xml"), compress_to_fp16=False)
                 _store_check(folder, check_example, ref)
         except OSError as exc:  # a read-only or full cache: the network still runs, converted next time again

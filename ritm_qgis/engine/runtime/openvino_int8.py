@@ -16,11 +16,12 @@ sessions (``interactive.calibration_clicks``), given by the caller as a callable
 cached network never computes them.
 
 The quantized network (OpenVINO IR with its FakeQuantize nodes) is stored in ``build_cache``
-keyed by the weights' digest, OpenVINO's version and the CPU. A network read from the cache, or
-just built, is compared with the PyTorch network on a small real input (``check``): the masks
-must agree to ``CHECK_IOU`` and the probabilities on average to ``CHECK_MEAN_GAP``; a cached
-entry that fails is built again, a new build that fails raises RuntimeError (the caller runs
-OpenVINO fp32 instead).
+keyed by the weights' digest, the network's source code, OpenVINO's version and the CPU. A network
+just built is compared with the PyTorch network on a small real input (``check``): the masks must
+agree to ``CHECK_IOU`` and the probabilities on average to ``CHECK_MEAN_GAP``, else RuntimeError
+(the caller runs OpenVINO fp32 instead). The check input and the PyTorch logits for it are kept in
+the entry, so a network read from the cache is checked the same way without a PyTorch pass
+(``cached``); a cached entry that fails is removed and built again.
 """
 
 from __future__ import annotations
@@ -189,16 +190,53 @@ def agreement(reference_logits, logits) -> tuple[float, float]:
     return iou, float(np.abs(p0 - p1).mean())
 
 
-def _check(net, fast, check) -> tuple[bool, str]:
+def _agrees(ref, got) -> tuple[bool, str]:
+    iou, gap = agreement(ref, got)
+    ok = iou >= CHECK_IOU and gap <= CHECK_MEAN_GAP
+    return ok, f"mask IoU {iou:.3f} (>= {CHECK_IOU}), mean probability change {gap:.3f} (<= {CHECK_MEAN_GAP})"
+
+
+def _check(net, fast, check) -> tuple[bool, str, np.ndarray]:
+    """(agrees, how, the PyTorch logits) of ``fast`` against ``net`` on ``check``."""
     import torch
 
     image, points = check
     with torch.inference_mode():
         ref = net(torch.from_numpy(image), torch.from_numpy(points))["instances"].float().numpy()
     got = fast(torch.from_numpy(image), torch.from_numpy(points)).numpy()
-    iou, gap = agreement(ref, got)
-    ok = iou >= CHECK_IOU and gap <= CHECK_MEAN_GAP
-    return ok, f"mask IoU {iou:.3f} (>= {CHECK_IOU}), mean probability change {gap:.3f} (<= {CHECK_MEAN_GAP})"
+    return (*_agrees(ref, got), ref)
+
+
+def _key(weights_digest: str, channels: int, modules) -> dict:
+    return build_cache.entry_key(PATH, weights_digest, f"openvino {openvino_cpu.version()}", channels=int(channels),
+                                 format=FORMAT, network_code=openvino_cpu.code_digest(modules))
+
+
+def cached(weights_digest: str, channels: int, modules, threads: int) -> openvino_cpu.OpenVinoNetwork | None:
+    """The int8 network built before for these weights, compiled and checked against the PyTorch
+    logits stored at its build; None when there is none, or when it cannot be read or fails the
+    check (then it is removed, to be built again)."""
+    entry = build_cache.lookup(_key(weights_digest, channels, modules))
+    if entry is None:
+        return None
+    try:
+        fast = openvino_cpu.OpenVinoNetwork(
+            openvino_cpu._compile(str(entry / "model.xml"), threads, entry / "compiled"), "cache")
+        import torch
+
+        with np.load(entry / openvino_cpu.CHECK_FILE) as data:
+            image, points, ref = data["image"], data["points"], data["logits"]
+        got = fast(torch.from_numpy(image), torch.from_numpy(points)).numpy()
+        ok, how = _agrees(ref, got) if got.shape == ref.shape else (False, "another output shape")
+        if ok:
+            return fast
+        log.warning("The cached int8 OpenVINO network in %s disagrees with the weights (%s); building it again.",
+                    entry, how)
+    except (RuntimeError, OSError, ValueError, KeyError) as exc:  # unreadable IR or check file: build again
+        log.warning("The cached int8 OpenVINO network in %s cannot be used (%s); building it again.",
+                    entry, str(exc).splitlines()[0] if str(exc) else type(exc).__name__)
+    build_cache.discard(entry)
+    return None
 
 
 def _fp32_network(net, weights_digest, example, threads, cache, folder):
@@ -212,9 +250,8 @@ def _fp32_network(net, weights_digest, example, threads, cache, folder):
              torch.tensor([[[32.0, 32.0, 0.0], [-1.0, -1.0, -1.0]]]))
     if cache:
         fp32 = openvino_cpu.build(net, weights_digest, example, small, threads, cache=True)
-        key = build_cache.entry_key(openvino_cpu.PATH, weights_digest, f"openvino {openvino_cpu.version()}",
-                                    channels=int(example[0].shape[1]))
-        entry = build_cache.lookup(key)
+        entry = build_cache.lookup(openvino_cpu.cache_key(weights_digest, int(example[0].shape[1]),
+                                                          openvino_cpu.network_modules(net)))
         if entry is not None and (entry / "model.xml").is_file():
             return str(entry / "model.xml"), fp32
     xml = str(folder / "fp32.xml")
@@ -234,23 +271,11 @@ def build(net, weights_digest: str, example, calibration, check, threads: int, c
 
     import openvino as ov
 
-    channels = int(example[0].shape[1])
-    key = build_cache.entry_key(PATH, weights_digest, f"openvino {openvino_cpu.version()}",
-                                channels=channels, format=FORMAT)
-    entry = build_cache.lookup(key) if cache else None
-    if entry is not None:
-        try:
-            fast = openvino_cpu.OpenVinoNetwork(
-                openvino_cpu._compile(str(entry / "model.xml"), threads, entry / "compiled"), "cache")
-            ok, how = _check(net, fast, check)
-            if ok:
-                return fast
-            log.warning("The cached int8 OpenVINO network in %s disagrees with the weights (%s); building it again.",
-                        entry, how)
-        except RuntimeError as exc:  # unreadable IR (truncated, edited): build again
-            log.warning("The cached int8 OpenVINO network in %s cannot be used (%s); building it again.",
-                        entry, str(exc).splitlines()[0] if str(exc) else type(exc).__name__)
-        build_cache.discard(entry)
+    channels, modules = int(example[0].shape[1]), openvino_cpu.network_modules(net)
+    if cache:
+        fast = cached(weights_digest, channels, modules, threads)
+        if fast is not None:
+            return fast
 
     def step(done, total, message=None):
         if progress is not None:
@@ -271,13 +296,14 @@ def build(net, weights_digest: str, example, calibration, check, threads: int, c
         step(2, 3, message)
         model = quantize(xml, inputs, threads)
     fast = openvino_cpu.OpenVinoNetwork(openvino_cpu._compile(model, threads), "converted")
-    ok, how = _check(net, fast, check)
+    ok, how, ref = _check(net, fast, check)
     if not ok:
         raise RuntimeError(f"the int8 network is too far from fp32 on the check input: {how}")
     if cache:
         try:
-            with build_cache.writing(key) as folder:
+            with build_cache.writing(_key(weights_digest, channels, modules)) as folder:
                 ov.save_model(model, str(folder / "model.xml"), compress_to_fp16=False)
+                np.savez(folder / openvino_cpu.CHECK_FILE, image=check[0], points=check[1], logits=ref)
         except OSError as exc:  # a read-only or full cache: the network still runs, built next time again
             log.warning("Could not store the int8 OpenVINO network in the cache (%s).", exc)
     step(3, 3, None)
