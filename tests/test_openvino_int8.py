@@ -135,8 +135,14 @@ def test_int8_network_runs_int8_convolutions_close_to_fp32_and_is_built_once(rea
     assert set(backend.paths_run) == {"openvino-int8"}
 
     stamp = (entry / "model.bin").stat().st_mtime_ns
-    again = NetworkBackend(net, device="cpu", optimize="openvino-int8", weights_digest=digest)
-    assert again._openvino.source == "cache" and openvino_int8.quantizations == quantized + 1
+    passes = []
+    hook = net.register_forward_hook(lambda *_: passes.append(1))
+    try:  # a cached network is checked against the logits stored at its build: no PyTorch pass
+        again = NetworkBackend(net, device="cpu", optimize="openvino-int8", weights_digest=digest)
+    finally:
+        hook.remove()
+    assert again._openvino.source == "cache" and openvino_int8.quantizations == quantized + 1 and not passes
+    assert (entry / openvino_cpu.CHECK_FILE).is_file()
     assert (entry / "model.bin").stat().st_mtime_ns == stamp
 
     with open(entry / "model.bin", "r+b") as f:  # a damaged entry is built again (not converted again), not fatal
@@ -180,3 +186,18 @@ def test_calibration_inputs_are_real_sessions_and_deterministic():
     assert all(np.array_equal(a[0], b[0]) and np.array_equal(a[1], b[1]) for a, b in zip(first, again))
     total = sum(os.path.getsize(p) for p in calibration_clicks.CROPS_DIR.iterdir())
     assert total < 1_000_000
+
+
+def test_a_model_used_before_is_ready_from_the_cache_without_reading_its_weights(first_build, monkeypatch):
+    root = first_build[0]
+    monkeypatch.setenv(build_cache.ROOT_ENV, str(root))
+    first = NetworkBackend.from_checkpoint("aerial-finetuned-tiny", device="cpu", optimize="openvino-int8")
+    assert first.info is not None and first.optimize == "openvino-int8"  # read in full once: its facts kept
+    quantized = openvino_int8.quantizations
+    quick = NetworkBackend.from_checkpoint("aerial-finetuned-tiny", device="cpu", optimize="openvino-int8")
+    assert quick.optimize == "openvino-int8" and quick._openvino.source == "cache" and quick._model is None
+    assert openvino_int8.quantizations == quantized
+    img = np.full((96, 96, 3), 110, np.uint8)
+    img[30:66, 30:66] = 200
+    assert probs(quick, img, (48, 48))[0].shape == (96, 96) and quick._model is None  # clicks need no PyTorch
+    assert quick.model is not None and quick.info.weights_sha256 == first.info.weights_sha256  # read when asked
