@@ -402,27 +402,37 @@ def gpu_present() -> bool:
 OPENVINO_REQUIREMENT = "openvino>=2025.1"
 
 
-def _cpu_has_bf16() -> bool:
-    """The CPU computes bfloat16 in hardware (Linux's flags; elsewhere assumed not)."""
+def _cpu_flags() -> set | None:
+    """The CPU's flags (Linux), None where they cannot be read."""
     try:
         with open("/proc/cpuinfo", encoding="utf-8", errors="replace") as f:
             for line in f:
                 if line.startswith("flags"):
-                    flags = set(line.split(":", 1)[1].split())
-                    return bool(flags & {"avx512_bf16", "amx_bf16"})
+                    return set(line.split(":", 1)[1].split())
     except OSError:
         pass
-    return False
+    return None
+
+
+def _cpu_has_bf16() -> bool:
+    """The CPU computes bfloat16 in hardware (Linux's flags; elsewhere assumed not)."""
+    return bool((_cpu_flags() or set()) & {"avx512_bf16", "amx_bf16"})
+
+
+def _cpu_has_avx2() -> bool:
+    """The CPU has AVX2 (Linux's flags; elsewhere assumed so)."""
+    flags = _cpu_flags()
+    return flags is None or "avx2" in flags
 
 
 def optional_speedups(build: str = "cpu") -> list[str]:
-    """Optional requirements worth installing here: OpenVINO on an x86-64 CPU without bf16
+    """Optional requirements worth installing here: OpenVINO on an x86-64 CPU with AVX2, without bf16
     hardware and without a GPU (where the engine's 'auto' runs it), when it is not installed yet."""
     import platform
 
     if build != "cpu" or gpu_present() or platform.machine().lower() not in ("x86_64", "amd64"):
         return []
-    if _cpu_has_bf16() or _module_origin("openvino") is not None:
+    if _cpu_has_bf16() or not _cpu_has_avx2() or _module_origin("openvino") is not None:
         return []
     return [OPENVINO_REQUIREMENT]
 

@@ -95,11 +95,15 @@ def test_conv_groups_keep_the_input_side_and_the_classifiers(first_build):
     groups = openvino_int8.conv_groups(model)
     assert len(groups["input"]) >= 2 and groups["input"][-1].input_value(0).get_node().get_type_name() == "Add"
     assert [c.input_value(1).get_partial_shape()[0].get_length() for c in groups["classifier"]] == [1, 1]
-    assert groups["head"] and groups["head"][0].input_value(0).get_node().get_type_name() == "Concat"
+    assert len(groups["head"]) == 3 and {c.input_value(0).get_node().get_type_name() for c in groups["head"]} == {
+        "Concat"}  # OCR: the 3x3 on HRNet's joined branches, the soft-region classifier, context + features
+    assert groups["attention"] and all(c.input_value(1).get_partial_shape()[2].get_length() == 1
+                                       for c in groups["attention"])
     assert len(groups["body"]) > 10
     chosen = openvino_int8.chosen_convs(model)
     assert len(chosen) == len(groups["body"]) + len(groups["head"])
-    assert not {id(c) for c in chosen} & {id(c) for c in groups["input"] + groups["classifier"]}
+    kept = groups["input"] + groups["attention"] + groups["classifier"]
+    assert not {id(c) for c in chosen} & {id(c) for c in kept}
 
 
 def test_int8_network_runs_int8_convolutions_close_to_fp32_and_is_built_once(real_tiny, first_build, held_out_crop,
@@ -122,7 +126,7 @@ def test_int8_network_runs_int8_convolutions_close_to_fp32_and_is_built_once(rea
     request.infer(list(calibration_clicks.check_input(4)))
     kinds = [p.exec_type for p in request.profiling_info if p.node_type == "Convolution"]
     int8 = [k for k in kinds if "I8" in k.upper()]
-    assert len(int8) >= 0.8 * len(kinds) and len(kinds) - len(int8) >= 2, kinds  # input side and classifiers fp32
+    assert len(int8) >= 0.8 * len(kinds) and len(kinds) - len(int8) >= 2, kinds  # input side, attention, classifiers fp32
 
     # close to RITM's arithmetic on a held-out aerial building
     img, click = held_out_crop
@@ -163,7 +167,15 @@ def test_an_int8_network_that_fails_its_check_runs_as_openvino_fp32(real_tiny, f
     assert backend.optimize == "openvino" and backend._openvino is not None
     probs(backend, np.full((64, 64, 3), 120, np.uint8), (32, 32))
     assert set(backend.paths_run) == {"openvino"}
-    assert not [p for p in root.iterdir() if p.name.startswith(openvino_int8.PATH + "-")]
+    (entry,) = [p for p in root.iterdir() if p.name.startswith(openvino_int8.PATH + "-")]
+    assert not (entry / "model.xml").exists() and "too far from fp32" in (entry / openvino_int8.REFUSED_FILE).read_text()
+
+    # remembered: the next load runs fp32 at once, without quantizing again
+    quantized = openvino_int8.quantizations
+    with pytest.warns(RuntimeWarning, match="too far from fp32.*remembered in the build cache"):
+        again = NetworkBackend(net, device="cpu", optimize="openvino-int8", weights_digest=digest)
+    assert again.optimize == "openvino" and openvino_int8.quantizations == quantized
+    build_cache.discard(entry)  # the other tests build the int8 network again
 
 
 def test_calibration_inputs_are_real_sessions_and_deterministic():

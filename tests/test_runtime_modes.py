@@ -47,7 +47,7 @@ def test_bf16_is_refused_on_a_cpu_without_bf16_hardware(tiny_net, monkeypatch):
     monkeypatch.delenv(cpu_bf16.NATIVE_BF16_ENV)
     monkeypatch.setenv("ONEDNN_MAX_CPU_ISA", "AVX2")
     assert not cpu_bf16.native_bf16()
-    assert modes.auto_mode("cpu") == ("openvino" if openvino_cpu.available() else "onednn")
+    assert modes.auto_mode("cpu") == ("openvino-int8" if openvino_cpu.available() else "onednn")
     monkeypatch.setenv(cpu_bf16.NATIVE_BF16_ENV, "1")
     assert cpu_bf16.native_bf16() and modes.auto_mode("cpu") == "bf16"
     assert modes.auto_mode("cuda") == "fold"
@@ -214,9 +214,9 @@ def test_a_checkpoint_used_before_is_ready_without_reading_its_weights(tmp_path,
     monkeypatch.setenv(cpu_bf16.NATIVE_BF16_ENV, "0")
     path = tiny_checkpoint(tmp_path, name="m.pth", seed=1)
     before = openvino_cpu.conversions
-    first = NetworkBackend.from_checkpoint(path, device="cpu")  # read in full, converted
+    first = NetworkBackend.from_checkpoint(path, device="cpu", optimize="openvino")  # read in full, converted
     assert first.optimize == "openvino" and first.info is not None and openvino_cpu.conversions == before + 1
-    quick = NetworkBackend.from_checkpoint(path, device="cpu")
+    quick = NetworkBackend.from_checkpoint(path, device="cpu", optimize="openvino")
     assert quick.optimize == "openvino" and quick._openvino.source == "cache"
     assert quick._model is None and quick.info is None  # the weights were not read
     assert quick.name == first.name and quick.with_prev_mask == first.with_prev_mask
@@ -230,7 +230,7 @@ def test_a_checkpoint_used_before_is_ready_without_reading_its_weights(tmp_path,
     from ritm_qgis.models.testing import randomize_
 
     save_checkpoint(path, randomize_(create_model("hrnet_tiny"), seed=7), arch="hrnet_tiny")
-    changed = NetworkBackend.from_checkpoint(path, device="cpu")
+    changed = NetworkBackend.from_checkpoint(path, device="cpu", optimize="openvino")
     assert changed.info is not None and changed.info.weights_sha256 != first.info.weights_sha256
     assert changed._openvino.source == "converted" and openvino_cpu.conversions == before + 2
 

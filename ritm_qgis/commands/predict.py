@@ -104,9 +104,11 @@ def add_arguments(p):
     p.add_argument("--precision", default="fp32", choices=("fp32", "fp16", "bf16"),
                    help="autocast precision on CUDA (default fp32)")
     p.add_argument("--optimize", default="auto", choices=OPTIMIZE_MODES,
-                   help="network speed-up: auto (default: bf16 on CPUs with bf16 in hardware, else openvino where "
-                        "the openvino package is installed, else onednn; fold on a GPU), bf16 (onednn in "
-                        "bfloat16 past the fp32 input layers; CPUs with bf16 in hardware only), openvino (fp32 "
+                   help="network speed-up: auto (default: bf16 on CPUs with bf16 in hardware, else openvino-int8 "
+                        "where the openvino package is installed, else onednn; fold below AVX2 and on a GPU), bf16 "
+                        "(onednn in bfloat16 past the fp32 input layers; CPUs with bf16 in hardware only), "
+                        "openvino-int8 (OpenVINO with HRNet's stages in int8, calibrated on shipped aerial crops, "
+                        "built once per model and cached beside the weights; CPU), openvino (fp32 "
                         "through OpenVINO, converted once per model and cached beside the weights; CPU), int8 "
                         "(the HRNet quantized to int8, calibrated; CPU), onednn "
                         "(fold + oneDNN fused convolutions on prepacked weights, CPU), fold (BatchNorm "

@@ -89,12 +89,12 @@ class NetworkBackend(Backend):
       the conversion is cached on disk (``runtime.build_cache``, keyed by ``weights_digest``,
       computed when not given), so only the first use of a model pays it (``progress`` hears of
       it). Falls back to 'onednn' with a warning when the conversion or its check fails.
-    * 'openvino-int8' (CPU only; needs the openvino package): 'openvino' with most
-      convolutions in int8 (``runtime.openvino_int8``: the input side and the classifiers stay
+    * 'openvino-int8' (CPU only; needs the openvino package): 'openvino' with HRNet's stages in
+      int8 (``runtime.openvino_int8``: the input side, the OCR head and the classifiers stay
       fp32), calibrated on shipped aerial crops with clicks simulated by the fp32 network;
       built once per model and CPU and cached like 'openvino'; checked against the fp32 network
       on a real crop (mask IoU, mean probability change). Falls back to 'openvino' with a
-      warning when it cannot be built or fails its check.
+      warning when it cannot be built or fails its check (remembered: not built again).
     * 'bf16' (CPU only; elsewhere 'fold'; refused on a CPU without bf16 hardware): 'onednn' on
       a bfloat16 copy of the network whose
       input side (normalisation, click encoder, first convolution) stays fp32
@@ -106,8 +106,8 @@ class NetworkBackend(Backend):
       and output in fp32; checked against fp32 like 'bf16'. Not chosen by 'auto'.
     * 'none': the network as given (RITM's arithmetic).
     * 'auto' (default): on the CPU in fp32, 'bf16' where the CPU computes bf16 natively, else
-      'openvino' where the openvino package is installed, else 'onednn'; elsewhere 'fold'
-      (``runtime.modes``).
+      (with AVX2) 'openvino-int8' where the openvino package is installed, else 'onednn', and
+      'fold' below AVX2; elsewhere 'fold' (``runtime.modes``).
 
     net_clicks_limit: feed only the first N clicks to the network (RITM's option; None = all).
     cuda_graphs: on CUDA, replay the forward pass from CUDA graphs once an input shape repeats
@@ -375,14 +375,23 @@ class NetworkBackend(Backend):
             modules = [str(m) for m in facts["modules"]]
         except (TypeError, KeyError):
             return None
+        channels, threads, fast, why = 4 if prev else 3, torch.get_num_threads(), None, None
         if mode == "openvino-int8":
             from ritm_qgis.engine.runtime import openvino_int8
 
-            fast = openvino_int8.cached(digest, 4 if prev else 3, modules, torch.get_num_threads())
-        else:
-            fast = openvino_cpu.cached(digest, 4 if prev else 3, modules, torch.get_num_threads())
+            fast = openvino_int8.cached(digest, channels, modules, threads)
+            why = None if fast is not None else openvino_int8.refused(digest, channels, modules)
+            if why is not None:
+                mode = "openvino"
+        if mode == "openvino":
+            fast = openvino_cpu.cached(digest, channels, modules, threads)
         if fast is None:
             return None
+        if why is not None:
+            import warnings
+
+            warnings.warn(f"--optimize openvino-int8 failed on this network ({why}); running it as "
+                          "--optimize openvino (fp32) instead.", RuntimeWarning, stacklevel=3)
         backend = cls.__new__(cls)
         backend._set_up(device, precision, optimize, mode, kwargs.get("net_clicks_limit"),
                         _display_name(path_or_name, arch), prev)

@@ -10,10 +10,13 @@ has them) and everything else in fp32.
 
 Kept in fp32 (``KEEP_FP32``): the input side (the image's and the clicks' first convolutions up
 to and including the one that takes their sum: quantizing it too took the mean mask IoU to fp32
-on validation sessions from 0.97 to 0.89) and the classifiers (the one-channel convolutions
-giving the logits: cheap). The calibration inputs are real network inputs of simulated
-sessions (``interactive.calibration_clicks``), given by the caller as a callable so that a
-cached network never computes them.
+on validation sessions from 0.97 to 0.89), the OCR's object-context attention (its small 1x1
+convolutions: with them in int8, NoC20@85 moved by +0.27 on 48 held-out aerial buildings with
+the clicks held fixed; kept in fp32, by +0.02; docs/benchmarks.md) and the classifiers (the
+one-channel convolutions giving the logits: cheap). HRNet's stages and the OCR head's large
+convolutions run in int8. The calibration inputs are real network inputs of simulated sessions
+(``interactive.calibration_clicks``), given by the caller as a callable so that a cached network
+never computes them.
 
 The quantized network (OpenVINO IR with its FakeQuantize nodes) is stored in ``build_cache``
 keyed by the weights' digest, the network's source code, OpenVINO's version and the CPU. A network
@@ -21,7 +24,8 @@ just built is compared with the PyTorch network on a small real input (``check``
 agree to ``CHECK_IOU`` and the probabilities on average to ``CHECK_MEAN_GAP``, else RuntimeError
 (the caller runs OpenVINO fp32 instead). The check input and the PyTorch logits for it are kept in
 the entry, so a network read from the cache is checked the same way without a PyTorch pass
-(``cached``); a cached entry that fails is removed and built again.
+(``cached``); a cached entry that fails is removed and built again. A build that fails its
+check is remembered too (``refused``): those weights then run in fp32 without a new attempt.
 """
 
 from __future__ import annotations
@@ -36,9 +40,9 @@ from ritm_qgis.engine.runtime import build_cache, openvino_cpu
 log = logging.getLogger(__name__)
 
 PATH = "openvino-int8"
-FORMAT = 2  # the recipe below: a change of groups, levels or estimator changes it (and the cache key)
-KEEP_FP32 = ("input", "classifier")
-GROUPS = ("input", "body", "head", "classifier")
+FORMAT = 4  # the recipe below: a change of groups, levels or estimator changes it (and the cache key)
+KEEP_FP32 = ("input", "attention", "classifier")
+GROUPS = ("input", "body", "head", "attention", "classifier")
 ACT_LEVELS = 256
 WEIGHT_LEVELS = 255
 # Weights use 7 of int8's 8 bits (|q| <= 63): without VNNI, x86's int8 product (vpmaddubsw) adds
@@ -55,8 +59,11 @@ quantizations = 0
 def conv_groups(model) -> dict:
     """{group: [Convolution nodes]} in the order they run. 'input': before and including the
     first convolution of a sum (the image's and the clicks' features added); 'classifier':
-    one output channel; 'head': from the first convolution of a concatenation after the input
-    side (HRNet's branches joined for OCR) on; 'body': the rest (the HRNet's stages)."""
+    one output channel; after the input side, from the first convolution of a concatenation
+    (HRNet's branches joined for OCR) on, 'head' for the convolutions of a concatenation (the
+    OCR's 3x3 on the joined branches, its soft-region classifier, the fusion of context and
+    features) and 'attention' for the others (the object-context attention's small 1x1
+    convolutions); 'body': the rest (the HRNet's stages)."""
     convs = [op for op in model.get_ordered_ops() if op.get_type_name() == "Convolution"]
     groups = {g: [] for g in GROUPS}
     stage = "input"
@@ -67,6 +74,9 @@ def conv_groups(model) -> dict:
             continue
         if stage == "body" and source == "Concat":
             stage = "head"
+        if stage == "head":
+            groups["head" if source == "Concat" else "attention"].append(conv)
+            continue
         groups[stage].append(conv)
         if stage == "input" and source == "Add":
             stage = "body"
@@ -212,12 +222,27 @@ def _key(weights_digest: str, channels: int, modules) -> dict:
                                  format=FORMAT, network_code=openvino_cpu.code_digest(modules))
 
 
+REFUSED_FILE = "refused.txt"  # an entry that says why these weights' int8 network failed its check
+
+
+def refused(weights_digest: str, channels: int, modules) -> str | None:
+    """Why the int8 network of these weights failed its check when it was built (on this CPU,
+    runtime and code), or None: such weights are not quantized again at every load."""
+    entry = build_cache.lookup(_key(weights_digest, channels, modules))
+    if entry is None or not (entry / REFUSED_FILE).is_file():
+        return None
+    try:
+        return (entry / REFUSED_FILE).read_text(encoding="utf-8").strip() or "its check failed"
+    except OSError:
+        return None
+
+
 def cached(weights_digest: str, channels: int, modules, threads: int) -> openvino_cpu.OpenVinoNetwork | None:
     """The int8 network built before for these weights, compiled and checked against the PyTorch
     logits stored at its build; None when there is none, or when it cannot be read or fails the
     check (then it is removed, to be built again)."""
     entry = build_cache.lookup(_key(weights_digest, channels, modules))
-    if entry is None:
+    if entry is None or (entry / REFUSED_FILE).is_file():
         return None
     try:
         fast = openvino_cpu.OpenVinoNetwork(
@@ -276,6 +301,9 @@ def build(net, weights_digest: str, example, calibration, check, threads: int, c
         fast = cached(weights_digest, channels, modules, threads)
         if fast is not None:
             return fast
+        why = refused(weights_digest, channels, modules)
+        if why is not None:
+            raise RuntimeError(f"{why} (when it was built; remembered in the build cache)")
 
     def step(done, total, message=None):
         if progress is not None:
@@ -298,7 +326,14 @@ def build(net, weights_digest: str, example, calibration, check, threads: int, c
     fast = openvino_cpu.OpenVinoNetwork(openvino_cpu._compile(model, threads), "converted")
     ok, how, ref = _check(net, fast, check)
     if not ok:
-        raise RuntimeError(f"the int8 network is too far from fp32 on the check input: {how}")
+        why = f"the int8 network is too far from fp32 on the check input: {how}"
+        if cache:
+            try:
+                with build_cache.writing(_key(weights_digest, channels, modules)) as folder:
+                    (folder / REFUSED_FILE).write_text(why + "\n", encoding="utf-8")
+            except OSError:
+                pass
+        raise RuntimeError(why)
     if cache:
         try:
             with build_cache.writing(_key(weights_digest, channels, modules)) as folder:
