@@ -121,6 +121,7 @@ def test_int8_network_runs_int8_convolutions_close_to_fp32_and_is_built_once(rea
     entry = entry_of(root, openvino_int8.PATH)
     key = json.loads((entry / build_cache.KEY_FILE).read_text())
     assert key["path"] == "openvino-int8" and key["weights_sha256"] == digest and key["runtime"].startswith("openvino ")
+    assert any((entry / "compiled").iterdir())  # the compiled blob is kept at the build: the next load is quick
     compiled = ov.Core().compile_model(str(entry / "model.xml"), "CPU", {"PERF_COUNT": True, "INFERENCE_NUM_THREADS": 1})
     request = compiled.create_infer_request()
     request.infer(list(calibration_clicks.check_input(4)))

@@ -341,5 +341,12 @@ def build(net, weights_digest: str, example, calibration, check, threads: int, c
                 np.savez(folder / openvino_cpu.CHECK_FILE, image=check[0], points=check[1], logits=ref)
         except OSError as exc:  # a read-only or full cache: the network still runs, built next time again
             log.warning("Could not store the int8 OpenVINO network in the cache (%s).", exc)
+        entry = build_cache.lookup(_key(weights_digest, channels, modules))
+        if entry is not None:  # compiled once more from the entry, so OpenVINO keeps the compiled blob
+            try:  # there now: the next load of this model compiles in a third of the time
+                fast = openvino_cpu.OpenVinoNetwork(
+                    openvino_cpu._compile(str(entry / "model.xml"), threads, entry / "compiled"), "converted")
+            except RuntimeError as exc:
+                log.warning("Could not keep the compiled int8 OpenVINO network (%s).", exc)
     step(3, 3, None)
     return fast
