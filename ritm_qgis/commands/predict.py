@@ -123,7 +123,7 @@ def add_arguments(p):
                         '{"clicks": [{"ms": ...}, ...], "optimize": "...", "threads": N, "paths": {...}, '
                         '"ready_s": S}; optimize is the path that ran (after any fallback), paths the forward '
                         'passes per path, ready_s the seconds the model took to load, build and warm up (no '
-                        'warm-up for openvino: its first click pays about 0.2 s instead)')
+                        'warm-up for openvino and openvino-int8: the first click pays about 0.1-0.2 s instead)')
 
 
 def run(args) -> int:
