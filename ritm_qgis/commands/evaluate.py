@@ -43,7 +43,7 @@ def add_arguments(p):
     p.add_argument("--optimize", default="auto", choices=OPTIMIZE_MODES,
                    help="network speed-up: auto (default: the arithmetic of interactive use, bf16 on CPUs with "
                         "bf16 in hardware, else openvino-int8 where the openvino package is installed, else onednn; "
-                        "fold below AVX2 and on a GPU), openvino-int8 (HRNet's stages in int8: NoC20@85 within 0.12 of "
+                        "fold below AVX2 and on a GPU), openvino-int8 (HRNet's stages in int8: NoC20@85 within 0.1 of "
                         "fp32 with the clicks held fixed; cached), openvino (fp32 through OpenVINO, RITM's "
                         "probabilities to 1e-6; its "
                         "conversion is cached beside the weights), onednn (fp32, RITM's probabilities to "

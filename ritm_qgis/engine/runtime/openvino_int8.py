@@ -12,7 +12,7 @@ Kept in fp32 (``KEEP_FP32``): the input side (the image's and the clicks' first 
 to and including the one that takes their sum: quantizing it too took the mean mask IoU to fp32
 on validation sessions from 0.97 to 0.89), the OCR's object-context attention (its small 1x1
 convolutions: with them in int8, NoC20@85 moved by +0.27 on 48 held-out aerial buildings with
-the clicks held fixed; kept in fp32, by 0.00 there and +0.12 on 111; docs/benchmarks.md) and
+the clicks held fixed; kept in fp32, by 0.00 there and +0.04 on all 186; docs/benchmarks.md) and
 the classifiers (the one-channel convolutions giving the logits: cheap). HRNet's stages and the
 OCR head's large convolutions run in int8. The calibration inputs are real network inputs of simulated sessions
 (``interactive.calibration_clicks``), given by the caller as a callable so that a cached network
