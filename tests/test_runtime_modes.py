@@ -270,13 +270,18 @@ def test_the_installer_offers_openvino_only_where_auto_would_run_it(monkeypatch)
         assert deps._cpu_has_bf16() == cpu_bf16.native_bf16()  # the installer and the engine agree
 
 
-def test_below_avx2_auto_folds_and_the_fused_paths_are_refused(tiny_net, monkeypatch):
+def test_below_avx2_auto_folds_and_the_fused_paths_are_refused(tiny_net, monkeypatch, tmp_path):
+    from tiny_model import tiny_checkpoint
+
     monkeypatch.setenv("ONEDNN_MAX_CPU_ISA", "SSE41")  # stands in for a CPU without AVX2
     monkeypatch.setenv(cpu_bf16.NATIVE_BF16_ENV, "0")
     assert not modes.avx2() and modes.auto_mode("cpu") == "fold"
     assert NetworkBackend(tiny_net, device="cpu").optimize == "fold"
+    path = tiny_checkpoint(tmp_path, name="m.pth", seed=1)
     for mode in ("onednn", "openvino", "openvino-int8"):
         with pytest.raises(RitmError, match="needs a CPU with AVX2"):
             NetworkBackend(tiny_net, device="cpu", optimize=mode)
+        with pytest.raises(RitmError, match="needs a CPU with AVX2"):  # from a checkpoint file too
+            NetworkBackend.from_checkpoint(path, device="cpu", optimize=mode)
     monkeypatch.setenv("ONEDNN_MAX_CPU_ISA", "AVX2")
     assert modes.avx2() == bool(torch.cpu._is_avx2_supported())

@@ -89,11 +89,12 @@ class NetworkBackend(Backend):
       the conversion is cached on disk (``runtime.build_cache``, keyed by ``weights_digest``,
       computed when not given), so only the first use of a model pays it (``progress`` hears of
       it). Falls back to 'onednn' with a warning when the conversion or its check fails.
-    * 'openvino-int8' (CPU only; needs the openvino package): 'openvino' with HRNet's stages in
-      int8 (``runtime.openvino_int8``: the input side, the OCR head and the classifiers stay
-      fp32), calibrated on shipped aerial crops with clicks simulated by the fp32 network;
-      built once per model and CPU and cached like 'openvino'; checked against the fp32 network
-      on a real crop (mask IoU, mean probability change). Falls back to 'openvino' with a
+    * 'openvino-int8' (CPU only; needs the openvino package): 'openvino' with HRNet's stages and
+      the OCR head's large convolutions in int8 (``runtime.openvino_int8``: the input side, the
+      object-context attention and the classifiers stay fp32), calibrated on shipped aerial
+      crops with clicks simulated by the fp32 network; built once per model and CPU and cached
+      like 'openvino'; checked against the fp32 network on a real crop (mask IoU, mean
+      probability change). Falls back to 'openvino' with a
       warning when it cannot be built or fails its check (remembered: not built again).
     * 'bf16' (CPU only; elsewhere 'fold'; refused on a CPU without bf16 hardware): 'onednn' on
       a bfloat16 copy of the network whose
@@ -353,7 +354,7 @@ class NetworkBackend(Backend):
         import torch
 
         from ritm_qgis.engine.runtime import checkpoint_index, openvino_cpu
-        from ritm_qgis.engine.runtime.modes import auto_mode
+        from ritm_qgis.engine.runtime.modes import auto_mode, check_mode
         from ritm_qgis.models.checkpoint import load_model, resolve_checkpoint
 
         optimize, precision = kwargs.get("optimize", "auto"), kwargs.get("precision", "fp32")
@@ -365,6 +366,7 @@ class NetworkBackend(Backend):
         mode = auto_mode("cpu", precision) if optimize == "auto" else optimize
         if mode not in ("openvino", "openvino-int8") or not openvino_cpu.available():
             return None
+        check_mode(mode, "cpu")  # refused here as in the full load
         try:
             path = resolve_checkpoint(path_or_name)
         except RitmError:
@@ -379,8 +381,7 @@ class NetworkBackend(Backend):
         if mode == "openvino-int8":
             from ritm_qgis.engine.runtime import openvino_int8
 
-            fast = openvino_int8.cached(digest, channels, modules, threads)
-            why = None if fast is not None else openvino_int8.refused(digest, channels, modules)
+            fast, why = openvino_int8.cached(digest, channels, modules, threads)
             if why is not None:
                 mode = "openvino"
         if mode == "openvino":

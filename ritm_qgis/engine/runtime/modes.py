@@ -4,8 +4,8 @@
 (``cpu_bf16.native_bf16``); below AVX2 (or under a oneDNN ISA limit below it) 'fold'; else
 'openvino-int8' where the openvino package is installed (HRNet's stages in int8, the rest in fp32:
 2.5x 'none' per click on an AVX2 CPU, NoC20@85 with the clicks held fixed +0.04 on 186 held-out
-aerial buildings and -0.08 on 50 GrabCut images; it runs as 'openvino' fp32 for weights whose int8 network
-fails its check), else 'onednn'; on a GPU 'fold'.
+aerial buildings and -0.08 on 50 GrabCut images; it runs as 'openvino' fp32 for weights whose
+int8 network fails its check), else 'onednn'; on a GPU 'fold'.
 An explicit 'bf16' on a CPU without bf16 hardware is refused: oneDNN emulates it there, 4x slower
 than the default and further from RITM's arithmetic. 'onednn', 'openvino' and 'openvino-int8'
 below AVX2 are refused: oneDNN's fused kernels ran 5x slower than 'none' limited to SSE4.1, and

@@ -158,14 +158,32 @@ def code_digest(modules) -> str:
     return h.hexdigest()[:16]
 
 
-def _stored_check(entry, fast: OpenVinoNetwork) -> float:
-    """Max |logit difference| of the cached network against the logits stored at its conversion."""
+def load_entry(entry, threads: int, accept, what: str, redo: str) -> OpenVinoNetwork | None:
+    """The network of the cache entry ``entry``, compiled and run on the check input stored in it;
+    ``accept(stored logits, its logits)`` -> (ok, how) judges it. None when it is refused or cannot
+    be read: the entry is then removed (the warning names the network, ``what``, and says it is
+    made again, ``redo``)."""
     import torch
 
-    with np.load(entry / CHECK_FILE) as data:
-        image, points, ref = data["image"], data["points"], data["logits"]
-    got = fast(torch.from_numpy(image), torch.from_numpy(points)).numpy()
-    return float(np.abs(got - ref).max()) if got.shape == ref.shape else float("inf")
+    try:
+        fast = OpenVinoNetwork(_compile(str(entry / "model.xml"), threads, entry / "compiled"), "cache")
+        with np.load(entry / CHECK_FILE) as data:
+            image, points, ref = data["image"], data["points"], data["logits"]
+        got = fast(torch.from_numpy(image), torch.from_numpy(points)).numpy()
+        ok, how = accept(ref, got) if got.shape == ref.shape else (False, "another output shape")
+        if ok:
+            return fast
+        log.warning("The cached %s in %s disagrees with the weights (%s); %s.", what, entry, how, redo)
+    except (RuntimeError, OSError, ValueError, KeyError) as exc:  # unreadable IR or check file: build again
+        log.warning("The cached %s in %s cannot be used (%s); %s.",
+                    what, entry, str(exc).splitlines()[0] if str(exc) else type(exc).__name__, redo)
+    build_cache.discard(entry)
+    return None
+
+
+def _exact(ref, got) -> tuple[bool, str]:
+    gap = float(np.abs(got - ref).max())
+    return gap <= ATOL, f"largest logit difference {gap:.2e} > {ATOL}"
 
 
 def _store_check(folder, example, logits) -> None:
@@ -187,16 +205,7 @@ def cached(weights_digest: str, channels: int, modules, threads: int) -> OpenVin
     entry = build_cache.lookup(cache_key(weights_digest, channels, modules))
     if entry is None:
         return None
-    try:
-        fast = OpenVinoNetwork(_compile(str(entry / "model.xml"), threads, entry / "compiled"), "cache")
-        if _stored_check(entry, fast) <= ATOL:
-            return fast
-        log.warning("The cached OpenVINO network in %s disagrees with the weights; converting again.", entry)
-    except (RuntimeError, OSError, ValueError, KeyError) as exc:  # unreadable IR or check file: convert again
-        log.warning("The cached OpenVINO network in %s cannot be used (%s); converting again.",
-                    entry, str(exc).splitlines()[0] if str(exc) else type(exc).__name__)
-    build_cache.discard(entry)
-    return None
+    return load_entry(entry, threads, _exact, "OpenVINO network", "converting again")
 
 
 def build(net, weights_digest: str, example, check_example, threads: int, cache: bool = True,

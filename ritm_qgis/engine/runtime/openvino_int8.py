@@ -14,9 +14,9 @@ on validation sessions from 0.97 to 0.89), the OCR's object-context attention (i
 convolutions: with them in int8, NoC20@85 moved by +0.27 on 48 held-out aerial buildings with
 the clicks held fixed; kept in fp32, by 0.00 there and +0.04 on all 186; docs/benchmarks.md) and
 the classifiers (the one-channel convolutions giving the logits: cheap). HRNet's stages and the
-OCR head's large convolutions run in int8. The calibration inputs are real network inputs of simulated sessions
-(``interactive.calibration_clicks``), given by the caller as a callable so that a cached network
-never computes them.
+OCR head's large convolutions run in int8. The calibration inputs are real network inputs of
+simulated sessions (``interactive.calibration_clicks``), given by the caller as a callable so that
+a cached network never computes them.
 
 The quantized network (OpenVINO IR with its FakeQuantize nodes) is stored in ``build_cache``
 keyed by the weights' digest, the network's source code, OpenVINO's version and the CPU. A network
@@ -25,7 +25,8 @@ agree to ``CHECK_IOU`` and the probabilities on average to ``CHECK_MEAN_GAP``, e
 (the caller runs OpenVINO fp32 instead). The check input and the PyTorch logits for it are kept in
 the entry, so a network read from the cache is checked the same way without a PyTorch pass
 (``cached``); a cached entry that fails is removed and built again. A build that fails its
-check is remembered too (``refused``): those weights then run in fp32 without a new attempt.
+check is remembered too (``cached`` says why): those weights then run in fp32 without a new
+attempt.
 """
 
 from __future__ import annotations
@@ -225,11 +226,8 @@ def _key(weights_digest: str, channels: int, modules) -> dict:
 REFUSED_FILE = "refused.txt"  # an entry that says why these weights' int8 network failed its check
 
 
-def refused(weights_digest: str, channels: int, modules) -> str | None:
-    """Why the int8 network of these weights failed its check when it was built (on this CPU,
-    runtime and code), or None: such weights are not quantized again at every load."""
-    entry = build_cache.lookup(_key(weights_digest, channels, modules))
-    if entry is None or not (entry / REFUSED_FILE).is_file():
+def _refusal(entry) -> str | None:
+    if not (entry / REFUSED_FILE).is_file():
         return None
     try:
         return (entry / REFUSED_FILE).read_text(encoding="utf-8").strip() or "its check failed"
@@ -237,31 +235,24 @@ def refused(weights_digest: str, channels: int, modules) -> str | None:
         return None
 
 
-def cached(weights_digest: str, channels: int, modules, threads: int) -> openvino_cpu.OpenVinoNetwork | None:
-    """The int8 network built before for these weights, compiled and checked against the PyTorch
-    logits stored at its build; None when there is none, or when it cannot be read or fails the
-    check (then it is removed, to be built again)."""
-    entry = build_cache.lookup(_key(weights_digest, channels, modules))
-    if entry is None or (entry / REFUSED_FILE).is_file():
-        return None
-    try:
-        fast = openvino_cpu.OpenVinoNetwork(
-            openvino_cpu._compile(str(entry / "model.xml"), threads, entry / "compiled"), "cache")
-        import torch
+def _from_entry(key: dict, threads: int) -> tuple[openvino_cpu.OpenVinoNetwork | None, str | None]:
+    entry = build_cache.lookup(key)
+    if entry is None:
+        return None, None
+    why = _refusal(entry)
+    if why is not None:
+        return None, why
+    return openvino_cpu.load_entry(entry, threads, _agrees, "int8 OpenVINO network", "building it again"), None
 
-        with np.load(entry / openvino_cpu.CHECK_FILE) as data:
-            image, points, ref = data["image"], data["points"], data["logits"]
-        got = fast(torch.from_numpy(image), torch.from_numpy(points)).numpy()
-        ok, how = _agrees(ref, got) if got.shape == ref.shape else (False, "another output shape")
-        if ok:
-            return fast
-        log.warning("The cached int8 OpenVINO network in %s disagrees with the weights (%s); building it again.",
-                    entry, how)
-    except (RuntimeError, OSError, ValueError, KeyError) as exc:  # unreadable IR or check file: build again
-        log.warning("The cached int8 OpenVINO network in %s cannot be used (%s); building it again.",
-                    entry, str(exc).splitlines()[0] if str(exc) else type(exc).__name__)
-    build_cache.discard(entry)
-    return None
+
+def cached(weights_digest: str, channels: int, modules,
+           threads: int) -> tuple[openvino_cpu.OpenVinoNetwork | None, str | None]:
+    """(the int8 network built before for these weights, compiled and checked against the
+    PyTorch logits stored at its build, or None; why its build was refused, or None). None and
+    None when there is no entry, or when it cannot be read or fails the check (then it is removed,
+    to be built again). A refusal is remembered on this CPU, runtime and code: such weights are
+    not quantized again at every load."""
+    return _from_entry(_key(weights_digest, channels, modules), threads)
 
 
 def _fp32_network(net, weights_digest, example, threads, cache, folder):
@@ -296,12 +287,11 @@ def build(net, weights_digest: str, example, calibration, check, threads: int, c
 
     import openvino as ov
 
-    channels, modules = int(example[0].shape[1]), openvino_cpu.network_modules(net)
+    key = _key(weights_digest, int(example[0].shape[1]), openvino_cpu.network_modules(net))
     if cache:
-        fast = cached(weights_digest, channels, modules, threads)
+        fast, why = _from_entry(key, threads)
         if fast is not None:
             return fast
-        why = refused(weights_digest, channels, modules)
         if why is not None:
             raise RuntimeError(f"{why} (when it was built; remembered in the build cache)")
 
@@ -329,19 +319,19 @@ def build(net, weights_digest: str, example, calibration, check, threads: int, c
         why = f"the int8 network is too far from fp32 on the check input: {how}"
         if cache:
             try:
-                with build_cache.writing(_key(weights_digest, channels, modules)) as folder:
+                with build_cache.writing(key) as folder:
                     (folder / REFUSED_FILE).write_text(why + "\n", encoding="utf-8")
             except OSError:
                 pass
         raise RuntimeError(why)
     if cache:
         try:
-            with build_cache.writing(_key(weights_digest, channels, modules)) as folder:
+            with build_cache.writing(key) as folder:
                 ov.save_model(model, str(folder / "model.xml"), compress_to_fp16=False)
                 np.savez(folder / openvino_cpu.CHECK_FILE, image=check[0], points=check[1], logits=ref)
         except OSError as exc:  # a read-only or full cache: the network still runs, built next time again
             log.warning("Could not store the int8 OpenVINO network in the cache (%s).", exc)
-        entry = build_cache.lookup(_key(weights_digest, channels, modules))
+        entry = build_cache.lookup(key)
         if entry is not None:  # compiled once more from the entry, so OpenVINO keeps the compiled blob
             try:  # there now: the next load of this model compiles in a third of the time
                 fast = openvino_cpu.OpenVinoNetwork(
