@@ -1,12 +1,14 @@
-"""Write an hrnet18 (RITM's layout, 10 M parameters) that computes what an hrnet18s computes.
+"""Write an hrnet18 (RITM's layout, 10 M parameters) made from a trained hrnet18s.
 
 RITM's published hrnet18 checkpoints cannot be downloaded here, and an hrnet18 with random
 weights is no stand-in for what int8 does to a trained one (its probabilities sit near 0.5). This
-places a trained hrnet18s's weights into the larger network: the blocks and modules the small
-network lacks are made identities (the last batch norm of each extra residual block and of each
-extra fusion path set to zero), and the OCR head's wider channels are the small one's padded with
-channels that stay zero. The result is checked to give the small network's logits; fine-tuning it
-(``ritm-qgis train --init OUT``) then makes every block do work.
+places a trained hrnet18s's weights into the larger network; the OCR head's wider channels are the
+small one's padded with channels that stay zero. The blocks and modules the small network lacks
+are either identities (``--extra identity``, the default: the last batch norm of each added
+residual block and fusion path set to zero; the result is checked to give the small network's
+logits) or copies of its last blocks (``--extra copies``: every block works at full scale, and the
+function is broken until fine-tuned). Fine-tuning it (``ritm-qgis train --init OUT``) then makes
+it a trained hrnet18 (docs/benchmarks.md, *A trained hrnet18 in RITM's layout*).
 
     python scripts/make_hrnet18_from_h18s.py --base aerial-finetuned-h18s --out out/hrnet18_from_h18s.pth
 """
@@ -144,9 +146,14 @@ def main(argv=None) -> int:
 
     import dataclasses
 
+    from ritm_qgis.core.errors import RitmError
     from ritm_qgis.models import RitmHRNet, get_config, load_model, save_ritm_checkpoint
 
-    small, info = load_model(args.base)
+    try:
+        small, _ = load_model(args.base)
+    except RitmError as exc:
+        print(str(exc), file=sys.stderr)
+        return 2
     if (small.config.width, small.config.small) != (18, True):
         print(f"{args.base} is not an hrnet18s.", file=sys.stderr)
         return 2
