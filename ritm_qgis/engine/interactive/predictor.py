@@ -206,8 +206,9 @@ class NetworkBackend(Backend):
     @property
     def needs_warm_up(self) -> bool:
         """Whether a pass before the first click pays: not for OpenVINO, whose first pass at a new
-        input size costs about 0.2 s more than the next, against 0.6-1.3 s for the warm-up pass
-        (hrnet18s at 400 x 400, docs/benchmarks.md)."""
+        input size costs about 0.1 s more than the next (fresh memory, page by page), against
+        0.4-0.5 s for the warm-up pass (hrnet18s at 400 x 400, one thread, quiet CPU;
+        ``bench/bench_first_pass.py``, docs/benchmarks.md)."""
         return self._openvino is None
 
     def _report_fallback(self, path):
