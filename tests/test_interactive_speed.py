@@ -116,8 +116,9 @@ def test_predict_writes_per_click_timings(tiny_net, tmp_path, capsys):
     try:
         assert main(args + ["--optimize", "none"]) == 0
         data = json.loads(timings.read_text())
-        assert set(data) == {"clicks", "optimize", "threads", "paths", "ready_s"}
+        assert set(data) == {"clicks", "optimize", "threads", "paths", "ready_s", "loaded_in_background"}
         assert data["optimize"] == "none" and data["threads"] == 1 and set(data["paths"]) == {"none"}
+        assert data["loaded_in_background"] is False
         assert data["ready_s"] > 0
         assert len(data["clicks"]) == 3 and all(set(c) == {"ms"} and c["ms"] > 0 for c in data["clicks"])
         assert "first / later" in capsys.readouterr().out

@@ -214,3 +214,73 @@ def test_a_model_used_before_is_ready_from_the_cache_without_reading_its_weights
     img[30:66, 30:66] = 200
     assert probs(quick, img, (48, 48))[0].shape == (96, 96) and quick._model is None  # clicks need no PyTorch
     assert quick.model is not None and quick.info.weights_sha256 == first.info.weights_sha256  # read when asked
+
+
+def test_a_cached_network_loads_in_the_background_and_gives_the_same_probabilities(first_build, monkeypatch):
+    import torch
+
+    from ritm_qgis.engine.runtime import openvino_prefetch
+
+    monkeypatch.setenv(build_cache.ROOT_ENV, str(first_build[0]))
+    normal = NetworkBackend.from_checkpoint("aerial-finetuned-tiny", device="cpu", optimize="openvino-int8")
+    assert normal.optimize == "openvino-int8" and not normal.loaded_in_background
+    threads = torch.get_num_threads()
+    assert openvino_prefetch.start("aerial-finetuned-tiny", "openvino-int8", threads, (2, 96, 96))
+    quick = NetworkBackend.from_checkpoint("aerial-finetuned-tiny", device="cpu", optimize="openvino-int8")
+    assert quick.optimize == "openvino-int8" and quick.loaded_in_background and quick._model is None
+    img = np.full((96, 96, 3), 110, np.uint8)
+    img[30:66, 30:66] = 200
+    for a, b in zip(probs(quick, img, (48, 48)), probs(normal, img, (48, 48))):
+        assert np.allclose(a, b, atol=1e-6)
+    again = NetworkBackend.from_checkpoint("aerial-finetuned-tiny", device="cpu", optimize="openvino-int8")
+    assert again._openvino.source == "cache"  # handed over once
+    # a guess that does not match the load is not taken: another thread count
+    assert openvino_prefetch.start("aerial-finetuned-tiny", "openvino-int8", threads + 1, None)
+    assert not NetworkBackend.from_checkpoint("aerial-finetuned-tiny", device="cpu",
+                                              optimize="openvino-int8").loaded_in_background
+    openvino_cpu._loading.clear()
+
+
+def test_nothing_loads_in_the_background_without_a_cached_network(first_build, monkeypatch, tmp_path):
+    from ritm_qgis.engine.runtime import openvino_prefetch
+
+    monkeypatch.setenv(build_cache.ROOT_ENV, str(first_build[0]))
+    assert not openvino_prefetch.start("aerial-finetuned-tiny", "none", 1)
+    assert not openvino_prefetch.start(str(tmp_path / "missing.pth"), "auto", 1)
+    monkeypatch.setenv(build_cache.ROOT_ENV, str(tmp_path / "empty"))
+    assert not openvino_prefetch.start("aerial-finetuned-tiny", "openvino-int8", 1)
+    assert not openvino_cpu._loading
+
+
+def test_predict_loads_a_model_used_before_in_the_background(first_build, monkeypatch, tmp_path, capsys):
+    import cv2
+
+    from ritm_qgis.cli import main
+
+    monkeypatch.setenv(build_cache.ROOT_ENV, str(first_build[0]))
+    NetworkBackend.from_checkpoint("aerial-finetuned-tiny", device="cpu", optimize="openvino-int8")  # used before
+    img = np.full((120, 120, 3), 110, np.uint8)
+    img[40:80, 40:80] = 200
+    cv2.imwrite(str(tmp_path / "img.png"), img)
+    timings = tmp_path / "t.json"
+    args = ["predict", "--checkpoint", "aerial-finetuned-tiny", "--image", str(tmp_path / "img.png"), "--device",
+            "cpu", "--click", "60,60,+", "--click", "45,45,+", "--out-mask", str(tmp_path / "m.png"), "--threads",
+            "1", "--optimize", "openvino-int8", "--timings", str(timings)]
+    assert main(args) == 0
+    data = json.loads(timings.read_text())
+    assert data["optimize"] == "openvino-int8" and data["loaded_in_background"] is True
+    assert "(loaded in the background while starting)" in capsys.readouterr().out
+    assert main(args[:-1] + [str(timings), "--no-zoom-in"]) == 0  # no warm-up pass then, still taken
+    assert json.loads(timings.read_text())["loaded_in_background"] is True
+
+
+def test_the_network_code_digest_is_taken_without_importing_the_network():
+    import subprocess
+    import sys
+
+    modules = ["ritm_qgis.models.hrnet", "ritm_qgis.models.network"]
+    code = ("import sys; from ritm_qgis.engine.runtime.openvino_cpu import code_digest; "
+            f"print(code_digest({modules!r}), 'torch' in sys.modules)")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
+                         cwd=Path(__file__).resolve().parents[1]).stdout.split()
+    assert out == [openvino_cpu.code_digest(modules), "False"]

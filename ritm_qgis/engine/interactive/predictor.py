@@ -211,6 +211,12 @@ class NetworkBackend(Backend):
         ``bench/bench_first_pass.py``, docs/benchmarks.md)."""
         return self._openvino is None
 
+    @property
+    def loaded_in_background(self) -> bool:
+        """Whether the OpenVINO network was read from the build cache in the background while the
+        process started (``openvino_prefetch``)."""
+        return self._openvino is not None and self._openvino.source == "background"
+
     def _report_fallback(self, path):
         import warnings
 

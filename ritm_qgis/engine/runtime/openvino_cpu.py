@@ -76,7 +76,7 @@ class OpenVinoNetwork:
 
     def __init__(self, compiled, source: str):
         self._compiled = compiled
-        self.source = source  # 'converted' or 'cache'
+        self.source = source  # 'converted', 'cache' or 'background' (read from the cache by openvino_prefetch)
 
     def __call__(self, images, points):
         import torch
@@ -134,20 +134,17 @@ def network_modules(net) -> list[str]:
 
 
 def code_digest(modules) -> str:
-    """SHA-256 of the source files of ``modules`` (names; imported if they are not): a network
+    """SHA-256 of the source files of ``modules`` (names; found by name if not imported): a network
     whose code changed (a plugin update) is converted again although its weights did not."""
-    import importlib
-
     h = hashlib.sha256()
     for name in sorted(modules):
-        path = None
-        if name.startswith("ritm_qgis."):  # only the project's own modules are imported by name
-            try:
-                path = getattr(sys.modules.get(name) or importlib.import_module(name), "__file__", None)
-            except ImportError:
+        path = getattr(sys.modules.get(name), "__file__", None)
+        if path is None and name.startswith("ritm_qgis."):  # the project's own modules are found by name,
+            try:  # without running them (a background load must not import PyTorch: openvino_prefetch)
+                spec = importlib.util.find_spec(name)
+                path = spec.origin if spec is not None else None
+            except (ImportError, ValueError):
                 path = None
-        else:
-            path = getattr(sys.modules.get(name), "__file__", None)
         h.update(name.encode() + b"\0")
         if path:
             try:
@@ -158,13 +155,33 @@ def code_digest(modules) -> str:
     return h.hexdigest()[:16]
 
 
+# Cache entries being compiled and checked in the background (``openvino_prefetch``):
+# {(entry folder, threads): callable that waits and returns the compiled network, or None}.
+_loading: dict = {}
+
+
+def offer_loaded(entry, threads: int, wait) -> None:
+    """``wait()`` will give the compiled network of ``entry`` for ``threads``, already checked as
+    ``load_entry`` checks it (or None when that failed): ``load_entry`` takes it instead of compiling."""
+    _loading[(str(entry), int(threads))] = wait
+
+
+def _take_loaded(entry, threads: int):
+    wait = _loading.pop((str(entry), int(threads)), None)
+    return wait() if wait is not None else None
+
+
 def load_entry(entry, threads: int, accept, what: str, redo: str) -> OpenVinoNetwork | None:
     """The network of the cache entry ``entry``, compiled and run on the check input stored in it;
     ``accept(stored logits, its logits)`` -> (ok, how) judges it. None when it is refused or cannot
     be read: the entry is then removed (the warning names the network, ``what``, and says it is
-    made again, ``redo``)."""
+    made again, ``redo``). A network compiled and checked in the background (``offer_loaded``) is
+    taken as it is."""
     import torch
 
+    ready = _take_loaded(entry, threads)
+    if ready is not None:
+        return OpenVinoNetwork(ready, "background")
     try:
         fast = OpenVinoNetwork(_compile(str(entry / "model.xml"), threads, entry / "compiled"), "cache")
         with np.load(entry / CHECK_FILE) as data:

@@ -1,0 +1,137 @@
+"""Loading a model's cached OpenVINO network in the background while the process still starts.
+
+A new ``ritm-qgis predict`` spends 1-2 s importing PyTorch before it loads the model, and the
+first pass of an OpenVINO network at a new input size pays about 0.1 s for fresh memory
+(``bench/bench_first_pass.py``). ``start`` does, in a thread and without PyTorch, what loading a
+model used before does with its cached network (compile it from the build cache, check it
+against the logits stored at its build: ``openvino_cpu.load_entry``), then one pass at the size
+the clicks will have. ``load_entry`` takes the result instead of compiling (``offer_loaded``),
+waiting for the thread where it is not done.
+
+It is a guess made before the load decides anything: when the load ends up elsewhere (another
+path, another thread count, a network to build, a file that changed) nothing is taken, and the
+guess only cost a background thread. A network the check refuses is left to the load, which
+says why and builds it again.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import threading
+from pathlib import Path
+
+import numpy as np
+
+from ritm_qgis.engine.runtime import build_cache, checkpoint_index, openvino_cpu, openvino_int8
+
+log = logging.getLogger(__name__)
+
+OPENVINO_MODES = ("auto", "openvino", "openvino-int8")
+
+
+def checkpoint_file(spec: str) -> Path | None:
+    """The file of a checkpoint path or shipped / downloaded name, found without PyTorch."""
+    path = Path(spec)
+    if path.is_file():
+        return path
+    if os.sep in spec or "/" in spec:
+        return None
+    from ritm_qgis.models.catalog import resolve_file
+
+    return resolve_file(spec)
+
+
+def cached_entry(spec: str, optimize: str):
+    """(cache entry, accept) that loading ``spec`` with ``optimize`` on the CPU would read, or None
+    where it would read none (never loaded here, no cached network, or a network to build)."""
+    path = checkpoint_file(spec)
+    facts = checkpoint_index.recall(path) if path is not None else None
+    try:
+        digest, channels = facts["weights_sha256"], 4 if facts["with_prev_mask"] else 3
+        modules = [str(m) for m in facts["modules"]]
+    except (TypeError, KeyError):
+        return None
+    if optimize in ("auto", "openvino-int8"):
+        entry = build_cache.lookup(openvino_int8._key(digest, channels, modules))
+        if entry is None:
+            return None  # the load builds the int8 network
+        if not (entry / openvino_int8.REFUSED_FILE).is_file():
+            return entry, openvino_int8._agrees
+    entry = build_cache.lookup(openvino_cpu.cache_key(digest, channels, modules))
+    return (entry, openvino_cpu._exact) if entry is not None else None
+
+
+def _load(entry, accept, threads: int, warm_shape):
+    compiled = openvino_cpu._compile(str(entry / "model.xml"), threads, entry / "compiled")
+    with np.load(entry / openvino_cpu.CHECK_FILE) as data:
+        image, points, ref = data["image"], data["points"], data["logits"]
+    got = np.asarray(compiled([image, points])[0])
+    if got.shape != ref.shape or not accept(ref, got)[0]:
+        return None
+    if warm_shape is not None:
+        batch, height, width = warm_shape
+        warm = np.zeros((batch, image.shape[1], height, width), np.float32)
+        click = np.array([[[height / 2, width / 2, 0.0], [-1.0, -1.0, -1.0]]] * batch, np.float32)
+        compiled([warm, click])
+    return compiled
+
+
+def start(spec: str, optimize: str, threads: int, warm_shape: tuple[int, int, int] | None = None) -> bool:
+    """Begin loading ``spec``'s cached OpenVINO network for ``threads`` in the background, with one
+    pass at ``warm_shape`` = (batch, height, width) when given; False when there is nothing to
+    load (``optimize`` is not an OpenVINO path or 'auto', no openvino package, no cached network
+    for this file, or its compiled form was never kept)."""
+    if optimize not in OPENVINO_MODES or not openvino_cpu.available():
+        return False
+    try:
+        found = cached_entry(str(spec), optimize)
+    except Exception as exc:  # noqa: BLE001 - a guess; the load itself reports what is wrong
+        log.debug("No background load of %s: %s", spec, exc)
+        return False
+    if found is None or not any((found[0] / "compiled").glob("*")):
+        return False
+    entry, accept = found
+    result = {}
+
+    def run():
+        try:
+            result["network"] = _load(entry, accept, threads, warm_shape)
+        except Exception as exc:  # noqa: BLE001 - the load compiles it again and says what failed
+            log.debug("Background load of %s failed: %s", entry, exc)
+            result["network"] = None
+
+    thread = threading.Thread(target=run, name="ritm-openvino-load")  # not a daemon: an early exit waits for it
+    thread.start()
+
+    def wait():
+        thread.join()
+        return result.get("network")
+
+    openvino_cpu.offer_loaded(entry, threads, wait)
+    return True
+
+
+def default_threads() -> int:
+    """The number of threads PyTorch takes when none is set (``OMP_NUM_THREADS``, else the physical
+    cores), found without importing it: a guess, used only where it matches."""
+    try:
+        return max(1, int(os.environ.get("OMP_NUM_THREADS", "")))
+    except ValueError:
+        pass
+    cores, ids = set(), {}
+    try:
+        with open("/proc/cpuinfo", encoding="utf-8", errors="replace") as f:
+            for line in f:
+                key, _, value = line.partition(":")
+                key = key.strip()
+                if key in ("physical id", "core id"):
+                    ids[key] = value.strip()
+                elif not key and ids:
+                    cores.add((ids.get("physical id"), ids.get("core id")))
+                    ids = {}
+        if ids:
+            cores.add((ids.get("physical id"), ids.get("core id")))
+    except OSError:
+        pass
+    return len(cores) if cores else max(1, os.cpu_count() or 1)
