@@ -441,16 +441,22 @@ def check_recorded(path: os.PathLike, name: Optional[str] = None) -> None:
 # --------------------------------------------------------------------------- files
 
 
+def file_location(name: str, directory: Optional[os.PathLike] = None) -> Path:
+    """Where the file of a model name is (shipped) or would be (in the cache), not checked."""
+    e = _ENTRIES.get(name)
+    if e is not None and e.source == "shipped":
+        return SHIPPED_DIR / f"{name}.pth"
+    return (Path(directory) if directory is not None else cache_dir()) / f"{name}.pth"
+
+
 def resolve_file(name: str, directory: Optional[os.PathLike] = None) -> Optional[Path]:
     """The file of a model name (shipped or in the cache, checked against its note), or None if unknown.
 
     Raises when the name is known but its file is not downloaded yet."""
     e = _ENTRIES.get(name)
+    path = file_location(name, directory)
     if e is not None and e.source == "shipped":
-        path = SHIPPED_DIR / f"{name}.pth"
         return path if path.is_file() else None
-    folder = Path(directory) if directory is not None else cache_dir()
-    path = folder / f"{name}.pth"
     if path.is_file():
         check_recorded(path, name)
         return path

@@ -31,15 +31,17 @@ OPENVINO_MODES = ("auto", "openvino", "openvino-int8")
 
 
 def checkpoint_file(spec: str) -> Path | None:
-    """The file of a checkpoint path or shipped / downloaded name, found without PyTorch."""
+    """The file of a checkpoint path or shipped / downloaded name, found without PyTorch and not
+    verified (the load verifies a downloaded file before it takes anything)."""
     path = Path(spec)
     if path.is_file():
         return path
     if os.sep in spec or "/" in spec:
         return None
-    from ritm_qgis.models.catalog import resolve_file
+    from ritm_qgis.models.catalog import file_location
 
-    return resolve_file(spec)
+    path = file_location(spec)
+    return path if path.is_file() else None
 
 
 def cached_entry(spec: str, optimize: str):
