@@ -241,15 +241,21 @@ def test_a_cached_network_loads_in_the_background_and_gives_the_same_probabiliti
     openvino_cpu._loading.clear()
 
 
-def test_nothing_loads_in_the_background_without_a_cached_network(first_build, monkeypatch, tmp_path):
+def test_the_background_load_finds_only_a_model_used_before(first_build, monkeypatch, tmp_path):
     from ritm_qgis.engine.runtime import openvino_prefetch
 
     monkeypatch.setenv(build_cache.ROOT_ENV, str(first_build[0]))
-    assert not openvino_prefetch.start("aerial-finetuned-tiny", "none", 1)
-    assert not openvino_prefetch.start(str(tmp_path / "missing.pth"), "auto", 1)
+    assert not openvino_prefetch.start("aerial-finetuned-tiny", "none", 1) and not openvino_cpu._loading
+    assert openvino_prefetch.start(str(tmp_path / "missing.pth"), "auto", 1)
+    assert openvino_cpu._loading.pop(1)() is None  # the thread found nothing to load
     monkeypatch.setenv(build_cache.ROOT_ENV, str(tmp_path / "empty"))
-    assert not openvino_prefetch.start("aerial-finetuned-tiny", "openvino-int8", 1)
-    assert not openvino_cpu._loading
+    assert openvino_prefetch.start("aerial-finetuned-tiny", "openvino-int8", 1)
+    assert openvino_cpu._loading.pop(1)() is None
+    monkeypatch.setenv(build_cache.ROOT_ENV, str(first_build[0]))
+    NetworkBackend.from_checkpoint("aerial-finetuned-tiny", device="cpu", optimize="openvino-int8")  # used before
+    assert openvino_prefetch.start("aerial-finetuned-tiny", "openvino-int8", 1)
+    entry, compiled = openvino_cpu._loading.pop(1)()  # a model used before: loaded, checked
+    assert entry.name.startswith("openvino-int8-") and compiled is not None
 
 
 def test_predict_loads_a_model_used_before_in_the_background(first_build, monkeypatch, tmp_path, capsys):

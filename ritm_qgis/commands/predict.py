@@ -132,7 +132,8 @@ def run(args) -> int:
     import cv2
 
     from ritm_qgis.engine.geo.stretch import parse_stretch, read_image_rgb
-    from ritm_qgis.engine.interactive.interactive_settings import interactive_predictor, load_interactive_backend
+    from ritm_qgis.engine.interactive.interactive_settings import (interactive_predictor, load_in_background,
+                                                                   load_interactive_backend)
     from ritm_qgis.engine.interactive.predictor import Predictor
     from ritm_qgis.engine.jobs.limits import MAX_THREADS, check_fraction, check_int
 
@@ -144,7 +145,8 @@ def run(args) -> int:
         check_int(args.threads, "--threads", 1, MAX_THREADS)
     stretch = parse_stretch(args.stretch)
     check_output_files(args)
-    load_in_background(args)
+    load_in_background(args.checkpoint, args.device, args.precision, args.optimize, args.threads,
+                       flip=not args.no_flip, zoom_in=not (args.protocol_zoom or args.no_zoom_in))
     image = read_image_rgb(args.image, stretch).rgb  # as a raster window is read: nodata left out, black
     check_clicks_inside(clicks, args.click, image.shape)
     threads = set_threads(args.threads)
@@ -186,21 +188,6 @@ def run(args) -> int:
           + (" (loaded in the background while starting)" if background else "")
           + (f" -> {args.timings}" if args.timings else ""))
     return 0
-
-
-def load_in_background(args) -> bool:
-    """Start loading the model's cached OpenVINO network (and its first pass at the clicks' size)
-    while PyTorch is imported, where the run will likely use one (``openvino_prefetch``)."""
-    from ritm_qgis.engine.interactive.interactive_settings import FOCUS_CROP
-    from ritm_qgis.engine.runtime import openvino_prefetch
-    from ritm_qgis.engine.runtime.device import cuda_gpus
-
-    if args.precision != "fp32" or args.device not in ("auto", "cpu") or \
-            (args.device == "auto" and cuda_gpus(import_torch=False)):
-        return False
-    warm = None if args.protocol_zoom or args.no_zoom_in else (1 if args.no_flip else 2, *FOCUS_CROP)
-    threads = args.threads or openvino_prefetch.default_threads()
-    return openvino_prefetch.start(args.checkpoint, args.optimize, threads, warm)
 
 
 def set_threads(threads: int | None) -> int:

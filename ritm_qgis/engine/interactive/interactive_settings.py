@@ -19,9 +19,11 @@ whole image at full resolution: on a 1000 x 1000 image several times the cost of
 
 ``load_interactive_backend`` also runs the network once on that input size while the model
 loads, so the one-off costs (oneDNN kernels for the shape, memory pools) never land on a click;
-not the OpenVINO network, whose one-off for a new input size (about 0.2 s) is much less than the
-pass a warm-up costs (0.6-1.3 s; docs/benchmarks.md). The map tool loads without the warm-up and
-runs it right after, while the user reaches for the mouse (``gui/worker.py``).
+not the OpenVINO network, whose one-off for a new input size (about 0.1 s) is less than the
+pass a warm-up costs (0.4-0.5 s; docs/benchmarks.md). The map tool loads without the warm-up and
+runs it right after, while the user reaches for the mouse (``gui/worker.py``); a command
+(``predict``, ``segment``) calls ``load_in_background`` first, which loads a cached OpenVINO
+network and gives it that pass in the background while the command still starts.
 """
 
 from __future__ import annotations
@@ -62,6 +64,22 @@ def warm_up(backend, flip: bool = True) -> None:
     backend.forward(images, points)
     if hasattr(backend, "paths_run"):  # count the clicks' passes only
         backend.paths_run.clear()
+
+
+def load_in_background(spec: str, device: str = "auto", precision: str = "fp32", optimize: str = "auto",
+                       threads: int | None = None, flip: bool = True, zoom_in: bool = True) -> bool:
+    """Start loading ``spec``'s cached OpenVINO network, with one pass at the focus crop's size
+    (``zoom_in``), in the background, for a ``load_interactive_backend`` with the same arguments
+    that comes later in this process (``runtime.openvino_prefetch``); False where it would not run
+    OpenVINO on the CPU or nothing is cached. ``threads``: what PyTorch will be set to (None: its
+    default)."""
+    from ritm_qgis.engine.runtime import openvino_prefetch
+    from ritm_qgis.engine.runtime.device import cuda_gpus
+
+    if precision != "fp32" or device not in ("auto", "cpu") or (device == "auto" and cuda_gpus(import_torch=False)):
+        return False
+    warm = (1 if not flip else 2, *FOCUS_CROP) if zoom_in else None
+    return openvino_prefetch.start(spec, optimize, threads or openvino_prefetch.default_threads(), warm)
 
 
 def load_interactive_backend(spec: str, device: str = "auto", precision: str = "fp32", optimize: str = "auto",

@@ -155,20 +155,22 @@ def code_digest(modules) -> str:
     return h.hexdigest()[:16]
 
 
-# Cache entries being compiled and checked in the background (``openvino_prefetch``):
-# {(entry folder, threads): callable that waits and returns the compiled network, or None}.
+# Networks being loaded from the cache in the background (``openvino_prefetch``): {threads: callable
+# that waits for the load and returns (cache entry, compiled network), or None when it found none}.
 _loading: dict = {}
 
 
-def offer_loaded(entry, threads: int, wait) -> None:
-    """``wait()`` will give the compiled network of ``entry`` for ``threads``, already checked as
-    ``load_entry`` checks it (or None when that failed): ``load_entry`` takes it instead of compiling."""
-    _loading[(str(entry), int(threads))] = wait
+def offer_loaded(threads: int, wait) -> None:
+    """``wait()`` will give (entry, the compiled network of that cache entry for ``threads``, already
+    checked as ``load_entry`` checks it, or None when that failed), or None: ``load_entry`` takes
+    the network instead of compiling when it reads that entry with as many threads."""
+    _loading[int(threads)] = wait
 
 
 def _take_loaded(entry, threads: int):
-    wait = _loading.pop((str(entry), int(threads)), None)
-    return wait() if wait is not None else None
+    wait = _loading.pop(int(threads), None)
+    loaded = wait() if wait is not None else None
+    return loaded[1] if loaded is not None and str(loaded[0]) == str(entry) else None
 
 
 def load_entry(entry, threads: int, accept, what: str, redo: str) -> OpenVinoNetwork | None:

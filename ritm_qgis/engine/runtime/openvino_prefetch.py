@@ -81,36 +81,29 @@ def _load(entry, accept, threads: int, warm_shape):
 
 def start(spec: str, optimize: str, threads: int, warm_shape: tuple[int, int, int] | None = None) -> bool:
     """Begin loading ``spec``'s cached OpenVINO network for ``threads`` in the background, with one
-    pass at ``warm_shape`` = (batch, height, width) when given; False when there is nothing to
-    load (``optimize`` is not an OpenVINO path or 'auto', no openvino package, no cached network
-    for this file, or its compiled form was never kept)."""
+    pass at ``warm_shape`` = (batch, height, width) when given. False when ``optimize`` is not an
+    OpenVINO path or 'auto', or the openvino package is missing; otherwise the thread itself finds
+    out whether there is a cached network to load (a model used before: its compiled form kept)."""
     if optimize not in OPENVINO_MODES or not openvino_cpu.available():
         return False
-    try:
-        found = cached_entry(str(spec), optimize)
-    except Exception as exc:  # noqa: BLE001 - a guess; the load itself reports what is wrong
-        log.debug("No background load of %s: %s", spec, exc)
-        return False
-    if found is None or not any((found[0] / "compiled").glob("*")):
-        return False
-    entry, accept = found
     result = {}
 
     def run():
         try:
-            result["network"] = _load(entry, accept, threads, warm_shape)
-        except Exception as exc:  # noqa: BLE001 - the load compiles it again and says what failed
-            log.debug("Background load of %s failed: %s", entry, exc)
-            result["network"] = None
+            found = cached_entry(str(spec), optimize)
+            if found is not None and any((found[0] / "compiled").glob("*")):
+                result["loaded"] = (found[0], _load(*found, threads, warm_shape))
+        except Exception as exc:  # noqa: BLE001 - a guess: the load itself says what is wrong
+            log.debug("No background load of %s: %s", spec, exc)
 
     thread = threading.Thread(target=run, name="ritm-openvino-load")  # not a daemon: an early exit waits for it
     thread.start()
 
     def wait():
         thread.join()
-        return result.get("network")
+        return result.get("loaded")
 
-    openvino_cpu.offer_loaded(entry, threads, wait)
+    openvino_cpu.offer_loaded(threads, wait)
     return True
 
 
