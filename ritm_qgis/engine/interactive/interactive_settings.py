@@ -70,9 +70,9 @@ def load_in_background(spec: str, device: str = "auto", precision: str = "fp32",
                        threads: int | None = None, flip: bool = True, zoom_in: bool = True) -> bool:
     """Start loading ``spec``'s cached OpenVINO network, with one pass at the focus crop's size
     (``zoom_in``), in the background, for a ``load_interactive_backend`` with the same arguments
-    that comes later in this process (``runtime.openvino_prefetch``); False where it would not run
-    OpenVINO on the CPU or nothing is cached. ``threads``: what PyTorch will be set to (None: its
-    default)."""
+    that comes later in this process (``runtime.openvino_prefetch``, whose thread finds out whether
+    anything is cached); False where the load would not run OpenVINO on the CPU. ``threads``: what
+    PyTorch will be set to (None: its default)."""
     from ritm_qgis.engine.runtime import openvino_prefetch
     from ritm_qgis.engine.runtime.device import cuda_gpus
 
