@@ -290,3 +290,18 @@ def test_the_network_code_digest_is_taken_without_importing_the_network():
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
                          cwd=Path(__file__).resolve().parents[1]).stdout.split()
     assert out == [openvino_cpu.code_digest(modules), "False"]
+
+
+def test_a_command_that_fails_after_the_background_load_started_exits_cleanly(first_build, tmp_path, monkeypatch):
+    import subprocess
+    import sys
+
+    monkeypatch.setenv(build_cache.ROOT_ENV, str(first_build[0]))
+    NetworkBackend.from_checkpoint("aerial-finetuned-tiny", device="cpu", optimize="openvino-int8")  # used before
+    env = dict(os.environ)
+    done = subprocess.run([sys.executable, "-m", "ritm_qgis", "predict", "--checkpoint", "aerial-finetuned-tiny",
+                           "--image", str(tmp_path / "missing.png"), "--click", "10,10,+", "--device", "cpu",
+                           "--optimize", "openvino-int8", "--out-mask", str(tmp_path / "m.png")],
+                          capture_output=True, text=True, env=env, cwd=Path(__file__).resolve().parents[1], timeout=300)
+    assert done.returncode == 1 and "Traceback" not in done.stderr and "missing.png" in done.stderr
+    assert not (tmp_path / "m.png").exists()

@@ -4,9 +4,10 @@ A new ``ritm-qgis predict`` spends 1-2 s importing PyTorch before it loads the m
 first pass of an OpenVINO network at a new input size pays about 0.1 s for fresh memory
 (``bench/bench_first_pass.py``). ``start`` does, in a thread and without PyTorch, what loading a
 model used before does with its cached network (compile it from the build cache, check it
-against the logits stored at its build: ``openvino_cpu.load_entry``), then one pass at the size
-the clicks will have. ``load_entry`` takes the result instead of compiling (``offer_loaded``),
-waiting for the thread where it is not done.
+against the logits stored at its build: ``openvino_cpu.load_entry``), then starts one pass at the
+size the clicks will have. ``load_entry`` takes the network instead of compiling
+(``offer_loaded``), waiting for the compile and check where they are not done, but not for that
+pass: it is stopped where it is (the part done has already prepared part of the memory).
 
 It is a guess made before the load decides anything: when the load ends up elsewhere (another
 path, another thread count, a network to build, a file that changed) nothing is taken, and the
@@ -16,6 +17,7 @@ says why and builds it again.
 
 from __future__ import annotations
 
+import atexit
 import logging
 import os
 import threading
@@ -65,25 +67,38 @@ def cached_entry(spec: str, optimize: str):
 
 
 def _load(entry, accept, threads: int, warm_shape):
+    """(compiled network, its warm-up pass under way or None), or None when it fails its check."""
     compiled = openvino_cpu._compile(str(entry / "model.xml"), threads, entry / "compiled")
     with np.load(entry / openvino_cpu.CHECK_FILE) as data:
         image, points, ref = data["image"], data["points"], data["logits"]
     got = np.asarray(compiled([image, points])[0])
     if got.shape != ref.shape or not accept(ref, got)[0]:
         return None
-    if warm_shape is not None:
-        batch, height, width = warm_shape
-        warm = np.zeros((batch, image.shape[1], height, width), np.float32)
-        click = np.array([[[height / 2, width / 2, 0.0], [-1.0, -1.0, -1.0]]] * batch, np.float32)
-        compiled([warm, click])
-    return compiled
+    if warm_shape is None:
+        return compiled, None
+    batch, height, width = warm_shape
+    warm = np.zeros((batch, image.shape[1], height, width), np.float32)
+    click = np.array([[[height / 2, width / 2, 0.0], [-1.0, -1.0, -1.0]]] * batch, np.float32)
+    request = compiled.create_infer_request()  # its buffers are the network's: the clicks find them ready
+    request.start_async([warm, click])
+    return compiled, request
+
+
+def _stop(request) -> None:
+    """Stop a warm-up pass that has not finished: the load does not wait for it (a part done helps)."""
+    request.cancel()
+    try:
+        request.wait()
+    except RuntimeError:  # 'cancelled'
+        pass
 
 
 def start(spec: str, optimize: str, threads: int, warm_shape: tuple[int, int, int] | None = None) -> bool:
     """Begin loading ``spec``'s cached OpenVINO network for ``threads`` in the background, with one
-    pass at ``warm_shape`` = (batch, height, width) when given. False when ``optimize`` is not an
-    OpenVINO path or 'auto', or the openvino package is missing; otherwise the thread itself finds
-    out whether there is a cached network to load (a model used before: its compiled form kept)."""
+    pass at ``warm_shape`` = (batch, height, width) when given (stopped where it is when the load
+    takes the network). False when ``optimize`` is not an OpenVINO path or 'auto', or the openvino
+    package is missing; otherwise the thread itself finds out whether there is a cached network to
+    load (a model used before: its compiled form kept)."""
     if optimize not in OPENVINO_MODES or not openvino_cpu.available():
         return False
     result = {}
@@ -92,7 +107,9 @@ def start(spec: str, optimize: str, threads: int, warm_shape: tuple[int, int, in
         try:
             found = cached_entry(str(spec), optimize)
             if found is not None and any((found[0] / "compiled").glob("*")):
-                result["loaded"] = (found[0], _load(*found, threads, warm_shape))
+                loaded = _load(*found, threads, warm_shape)
+                if loaded is not None:
+                    result["entry"], result["network"], result["warm_up"] = found[0], *loaded
         except Exception as exc:  # noqa: BLE001 - a guess: the load itself says what is wrong
             log.debug("No background load of %s: %s", spec, exc)
 
@@ -101,9 +118,16 @@ def start(spec: str, optimize: str, threads: int, warm_shape: tuple[int, int, in
 
     def wait():
         thread.join()
-        return result.get("loaded")
+        if result.get("warm_up") is not None:
+            _stop(result.pop("warm_up"))
+        return (result["entry"], result["network"]) if "network" in result else None
+
+    def stop_at_exit():  # never taken (the command failed first): OpenVINO must not be computing at exit
+        if result.get("warm_up") is not None:
+            _stop(result.pop("warm_up"))
 
     openvino_cpu.offer_loaded(threads, wait)
+    atexit.register(stop_at_exit)
     return True
 
 
