@@ -102,19 +102,12 @@ def run(args) -> int:
     from ritm_qgis.engine.geo.raster_io import raster_meta
     from ritm_qgis.engine.geo.stretch import parse_stretch
     from ritm_qgis.engine.interactive.backends import model_label
-    from ritm_qgis.engine.interactive.interactive_settings import (interactive_predictor, load_in_background,
-                                                                   load_interactive_backend)
+    from ritm_qgis.engine.interactive.interactive_settings import interactive_predictor, load_interactive_backend
     from ritm_qgis.engine.interactive.outline_record import write_records
     from ritm_qgis.engine.jobs.click_points import group_clicks, segment_objects
     from ritm_qgis.engine.jobs.same_file import Place, refuse_outputs_among_inputs
 
     points = click_points(args.clicks)
-    spec = args.model.strip()
-    if not spec:
-        from ritm_qgis.models.catalog import default_model
-
-        spec = default_model()[0]
-    load_in_background(spec, args.device)
     if args.crs is not None:
         import pyproj
 
@@ -129,6 +122,11 @@ def run(args) -> int:
     refuse_outputs_among_inputs([Place("--out", args.out, args.layer)], [Place("--raster", args.raster)])
     grid = raster_meta(args.raster).grid
     objects = group_clicks(points, grid, src_crs=args.crs, ids_name="--click number(s)")
+    spec = args.model.strip()
+    if not spec:
+        from ritm_qgis.models.catalog import default_model
+
+        spec = default_model()[0]
     backend = load_interactive_backend(spec, args.device)
     records = segment_objects(args.raster, objects, lambda: interactive_predictor(backend),
                               model_name=model_label(spec), simplify_px=args.simplify_px, stretch_rule=stretch,

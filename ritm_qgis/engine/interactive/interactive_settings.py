@@ -21,9 +21,9 @@ whole image at full resolution: on a 1000 x 1000 image several times the cost of
 loads, so the one-off costs (oneDNN kernels for the shape, memory pools) never land on a click;
 not the OpenVINO network, whose one-off for a new input size (about 0.1 s) is less than the
 pass a warm-up costs (0.4-0.5 s; docs/benchmarks.md). The map tool loads without the warm-up and
-runs it right after, while the user reaches for the mouse (``gui/worker.py``); a command
-(``predict``, ``segment``) calls ``load_in_background`` first, which loads a cached OpenVINO
-network and gives it that pass in the background while the command still starts.
+runs it right after, while the user reaches for the mouse (``gui/worker.py``); ``predict`` calls
+``load_in_background`` first, which loads a cached OpenVINO network and gives it that pass in the
+background while the command still starts.
 """
 
 from __future__ import annotations
