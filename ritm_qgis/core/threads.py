@@ -14,14 +14,20 @@ import sys
 from functools import lru_cache
 
 
-def worker_count() -> int:
-    n = min(16, os.cpu_count() or 1)
+def omp_threads() -> int | None:
+    """The thread count ``$OMP_NUM_THREADS`` sets (its first level), or None when it sets none."""
     try:
         omp = int(os.environ.get("OMP_NUM_THREADS", "").split(",")[0])
-        if omp > 0:
-            n = min(n, omp)
     except ValueError:
-        pass
+        return None
+    return omp if omp > 0 else None
+
+
+def worker_count() -> int:
+    n = min(16, os.cpu_count() or 1)
+    omp = omp_threads()
+    if omp is not None:
+        n = min(n, omp)
     torch = sys.modules.get("torch")  # not imported here: core stays light
     if torch is not None:
         try:

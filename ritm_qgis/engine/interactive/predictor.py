@@ -378,13 +378,11 @@ class NetworkBackend(Backend):
             path = resolve_checkpoint(path_or_name)
         except RitmError:
             return None  # said by the full load
-        facts = checkpoint_index.recall(path)
-        try:
-            digest, arch, prev = facts["weights_sha256"], facts.get("arch"), bool(facts["with_prev_mask"])
-            modules = [str(m) for m in facts["modules"]]
-        except (TypeError, KeyError):
+        facts = checkpoint_index.recall_network(path)
+        if facts is None:
             return None
-        channels, threads, fast, why = 4 if prev else 3, torch.get_num_threads(), None, None
+        digest, arch, prev, modules = facts
+        channels, threads, fast, why = facts.channels, torch.get_num_threads(), None, None
         if mode == "openvino-int8":
             from ritm_qgis.engine.runtime import openvino_int8
 

@@ -12,6 +12,7 @@ import hashlib
 import json
 import os
 from pathlib import Path
+from typing import NamedTuple
 
 from ritm_qgis.core.atomic import write_text_atomically
 from ritm_qgis.engine.runtime import build_cache
@@ -58,3 +59,26 @@ def recall(path) -> dict | None:
     if not isinstance(data, dict) or data.get("file") != stamp or not isinstance(data.get("facts"), dict):
         return None
     return data["facts"]
+
+
+class NetworkFacts(NamedTuple):
+    """What ``NetworkBackend.from_checkpoint`` remembers of a checkpoint's network."""
+
+    weights_sha256: str
+    arch: str | None
+    with_prev_mask: bool
+    modules: list
+
+    @property
+    def channels(self) -> int:
+        return 4 if self.with_prev_mask else 3
+
+
+def recall_network(path) -> NetworkFacts | None:
+    """The network facts remembered about ``path``, or None when they are not all there."""
+    facts = recall(path)
+    try:
+        return NetworkFacts(facts["weights_sha256"], facts.get("arch"), bool(facts["with_prev_mask"]),
+                            [str(m) for m in facts["modules"]])
+    except (TypeError, KeyError):
+        return None

@@ -173,25 +173,29 @@ def _take_loaded(entry, threads: int):
     return loaded[1] if loaded is not None and str(loaded[0]) == str(entry) else None
 
 
+def compile_checked(entry, threads: int, accept):
+    """(the compiled network of the cache entry ``entry``, ``accept(stored logits, its logits)`` =
+    (ok, how) on the check input stored in the entry). Raises what reading the entry raises."""
+    compiled = _compile(str(entry / "model.xml"), threads, entry / "compiled")
+    with np.load(entry / CHECK_FILE) as data:
+        image, points, ref = (np.ascontiguousarray(data[k], np.float32) for k in ("image", "points", "logits"))
+    got = np.asarray(compiled([image, points])[0], dtype=np.float32)
+    return compiled, accept(ref, got) if got.shape == ref.shape else (False, "another output shape")
+
+
 def load_entry(entry, threads: int, accept, what: str, redo: str) -> OpenVinoNetwork | None:
     """The network of the cache entry ``entry``, compiled and run on the check input stored in it;
     ``accept(stored logits, its logits)`` -> (ok, how) judges it. None when it is refused or cannot
     be read: the entry is then removed (the warning names the network, ``what``, and says it is
     made again, ``redo``). A network compiled and checked in the background (``offer_loaded``) is
     taken as it is."""
-    import torch
-
     ready = _take_loaded(entry, threads)
     if ready is not None:
         return OpenVinoNetwork(ready, "background")
     try:
-        fast = OpenVinoNetwork(_compile(str(entry / "model.xml"), threads, entry / "compiled"), "cache")
-        with np.load(entry / CHECK_FILE) as data:
-            image, points, ref = data["image"], data["points"], data["logits"]
-        got = fast(torch.from_numpy(image), torch.from_numpy(points)).numpy()
-        ok, how = accept(ref, got) if got.shape == ref.shape else (False, "another output shape")
+        compiled, (ok, how) = compile_checked(entry, threads, accept)
         if ok:
-            return fast
+            return OpenVinoNetwork(compiled, "cache")
         log.warning("The cached %s in %s disagrees with the weights (%s); %s.", what, entry, how, redo)
     except (RuntimeError, OSError, ValueError, KeyError) as exc:  # unreadable IR or check file: build again
         log.warning("The cached %s in %s cannot be used (%s); %s.",

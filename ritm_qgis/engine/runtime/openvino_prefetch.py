@@ -25,6 +25,7 @@ from pathlib import Path
 
 import numpy as np
 
+from ritm_qgis.core.threads import omp_threads
 from ritm_qgis.engine.runtime import build_cache, checkpoint_index, openvino_cpu, openvino_int8
 
 log = logging.getLogger(__name__)
@@ -50,17 +51,15 @@ def cached_entry(spec: str, optimize: str):
     """(cache entry, accept) that loading ``spec`` with ``optimize`` on the CPU would read, or None
     where it would read none (never loaded here, no cached network, or a network to build)."""
     path = checkpoint_file(spec)
-    facts = checkpoint_index.recall(path) if path is not None else None
-    try:
-        digest, channels = facts["weights_sha256"], 4 if facts["with_prev_mask"] else 3
-        modules = [str(m) for m in facts["modules"]]
-    except (TypeError, KeyError):
+    facts = checkpoint_index.recall_network(path) if path is not None else None
+    if facts is None:
         return None
+    digest, channels, modules = facts.weights_sha256, facts.channels, facts.modules
     if optimize in ("auto", "openvino-int8"):
         entry = build_cache.lookup(openvino_int8._key(digest, channels, modules))
         if entry is None:
             return None  # the load builds the int8 network
-        if not (entry / openvino_int8.REFUSED_FILE).is_file():
+        if openvino_int8._refusal(entry) is None:
             return entry, openvino_int8._agrees
     entry = build_cache.lookup(openvino_cpu.cache_key(digest, channels, modules))
     return (entry, openvino_cpu._exact) if entry is not None else None
@@ -68,16 +67,14 @@ def cached_entry(spec: str, optimize: str):
 
 def _load(entry, accept, threads: int, warm_shape):
     """(compiled network, its warm-up pass under way or None), or None when it fails its check."""
-    compiled = openvino_cpu._compile(str(entry / "model.xml"), threads, entry / "compiled")
-    with np.load(entry / openvino_cpu.CHECK_FILE) as data:
-        image, points, ref = data["image"], data["points"], data["logits"]
-    got = np.asarray(compiled([image, points])[0])
-    if got.shape != ref.shape or not accept(ref, got)[0]:
+    compiled, (ok, _) = openvino_cpu.compile_checked(entry, threads, accept)
+    if not ok:
         return None
     if warm_shape is None:
         return compiled, None
     batch, height, width = warm_shape
-    warm = np.zeros((batch, image.shape[1], height, width), np.float32)
+    channels = int(compiled.inputs[0].get_partial_shape()[1].get_length())
+    warm = np.zeros((batch, channels, height, width), np.float32)
     click = np.array([[[height / 2, width / 2, 0.0], [-1.0, -1.0, -1.0]]] * batch, np.float32)
     request = compiled.create_infer_request()  # its buffers are the network's: the clicks find them ready
     request.start_async([warm, click])
@@ -116,28 +113,26 @@ def start(spec: str, optimize: str, threads: int, warm_shape: tuple[int, int, in
     thread = threading.Thread(target=run, name="ritm-openvino-load")  # not a daemon: an early exit waits for it
     thread.start()
 
+    def stop_warm_up():  # also at exit, when never taken: OpenVINO must not be computing then
+        if result.get("warm_up") is not None:
+            _stop(result.pop("warm_up"))
+
     def wait():
         thread.join()
-        if result.get("warm_up") is not None:
-            _stop(result.pop("warm_up"))
+        stop_warm_up()
         return (result["entry"], result["network"]) if "network" in result else None
 
-    def stop_at_exit():  # never taken (the command failed first): OpenVINO must not be computing at exit
-        if result.get("warm_up") is not None:
-            _stop(result.pop("warm_up"))
-
     openvino_cpu.offer_loaded(threads, wait)
-    atexit.register(stop_at_exit)
+    atexit.register(stop_warm_up)
     return True
 
 
 def default_threads() -> int:
     """The number of threads PyTorch takes when none is set (``OMP_NUM_THREADS``, else the physical
     cores), found without importing it: a guess, used only where it matches."""
-    try:
-        return max(1, int(os.environ.get("OMP_NUM_THREADS", "")))
-    except ValueError:
-        pass
+    omp = omp_threads()
+    if omp is not None:
+        return omp
     cores, ids = set(), {}
     try:
         with open("/proc/cpuinfo", encoding="utf-8", errors="replace") as f:
