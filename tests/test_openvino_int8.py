@@ -217,11 +217,14 @@ def test_a_model_used_before_is_ready_from_the_cache_without_reading_its_weights
 
 
 def test_a_cached_network_loads_in_the_background_and_gives_the_same_probabilities(first_build, monkeypatch):
+    import locale
+
     import torch
 
     from ritm_qgis.engine.runtime import openvino_prefetch
 
     monkeypatch.setenv(build_cache.ROOT_ENV, str(first_build[0]))
+    ctype = locale.setlocale(locale.LC_CTYPE)
     normal = NetworkBackend.from_checkpoint("aerial-finetuned-tiny", device="cpu", optimize="openvino-int8")
     assert normal.optimize == "openvino-int8" and not normal.loaded_in_background
     threads = torch.get_num_threads()
@@ -238,23 +241,24 @@ def test_a_cached_network_loads_in_the_background_and_gives_the_same_probabiliti
     assert openvino_prefetch.start("aerial-finetuned-tiny", "openvino-int8", threads + 1, None)
     assert not NetworkBackend.from_checkpoint("aerial-finetuned-tiny", device="cpu",
                                               optimize="openvino-int8").loaded_in_background
-    openvino_cpu._loading.clear()
+    assert not openvino_cpu._pending  # waited for, not left compiling beside the load
+    assert locale.setlocale(locale.LC_CTYPE) == ctype  # two readers at once would leave it "C" (ASCII)
 
 
 def test_the_background_load_finds_only_a_model_used_before(first_build, monkeypatch, tmp_path):
     from ritm_qgis.engine.runtime import openvino_prefetch
 
     monkeypatch.setenv(build_cache.ROOT_ENV, str(first_build[0]))
-    assert not openvino_prefetch.start("aerial-finetuned-tiny", "none", 1) and not openvino_cpu._loading
+    assert not openvino_prefetch.start("aerial-finetuned-tiny", "none", 1) and not openvino_cpu._pending
     assert openvino_prefetch.start(str(tmp_path / "missing.pth"), "auto", 1)
-    assert openvino_cpu._loading.pop(1)() is None  # the thread found nothing to load
+    assert openvino_cpu._pending.pop()[1]() is None  # the thread found nothing to load
     monkeypatch.setenv(build_cache.ROOT_ENV, str(tmp_path / "empty"))
     assert openvino_prefetch.start("aerial-finetuned-tiny", "openvino-int8", 1)
-    assert openvino_cpu._loading.pop(1)() is None
+    assert openvino_cpu._pending.pop()[1]() is None
     monkeypatch.setenv(build_cache.ROOT_ENV, str(first_build[0]))
     NetworkBackend.from_checkpoint("aerial-finetuned-tiny", device="cpu", optimize="openvino-int8")  # used before
     assert openvino_prefetch.start("aerial-finetuned-tiny", "openvino-int8", 1)
-    entry, compiled = openvino_cpu._loading.pop(1)()  # a model used before: loaded, checked
+    entry, compiled = openvino_cpu._pending.pop()[1]()  # a model used before: loaded, checked
     assert entry.name.startswith("openvino-int8-") and compiled is not None
 
 

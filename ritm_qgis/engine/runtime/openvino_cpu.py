@@ -155,22 +155,30 @@ def code_digest(modules) -> str:
     return h.hexdigest()[:16]
 
 
-# Networks being loaded from the cache in the background (``openvino_prefetch``): {threads: callable
-# that waits for the load and returns (cache entry, compiled network), or None when it found none}.
-_loading: dict = {}
+# The network being loaded from the cache in the background (``openvino_prefetch``), at most one:
+# [(threads, callable that waits for the load and returns (cache entry, compiled network) or None)].
+_pending: list = []
 
 
 def offer_loaded(threads: int, wait) -> None:
     """``wait()`` will give (entry, the compiled network of that cache entry for ``threads``, already
-    checked as ``load_entry`` checks it, or None when that failed), or None: ``load_entry`` takes
-    the network instead of compiling when it reads that entry with as many threads."""
-    _loading[int(threads)] = wait
+    checked as ``load_entry`` checks it), or None: ``load_entry`` takes the network instead of
+    compiling when it reads that entry with as many threads."""
+    _pending[:] = [(int(threads), wait)]
 
 
 def _take_loaded(entry, threads: int):
-    wait = _loading.pop(int(threads), None)
-    loaded = wait() if wait is not None else None
-    return loaded[1] if loaded is not None and str(loaded[0]) == str(entry) else None
+    """The network loaded in the background for ``entry`` and ``threads``, or None. A background
+    load is waited for first, taken or not: OpenVINO must never read networks in two threads at
+    once (each switches the process's locale to "C" and back, and two at once leave it "C", so every
+    text file the process reads after that is decoded as ASCII; measured with two compiles)."""
+    if not _pending:
+        return None
+    offered, wait = _pending.pop()
+    loaded = wait()
+    if loaded is None or offered != int(threads) or str(loaded[0]) != str(entry):
+        return None
+    return loaded[1]
 
 
 def compile_checked(entry, threads: int, accept):
