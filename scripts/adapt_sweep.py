@@ -58,6 +58,7 @@ def main(argv=None):
     p.add_argument("--lr", type=float, default=5e-5)
     p.add_argument("--backbone-lr-mult", type=float, default=0.1)
     p.add_argument("--bn", choices=("frozen", "train"), default="frozen")
+    p.add_argument("--seed", type=int, default=0, help="the recipe's random seed (windows, crops, clicks)")
     p.add_argument("--window-px", type=int, default=160, help="0: native scale")
     p.add_argument("--crop", type=int, default=160)
     p.add_argument("--batch-size", type=int, default=4)
@@ -99,7 +100,7 @@ def main(argv=None):
     model, _ = load_model(a.model, device="cpu")
     recipe = AdaptRecipe(part=a.part, lr=a.lr, backbone_lr_mult=a.backbone_lr_mult, freeze_bn=a.bn == "frozen",
                          window_px=a.window_px or None, crop_size=(a.crop, a.crop), batch_size=a.batch_size,
-                         max_next_clicks=a.max_next_clicks)
+                         max_next_clicks=a.max_next_clicks, seed=a.seed)
     out = {"recipe": recipe.as_dict(), "minutes": a.minutes, "model": a.model, "test_buildings": len(test_idx),
            "clicks": a.test_clicks, "threads": torch.get_num_threads(), "load_before": os.getloadavg()[0]}
     if not (a.no_base or a.no_test):
