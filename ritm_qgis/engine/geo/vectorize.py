@@ -15,9 +15,10 @@ units, topology-preserving Douglas-Peucker: rings stay valid, holes are kept unl
 optional ``regularize`` (``regularize.regularize_polygon``: squares outlines within a tolerance;
 falls back to the simplified polygon; in a geographic CRS the squaring is done on the local UTM
 zone so that the right angles are right angles on the ground), and the attributes:
-``area_m2``, ``perimeter_m``: metres where the CRS allows it (projected CRS: its linear unit
-converted to metres; geographic CRS: computed on the local UTM zone of the data via pyproj; no CRS:
-NaN), ``pixels``: the building's pixel count, ``regularized``: whether squaring was applied.
+``area_m2``, ``perimeter_m``: metres on the ground where the CRS allows it (a projected CRS whose
+scale factor at the data is 1 within 0.2 %, such as UTM: its linear unit converted to metres;
+geographic CRS and projections far from true scale, such as Web Mercator: computed on the local
+UTM zone of the data via pyproj (``ground_scale``); no CRS: NaN), ``pixels``: the building's pixel count, ``regularized``: whether squaring was applied.
 """
 
 from __future__ import annotations
@@ -37,6 +38,7 @@ from shapely import GeometryType
 
 from ritm_qgis.core.defaults import MASK_THRESHOLD
 from ritm_qgis.core.errors import RitmError
+from ritm_qgis.engine.geo.ground_scale import as_pyproj, local_utm, lonlat, needs_local_utm, unit_metres
 from ritm_qgis.engine.geo.raster_io import RasterGrid, open_raster, raster_meta
 
 __all__ = [
@@ -213,29 +215,22 @@ def simplify_polygons(geoms: np.ndarray, tolerance: float) -> np.ndarray:
 # Metric attributes
 
 
-def _utm_crs(lon: float, lat: float) -> pyproj.CRS:
-    zone = int(math.floor((lon + 180.0) / 6.0)) % 60 + 1
-    return pyproj.CRS.from_epsg((32600 if lat >= 0 else 32700) + zone)
-
-
 def metric_area_perimeter(geoms: np.ndarray, crs) -> tuple[np.ndarray, np.ndarray]:
-    """Area (m^2) and perimeter (m) of each geometry, as the CRS allows (see the module doc)."""
+    """Area (m^2) and perimeter (m) of each geometry on the ground (see the module doc)."""
     geoms = np.asarray(geoms, dtype=object)
     n = len(geoms)
     if crs is None or n == 0:
         return np.full(n, np.nan), np.full(n, np.nan)
-    pcrs = pyproj.CRS.from_user_input(crs.to_wkt() if hasattr(crs, "to_wkt") else crs)
-    if pcrs.is_geographic:
-        minx, miny, maxx, maxy = shapely.total_bounds(geoms)
-        utm = _utm_crs((minx + maxx) / 2, (miny + maxy) / 2)
-        tr = pyproj.Transformer.from_crs(pcrs, utm, always_xy=True)
+    pcrs = as_pyproj(crs)
+    minx, miny, maxx, maxy = shapely.total_bounds(geoms)
+    cx, cy = (minx + maxx) / 2, (miny + maxy) / 2
+    if (pcrs.is_geographic or pcrs.is_projected) and np.isfinite(cx) and needs_local_utm(pcrs, cx, cy):
+        tr = pyproj.Transformer.from_crs(pcrs, local_utm(*lonlat(pcrs, cx, cy)), always_xy=True)
         proj = shapely.transform(geoms, lambda c: np.column_stack(tr.transform(c[:, 0], c[:, 1])))
         return shapely.area(proj), shapely.length(proj)
     if pcrs.is_projected:
-        try:
-            unit = pcrs.axis_info[0].unit_conversion_factor
-        except (IndexError, AttributeError):
-            unit = float("nan")
+        unit = unit_metres(pcrs)
+        unit = float("nan") if unit is None else unit
         return shapely.area(geoms) * unit * unit, shapely.length(geoms) * unit
     return np.full(n, np.nan), np.full(n, np.nan)
 
@@ -253,12 +248,12 @@ def _regularize(raw: np.ndarray, tolerance: float, crs, mode: str = "strict",
     """
     from ritm_qgis.engine.geo.regularize import regularize_polygons
 
-    pcrs = None if crs is None else pyproj.CRS.from_user_input(crs.to_wkt() if hasattr(crs, "to_wkt") else crs)
+    pcrs = None if crs is None else as_pyproj(crs)
     if pcrs is None or not pcrs.is_geographic:
         return regularize_polygons(raw, tolerance, mode, avoid)
     minx, miny, maxx, maxy = shapely.total_bounds(raw)
     lon, lat = (minx + maxx) / 2, (miny + maxy) / 2
-    utm = _utm_crs(lon, lat)
+    utm = local_utm(lon, lat)
     fwd = pyproj.Transformer.from_crs(pcrs, utm, always_xy=True)
     inv = pyproj.Transformer.from_crs(utm, pcrs, always_xy=True)
     geod = pyproj.Geod(ellps="WGS84")

@@ -28,6 +28,7 @@ import numpy as np
 
 from ritm_qgis.core.defaults import MASK_THRESHOLD
 from ritm_qgis.core.errors import RitmError
+from ritm_qgis.engine.geo.ground_scale import ground_pixel_size
 from ritm_qgis.engine.geo.raster_io import RgbWindow, Window, map_to_pixel, raster_meta
 from ritm_qgis.engine.geo.stretch import StretchRule, resolve_stretch
 from ritm_qgis.engine.interactive.context_window import (
@@ -62,28 +63,6 @@ class OutlineSettings:
     min_area_m2: float = 0.0
     regularize_mode: str = "building"
     refine: str = "none"  # "guided": the probabilities follow the image's edges first (refine_mask)
-
-
-def ground_pixel_size(grid) -> float | None:
-    """Metres per pixel of a grid: projected CRS in its unit, geographic at the grid's latitude."""
-    import math
-
-    import pyproj
-
-    if grid.crs is None:
-        return None
-    crs = pyproj.CRS.from_user_input(grid.crs.to_wkt() if hasattr(grid.crs, "to_wkt") else grid.crs)
-    rx, ry = grid.res
-    if crs.is_geographic:
-        lat = (grid.bounds[1] + grid.bounds[3]) / 2
-        return 0.5 * (rx * 111_320.0 * math.cos(math.radians(lat)) + ry * 110_574.0)
-    if crs.is_projected:
-        try:
-            unit = crs.axis_info[0].unit_conversion_factor
-        except (IndexError, AttributeError):
-            return None
-        return 0.5 * (rx + ry) * unit
-    return None
 
 
 def _negative_clicks(step: Step, t):
