@@ -73,3 +73,55 @@ def test_predict_on_a_large_tile_sees_the_click_context_not_the_whole_tile(tmp_p
         old.append(float(mask_iou(house, whole.add_click(row, col, True).mask)))
     assert np.mean(new) > np.mean(old) + 0.05, (new, old)
     assert np.median(ratio) < 2.0
+
+
+def test_a_fine_orthophoto_gets_the_outline_of_its_coarser_copy(tmp_path):
+    """A SpaceNet chip (0.48 m) resampled to 0.1 m, as drone and city orthophotos are: one click on a
+    roof gives about the outline of the same click on the chip. Before, the window was 384 px (38 m)
+    whatever the resolution, so the first click saw a house enlarged five times and the network
+    drew a small disc around the click (IoU with the chip's outline 0.05-0.10 on these roofs)."""
+    from affine import Affine
+
+    from ritm_qgis.engine.interactive.backends import build_backend
+    from ritm_qgis.engine.interactive.context_window import DEFAULT_MIN_SIZE
+    from ritm_qgis.engine.interactive.interactive_settings import interactive_predictor
+    from ritm_qgis.engine.interactive.raster_session import RasterSession
+
+    name = "3band_013022223130_Public_img50.tif"
+    root = shared_path("aerial", "spacenet_rio")
+    with rasterio.open(root / "images" / name) as ds:
+        rgb, profile = ds.read()[:3], ds.profile
+    with rasterio.open(root / "masks" / name) as ds:
+        mask = ds.read(1) > 127
+    factor = 5
+    fine = np.stack([cv2.resize(b, (b.shape[1] * factor, b.shape[0] * factor), interpolation=cv2.INTER_LINEAR)
+                     for b in rgb])
+    paths = {}
+    for tag, data, transform in (("chip", rgb, profile["transform"]),
+                                 ("fine", fine, profile["transform"] * Affine.scale(1 / factor))):
+        paths[tag] = tmp_path / f"{tag}.tif"
+        with rasterio.open(paths[tag], "w", driver="GTiff", width=data.shape[2], height=data.shape[1], count=3,
+                           dtype="uint8", crs=profile["crs"], transform=transform) as dst:
+            dst.write(data)
+    n, labels, stats, _ = cv2.connectedComponentsWithStats(mask.astype(np.uint8), connectivity=4)
+    big = sorted(range(1, n), key=lambda k: -stats[k, cv2.CC_STAT_AREA])[:4]  # houses of 100-300 m2
+    backend = build_backend("aerial-finetuned-tiny", "cpu")
+    ious = []
+    for k in big:
+        dist = cv2.distanceTransform((labels == k).astype(np.uint8), cv2.DIST_L2, 5)
+        row, col = np.unravel_index(int(dist.argmax()), dist.shape)
+        x, y = profile["transform"] * (col + 0.5, row + 0.5)
+        outlines = {}
+        for tag, path in paths.items():
+            session = RasterSession(str(path), lambda: interactive_predictor(backend))
+            step = session.add_click(x, y, True)
+            outlines[tag] = session.outline().geometry.union_all()
+            if tag == "fine":  # most of the first click's 200 m, not 384 px
+                assert step.window.width >= 0.9 * 200 / session.metres_per_pixel
+            else:
+                assert step.window.width == DEFAULT_MIN_SIZE
+        a, b = outlines["chip"], outlines["fine"]
+        ious.append(a.intersection(b).area / a.union(b).area)
+    assert np.mean(ious) > 0.6, np.round(ious, 2)
+    grabcut = RasterSession(str(paths["fine"]), lambda: interactive_predictor(build_backend("grabcut", "cpu")))
+    assert grabcut.add_click(x, y, True).window.width == DEFAULT_MIN_SIZE  # its rules are in pixels

@@ -4,7 +4,11 @@ The model never gets the whole raster: it gets a window at the raster's native r
 around the clicks, read by window. The rule (``context_window``):
 
 * the clicks' bounding box (pixel coordinates of the raster) is grown by ``margin`` pixels on
-  every side and then to at least ``min_size`` pixels a side, about its centre;
+  every side and then to at least ``min_size`` pixels a side, about its centre; unless asked
+  otherwise, a session on a georeferenced raster takes ``DEFAULT_MIN_SIZE`` raised to most of the
+  ground the model's first click looks at (``default_min_side``; GrabCut's rule is in pixels), so that on a 0.1 m orthophoto the first click sees about the same ground as at 0.5 m
+  (not 38 m: a house enlarged five times, which the models outline as a small disc around the
+  click);
 * a side is at most ``max_size`` pixels (clicks spread wider than that are refused by
   ``RasterSession``, with a sentence saying why);
 * the window is shifted (not shrunk) to lie inside the raster, and clipped only when the raster
@@ -24,12 +28,15 @@ import math
 from dataclasses import dataclass
 from typing import Iterable, Sequence
 
-__all__ = ["WindowBox", "context_window", "keeps_window", "pixel_index", "DEFAULT_MIN_SIZE",
-           "DEFAULT_MAX_SIZE", "DEFAULT_MARGIN"]
+__all__ = ["WindowBox", "context_window", "keeps_window", "default_min_side", "pixel_index", "DEFAULT_MIN_SIZE",
+           "DEFAULT_MAX_SIZE", "DEFAULT_MARGIN", "GROUND_SHARE"]
 
 DEFAULT_MIN_SIZE = 384  # about RITM's zoom-in target size (400): a few buildings of context at 0.3-0.5 m
 DEFAULT_MAX_SIZE = 2048
 DEFAULT_MARGIN = 64
+# Share of the first click's ground (``Predictor.first_crop_m``) a window holds at least: with the
+# map tool's 200 m, windows at 0.47 m per pixel and coarser keep DEFAULT_MIN_SIZE
+GROUND_SHARE = 0.9
 
 
 @dataclass(frozen=True)
@@ -47,6 +54,15 @@ class WindowBox:
     def to_local(self, col: int, row: int) -> tuple[int, int]:
         """Raster pixel index -> (row, col) index inside the window (the predictor's order)."""
         return row - self.row_off, col - self.col_off
+
+
+def default_min_side(metres_per_pixel: float | None, ground_m: float | None,
+                     max_size: int = DEFAULT_MAX_SIZE) -> int:
+    """The window's minimum side in pixels when none is asked for: ``DEFAULT_MIN_SIZE``, raised to
+    ``GROUND_SHARE`` of ``ground_m`` metres where the pixel size is known, at most ``max_size``."""
+    if not ground_m or not metres_per_pixel or metres_per_pixel <= 0:
+        return DEFAULT_MIN_SIZE
+    return max(DEFAULT_MIN_SIZE, min(max_size, int(math.ceil(GROUND_SHARE * ground_m / metres_per_pixel))))
 
 
 def pixel_index(col: float, row: float) -> tuple[int, int]:

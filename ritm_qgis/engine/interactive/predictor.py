@@ -530,6 +530,11 @@ class Predictor:
         self._state = _State()
         self._history: list[_State] = []
 
+    @property
+    def first_crop_m(self) -> float | None:
+        """The ground (metres) the first click's crop covers; None when it is counted in pixels."""
+        return self._zoom_spec.first_crop_m if self._zoom_spec is not None else None
+
     def set_ground_resolution(self, metres_per_pixel: float | None) -> None:
         """The image's pixel size on the ground, for zoom-in sizes given in metres (before clicks)."""
         if self._zoom_spec is not None:

@@ -34,9 +34,9 @@ from ritm_qgis.engine.geo.stretch import StretchRule, resolve_stretch
 from ritm_qgis.engine.interactive.context_window import (
     DEFAULT_MARGIN,
     DEFAULT_MAX_SIZE,
-    DEFAULT_MIN_SIZE,
     WindowBox,
     context_window,
+    default_min_side,
     keeps_window,
     pixel_index,
 )
@@ -104,13 +104,16 @@ class Step:
 
 class RasterSession:
     def __init__(self, raster_path: str, predictor_factory: Callable[[], object], *,
-                 min_size: int = DEFAULT_MIN_SIZE, max_size: int = DEFAULT_MAX_SIZE,
+                 min_size: int | None = None, max_size: int = DEFAULT_MAX_SIZE,
                  margin: int = DEFAULT_MARGIN, stretch: StretchRule | str | None = None):
+        """``min_size``: the window's minimum side in pixels (None: ``default_min_side``, at least
+        384 px and most of the ground the predictor's first click looks at)."""
         self.path = str(raster_path)
         self.meta = raster_meta(self.path)
         self.stretch = resolve_stretch(stretch, self.path)  # one per raster, so windows look alike
         self.predictor_factory = predictor_factory
-        self.min_size, self.max_size, self.margin = int(min_size), int(max_size), int(margin)
+        self.max_size, self.margin = int(max_size), int(margin)
+        self.min_size = None if min_size is None else int(min_size)
         self.steps: list[Step] = []
         self.reads = 0  # windows read (for tests and the benchmark)
 
@@ -158,20 +161,24 @@ class RasterSession:
                                              margin=self.margin):
             window, image, predictor, replay = prev.window, prev.image, prev.predictor, False
         else:
-            window = context_window(pts, self.grid.width, self.grid.height, min_size=self.min_size,
+            predictor = self.predictor_factory()
+            min_size = self.min_size
+            if min_size is None:
+                min_size = default_min_side(self.metres_per_pixel, getattr(predictor, "first_crop_m", None),
+                                            self.max_size)
+            window = context_window(pts, self.grid.width, self.grid.height, min_size=min_size,
                                     max_size=self.max_size, margin=self.margin)
             if not all(window.contains(c, r) for c, r in pts):
                 raise RitmError(
                     f"These clicks span more than {self.max_size} pixels of the raster; one building "
                     "at a time, please (Esc starts over).")
-            image, predictor, replay = self._read(window), None, True
+            image, replay = self._read(window), True
         lr, lc = window.to_local(col, row)
         if image.invalid[lr, lc]:
             raise ClickOnInvalidPixel(
                 "That click is on a nodata (or transparent) pixel of the raster; click on the image.")
         t0 = time.perf_counter()
         if replay:
-            predictor = self.predictor_factory()
             if hasattr(predictor, "set_ground_resolution"):
                 predictor.set_ground_resolution(self.metres_per_pixel)
             predictor.set_image(image.rgb)

@@ -43,9 +43,10 @@ class _CropResize(Transform):
     box: tuple
     out_hw: tuple
     image_hw: tuple
+    antialias: bool = False
 
     def forward(self, x, click_lists):
-        x = zi.crop_resize(x, self.box, self.out_hw)
+        x = zi.crop_resize(x, self.box, self.out_hw, self.antialias)
         return x, [zi.transform_clicks(clicks, self.box, self.out_hw) for clicks in click_lists]
 
     def inverse(self, prob):
@@ -67,10 +68,11 @@ class ZoomIn(_CropResize):
         roi, _ = zi.choose_roi(params, clicks, prev_prob, current_roi, image_hw)
         if roi is None:
             return None
-        target = params.target_size
         if params.first_target and zi.is_first_crop(params, prev_prob):
+            # a fine raster's first crop shrinks several times: without averaging, its roofs alias
             target = (params.first_target, params.first_target)
-        return cls(roi, zi.crop_size(roi, target), tuple(image_hw))
+            return cls(roi, zi.crop_size(roi, target), tuple(image_hw), antialias=True)
+        return cls(roi, zi.crop_size(roi, params.target_size), tuple(image_hw))
 
 
 @dataclass(frozen=True)

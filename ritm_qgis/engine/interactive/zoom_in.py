@@ -214,15 +214,18 @@ def needs_recompute(params: ZoomInParams, prob: np.ndarray, roi_used: Box | None
     return bbox_iou(box, whole) < 0.5
 
 
-def crop_resize(tensor, box: Box, out_hw: tuple[int, int]):
-    """Crop a (B, C, H, W) tensor to a box and resize it bilinearly (corners aligned)."""
+def crop_resize(tensor, box: Box, out_hw: tuple[int, int], antialias: bool = False):
+    """Crop a (B, C, H, W) tensor to a box and resize it bilinearly (corners aligned); ``antialias``
+    averages the pixels a shrinking step skips (RITM's zoom-in does not)."""
     import torch.nn.functional as F
 
     rmin, rmax, cmin, cmax = box
     crop = tensor[:, :, rmin:rmax + 1, cmin:cmax + 1]
     if tuple(crop.shape[2:]) == tuple(out_hw):
         return crop
-    return F.interpolate(crop, size=tuple(out_hw), mode="bilinear", align_corners=True)
+    shrinks = out_hw[0] < crop.shape[2] or out_hw[1] < crop.shape[3]
+    return F.interpolate(crop, size=tuple(out_hw), mode="bilinear", align_corners=True,
+                         antialias=antialias and shrinks)
 
 
 def paste_back(prob, box: Box, image_hw: tuple[int, int]):
