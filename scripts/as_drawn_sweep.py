@@ -53,6 +53,8 @@ def main(argv=None) -> int:
     ap.add_argument("--first-crop-m", type=float, default=0)
     ap.add_argument("--network-m", type=float, default=0)
     ap.add_argument("--min-crop-m", type=float, default=0)
+    ap.add_argument("--min-crop-floor-m", type=float, default=0,
+                    help="later crops cover at least this much ground (the map tool: 100)")
     ap.add_argument("--expansion", type=float, default=1.4)
     ap.add_argument("--min-crop", type=int, default=200)
     ap.add_argument("--target", type=int, default=400)
@@ -89,7 +91,7 @@ def main(argv=None) -> int:
     zoom = ZoomInParams(target_size=(args.target, args.target), skip_clicks=-1, expansion_ratio=args.expansion,
                         min_crop_size=args.min_crop, first_crop=args.first_crop or None,
                         first_crop_m=args.first_crop_m or None, network_pixel_m=args.network_m or None,
-                        min_crop_m=args.min_crop_m or None)
+                        min_crop_m=args.min_crop_m or None, min_crop_floor_m=args.min_crop_floor_m or None)
     outline = OutlineSettings(threshold=args.threshold, simplify_px=args.simplify,
                               regularize=args.regularize != "off", min_area_m2=2.0,
                               regularize_mode=args.regularize if args.regularize != "off" else "building")

@@ -8,7 +8,7 @@ whole image at full resolution: on a 1000 x 1000 image several times the cost of
   so every click after the first feeds the network one input size;
 * ``skip_clicks=-1``: the first click already uses a crop, so it costs what a later click costs;
   from the second click on the crop follows the object as in the evaluation (expansion 1.4, at
-  least 200 px);
+  least 200 px, and at least ``LATER_CROP_FLOOR_M`` of ground on rasters finer than 0.5 m);
 * the first click's crop (issue 22) is ``FIRST_CLICK_M`` metres of ground centred on the click,
   resampled to ``NETWORK_PIXEL_M`` per pixel (``zoom_in.ZoomInParams.first_crop_m``): at 0.5 m
   that is the map tool's 384-px window, at 0.1 m, 0.3 m or 1.5 m about the same ground at about
@@ -37,8 +37,9 @@ from ritm_qgis.engine.interactive.raster_session import OutlineSettings
 FOCUS_CROP = (400, 400)
 FIRST_CLICK_M = 200.0  # the ground the first click sees: the map tool's 384-px window at 0.5 m (and a bit)
 NETWORK_PIXEL_M = 0.5  # ... at about the shipped aerial models' training resolution: 400 px, FOCUS_CROP's size
+LATER_CROP_FLOOR_M = 100.0  # 200 px at 0.5 m: later crops keep their 200 px at 0.5 m and coarser
 INTERACTIVE_ZOOM = zi.ZoomInParams(target_size=FOCUS_CROP, skip_clicks=-1, first_crop_m=FIRST_CLICK_M,
-                                   network_pixel_m=NETWORK_PIXEL_M)
+                                   network_pixel_m=NETWORK_PIXEL_M, min_crop_floor_m=LATER_CROP_FLOOR_M)
 MAX_SIZE = 800
 # How the map tool turns a mask into the polygon it draws (the dock's defaults; evaluate --as-drawn)
 TOOL_OUTLINE = OutlineSettings(simplify_px=1.0, regularize=True, min_area_m2=2.0, regularize_mode="building")

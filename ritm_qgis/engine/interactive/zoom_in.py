@@ -23,7 +23,9 @@ The rules (those of RITM's evaluation, ``ZoomIn`` with its defaults):
   positive clicks instead of the whole image, so the first click sees a building at about the
   scale the per-building models were trained on, not lost in a window of many buildings.
 
-``first_crop_m`` and ``min_crop_m`` give those two sizes on the ground (metres); ``at_resolution``
+``first_crop_m`` and ``min_crop_m`` give those two sizes on the ground (metres), and
+``min_crop_floor_m`` a ground size below which later crops never go (on a fine raster, 200 px
+would show a house enlarged several times, as the first crop's old rule did); ``at_resolution``
 turns them into pixels for a raster's pixel size (``ASSUMED_PIXEL_M`` when it is not known), so a
 house is seen at the same scale at 0.3 m and at 1.5 m. With ``network_pixel_m`` the first crop
 goes to the network at that ground resolution (``first_target`` pixels a side) instead of
@@ -58,6 +60,7 @@ class ZoomInParams:
     first_crop_m: float | None = None
     min_crop_m: float | None = None
     network_pixel_m: float | None = None  # the first crop is resampled to this ground size per pixel
+    min_crop_floor_m: float | None = None  # later crops also cover at least this much ground
 
     def at_resolution(self, metres_per_pixel: float | None) -> "ZoomInParams":
         """The pixel sizes for ``metres_per_pixel`` where sizes are given in metres (else as they are)."""
@@ -69,6 +72,8 @@ class ZoomInParams:
                 out = replace(out, first_target=max(16, int(round(self.first_crop_m / self.network_pixel_m))))
         if self.min_crop_m:
             out = replace(out, min_crop_size=max(16, int(round(self.min_crop_m / m))))
+        if self.min_crop_floor_m:
+            out = replace(out, min_crop_size=max(out.min_crop_size, int(round(self.min_crop_floor_m / m))))
         return out
 
 
