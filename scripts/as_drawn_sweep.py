@@ -54,7 +54,7 @@ def main(argv=None) -> int:
     ap.add_argument("--network-m", type=float, default=0)
     ap.add_argument("--min-crop-m", type=float, default=0)
     ap.add_argument("--min-crop-floor-m", type=float, default=0,
-                    help="later crops cover at least this much ground (the map tool: 100)")
+                    help="later crops cover at least this much ground (the map tool: 90)")
     ap.add_argument("--expansion", type=float, default=1.4)
     ap.add_argument("--min-crop", type=int, default=200)
     ap.add_argument("--target", type=int, default=400)

@@ -127,13 +127,14 @@ def test_a_fine_orthophoto_gets_the_outline_of_its_coarser_copy(tmp_path):
     assert grabcut.add_click(x, y, True).window.width == DEFAULT_MIN_SIZE  # its rules are in pixels
 
 
-def test_later_crops_cover_at_least_100_m_on_fine_rasters_only():
-    """From the second click on, the crop follows the object but never shows less than 100 m: at
+def test_later_crops_cover_at_least_90_m_on_fine_rasters_only():
+    """From the second click on, the crop follows the object but never shows less than 90 m: at
     0.15 m, 200 px would be 30 m, a house enlarged several times (the later clicks then made the
-    outline worse on 21 % of clicks for the tiny model); at 0.5 m and coarser nothing changes."""
+    outline worse on 21 % of clicks for the tiny model); at 0.45 m and coarser nothing changes."""
     from ritm_qgis.engine.interactive.interactive_settings import INTERACTIVE_ZOOM
 
     assert INTERACTIVE_ZOOM.at_resolution(0.5).min_crop_size == 200
     assert INTERACTIVE_ZOOM.at_resolution(1.5).min_crop_size == 200
-    assert INTERACTIVE_ZOOM.at_resolution(0.15).min_crop_size == 667
+    assert INTERACTIVE_ZOOM.at_resolution(0.478).min_crop_size == 200  # SpaceNet Rio
+    assert INTERACTIVE_ZOOM.at_resolution(0.15).min_crop_size == 600
     assert INTERACTIVE_ZOOM.at_resolution(None).min_crop_size == 200  # no georeference: 0.5 m assumed

@@ -6,9 +6,9 @@ around the clicks, read by window. The rule (``context_window``):
 * the clicks' bounding box (pixel coordinates of the raster) is grown by ``margin`` pixels on
   every side and then to at least ``min_size`` pixels a side, about its centre; unless asked
   otherwise, a session on a georeferenced raster takes ``DEFAULT_MIN_SIZE`` raised to most of the
-  ground the model's first click looks at (``default_min_side``; GrabCut's rule is in pixels), so that on a 0.1 m orthophoto the first click sees about the same ground as at 0.5 m
-  (not 38 m: a house enlarged five times, which the models outline as a small disc around the
-  click);
+  ground the model's first click looks at (``default_min_side``; GrabCut's rules are in pixels),
+  so that on a 0.1 m orthophoto the first click sees about the same ground as at 0.5 m (not
+  38 m: a house enlarged five times, which the models outline as a small disc around the click);
 * a side is at most ``max_size`` pixels (clicks spread wider than that are refused by
   ``RasterSession``, with a sentence saying why);
 * the window is shifted (not shrunk) to lie inside the raster, and clipped only when the raster
@@ -28,8 +28,8 @@ import math
 from dataclasses import dataclass
 from typing import Iterable, Sequence
 
-__all__ = ["WindowBox", "context_window", "keeps_window", "default_min_side", "pixel_index", "DEFAULT_MIN_SIZE",
-           "DEFAULT_MAX_SIZE", "DEFAULT_MARGIN", "GROUND_SHARE"]
+__all__ = ["WindowBox", "context_window", "keeps_window", "default_min_side", "pixel_index",
+           "DEFAULT_MIN_SIZE", "DEFAULT_MAX_SIZE", "DEFAULT_MARGIN", "GROUND_SHARE"]
 
 DEFAULT_MIN_SIZE = 384  # about RITM's zoom-in target size (400): a few buildings of context at 0.3-0.5 m
 DEFAULT_MAX_SIZE = 2048

@@ -8,14 +8,15 @@ whole image at full resolution: on a 1000 x 1000 image several times the cost of
   so every click after the first feeds the network one input size;
 * ``skip_clicks=-1``: the first click already uses a crop, so it costs what a later click costs;
   from the second click on the crop follows the object as in the evaluation (expansion 1.4, at
-  least 200 px, and at least ``LATER_CROP_FLOOR_M`` of ground on rasters finer than 0.5 m);
+  least 200 px, and at least ``LATER_CROP_FLOOR_M`` of ground on rasters finer than 0.45 m);
 * the first click's crop (issue 22) is ``FIRST_CLICK_M`` metres of ground centred on the click,
   resampled to ``NETWORK_PIXEL_M`` per pixel (``zoom_in.ZoomInParams.first_crop_m``): at 0.5 m
   that is the map tool's 384-px window, at 0.1 m, 0.3 m or 1.5 m about the same ground at about
   the same scale (the window holds at least 180 m, ``context_window.default_min_side``, and the
   first crop, cut to the window, goes to 400 px: 0.45-0.5 m per network pixel down to 0.09 m per
-  raster pixel, where the window reaches its 2048-px limit), and in ``predict`` on a large image 400 px around the click instead of the whole image resized to 400 px (a blob
-  several times the roof). Without a georeference 0.5 m is assumed;
+  raster pixel, where the window reaches its 2048-px limit), and in ``predict`` on a large image
+  400 px around the click instead of the whole image resized to 400 px (a blob several times the
+  roof). Without a georeference 0.5 m is assumed;
 * ``max_size=800``: whole-image passes (zoom-in turned off) are resized to at most 800 px on
   the longer side (RITM's ``--limit-longest-size``).
 
@@ -37,7 +38,7 @@ from ritm_qgis.engine.interactive.raster_session import OutlineSettings
 FOCUS_CROP = (400, 400)
 FIRST_CLICK_M = 200.0  # the ground the first click sees: the map tool's 384-px window at 0.5 m (and a bit)
 NETWORK_PIXEL_M = 0.5  # ... at about the shipped aerial models' training resolution: 400 px, FOCUS_CROP's size
-LATER_CROP_FLOOR_M = 100.0  # 200 px at 0.5 m: later crops keep their 200 px at 0.5 m and coarser
+LATER_CROP_FLOOR_M = 90.0  # 200 px at 0.45 m: later crops keep their 200 px at 0.45 m and coarser
 INTERACTIVE_ZOOM = zi.ZoomInParams(target_size=FOCUS_CROP, skip_clicks=-1, first_crop_m=FIRST_CLICK_M,
                                    network_pixel_m=NETWORK_PIXEL_M, min_crop_floor_m=LATER_CROP_FLOOR_M)
 MAX_SIZE = 800
