@@ -63,6 +63,8 @@ def main(argv=None):
     p.add_argument("--crop", type=int, default=160)
     p.add_argument("--batch-size", type=int, default=4)
     p.add_argument("--max-next-clicks", type=int, default=3, help="RITM's iterative clicks per step: 0..N")
+    p.add_argument("--precision", choices=("auto", "fp32", "bf16"), default="auto",
+                   help="training passes (auto: bf16 where the CPU has it in hardware)")
     p.add_argument("--threads", type=int, default=0, help="torch threads (0: torch's default)")
     p.add_argument("--test-every", type=int, default=1, help="score every N-th test building")
     p.add_argument("--test-clicks", type=int, default=10, help="clicks per test building (NoC at this many)")
@@ -100,7 +102,7 @@ def main(argv=None):
     model, _ = load_model(a.model, device="cpu")
     recipe = AdaptRecipe(part=a.part, lr=a.lr, backbone_lr_mult=a.backbone_lr_mult, freeze_bn=a.bn == "frozen",
                          window_px=a.window_px or None, crop_size=(a.crop, a.crop), batch_size=a.batch_size,
-                         max_next_clicks=a.max_next_clicks, seed=a.seed)
+                         max_next_clicks=a.max_next_clicks, seed=a.seed, precision=a.precision)
     out = {"recipe": recipe.as_dict(), "minutes": a.minutes, "model": a.model, "test_buildings": len(test_idx),
            "clicks": a.test_clicks, "threads": torch.get_num_threads(), "load_before": os.getloadavg()[0]}
     if not (a.no_base or a.no_test):

@@ -116,6 +116,29 @@ def test_adapt_stops_at_the_time_budget_and_on_cancel(scene, tmp_path):
         adapt(model, ds, minutes=0)
 
 
+def test_adapt_trains_in_bf16_with_fp32_weights(scene, tmp_path):
+    """bf16 autocast (the default where the CPU computes bf16 in hardware; emulated, and slower,
+    elsewhere): the weights and the optimizer stay fp32 and they move."""
+    import torch
+
+    from ritm_qgis.engine.data.geo_dataset import raster_footprint_dataset
+    from ritm_qgis.engine.training.adapt import AdaptRecipe, adapt
+    from ritm_qgis.models import load_model
+
+    raster, fp = scene
+    ds = raster_footprint_dataset(str(raster), str(fp), mode="buildings")
+    model, _ = load_model(tiny_checkpoint(tmp_path), device="cpu")
+    recipe = AdaptRecipe(part="all", lr=1e-3, batch_size=2, crop_size=(96, 96), window_px=96, precision="bf16")
+    res = adapt(model, ds, minutes=5, recipe=recipe, check_clicks=1, checks=1, max_steps=2)
+    assert res.steps == 2
+    after = res.last_model.state_dict()
+    assert all(v.dtype == torch.float32 for v in after.values() if v.is_floating_point())
+    moved = [k for k, v in model.state_dict().items() if v.is_floating_point() and not torch.equal(v, after[k])]
+    assert moved and all(torch.isfinite(after[k]).all() for k in moved)
+    with pytest.raises(RitmError, match="Unknown precision"):
+        adapt(model, ds, minutes=1, recipe=AdaptRecipe(precision="fp8"), max_steps=1)
+
+
 def test_adapt_area_saves_a_named_model_that_is_listed_loaded_and_removed(scene, tmp_path):
     from ritm_qgis.engine.jobs.adapt_area import adapt_area
     from ritm_qgis.engine.training.adapt import AdaptRecipe
@@ -126,9 +149,11 @@ def test_adapt_area_saves_a_named_model_that_is_listed_loaded_and_removed(scene,
     raster, fp = scene
     cache = tmp_path / "cache"
     # the shipped tiny aerial model improves on this synthetic scene within 6 steps (measured: hold-out
-    # IoU at click 3 0.22 -> 0.61), so the run is deterministic and the model is saved
+    # IoU at click 3 0.22 -> 0.61), so the run is deterministic and the model is saved; fp32, since
+    # bf16 (the default on CPUs that have it) rounds differently
     run = adapt_area(raster, str(fp), "aerial-finetuned-tiny", 5, layer_label="my buildings", directory=cache,
-                     recipe=AdaptRecipe(part="all", lr=1e-3, batch_size=2, crop_size=(96, 96), window_px=96),
+                     recipe=AdaptRecipe(part="all", lr=1e-3, batch_size=2, crop_size=(96, 96), window_px=96,
+                                        precision="fp32"),
                      max_steps=6, check_clicks=3)
     r = run.result
     assert r.improved, r.summary()

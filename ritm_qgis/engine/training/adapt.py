@@ -24,6 +24,7 @@ is what keeps such a run from being switched on.
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import math
 import time
@@ -45,6 +46,7 @@ PARTS = ("head", "last", "all")
 _HEAD = ("conv3x3_ocr", "ocr_gather_head", "ocr_distri_head", "cls_head", "aux_head")
 _LAST = _HEAD + ("stage4", "transition3")
 MIN_BUILDINGS = 10  # 5 held out + 5 to train on
+PRECISIONS = ("auto", "fp32", "bf16")
 
 
 @dataclass
@@ -60,6 +62,9 @@ class AdaptRecipe:
     aerial_aug: bool = True
     scale: tuple = (0.75, 1.25)
     seed: int = 0
+    # "auto": the training passes in bfloat16 (autocast, weights and Adam in fp32) on a CPU that has
+    # bf16 in hardware, where a step takes about two thirds of the fp32 one; "fp32"; "bf16"
+    precision: str = "auto"
 
     def as_dict(self) -> dict:
         return {k: list(v) if isinstance(v, tuple) else v for k, v in asdict(self).items()}
@@ -160,6 +165,22 @@ def set_trainable(model, part: str, freeze_bn: bool = True) -> int:
     return n
 
 
+def _autocast(precision: str):
+    """A context factory for the training passes (None: plain fp32), see ``AdaptRecipe.precision``."""
+    if precision not in PRECISIONS:
+        raise RitmError(f"Unknown precision '{precision}'; use one of {', '.join(PRECISIONS)}.")
+    if precision == "fp32":
+        return None
+    if precision == "auto":
+        from ritm_qgis.engine.runtime.cpu_bf16 import native_bf16
+
+        if not native_bf16():
+            return None
+    import torch
+
+    return lambda: torch.autocast("cpu", dtype=torch.bfloat16)
+
+
 def _train_mode(model, freeze_bn: bool) -> None:
     import torch
 
@@ -233,6 +254,7 @@ def adapt(model, dataset: Dataset, minutes: float, recipe: AdaptRecipe | None = 
     recipe = recipe or AdaptRecipe()
     if not (minutes > 0 and math.isfinite(minutes)):
         raise RitmError(f"The time budget must be a positive number of minutes, not {minutes}.")
+    autocast = _autocast(recipe.precision)
     say = log or (lambda s: None)
     t0 = time.perf_counter()
     budget = minutes * 60.0
@@ -264,6 +286,7 @@ def adapt(model, dataset: Dataset, minutes: float, recipe: AdaptRecipe | None = 
     if len(items) < recipe.batch_size:
         raise RitmError(f"Only {len(items)} buildings are left to train on; accept more buildings first.")
     set_trainable(net, recipe.part)
+    say(f"training passes in {'bfloat16' if autocast else 'fp32'}")
     optimizer = torch.optim.Adam(param_groups(net, recipe.lr, recipe.backbone_lr_mult), lr=recipe.lr)
     # the budget is training time; the checks come on top (each as long as the first)
     train_time = budget
@@ -293,10 +316,13 @@ def adapt(model, dataset: Dataset, minutes: float, recipe: AdaptRecipe | None = 
             batch = next(batches)
             _train_mode(net, recipe.freeze_bn)
             num_iters = int(rng.integers(0, recipe.max_next_clicks + 1))
-            net_input, points = iterative_inputs(net, batch["image"], batch["label"], batch["points"], num_iters, rng)
+            net_input, points = iterative_inputs(net, batch["image"], batch["label"], batch["points"], num_iters, rng,
+                                                 autocast_ctx=autocast)
             if recipe.freeze_bn:
                 _train_mode(net, True)
-            loss, _ = ritm_loss(net(net_input, points), batch["label"])
+            with autocast() if autocast else contextlib.nullcontext():
+                output = net(net_input, points)
+            loss, _ = ritm_loss({k: v if v is None else v.float() for k, v in output.items()}, batch["label"])
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             optimizer.step()
