@@ -17,7 +17,9 @@ The recipe (:class:`AdaptRecipe`): a naive fine-tune of every layer at the defau
 made the model worse within minutes (issue 23), so here BatchNorm statistics stay frozen (a batch
 of 4 small windows is no estimate of them), the backbone's early stages do not train, the rates
 are low, and the windows are resized so a building is seen at the scale the shipped per-building
-models were trained on. Measured on SpaceNet Rio (docs/evaluation.md, "Adapting to the user's
+models were trained on. On a CPU with bf16 in hardware (AVX512-BF16 or AMX) the training passes
+run under bf16 autocast (weights and Adam stay fp32): more steps in the same minutes
+(``bench/bench_adapt_precision.py``). Measured on SpaceNet Rio (docs/evaluation.md, "Adapting to the user's
 area"): 5 minutes of it did not make the default model better there either; the hold-out check
 is what keeps such a run from being switched on.
 """
@@ -39,7 +41,7 @@ from ritm_qgis.core.progress import Progress
 from ritm_qgis.engine.data.datasets import Dataset, Sample
 
 __all__ = ["AdaptRecipe", "HoldoutScore", "AdaptResult", "holdout_split", "holdout_scores", "adapt",
-           "set_trainable", "PARTS", "MIN_BUILDINGS"]
+           "set_trainable", "training_autocast", "PARTS", "PRECISIONS", "MIN_BUILDINGS"]
 
 # what trains: the click branch and the heads; + HRNet's last stage; or everything
 PARTS = ("head", "last", "all")
@@ -165,7 +167,7 @@ def set_trainable(model, part: str, freeze_bn: bool = True) -> int:
     return n
 
 
-def _autocast(precision: str):
+def training_autocast(precision: str):
     """A context factory for the training passes (None: plain fp32), see ``AdaptRecipe.precision``."""
     if precision not in PRECISIONS:
         raise RitmError(f"Unknown precision '{precision}'; use one of {', '.join(PRECISIONS)}.")
@@ -254,7 +256,7 @@ def adapt(model, dataset: Dataset, minutes: float, recipe: AdaptRecipe | None = 
     recipe = recipe or AdaptRecipe()
     if not (minutes > 0 and math.isfinite(minutes)):
         raise RitmError(f"The time budget must be a positive number of minutes, not {minutes}.")
-    autocast = _autocast(recipe.precision)
+    autocast = training_autocast(recipe.precision)
     say = log or (lambda s: None)
     t0 = time.perf_counter()
     budget = minutes * 60.0
