@@ -18,7 +18,8 @@ zone so that the right angles are right angles on the ground), and the attribute
 ``area_m2``, ``perimeter_m``: metres on the ground where the CRS allows it (a projected CRS whose
 scale factor at the data is 1 within 0.2 %, such as UTM: its linear unit converted to metres;
 geographic CRS and projections far from true scale, such as Web Mercator: computed on the local
-UTM zone of the data via pyproj (``ground_scale``); no CRS: NaN), ``pixels``: the building's pixel count, ``regularized``: whether squaring was applied.
+UTM zone of the data via pyproj (``ground_scale``); no CRS: NaN), ``pixels``: the building's
+pixel count, ``regularized``: whether squaring was applied.
 """
 
 from __future__ import annotations

@@ -19,8 +19,8 @@ of 4 small windows is no estimate of them), the backbone's early stages do not t
 are low, and the windows are resized so a building is seen at the scale the shipped per-building
 models were trained on. On a CPU with bf16 in hardware (AVX512-BF16 or AMX) the training passes
 run under bf16 autocast (weights and Adam stay fp32): more steps in the same minutes
-(``bench/bench_adapt_precision.py``). Measured on SpaceNet Rio (docs/evaluation.md, "Adapting to the user's
-area"): 5 minutes of it did not make the default model better there either; the hold-out check
+(``bench/bench_adapt_precision.py``). Measured on SpaceNet Rio (docs/evaluation.md, "Adapting to
+the user's area"): 5 minutes of it did not make the default model better there either; the hold-out check
 is what keeps such a run from being switched on.
 """
 
