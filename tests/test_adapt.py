@@ -130,7 +130,7 @@ def test_adapt_trains_in_bf16_with_fp32_weights(scene, tmp_path):
     model, _ = load_model(tiny_checkpoint(tmp_path), device="cpu")
     recipe = AdaptRecipe(part="all", lr=1e-3, batch_size=2, crop_size=(96, 96), window_px=96, precision="bf16")
     res = adapt(model, ds, minutes=5, recipe=recipe, check_clicks=1, checks=1, max_steps=2)
-    assert res.steps == 2
+    assert res.steps == 2 and res.recipe.precision == "bf16"  # what ran goes into the provenance
     after = res.last_model.state_dict()
     assert all(v.dtype == torch.float32 for v in after.values() if v.is_floating_point())
     moved = [k for k, v in model.state_dict().items() if v.is_floating_point() and not torch.equal(v, after[k])]

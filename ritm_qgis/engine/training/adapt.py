@@ -30,7 +30,7 @@ import contextlib
 import copy
 import math
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from typing import Callable, Optional
 
 import numpy as np
@@ -257,6 +257,7 @@ def adapt(model, dataset: Dataset, minutes: float, recipe: AdaptRecipe | None = 
     if not (minutes > 0 and math.isfinite(minutes)):
         raise RitmError(f"The time budget must be a positive number of minutes, not {minutes}.")
     autocast = training_autocast(recipe.precision)
+    recipe = replace(recipe, precision="bf16" if autocast else "fp32")  # what ran, for the provenance
     say = log or (lambda s: None)
     t0 = time.perf_counter()
     budget = minutes * 60.0
