@@ -535,10 +535,11 @@ class Predictor:
         """The ground (metres) the first click's crop covers; None when it is counted in pixels."""
         return self._zoom_spec.first_crop_m if self._zoom_spec is not None else None
 
-    def set_ground_resolution(self, metres_per_pixel: float | None) -> None:
-        """The image's pixel size on the ground, for zoom-in sizes given in metres (before clicks)."""
+    def set_ground_resolution(self, metres_per_pixel: float | None, max_first_crop: int | None = None) -> None:
+        """The image's pixel size on the ground, for zoom-in sizes given in metres (before clicks);
+        ``max_first_crop``: see ``ZoomInParams.at_resolution``."""
         if self._zoom_spec is not None:
-            self.zoom_params = self._zoom_spec.at_resolution(metres_per_pixel)
+            self.zoom_params = self._zoom_spec.at_resolution(metres_per_pixel, max_first_crop)
 
     # ----------------------------------------------------------------- image and state
     def set_image(self, image) -> None:

@@ -162,10 +162,11 @@ class RasterSession:
             window, image, predictor, replay = prev.window, prev.image, prev.predictor, False
         else:
             predictor = self.predictor_factory()
-            min_size = self.min_size
+            min_size, capped = self.min_size, None
             if min_size is None:
                 min_size = default_min_side(self.metres_per_pixel, getattr(predictor, "first_crop_m", None),
                                             self.max_size)
+                capped = self.max_size if min_size == self.max_size else None  # finer than about 0.09 m
             window = context_window(pts, self.grid.width, self.grid.height, min_size=min_size,
                                     max_size=self.max_size, margin=self.margin)
             if not all(window.contains(c, r) for c, r in pts):
@@ -180,7 +181,7 @@ class RasterSession:
         t0 = time.perf_counter()
         if replay:
             if hasattr(predictor, "set_ground_resolution"):
-                predictor.set_ground_resolution(self.metres_per_pixel)
+                predictor.set_ground_resolution(self.metres_per_pixel, capped)
             predictor.set_image(image.rgb)
             for c, r, p in pixels:
                 rr, cc = window.to_local(c, r)

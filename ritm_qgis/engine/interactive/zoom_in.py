@@ -62,14 +62,21 @@ class ZoomInParams:
     network_pixel_m: float | None = None  # the first crop is resampled to this ground size per pixel
     min_crop_floor_m: float | None = None  # later crops also cover at least this much ground
 
-    def at_resolution(self, metres_per_pixel: float | None) -> "ZoomInParams":
-        """The pixel sizes for ``metres_per_pixel`` where sizes are given in metres (else as they are)."""
+    def at_resolution(self, metres_per_pixel: float | None, max_first_crop: int | None = None) -> "ZoomInParams":
+        """The pixel sizes for ``metres_per_pixel`` where sizes are given in metres (else as they are).
+
+        ``max_first_crop``: the first crop can be at most this many pixels (a window capped below
+        ``first_crop_m``); its network input then shrinks with it, so the ground resolution stays
+        ``network_pixel_m``."""
         m = metres_per_pixel if metres_per_pixel and metres_per_pixel > 0 else ASSUMED_PIXEL_M
         out = self
         if self.first_crop_m:
-            out = replace(out, first_crop=max(16, int(round(self.first_crop_m / m))))
+            first_m = self.first_crop_m
+            if max_first_crop and max_first_crop * m < first_m:
+                first_m = max_first_crop * m
+            out = replace(out, first_crop=max(16, int(round(first_m / m))))
             if self.network_pixel_m:
-                out = replace(out, first_target=max(16, int(round(self.first_crop_m / self.network_pixel_m))))
+                out = replace(out, first_target=max(16, int(round(first_m / self.network_pixel_m))))
         if self.min_crop_m:
             out = replace(out, min_crop_size=max(16, int(round(self.min_crop_m / m))))
         if self.min_crop_floor_m:
