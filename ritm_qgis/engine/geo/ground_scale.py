@@ -51,11 +51,18 @@ def projection_scale(crs: pyproj.CRS, x: float, y: float) -> float:
     return k if math.isfinite(k) and k > 0 else 1.0
 
 
+def off_scale(crs: pyproj.CRS, x: float, y: float) -> float:
+    """``projection_scale`` where it is more than ``PLANAR_SCALE_TOLERANCE`` from 1, else 1.0 (the
+    CRS's units are taken as ground units)."""
+    k = projection_scale(crs, x, y)
+    return k if abs(k - 1.0) > PLANAR_SCALE_TOLERANCE else 1.0
+
+
 def needs_local_utm(crs: pyproj.CRS, x: float, y: float) -> bool:
     """Whether shapes near (x, y) must be measured on the local UTM zone instead of in the CRS."""
     if crs.is_geographic:
         return True
-    return crs.is_projected and abs(projection_scale(crs, x, y) - 1.0) > PLANAR_SCALE_TOLERANCE
+    return crs.is_projected and off_scale(crs, x, y) != 1.0
 
 
 def unit_metres(crs: pyproj.CRS) -> float | None:
@@ -80,6 +87,5 @@ def ground_pixel_size(grid) -> float | None:
         unit = unit_metres(crs)
         if unit is None:
             return None
-        k = projection_scale(crs, cx, cy)
-        return 0.5 * (rx + ry) * unit / (k if abs(k - 1.0) > PLANAR_SCALE_TOLERANCE else 1.0)
+        return 0.5 * (rx + ry) * unit / off_scale(crs, cx, cy)
     return None

@@ -225,7 +225,7 @@ def metric_area_perimeter(geoms: np.ndarray, crs) -> tuple[np.ndarray, np.ndarra
     pcrs = as_pyproj(crs)
     minx, miny, maxx, maxy = shapely.total_bounds(geoms)
     cx, cy = (minx + maxx) / 2, (miny + maxy) / 2
-    if (pcrs.is_geographic or pcrs.is_projected) and np.isfinite(cx) and needs_local_utm(pcrs, cx, cy):
+    if np.isfinite(cx) and needs_local_utm(pcrs, cx, cy):
         tr = pyproj.Transformer.from_crs(pcrs, local_utm(*lonlat(pcrs, cx, cy)), always_xy=True)
         proj = shapely.transform(geoms, lambda c: np.column_stack(tr.transform(c[:, 0], c[:, 1])))
         return shapely.area(proj), shapely.length(proj)

@@ -14,9 +14,9 @@ whole image at full resolution: on a 1000 x 1000 image several times the cost of
   that is the map tool's 384-px window, at 0.1 m, 0.3 m or 1.5 m about the same ground at about
   the same scale (the window holds at least 180 m, ``context_window.default_min_side``, and the
   first crop, cut to the window, goes to 400 px: 0.45-0.5 m per network pixel; below 0.09 m the
-  window stops at 2048 px and the crop goes to a smaller input at 0.5 m), and in ``predict`` on a large image
-  400 px around the click instead of the whole image resized to 400 px (a blob several times the
-  roof). Without a georeference 0.5 m is assumed;
+  window stops at 2048 px and the crop goes to a smaller input at 0.5 m), and in ``predict`` on a
+  large image 400 px around the click instead of the whole image resized to 400 px (a blob
+  several times the roof). Without a georeference 0.5 m is assumed;
 * ``max_size=800``: whole-image passes (zoom-in turned off) are resized to at most 800 px on
   the longer side (RITM's ``--limit-longest-size``).
 
